@@ -1,0 +1,47 @@
+# The two commands a new user runs: `make demo` and `make test`. Both create .venv when needed.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+PY := $(BIN)/python
+DEMO_OUT ?= build/demo
+
+.PHONY: demo test lint typecheck install install-test examples clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+demo: install
+	@rm -rf $(DEMO_OUT)
+	$(BIN)/annoconv xml2csv examples/uspto/annotations $(DEMO_OUT)/uspto.csv --images examples/uspto/images
+	$(BIN)/annoconv labelmap examples/uspto/annotations $(DEMO_OUT)/label_map.pbtxt
+	$(BIN)/annoconv stats $(DEMO_OUT)/uspto.csv
+	@echo "demo outputs are in $(DEMO_OUT)/"
+
+lint: install-test
+	$(BIN)/ruff check annoconv tests examples benchmarks
+	$(BIN)/ruff format --check annoconv tests examples benchmarks
+
+typecheck: install-test
+	$(BIN)/mypy annoconv
+
+test: lint typecheck
+	$(BIN)/python -m pytest -q
+
+examples: install
+	$(PY) examples/make_example_data.py
+
+clean:
+	rm -rf build .mypy_cache .pytest_cache .ruff_cache

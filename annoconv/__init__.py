@@ -1,0 +1,76 @@
+"""annoconv: object-detection annotations in, training datasets out.
+
+    from annoconv import convert
+    report = convert("annotations/", "train.csv", images="images/")
+
+The names below are imported on first use, so `import annoconv` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from annoconv.convert import convert, read
+    from annoconv.errors import (
+        AnnoconvError,
+        AnnotationError,
+        FormatError,
+        LabelMapError,
+        MissingDependencyError,
+        UnknownClassesError,
+    )
+    from annoconv.labelmap import LabelMap, LabelMapItem
+    from annoconv.report import Report
+    from annoconv.schema import ImageLabel, ImageRecord, ObjectAnnotation
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "convert": "annoconv.convert",
+    "read": "annoconv.convert",
+    "AnnoconvError": "annoconv.errors",
+    "AnnotationError": "annoconv.errors",
+    "FormatError": "annoconv.errors",
+    "LabelMapError": "annoconv.errors",
+    "MissingDependencyError": "annoconv.errors",
+    "UnknownClassesError": "annoconv.errors",
+    "LabelMap": "annoconv.labelmap",
+    "LabelMapItem": "annoconv.labelmap",
+    "Report": "annoconv.report",
+    "ImageLabel": "annoconv.schema",
+    "ImageRecord": "annoconv.schema",
+    "ObjectAnnotation": "annoconv.schema",
+}
+
+__all__ = [
+    "AnnoconvError",
+    "AnnotationError",
+    "FormatError",
+    "ImageLabel",
+    "ImageRecord",
+    "LabelMap",
+    "LabelMapError",
+    "LabelMapItem",
+    "MissingDependencyError",
+    "ObjectAnnotation",
+    "Report",
+    "UnknownClassesError",
+    "__version__",
+    "convert",
+    "read",
+]
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'annoconv' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

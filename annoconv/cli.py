@@ -1,0 +1,261 @@
+"""The `annoconv` command: a thin layer over the Python API.
+
+Exit codes: 0 success, 1 conversion error (bad input, unknown classes, I/O), 2 usage error.
+Errors print as one line on stderr; `--debug` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable, Sequence
+from typing import NoReturn
+
+from annoconv.errors import AnnoconvError, FormatError, MissingDependencyError
+from annoconv.report import ERROR_POLICIES, Report
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A command line that cannot be run as given."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _common(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--on-error",
+        choices=ERROR_POLICIES,
+        default="fail",
+        help="fail on the first bad item (default), or skip it, go on and report it",
+    )
+    parser.add_argument("--report-json", metavar="PATH", help="also save the run report as JSON")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+
+
+def _reading(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--from", dest="from_format", metavar="FORMAT", help="source format")
+    parser.add_argument(
+        "--images",
+        metavar="DIR",
+        help="folder (or URL) holding the images, for sizes missing from the annotations",
+    )
+
+
+def _label_map_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--label-map", metavar="PBTXT", help="use this label map; unknown classes fail the run"
+    )
+    parser.add_argument(
+        "--extend-label-map",
+        action="store_true",
+        help="add classes missing from --label-map instead of failing",
+    )
+    parser.add_argument(
+        "--label-map-order",
+        choices=("sorted", "first-seen"),
+        default="sorted",
+        help="id order of a label map built from the data (default: sorted by name)",
+    )
+
+
+def _columns(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--columns",
+        metavar="COLS",
+        help="extra CSV columns, comma separated (e.g. difficult,truncated,xmin_norm)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="annoconv",
+        description="Convert object-detection annotations into training datasets.",
+    )
+    parser.add_argument("--version", action="version", version=_version())
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands.required = True
+
+    convert = commands.add_parser(
+        "convert", help="convert SRC into DST (formats inferred from the paths)"
+    )
+    convert.add_argument("source", metavar="SRC", help="file, folder, glob or URL to read")
+    convert.add_argument("output", metavar="DST", help="file or folder to write")
+    convert.add_argument("--to", dest="to_format", metavar="FORMAT", help="output format")
+    _reading(convert)
+    _label_map_options(convert)
+    _columns(convert)
+    _common(convert)
+    convert.set_defaults(handler=_run_convert)
+
+    xml2csv = commands.add_parser(
+        "xml2csv", help="labelImg VOC XML folder -> CSV (filename,width,height,class,...)"
+    )
+    xml2csv.add_argument("source", metavar="XML_DIR", help="folder (searched recursively) or glob")
+    xml2csv.add_argument("output", metavar="OUT.csv")
+    xml2csv.add_argument("--images", metavar="DIR", help="images, for sizes missing from XMLs")
+    _label_map_options(xml2csv)
+    _columns(xml2csv)
+    _common(xml2csv)
+    xml2csv.set_defaults(handler=_run_convert, from_format="voc", to_format="csv")
+
+    labelmap = commands.add_parser(
+        "labelmap", help="write a label map (.pbtxt) from data, class names or other maps"
+    )
+    labelmap.add_argument(
+        "paths",
+        metavar="SRC... OUT.pbtxt",
+        nargs="+",
+        help="sources (data or .pbtxt maps, merged in order) and the output path last",
+    )
+    labelmap.add_argument("--classes", nargs="+", metavar="NAME", help="class names to include")
+    labelmap.add_argument(
+        "--order",
+        choices=("sorted", "first-seen"),
+        default="sorted",
+        help="id order of classes taken from data or --classes (default: sorted by name)",
+    )
+    _reading(labelmap)
+    _common(labelmap)
+    labelmap.set_defaults(handler=_run_labelmap)
+
+    stats = commands.add_parser("stats", help="classes, images and boxes of a dataset")
+    stats.add_argument("source", metavar="SRC")
+    stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    _reading(stats)
+    _common(stats)
+    stats.set_defaults(handler=_run_stats)
+
+    formats = commands.add_parser("formats", help="list the formats annoconv reads and writes")
+    formats.set_defaults(handler=_run_formats, debug=False)
+    return parser
+
+
+def _version() -> str:
+    from annoconv import __version__
+
+    return f"annoconv {__version__}"
+
+
+def _split_columns(text: str | None) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()] if text else []
+
+
+def _run_convert(args: argparse.Namespace) -> int:
+    from annoconv.convert import convert
+
+    write_options = {}
+    columns = _split_columns(getattr(args, "columns", None))
+    if columns:
+        write_options["columns"] = columns
+    report = convert(
+        args.source,
+        args.output,
+        from_format=args.from_format,
+        to_format=args.to_format,
+        images=args.images,
+        label_map=args.label_map,
+        extend_label_map=args.extend_label_map,
+        label_map_order=args.label_map_order,
+        on_error=args.on_error,
+        progress=not args.quiet,
+        write_options=write_options,
+    )
+    _finish(report, args)
+    return EXIT_OK
+
+
+def _run_labelmap(args: argparse.Namespace) -> int:
+    from annoconv.convert import class_counts, open_reader
+    from annoconv.labelmap import LabelMap
+
+    *sources, output = args.paths
+    if not sources and not args.classes:
+        raise UsageError("labelmap needs at least one source or --classes, then OUT.pbtxt")
+    result: LabelMap | None = None
+    for source in sources:
+        if source.lower().endswith(".pbtxt"):
+            part = LabelMap.read(source)
+        else:
+            reader = open_reader(source, from_format=args.from_format, images=args.images)
+            part = LabelMap.from_classes(class_counts(reader), order=args.order)
+        result = part if result is None else result.merge(part)
+    if args.classes:
+        listed = LabelMap.from_classes(args.classes, order=args.order)
+        result = listed if result is None else result.merge(listed)
+    assert result is not None
+    size = result.write(output)
+    if not args.quiet:
+        print(f"wrote {output} ({len(result)} classes, {size} bytes)", file=sys.stderr)
+    return EXIT_OK
+
+
+def _run_stats(args: argparse.Namespace) -> int:
+    from annoconv.convert import open_reader
+    from annoconv.ops import dataset_stats
+
+    reader = open_reader(args.source, from_format=args.from_format, images=args.images)
+    stats = dataset_stats(reader, on_error=args.on_error)
+    if args.json:
+        print(json.dumps(stats.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        print(stats.table())
+        for item in stats.report.skipped:
+            print(f"skipped {item.source}: {item.reason}", file=sys.stderr)
+    return EXIT_OK
+
+
+def _run_formats(args: argparse.Namespace) -> int:
+    from annoconv.formats import available_formats
+
+    for entry in available_formats():
+        suffixes = " ".join(entry.extensions)
+        print(f"{entry.name:<10} {suffixes:<14} {entry.description}")
+    return EXIT_OK
+
+
+def _finish(report: Report, args: argparse.Namespace) -> None:
+    if args.report_json:
+        from annoconv.io.fs import write_atomic
+
+        write_atomic(args.report_json, (report.to_json() + "\n").encode("utf-8"))
+    if not args.quiet:
+        print(report.summary(), file=sys.stderr)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except MissingDependencyError as error:
+        return _fail(args, error, EXIT_FAILED)
+    except (UsageError, FormatError) as error:
+        return _fail(args, error, EXIT_USAGE)
+    except AnnoconvError as error:
+        return _fail(args, error, EXIT_FAILED)
+    except OSError as error:
+        return _fail(args, error, EXIT_FAILED)
+    except KeyboardInterrupt:
+        print("annoconv: interrupted; no output was published", file=sys.stderr)
+        return 130
+
+
+def _fail(args: argparse.Namespace, error: BaseException, code: int) -> int:
+    if getattr(args, "debug", False):
+        raise error
+    message = " ".join(str(error).split()) or type(error).__name__
+    print(f"annoconv: error: {message}", file=sys.stderr)
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

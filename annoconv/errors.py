@@ -1,0 +1,52 @@
+"""The errors annoconv raises. Every one renders as a single line naming where it happened."""
+
+from __future__ import annotations
+
+
+class AnnoconvError(Exception):
+    """Base class of every error annoconv raises on purpose."""
+
+
+class AnnotationError(AnnoconvError):
+    """Bad input data: names the source file and, where known, the element or line."""
+
+    def __init__(self, source: str | None, message: str, where: str | None = None) -> None:
+        self.source = source
+        self.where = where
+        self.message = message
+        super().__init__(self.__str__())
+
+    def __str__(self) -> str:
+        location = ": ".join(part for part in (self.source, self.where) if part)
+        return f"{location}: {self.message}" if location else self.message
+
+    def with_source(self, source: str) -> AnnotationError:
+        """The same error, attributed to `source` when it does not name one yet."""
+        if self.source:
+            return self
+        return AnnotationError(source, self.message, self.where)
+
+
+class FormatError(AnnoconvError):
+    """Unknown format name, a format that cannot be inferred, or one missing its dependency."""
+
+
+class MissingDependencyError(FormatError):
+    """A format needs an optional dependency; the message says what to install."""
+
+
+class LabelMapError(AnnoconvError):
+    """An invalid label map, or data whose classes the given label map does not cover."""
+
+
+class UnknownClassesError(LabelMapError):
+    """Classes in the data that the given label map lacks, with how often each occurs."""
+
+    def __init__(self, unknown: dict[str, int], label_map_source: str | None = None) -> None:
+        self.unknown = dict(sorted(unknown.items()))
+        listed = ", ".join(f"{name!r} ({count})" for name, count in self.unknown.items())
+        where = f" {label_map_source}" if label_map_source else ""
+        super().__init__(
+            f"{len(self.unknown)} class(es) not in the label map{where}: {listed}; "
+            "add them to the map or pass --extend-label-map"
+        )

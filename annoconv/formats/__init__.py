@@ -1,0 +1,190 @@
+"""The format registry: readers and writers found by name, extensible through entry points.
+
+Built-in formats are registered here by name with the module that implements them; the module
+is imported only when the format is used, so `import annoconv` stays light and a format whose
+optional dependency is missing says what to install instead of vanishing. Other packages add
+formats through the entry-point group ``annoconv.formats``: the entry point's name is the
+format name and its value a ``module:attribute`` that is an `annoconv.formats.base.Format`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import posixpath
+from dataclasses import dataclass
+from importlib.metadata import entry_points
+
+from annoconv.errors import FormatError, MissingDependencyError
+from annoconv.formats.base import BadItem, Format, Reader, ReadResult, Source, Writer
+
+__all__ = [
+    "BadItem",
+    "Format",
+    "FormatEntry",
+    "ReadResult",
+    "Reader",
+    "Source",
+    "Writer",
+    "available_formats",
+    "get_format",
+    "infer_format",
+    "register",
+]
+
+ENTRY_POINT_GROUP = "annoconv.formats"
+
+
+@dataclass(frozen=True)
+class FormatEntry:
+    """A registered format, known by name before its module is imported."""
+
+    name: str
+    target: str
+    description: str = ""
+    extensions: tuple[str, ...] = ()
+    extra: str | None = None
+
+
+_REGISTRY: dict[str, FormatEntry] = {}
+_LOADED: dict[str, Format] = {}
+_entry_points_scanned = False
+
+
+def register(entry: FormatEntry | Format, *, replace: bool = False) -> None:
+    """Register a format, either lazily (a FormatEntry) or as a ready Format object."""
+    if entry.name in _REGISTRY and not replace:
+        raise FormatError(f"format {entry.name!r} is already registered")
+    if isinstance(entry, Format):
+        _LOADED[entry.name] = entry
+        entry = FormatEntry(entry.name, "", entry.description, entry.extensions)
+    else:
+        _LOADED.pop(entry.name, None)
+    _REGISTRY[entry.name] = entry
+
+
+def get_format(name: str) -> Format:
+    """The format called `name`; explains what to install when its dependency is missing."""
+    _scan_entry_points()
+    if name in _LOADED:
+        return _LOADED[name]
+    entry = _REGISTRY.get(name)
+    if entry is None:
+        known = ", ".join(sorted(_REGISTRY))
+        raise FormatError(f"unknown format {name!r}; known formats: {known}")
+    _LOADED[name] = _load(entry)
+    return _LOADED[name]
+
+
+def available_formats() -> list[FormatEntry]:
+    _scan_entry_points()
+    return [_REGISTRY[name] for name in sorted(_REGISTRY)]
+
+
+def infer_format(path: Source, *, for_writing: bool = False) -> str:
+    """The format name a path implies: a folder of .xml is VOC, `.csv` is CSV, and so on.
+
+    For reading, a folder is looked into; for writing, only the extension counts.
+    """
+    from annoconv.io.fs import is_dir, source_suffixes
+
+    if isinstance(path, str) and not for_writing and is_dir(path):
+        suffixes = source_suffixes(path)
+        described = f"folder {path}"
+    else:
+        first = path if isinstance(path, str) else (path[0] if path else "")
+        suffixes = [_suffix(first)]
+        described = first
+    for suffix in suffixes:
+        for entry in available_formats():
+            if suffix in _extensions(entry):
+                return _refine(entry.name, path, for_writing)
+    names = ", ".join(sorted(_REGISTRY))
+    flag = "--to" if for_writing else "--from"
+    raise FormatError(f"cannot tell the format of {described}; name it with {flag} ({names})")
+
+
+def _extensions(entry: FormatEntry) -> tuple[str, ...]:
+    """Built-ins declare their extensions up front; plug-ins are loaded to learn theirs."""
+    if entry.extensions or not entry.target:
+        return entry.extensions
+    try:
+        return get_format(entry.name).extensions
+    except FormatError:
+        return ()
+
+
+def _refine(name: str, path: Source, for_writing: bool) -> str:
+    """Lets a format whose extension other formats share look at the content (a sniffer)."""
+    if for_writing or not isinstance(path, str):
+        return name
+    sniff = get_format(name).sniff
+    return sniff(path) if sniff else name
+
+
+def _suffix(path: str) -> str:
+    name = posixpath.basename(path.rstrip("/").replace("\\", "/"))
+    lowered = name.lower()
+    for double in (".tar.gz", ".tfrecord.gz"):
+        if lowered.endswith(double):
+            return double
+    return posixpath.splitext(lowered)[1]
+
+
+def _load(entry: FormatEntry) -> Format:
+    module_name, _, attribute = entry.target.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and not exc.name.startswith("annoconv"):
+            hint = (
+                f"pip install 'annoconv[{entry.extra}]'"
+                if entry.extra
+                else f"pip install {exc.name}"
+            )
+            raise MissingDependencyError(
+                f"format {entry.name!r} needs the package {exc.name!r}, which is not installed; "
+                f"run: {hint}"
+            ) from None
+        raise
+    fmt = getattr(module, attribute or "FORMAT")
+    if not isinstance(fmt, Format):
+        raise FormatError(f"{entry.target} is not an annoconv Format")
+    return fmt
+
+
+def _scan_entry_points() -> None:
+    global _entry_points_scanned
+    if _entry_points_scanned:
+        return
+    _entry_points_scanned = True
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        if point.name not in _REGISTRY:
+            _REGISTRY[point.name] = FormatEntry(point.name, point.value, f"from {point.value}")
+
+
+def _register_builtins() -> None:
+    builtins = [
+        FormatEntry(
+            "voc",
+            "annoconv.formats.voc:FORMAT",
+            "Pascal VOC XML as written by labelImg, CVAT and Roboflow (one file per image)",
+            (".xml",),
+        ),
+        FormatEntry(
+            "csv",
+            "annoconv.formats.csv:FORMAT",
+            "CSV with filename,width,height,class,xmin,ymin,xmax,ymax (one row per box)",
+            (".csv",),
+        ),
+        FormatEntry(
+            "pbtxt",
+            "annoconv.formats.pbtxt:FORMAT",
+            "TF Object Detection API label map (StringIntLabelMap text format)",
+            (".pbtxt",),
+        ),
+    ]
+    for entry in builtins:
+        register(entry)
+
+
+_register_builtins()

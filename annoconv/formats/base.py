@@ -1,0 +1,93 @@
+"""The small protocol every format implements: a Reader yields records, a Writer consumes them."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+from annoconv.errors import AnnotationError
+from annoconv.report import OutputFile
+from annoconv.schema import CoordSpace, ImageRecord
+
+if TYPE_CHECKING:
+    from annoconv.labelmap import LabelMap
+
+Source = str | Sequence[str]
+
+
+@dataclass(frozen=True)
+class BadItem:
+    """An input item a reader could not turn into a record, with the boxes it held if known.
+
+    Readers yield these instead of raising, so that `convert()` applies the error policy and
+    a `skip` run goes on with the next item.
+    """
+
+    error: AnnotationError
+    images: int = 1
+    boxes: int = 0
+
+
+ReadResult = ImageRecord | BadItem
+
+
+class Reader(ABC):
+    """Reads one source (a path, a folder, a glob, or a list of paths) lazily.
+
+    Iterating yields one `ImageRecord` per image, or a `BadItem` for input that could not be
+    read. Iterating twice reads the source twice: readers hold no records.
+    """
+
+    def __init__(self, source: Source, *, images: str | None = None) -> None:
+        self.source = source
+        self.images = images
+
+    @abstractmethod
+    def __iter__(self) -> Iterator[ReadResult]: ...
+
+    def count_hint(self) -> int | None:
+        """How many items iteration will yield, when cheap to know (for progress bars)."""
+        return None
+
+
+class Writer(ABC):
+    """Writes records to one destination, atomically: nothing looks complete until `close()`.
+
+    `write()` must check a record completely before writing any of it, so that a record it
+    rejects (by raising AnnotationError) leaves no partial output behind.
+    """
+
+    #: Coordinate space the writer wants records in; None when it takes either.
+    coords: ClassVar[CoordSpace | None] = None
+    #: Whether the writer assigns class ids and so needs the label map before the first record.
+    needs_label_map: ClassVar[bool] = False
+
+    def __init__(self, destination: str, *, label_map: LabelMap | None = None) -> None:
+        self.destination = destination
+        self.label_map = label_map
+
+    @abstractmethod
+    def write(self, record: ImageRecord) -> None: ...
+
+    @abstractmethod
+    def close(self) -> list[OutputFile]:
+        """Finish and publish every output; returns what was written."""
+
+    @abstractmethod
+    def abort(self) -> None:
+        """Throw away everything written so far; called instead of close() on failure."""
+
+
+@dataclass(frozen=True)
+class Format:
+    """A named format: what the registry hands out. `reader`/`writer` build the objects."""
+
+    name: str
+    description: str
+    extensions: tuple[str, ...] = ()
+    reader: Callable[..., Reader] | None = None
+    writer: Callable[..., Writer] | None = None
+    #: For formats sharing an extension: looks at a source and returns the format name it holds.
+    sniff: Callable[[str], str] | None = None

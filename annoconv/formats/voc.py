@@ -1,0 +1,511 @@
+"""Pascal VOC XML, one file per image, as labelImg, CVAT and Roboflow write it.
+
+Reading looks every child up by tag, never by position (CVAT inserts `occluded`, Roboflow
+orders the box xmin,xmax,ymin,ymax, `pose` may be missing). Coordinates are kept exactly as
+written, as floats in pixel space: no rounding and no 1-based shift. Records are keyed by the
+annotation path relative to the source root, so XMLs in different folders that name the same
+image file stay apart.
+
+Parsing is hardened against hostile files: documents declaring DTD entities are rejected
+before parsing (external entities could read local files, nested ones expand without bound),
+external DTDs are never loaded, and nothing is fetched from the network.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import posixpath
+import re
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, ClassVar
+
+from lxml import etree
+from pydantic import ValidationError
+
+from annoconv.errors import AnnotationError
+from annoconv.formats.base import BadItem, Format, Reader, ReadResult, Source, Writer
+from annoconv.io.fs import (
+    GLOB_CHARS,
+    dirname,
+    expand_source,
+    filesystem,
+    is_remote,
+    join,
+    read_bytes,
+    relative_posix,
+    write_atomic,
+)
+from annoconv.io.images import ImageLocator, read_image_info
+from annoconv.report import OutputFile
+from annoconv.schema import (
+    BOX_FIELDS,
+    PIXEL,
+    UNKNOWN,
+    CoordSpace,
+    Flag,
+    ImageRecord,
+    ObjectAnnotation,
+    format_number,
+    make_object,
+    make_record,
+)
+
+if TYPE_CHECKING:
+    from annoconv.labelmap import LabelMap
+
+XML_SUFFIXES = (".xml",)
+#: The flags VOC files carry, in the order labelImg (and we) write them.
+VOC_FLAGS = ("truncated", "difficult", "occluded")
+#: labelImg's literal for "no pose"; read as None and written for None.
+UNSPECIFIED_POSE = "Unspecified"
+
+_FLAG_VALUES: dict[str, Flag] = {
+    "0": 0,
+    "1": 1,
+    "0.0": 0,
+    "1.0": 1,
+    "false": 0,
+    "true": 1,
+    "no": 0,
+    "yes": 1,
+    "-1": UNKNOWN,
+}
+_VERIFIED_VALUES = {"yes": True, "true": True, "1": True, "no": False, "false": False, "0": False}
+# `<!ENTITY` as it appears in ASCII-compatible and UTF-16 documents.
+_ENTITY_MARKERS = tuple("<!ENTITY".encode(codec) for codec in ("ascii", "utf-16-le", "utf-16-be"))
+_XML_CHARS = re.compile("[\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]*")
+_SYNTAX_POSITION = re.compile(r", line \d+, column \d+$")
+_parsers = threading.local()
+
+
+# --- reading -----------------------------------------------------------------------------------
+
+
+class VocReader(Reader):
+    """Reads VOC XML files: a folder (recursively, sorted), a glob, one file or a list of files.
+
+    Yields one ImageRecord per XML file, or a BadItem naming the file and element for one
+    that cannot be read. When an XML lacks the image size (no `<size>`, or width/height empty
+    or 0), the image is looked up (see `ImageLocator`; `images` is the images folder) and its
+    header read; if it cannot be found the size stays unknown.
+    """
+
+    def __init__(self, source: Source, *, images: str | None = None) -> None:
+        super().__init__(source, images=images)
+        self._expanded: tuple[list[str], str] | None = None
+
+    def __iter__(self) -> Iterator[ReadResult]:
+        files, root = self._files()
+        locator = ImageLocator(self.images, root)
+        for uri in files:
+            yield read_voc_file(uri, relative_posix(uri, root), locator)
+
+    def count_hint(self) -> int:
+        return len(self._files()[0])
+
+    def _files(self) -> tuple[list[str], str]:
+        if self._expanded is None:
+            files, root = expand_source(self.source, XML_SUFFIXES)
+            if isinstance(self.source, str) and any(c in self.source for c in GLOB_CHARS):
+                # A glob over a folder of images and XMLs side by side matches both.
+                files = [f for f in files if f.lower().endswith(XML_SUFFIXES)]
+            self._expanded = (files, root)
+        return self._expanded
+
+
+def read_voc_file(uri: str, key: str, locator: ImageLocator | None = None) -> ReadResult:
+    """The record of one VOC XML file keyed `key`, or a BadItem saying why it cannot be read."""
+    try:
+        data = read_bytes(uri)
+    except OSError as exc:
+        return BadItem(AnnotationError(uri, f"cannot read the file: {exc.strerror or exc}"))
+    try:
+        root = parse_voc_xml(data, uri)
+    except AnnotationError as exc:
+        return BadItem(exc)
+    try:
+        return _record(root, uri, key, locator)
+    except AnnotationError as exc:
+        return BadItem(exc, boxes=len(root.findall("object")))
+
+
+def parse_voc_xml(data: bytes, source: str) -> etree._Element:
+    """The root element of an XML document, parsed safely; AnnotationError if malformed."""
+    if not data.strip():
+        raise AnnotationError(source, "the file is empty")
+    if any(marker in data for marker in _ENTITY_MARKERS):
+        raise AnnotationError(source, "DTD entity declarations are not allowed")
+    try:
+        root = etree.fromstring(data, _parser())
+    except etree.XMLSyntaxError as exc:
+        line, column = exc.position
+        message = " ".join(_SYNTAX_POSITION.sub("", exc.msg).split())
+        raise AnnotationError(
+            source, f"malformed XML: {message} (column {column})", f"line {line}"
+        ) from None
+    _reject_entities(root, source)
+    return root
+
+
+def _parser() -> etree.XMLParser:
+    """This thread's parser (lxml parsers must not be shared between threads)."""
+    parser: etree.XMLParser | None = getattr(_parsers, "parser", None)
+    if parser is None:
+        parser = etree.XMLParser(
+            resolve_entities=False,
+            no_network=True,
+            load_dtd=False,
+            dtd_validation=False,
+            huge_tree=False,
+            remove_comments=True,
+            remove_pis=True,
+        )
+        _parsers.parser = parser
+    return parser
+
+
+def _reject_entities(root: etree._Element, source: str) -> None:
+    """Second line of defence behind the byte scan: no entity may survive into the tree."""
+    dtd = root.getroottree().docinfo.internalDTD
+    if dtd is not None and dtd.entities():  # type: ignore[attr-defined]  # missing from lxml-stubs
+        raise AnnotationError(source, "DTD entity declarations are not allowed")
+    for entity in root.iter(etree.Entity):
+        raise AnnotationError(
+            source,
+            f"entity reference {entity.text} is not allowed (external DTDs are not loaded)",
+            f"line {entity.sourceline}",
+        )
+
+
+def _record(root: etree._Element, uri: str, key: str, locator: ImageLocator | None) -> ImageRecord:
+    if root.tag != "annotation":
+        raise AnnotationError(
+            uri, f"root element is <{root.tag}>, expected <annotation>", _at(root, "")
+        )
+    image_name = _image_name(root, uri)
+    path = _text(root.find("path")) or None
+    width, height, depth = _size(root, uri)
+    image_uri = None
+    if (width is None or height is None) and locator is not None:
+        image_uri = locator.find(uri, image_name, path)
+        if image_uri is not None:
+            width, height, depth = _size_from_image(image_uri, root, uri)
+    objects = [
+        _object(element, index, uri) for index, element in enumerate(root.findall("object"), 1)
+    ]
+    return make_record(
+        uri,
+        None,
+        key=key,
+        filename=posixpath.join(posixpath.dirname(key), _basename(image_name)),
+        width=width,
+        height=height,
+        depth=depth,
+        coords=PIXEL,
+        objects=objects,
+        path=path,
+        image_uri=image_uri,
+        verified=_verified(root, uri),
+    )
+
+
+def _image_name(root: etree._Element, uri: str) -> str:
+    """`<filename>` as written (old labelImg omits the extension), else `<path>`'s basename."""
+    name = _text(root.find("filename"))
+    if name:
+        return name
+    from_path = _basename(_text(root.find("path")))
+    if from_path:
+        return from_path
+    raise AnnotationError(
+        uri, "missing <filename> (and no <path> to take the image name from)", _at(root, "")
+    )
+
+
+def _size(root: etree._Element, uri: str) -> tuple[int | None, int | None, int | None]:
+    """(width, height, depth); width and height both None unless both are given and non-zero."""
+    size = root.find("size")
+    if size is None:
+        return None, None, None
+    width, height, depth = (_dimension(size, name, uri) for name in ("width", "height", "depth"))
+    if width is None or height is None:
+        return None, None, depth
+    return width, height, depth
+
+
+def _dimension(size: etree._Element, name: str, uri: str) -> int | None:
+    """A size value in whole pixels; empty or 0 (as CVAT and broken labelImg runs write) is None."""
+    element = size.find(name)
+    if element is None:
+        return None
+    text = _text(element)
+    if not text:
+        return None
+    value = _number(text)
+    if value is None or value < 0 or not value.is_integer():
+        raise AnnotationError(
+            uri, f"expected a whole number of pixels, got {text!r}", _at(element, f"size/{name}")
+        )
+    return int(value) or None
+
+
+def _size_from_image(
+    image_uri: str, root: etree._Element, uri: str
+) -> tuple[int | None, int | None, int | None]:
+    """Width, height and depth from the image header (the XML's size block is unreliable)."""
+    try:
+        info = read_image_info(image_uri)
+    except AnnotationError as exc:
+        size = root.find("size")
+        raise AnnotationError(
+            uri,
+            f"the image size is missing and the image {image_uri} cannot be read: {exc.message}",
+            _at(size, "size") if size is not None else None,
+        ) from None
+    return info.width, info.height, info.depth
+
+
+def _verified(root: etree._Element, uri: str) -> bool | None:
+    value = root.get("verified")
+    if value is None:
+        return None
+    verified = _VERIFIED_VALUES.get(value.strip().lower())
+    if verified is None:
+        raise AnnotationError(
+            uri, f"verified must be 'yes' or 'no', got {value!r}", _at(root, "annotation/@verified")
+        )
+    return verified
+
+
+def _object(element: etree._Element, index: int, uri: str) -> ObjectAnnotation:
+    at = f"object[{index}]"
+    children = _children(element)
+    name = children.get("name")
+    if name is None:
+        raise AnnotationError(uri, "missing <name>", _at(element, at))
+    label = _text(name)
+    if not label:
+        raise AnnotationError(uri, "empty <name>", _at(name, f"{at}/name"))
+    box = children.get("bndbox")
+    if box is None:
+        raise AnnotationError(uri, "missing <bndbox>", _at(element, at))
+    flags = {flag: _flag(children.get(flag), at, uri) for flag in VOC_FLAGS}
+    coordinates = _coordinates(box, at, uri)
+    pose = _pose(children.get("pose"))
+    try:
+        return ObjectAnnotation(label=label, pose=pose, **flags, **coordinates)
+    except ValidationError:
+        # Rare: build it again through make_object, which says what is wrong and where.
+        return make_object(uri, _at(element, at), label=label, pose=pose, **flags, **coordinates)
+
+
+def _children(element: etree._Element) -> dict[str, etree._Element]:
+    """The element's children by tag, the first of each (comments are removed when parsing)."""
+    children: dict[str, etree._Element] = {}
+    for child in element:
+        children.setdefault(child.tag, child)
+    return children
+
+
+def _pose(element: etree._Element | None) -> str | None:
+    pose = _text(element)
+    return None if not pose or pose == UNSPECIFIED_POSE else pose
+
+
+def _flag(element: etree._Element | None, at: str, uri: str) -> Flag:
+    """0 or 1 as written (also 0.0/1.0, true/false, yes/no); absent or empty is unknown (-1)."""
+    if element is None:
+        return UNKNOWN
+    text = _text(element)
+    value = _FLAG_VALUES.get(text.lower()) if text else UNKNOWN
+    if value is None:
+        where = _at(element, f"{at}/{element.tag}")
+        raise AnnotationError(uri, f"expected 0 or 1, got {text!r}", where)
+    return value
+
+
+def _coordinates(box: etree._Element, at: str, uri: str) -> dict[str, float]:
+    children = _children(box)
+    coordinates = {}
+    for name in BOX_FIELDS:
+        element = children.get(name)
+        if element is None:
+            raise AnnotationError(uri, f"missing <{name}>", _at(box, f"{at}/bndbox"))
+        value = _number(element.text)
+        if value is None:
+            where = _at(element, f"{at}/bndbox/{name}")
+            raise AnnotationError(uri, f"expected a number, got {_text(element)!r}", where)
+        coordinates[name] = value
+    return coordinates
+
+
+def _number(text: str | None) -> float | None:
+    """A finite decimal number (surrounding whitespace allowed), or None."""
+    try:
+        value = float(text or "")
+    except ValueError:
+        return None
+    # float() also takes 'nan', 'inf' and '1_000', which are no coordinates.
+    return value if math.isfinite(value) and "_" not in (text or "") else None
+
+
+def _text(element: etree._Element | None) -> str:
+    if element is None or element.text is None:
+        return ""
+    return element.text.strip()
+
+
+def _at(element: etree._Element, path: str) -> str:
+    """A `where` naming the element's line and its path, e.g. 'line 14, object[2]/bndbox/xmin'."""
+    return f"line {element.sourceline}, {path}" if path else f"line {element.sourceline}"
+
+
+def _basename(path: str) -> str:
+    """Basename of a path from any OS (labelImg records Windows paths with back-slashes)."""
+    return posixpath.basename(path.replace("\\", "/").rstrip("/"))
+
+
+# --- writing -----------------------------------------------------------------------------------
+
+
+class VocWriter(Writer):
+    """Writes one labelImg-style XML per record under the destination folder.
+
+    A record keyed `1/280.xml` (as VocReader keys them) is written to `<dest>/1/280.xml`;
+    other records to `<dest>/<filename without extension>.xml`. Each file is written
+    atomically; `abort()` removes the files written so far. Only what VOC can hold is
+    written: image-level labels, split, sha256, confidences and the Open Images flags
+    (group_of, depiction, inside) are dropped.
+    """
+
+    coords: ClassVar[CoordSpace | None] = PIXEL
+
+    def __init__(self, destination: str, *, label_map: LabelMap | None = None) -> None:
+        super().__init__(destination, label_map=label_map)
+        self._outputs: list[OutputFile] = []
+        self._names: set[str] = set()
+        self._state = "open"
+
+    def write(self, record: ImageRecord) -> None:
+        if self._state != "open":
+            raise RuntimeError(f"VocWriter.write() after {self._state}")
+        name = output_name(record)
+        if name in self._names:
+            raise AnnotationError(
+                record.source or record.key, f"another record was already written to {name}"
+            )
+        data = to_voc_xml(record)
+        uri = join(self.destination, *name.split("/"))
+        size = write_atomic(uri, data)
+        self._names.add(name)
+        self._outputs.append(OutputFile(uri, size, "voc"))
+
+    def close(self) -> list[OutputFile]:
+        self._state = "close()"
+        return list(self._outputs)
+
+    def abort(self) -> None:
+        """Removes the files written so far (nothing once close() has published them)."""
+        if self._state == "close()":
+            return
+        self._state = "abort()"
+        for output in self._outputs:
+            _remove(output.path, self.destination)
+        self._outputs.clear()
+
+
+def output_name(record: ImageRecord) -> str:
+    """The XML's path relative to the destination folder, in posix form."""
+    key = record.key.replace("\\", "/")
+    if key.lower().endswith(XML_SUFFIXES):
+        name = key
+    else:
+        name = posixpath.splitext(record.filename.replace("\\", "/"))[0] + ".xml"
+    parts = [part for part in name.split("/") if part not in ("", ".")]
+    if not parts or name.startswith("/") or ".." in parts or ":" in parts[0]:
+        raise AnnotationError(
+            record.source or record.key,
+            f"cannot write {name!r}: the name must stay inside the destination folder",
+        )
+    return "/".join(parts)
+
+
+def to_voc_xml(record: ImageRecord) -> bytes:
+    """The record as labelImg writes it: tab-indented UTF-8, no XML declaration.
+
+    Raises AnnotationError, before anything is written, for records VOC cannot hold.
+    """
+    source = record.source or record.key
+    if record.coords != PIXEL:
+        raise AnnotationError(source, "VOC needs pixel coordinates; convert the record first")
+    path = _xml_safe(record.path or record.filename, source, "path")
+    root = etree.Element("annotation")
+    if record.verified is not None:
+        # labelImg writes only "yes"; it takes any other value as not verified.
+        root.set("verified", "yes" if record.verified else "no")
+    _add(root, "folder", _basename(posixpath.dirname(path.replace("\\", "/"))))
+    _add(root, "filename", _xml_safe(_basename(record.filename), source, "filename"))
+    _add(root, "path", path)
+    _add(etree.SubElement(root, "source"), "database", "Unknown")
+    if record.width is not None and record.height is not None:
+        size = etree.SubElement(root, "size")
+        _add(size, "width", str(record.width))
+        _add(size, "height", str(record.height))
+        _add(size, "depth", str(record.depth or 3))
+    _add(root, "segmented", "0")
+    for index, obj in enumerate(record.objects, 1):
+        _add_object(root, obj, source, f"object[{index}]")
+    etree.indent(root, space="\t")
+    return etree.tostring(root, encoding="utf-8", pretty_print=True)
+
+
+def _add_object(root: etree._Element, obj: ObjectAnnotation, source: str, at: str) -> None:
+    element = etree.SubElement(root, "object")
+    _add(element, "name", _xml_safe(obj.label, source, f"{at}/name"))
+    _add(element, "pose", _xml_safe(obj.pose or UNSPECIFIED_POSE, source, f"{at}/pose"))
+    for flag in VOC_FLAGS:
+        value: int = getattr(obj, flag)
+        if value != UNKNOWN:
+            _add(element, flag, str(value))
+    box = etree.SubElement(element, "bndbox")
+    for name in BOX_FIELDS:
+        _add(box, name, format_number(getattr(obj, name)))
+
+
+def _add(parent: etree._Element, tag: str, text: str) -> None:
+    etree.SubElement(parent, tag).text = text
+
+
+def _xml_safe(text: str, source: str, field: str) -> str:
+    """`text`, or an error naming `field` when it holds characters XML 1.0 cannot carry."""
+    if not _XML_CHARS.fullmatch(text):
+        bad = next(char for char in text if not _XML_CHARS.fullmatch(char))
+        raise AnnotationError(source, f"{bad!r} cannot be written in XML", field)
+    return text
+
+
+def _remove(uri: str, destination: str) -> None:
+    """Removes a written file, and the folders below `destination` that it leaves empty."""
+    if is_remote(uri):
+        fs, path = filesystem(uri)
+        if fs.exists(path):
+            fs.rm(path)
+        return
+    if os.path.exists(uri):
+        os.remove(uri)
+    stop = os.path.abspath(destination)
+    folder = os.path.abspath(dirname(uri))
+    while folder.startswith(stop + os.sep) and not os.listdir(folder):
+        os.rmdir(folder)
+        folder = os.path.dirname(folder)
+
+
+FORMAT = Format(
+    "voc",
+    "Pascal VOC XML as written by labelImg, CVAT and Roboflow (one file per image)",
+    XML_SUFFIXES,
+    reader=VocReader,
+    writer=VocWriter,
+)

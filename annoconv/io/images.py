@@ -1,0 +1,353 @@
+"""Image headers (size, channels, format, EXIF orientation) and finding an annotation's image.
+
+Only headers are read here: Pillow's `Image.open` is lazy and parses the header alone, so
+asking for the size of a 2560x3300 Group 4 TIFF or a 12 MP JPEG costs a few kilobytes of I/O
+and no decoding.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import re
+from dataclasses import dataclass
+
+from PIL import Image, UnidentifiedImageError
+
+from annoconv.errors import AnnotationError
+from annoconv.io.fs import (
+    dirname,
+    filesystem,
+    is_remote,
+    join,
+    list_files,
+    open_input,
+    relative_posix,
+)
+
+#: Extensions of the image files we look for; compare lower-cased (`280.TIF` counts).
+IMAGE_SUFFIXES: tuple[str, ...] = (
+    ".jpg",
+    ".jpeg",
+    ".png",
+    ".tif",
+    ".tiff",
+    ".bmp",
+    ".gif",
+    ".webp",
+)
+
+_EXIF_ORIENTATION_TAG = 0x0112
+_TIFF_IMAGE_WIDTH = 256
+_TIFF_IMAGE_LENGTH = 257
+# Palette images decode to RGB, or RGBA when the palette carries alpha.
+_PALETTE_DEPTH = {"P": 3, "PA": 4}
+_WINDOWS_ABSOLUTE = re.compile(r"^[A-Za-z]:[\\/]")
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What an image header tells: size in stored (not EXIF-rotated) pixels, channels, format.
+
+    `depth` is the number of channels a decoder produces: 1 for bilevel and grayscale modes
+    ('1', 'L', 'I', 'I;16', 'F'), 2 for grayscale with alpha ('LA'), 3 for 'RGB', 'YCbCr'
+    and palette ('P') images, 4 for 'RGBA', 'CMYK' and palette images with alpha ('PA').
+    `format` is Pillow's name ('JPEG', 'PNG', 'TIFF', ...), except that the MPO files phones
+    write (a JPEG with further pictures appended) are reported as 'JPEG'.
+    `exif_orientation` is the EXIF Orientation tag (1-8), 1 when absent; it is not applied:
+    width and height are those of the pixels as stored, for every format (TIFF included).
+    """
+
+    width: int
+    height: int
+    depth: int
+    format: str
+    exif_orientation: int = 1
+
+
+def is_image_name(name: str) -> bool:
+    """Whether `name` ends in one of IMAGE_SUFFIXES, in any case."""
+    return name.lower().endswith(IMAGE_SUFFIXES)
+
+
+def read_image_info(uri: str) -> ImageInfo:
+    """The header facts of the image at `uri`, without decoding its pixels.
+
+    Raises AnnotationError naming the image when it is missing or not a readable image.
+    """
+    try:
+        with open_input(uri) as handle, Image.open(handle) as image:
+            width, height = _stored_size(image)
+            return ImageInfo(
+                width=width,
+                height=height,
+                depth=_depth(image.mode),
+                format=_format_name(image.format),
+                exif_orientation=_exif_orientation(image),
+            )
+    except FileNotFoundError:
+        raise AnnotationError(uri, "image file not found") from None
+    except UnidentifiedImageError:
+        raise AnnotationError(uri, "not an image file Pillow can identify") from None
+    # Pillow raises all sorts of exceptions on damaged or hostile headers; each one means
+    # "this image cannot be read" and must name the file rather than end the run.
+    except Exception as exc:
+        raise AnnotationError(uri, f"cannot read the image header: {exc}") from None
+
+
+def _stored_size(image: Image.Image) -> tuple[int, int]:
+    """(width, height) as stored; Pillow reports TIFFs with orientation 5-8 already turned."""
+    tags = getattr(image, "tag_v2", None)
+    if image.format == "TIFF" and tags is not None:
+        width, height = tags.get(_TIFF_IMAGE_WIDTH), tags.get(_TIFF_IMAGE_LENGTH)
+        if isinstance(width, int) and isinstance(height, int):
+            return width, height
+    return image.width, image.height
+
+
+def _depth(mode: str) -> int:
+    return _PALETTE_DEPTH.get(mode) or Image.getmodebands(mode)
+
+
+def _format_name(name: str | None) -> str:
+    if name == "MPO":
+        return "JPEG"
+    return name or "unknown"
+
+
+def _exif_orientation(image: Image.Image) -> int:
+    # A PNG's eXIf chunk may follow the pixel data; Pillow would decode the image to reach it.
+    if image.format == "PNG" and "exif" not in image.info:
+        return 1
+    try:
+        value = image.getexif().get(_EXIF_ORIENTATION_TAG, 1)
+    except Exception:
+        # A damaged EXIF block only loses the orientation, not the image.
+        return 1
+    return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+class ImageLocator:
+    """Finds the image file an annotation names, looking where users keep their images.
+
+    `find()` tries, in order, and returns the first hit:
+
+    1. beside the annotation (the annotation's folder + `filename`);
+    2. under `images_root`, at the annotation's folder relative to `annotations_root`
+       (annotations `ann/1/280.xml` -> `images/1/280.jpg`);
+    3. by file name anywhere under `images_root` (the tree is listed once, on first need,
+       and matched case-insensitively); several matches in different folders are ambiguous
+       and raise AnnotationError listing them;
+    4. the path the annotation tool recorded, if it exists on this machine;
+    5. then once more in each of those places, in the same order, a file with the same
+       stem and any image extension (`280.jpg` annotated, `280.tif` stored; old labelImg
+       files name `280` without extension). Several such files in one place are ambiguous.
+
+    Paths may be local or any fsspec URL. Folder listings are cached, so looking up many
+    images in the same folders lists each folder once.
+    """
+
+    def __init__(self, images_root: str | None, annotations_root: str) -> None:
+        self.images_root = images_root
+        self.annotations_root = annotations_root
+        self._index: _TreeIndex | None = None
+        self._listings: dict[str, dict[str, list[str]]] = {}
+
+    def find(self, annotation_uri: str, filename: str, path: str | None = None) -> str | None:
+        """The image for `annotation_uri`, or None when it is nowhere to be found.
+
+        `filename` is the image name as the annotation gives it, relative to the annotation's
+        folder (VOC `<filename>`); `path` is the path the annotation tool recorded, if any.
+        """
+        name = _relative_name(filename)
+        if not name:
+            return None
+        folders = self._folders(annotation_uri)
+        recorded = _usable_path(path, annotation_uri)
+        for folder in folders:
+            candidate = join(folder, *name.split("/"))
+            if _is_file(candidate):
+                return candidate
+        found = self._search_index(annotation_uri, filename, name, by_stem=False)
+        if found:
+            return found
+        if recorded and _is_file(recorded):
+            return recorded
+        for folder in folders:
+            found = self._search_folder(annotation_uri, filename, join(folder, *name.split("/")))
+            if found:
+                return found
+        found = self._search_index(annotation_uri, filename, name, by_stem=True)
+        if found:
+            return found
+        return self._search_folder(annotation_uri, filename, recorded) if recorded else None
+
+    def _folders(self, annotation_uri: str) -> list[str]:
+        """The folders of steps 1 and 2: beside the annotation, then its mirror under images."""
+        folders = [dirname(annotation_uri)]
+        relative = self._relative_folder(annotation_uri)
+        if self.images_root is not None and relative is not None:
+            mirror = join(self.images_root, *relative.split("/")) if relative else self.images_root
+            if mirror not in folders:
+                folders.append(mirror)
+        return folders
+
+    def _relative_folder(self, annotation_uri: str) -> str | None:
+        if is_remote(annotation_uri) != is_remote(self.annotations_root):
+            return None
+        try:
+            relative = relative_posix(annotation_uri, self.annotations_root)
+        except ValueError:  # different drives on Windows
+            return None
+        if relative.startswith("../") or relative == "..":
+            return None
+        folder = posixpath.dirname(relative)
+        return "" if folder == "." else folder
+
+    def _search_index(
+        self, annotation_uri: str, filename: str, name: str, *, by_stem: bool
+    ) -> str | None:
+        root = self.images_root
+        if root is None:
+            return None
+        index = self._tree_index(root)
+        table = index.by_stem if by_stem else index.by_name
+        key = _stem(name) if by_stem else posixpath.basename(name).lower()
+        candidates = _prefer_suffix(table.get(key, []), root, name, by_stem)
+        if len(candidates) > 1:
+            listed = [relative_posix(c, root) for c in candidates]
+            raise _ambiguous(annotation_uri, filename, f"under {root}", listed)
+        return candidates[0] if candidates else None
+
+    def _search_folder(self, annotation_uri: str, filename: str, wanted: str) -> str | None:
+        """A file beside `wanted` with the same stem and an image extension (step 5)."""
+        folder = dirname(wanted)
+        candidates = self._listing(folder).get(_stem(wanted), [])
+        if len(candidates) > 1:
+            listed = [posixpath.basename(c.replace("\\", "/")) for c in candidates]
+            raise _ambiguous(annotation_uri, filename, f"in {folder}", listed)
+        return candidates[0] if candidates else None
+
+    def _tree_index(self, root: str) -> _TreeIndex:
+        if self._index is None:
+            self._index = _TreeIndex(_image_tree(root))
+        return self._index
+
+    def _listing(self, folder: str) -> dict[str, list[str]]:
+        """Image files directly in `folder`, by lower-cased stem (cached)."""
+        if folder not in self._listings:
+            by_stem: dict[str, list[str]] = {}
+            for uri in _image_files_in(folder):
+                by_stem.setdefault(_stem(uri), []).append(uri)
+            self._listings[folder] = by_stem
+        return self._listings[folder]
+
+
+class _TreeIndex:
+    """Every image under a root, by lower-cased basename and by lower-cased stem."""
+
+    def __init__(self, files: list[str]) -> None:
+        self.by_name: dict[str, list[str]] = {}
+        self.by_stem: dict[str, list[str]] = {}
+        for uri in files:
+            base = posixpath.basename(uri.replace("\\", "/"))
+            self.by_name.setdefault(base.lower(), []).append(uri)
+            self.by_stem.setdefault(_stem(base), []).append(uri)
+
+
+def _is_file(uri: str) -> bool:
+    if not is_remote(uri):
+        return os.path.isfile(uri)
+    fs, path = filesystem(uri)
+    return bool(fs.isfile(path))
+
+
+def _image_tree(root: str) -> list[str]:
+    """Every image file under `root`, spelled as `root` is (fsspec may add a leading '/')."""
+    if not is_remote(root):
+        return list_files(root, IMAGE_SUFFIXES)
+    fs, path = filesystem(root)
+    found = (posixpath.relpath(p, path) for p in fs.find(path))
+    return sorted(join(root, relative) for relative in found if is_image_name(relative))
+
+
+def _image_files_in(folder: str) -> list[str]:
+    if is_remote(folder):
+        fs, path = filesystem(folder)
+        try:
+            entries = fs.ls(path, detail=True)
+        except FileNotFoundError:
+            return []
+        names = [posixpath.basename(e["name"]) for e in entries if e.get("type") == "file"]
+        return sorted(join(folder, name) for name in names if is_image_name(name))
+    try:
+        with os.scandir(folder or ".") as entries:
+            return sorted(
+                os.path.join(folder, e.name)
+                for e in entries
+                if is_image_name(e.name) and e.is_file()
+            )
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _prefer_suffix(candidates: list[str], root: str, name: str, by_stem: bool) -> list[str]:
+    """Among same-named files, those whose path ends with the annotation's own subfolders."""
+    if len(candidates) < 2 or "/" not in name:
+        return candidates
+    wanted = name.lower()
+    if by_stem:
+        wanted = posixpath.join(posixpath.dirname(wanted), _stem(wanted))
+    matching = []
+    for candidate in candidates:
+        relative = relative_posix(candidate, root).lower()
+        if by_stem:
+            relative = posixpath.join(posixpath.dirname(relative), _stem(relative))
+        if relative == wanted or relative.endswith("/" + wanted):
+            matching.append(candidate)
+    return matching or candidates
+
+
+def _relative_name(filename: str) -> str:
+    """`filename` as a relative posix path; absolute or escaping names keep their basename."""
+    name = filename.strip().replace("\\", "/")
+    parts = [part for part in name.split("/") if part not in ("", ".")]
+    if name.startswith("/") or _WINDOWS_ABSOLUTE.match(name) or ".." in parts:
+        return parts[-1] if parts and parts[-1] != ".." else ""
+    return "/".join(parts)
+
+
+def _usable_path(path: str | None, annotation_uri: str) -> str | None:
+    """The recorded image path as something this machine can check, or None.
+
+    Paths from another OS (a Windows path read on Linux) cannot exist here; relative paths
+    are taken relative to the annotation's folder.
+    """
+    if not path or not path.strip():
+        return None
+    path = path.strip()
+    if is_remote(path):
+        return path
+    if os.sep == "/" and ("\\" in path or _WINDOWS_ABSOLUTE.match(path)):
+        return None
+    if os.path.isabs(path):
+        return path
+    return join(dirname(annotation_uri), path)
+
+
+def _stem(name: str) -> str:
+    """Lower-cased basename without its image extension (other extensions are kept)."""
+    base = posixpath.basename(name.replace("\\", "/")).lower()
+    root, extension = posixpath.splitext(base)
+    return root if extension in IMAGE_SUFFIXES else base
+
+
+def _ambiguous(
+    annotation_uri: str, filename: str, where: str, candidates: list[str]
+) -> AnnotationError:
+    return AnnotationError(
+        annotation_uri,
+        f"image {filename!r} is ambiguous: {len(candidates)} files {where} match it "
+        f"({', '.join(candidates)}); keep the image beside its annotation or mirror the "
+        "annotation folders under the images folder",
+    )

@@ -1,0 +1,128 @@
+"""What a run did: images and boxes read, written and skipped (with reasons), per class.
+
+The counts add up: every image read is either written or skipped, and so is every box.
+`Report.check_balance()` asserts this; `convert()` calls it before returning.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from annoconv.errors import AnnoconvError, AnnotationError
+
+ErrorPolicy = Literal["fail", "skip"]
+ERROR_POLICIES: tuple[ErrorPolicy, ...] = ("fail", "skip")
+
+
+@dataclass(frozen=True)
+class SkippedItem:
+    """An image (with its boxes, where they could be counted) left out of the output, and why."""
+
+    source: str
+    reason: str
+    images: int = 1
+    boxes: int = 0
+
+
+@dataclass(frozen=True)
+class OutputFile:
+    path: str
+    size: int
+    kind: str
+
+
+@dataclass
+class Report:
+    images_read: int = 0
+    boxes_read: int = 0
+    images_written: int = 0
+    boxes_written: int = 0
+    skipped: list[SkippedItem] = field(default_factory=list)
+    classes: Counter[str] = field(default_factory=Counter)
+    outputs: list[OutputFile] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def images_skipped(self) -> int:
+        return sum(item.images for item in self.skipped)
+
+    @property
+    def boxes_skipped(self) -> int:
+        return sum(item.boxes for item in self.skipped)
+
+    @property
+    def balanced(self) -> bool:
+        return (
+            self.images_read == self.images_written + self.images_skipped
+            and self.boxes_read == self.boxes_written + self.boxes_skipped
+        )
+
+    def check_balance(self) -> None:
+        if not self.balanced:
+            raise AnnoconvError(
+                "internal accounting error: "
+                f"images {self.images_read} read != {self.images_written} written"
+                f" + {self.images_skipped} skipped, or "
+                f"boxes {self.boxes_read} read != {self.boxes_written} written"
+                f" + {self.boxes_skipped} skipped"
+            )
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "images": {
+                "read": self.images_read,
+                "written": self.images_written,
+                "skipped": self.images_skipped,
+            },
+            "boxes": {
+                "read": self.boxes_read,
+                "written": self.boxes_written,
+                "skipped": self.boxes_skipped,
+            },
+            "classes": dict(sorted(self.classes.items())),
+            "skipped": [item.__dict__ for item in self.skipped],
+            "outputs": [item.__dict__ for item in self.outputs],
+            "warnings": list(self.warnings),
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2, ensure_ascii=False)
+
+    def summary(self) -> str:
+        """A few human-readable lines, as the CLI prints them."""
+        lines = [
+            f"images: {self.images_read} read, {self.images_written} written, "
+            f"{self.images_skipped} skipped",
+            f"boxes:  {self.boxes_read} read, {self.boxes_written} written, "
+            f"{self.boxes_skipped} skipped",
+        ]
+        lines += [f"skipped {item.source}: {item.reason}" for item in self.skipped]
+        lines += [f"warning: {text}" for text in self.warnings]
+        lines += [f"wrote {out.path} ({out.size} bytes)" for out in self.outputs]
+        return "\n".join(lines)
+
+
+class ErrorHandler:
+    """Applies the error policy: raise under `fail`, record and go on under `skip`."""
+
+    def __init__(self, policy: ErrorPolicy, report: Report) -> None:
+        if policy not in ERROR_POLICIES:
+            raise ValueError(f"error policy must be one of {ERROR_POLICIES}, got {policy!r}")
+        self.policy = policy
+        self.report = report
+
+    def handle(self, error: AnnotationError, images: int = 1, boxes: int = 0) -> None:
+        """Report a bad item: raises it under `fail`; under `skip` records it as skipped.
+
+        The caller must already have counted the item's images and boxes as read.
+        """
+        if self.policy == "fail":
+            raise error
+        self.report.skipped.append(SkippedItem(error.source or "?", _reason(error), images, boxes))
+
+
+def _reason(error: AnnotationError) -> str:
+    return f"{error.where}: {error.message}" if error.where else error.message

@@ -1,0 +1,283 @@
+"""The typed in-memory model every reader produces and every writer consumes.
+
+One source of truth: the pydantic models below define the fields, their types and their
+validation, and `arrow_schema()` derives the matching Arrow schema from the same definitions.
+
+Coordinates are kept as the source gave them, in a declared `coords` space (`pixel` or
+`normalized`); `ImageRecord.in_space()` converts when a writer needs the other space.
+Flags are tri-state: 1 true, 0 false, -1 unknown (never read -1 as true).
+"""
+
+from __future__ import annotations
+
+import math
+import types
+import typing
+from functools import cache
+from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from annoconv.errors import AnnotationError
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+CoordSpace = Literal["pixel", "normalized"]
+PIXEL: CoordSpace = "pixel"
+NORMALIZED: CoordSpace = "normalized"
+
+Flag = Literal[-1, 0, 1]
+UNKNOWN: Flag = -1
+
+# Normalized coordinates may stray this far outside [0, 1] from float rounding in other tools.
+NORMALIZED_TOLERANCE = 1e-4
+# Pixel coordinates may exceed the image by this much (float noise), never by a pixel.
+PIXEL_TOLERANCE = 1e-6
+
+FLAG_FIELDS = ("difficult", "truncated", "occluded", "group_of", "depiction", "inside")
+BOX_FIELDS = ("xmin", "ymin", "xmax", "ymax")
+
+
+class ArrowType:
+    """Field metadata choosing a narrower Arrow type than the default for the Python type."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+Int32 = Annotated[int, ArrowType("int32")]
+
+
+class ObjectAnnotation(BaseModel):
+    """One labelled box. Coordinates are in the owning image's `coords` space."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    label: str = Field(min_length=1)
+    xmin: float
+    ymin: float
+    xmax: float
+    ymax: float
+    difficult: Flag = UNKNOWN
+    truncated: Flag = UNKNOWN
+    occluded: Flag = UNKNOWN
+    group_of: Flag = UNKNOWN
+    depiction: Flag = UNKNOWN
+    inside: Flag = UNKNOWN
+    pose: str | None = None
+    confidence: float | None = None
+    source: str | None = None
+
+    @field_validator("xmin", "ymin", "xmax", "ymax")
+    @classmethod
+    def _finite(cls, value: float) -> float:
+        if not math.isfinite(value):
+            raise ValueError(f"coordinate must be a finite number, got {value}")
+        return value
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ObjectAnnotation:
+        if self.xmin > self.xmax:
+            raise ValueError(f"xmin {format_number(self.xmin)} > xmax {format_number(self.xmax)}")
+        if self.ymin > self.ymax:
+            raise ValueError(f"ymin {format_number(self.ymin)} > ymax {format_number(self.ymax)}")
+        return self
+
+
+class ImageLabel(BaseModel):
+    """An image-level label (Open Images verified labels); confidence 0 means verified absent."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    label: str = Field(min_length=1)
+    confidence: float | None = None
+
+
+class ImageRecord(BaseModel):
+    """One image and its annotations.
+
+    `key` identifies the record within its dataset (the annotation path relative to the
+    source root for VOC, so equal `filename`s in different folders stay apart). `filename` is
+    the image name relative to the dataset's image root, in posix form. `image_uri` is where
+    the image bytes were found, when they were looked up; `path` is the image path recorded by
+    the annotation tool (often a path on the annotator's machine).
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    key: str = Field(min_length=1)
+    filename: str = Field(min_length=1)
+    width: Int32 | None = Field(default=None, ge=1)
+    height: Int32 | None = Field(default=None, ge=1)
+    depth: Int32 | None = Field(default=None, ge=1)
+    coords: CoordSpace = PIXEL
+    objects: list[ObjectAnnotation] = Field(default_factory=list)
+    image_labels: list[ImageLabel] = Field(default_factory=list)
+    split: str | None = None
+    path: str | None = None
+    image_uri: str | None = None
+    sha256: str | None = None
+    verified: bool | None = None
+    source: str | None = None
+
+    @model_validator(mode="after")
+    def _boxes_inside(self) -> ImageRecord:
+        for index, obj in enumerate(self.objects):
+            problem = _outside_problem(obj, self.coords, self.width, self.height)
+            if problem:
+                raise ValueError(f"object[{index + 1}] ({obj.label!r}): {problem}")
+        return self
+
+    @property
+    def has_size(self) -> bool:
+        return self.width is not None and self.height is not None
+
+    def require_size(self, why: str = "a pixel/normalized conversion") -> tuple[int, int]:
+        """(width, height), or an error naming the record when the size is unknown."""
+        if self.width is None or self.height is None:
+            raise AnnotationError(
+                self.source or self.key,
+                f"image size is unknown but {why} needs it; "
+                "pass the images (--images DIR) so their headers can be read",
+            )
+        return self.width, self.height
+
+    def in_space(self, space: CoordSpace) -> ImageRecord:
+        """This record with its boxes in `space` (a copy; the same record if already there)."""
+        if space == self.coords:
+            return self
+        width, height = self.require_size(f"converting to {space} coordinates")
+        scale = _scaler(width, height, to_normalized=space == NORMALIZED)
+        objects = [obj.model_copy(update=scale(obj)) for obj in self.objects]
+        return self.model_copy(update={"coords": space, "objects": objects})
+
+
+def _scaler(width: int, height: int, to_normalized: bool) -> Any:
+    fx, fy = (1.0 / width, 1.0 / height) if to_normalized else (float(width), float(height))
+
+    def scale(obj: ObjectAnnotation) -> dict[str, float]:
+        return {
+            "xmin": obj.xmin * fx,
+            "xmax": obj.xmax * fx,
+            "ymin": obj.ymin * fy,
+            "ymax": obj.ymax * fy,
+        }
+
+    return scale
+
+
+def _outside_problem(
+    obj: ObjectAnnotation, space: CoordSpace, width: int | None, height: int | None
+) -> str | None:
+    if space == NORMALIZED:
+        low, high_x, high_y, tol = 0.0, 1.0, 1.0, NORMALIZED_TOLERANCE
+    elif width is not None and height is not None:
+        low, high_x, high_y, tol = 0.0, float(width), float(height), PIXEL_TOLERANCE
+    else:
+        return None if min(obj.xmin, obj.ymin) >= -PIXEL_TOLERANCE else _negative(obj)
+    for name, limit in (("xmin", high_x), ("xmax", high_x), ("ymin", high_y), ("ymax", high_y)):
+        value = getattr(obj, name)
+        if value < low - tol or value > limit + tol:
+            bounds = "[0, 1]" if space == NORMALIZED else f"[0, {limit:g}] (image {width}x{height})"
+            return f"{name} {format_number(value)} is outside {bounds}"
+    return None
+
+
+def _negative(obj: ObjectAnnotation) -> str:
+    name = "xmin" if obj.xmin < 0 else "ymin"
+    return f"{name} {format_number(getattr(obj, name))} is negative"
+
+
+# Integral floats at or beyond this print in exponent form, as repr does (1e+16).
+_INT_FORMAT_LIMIT = 1e16
+
+
+def format_number(value: float) -> str:
+    """A number as text that parses back to the same float: `829`, `45.70000076293945`."""
+    value = float(value)
+    if value.is_integer() and abs(value) < _INT_FORMAT_LIMIT:
+        return str(int(value))
+    return repr(value)
+
+
+def format_validation_error(error: ValidationError) -> tuple[str, str]:
+    """(where, message) of the first problem pydantic found, in our own words."""
+    first = error.errors()[0]
+    where = ".".join(str(part) for part in first["loc"]) or None
+    message = first["msg"].removeprefix("Value error, ")
+    if "input" in first and first["type"] not in ("value_error", "assertion_error"):
+        message = f"{message} (got {first['input']!r})"
+    return where or "", message
+
+
+def make_object(source: str | None, where: str | None, **fields: Any) -> ObjectAnnotation:
+    """Build an ObjectAnnotation, turning validation errors into AnnotationErrors at `where`."""
+    try:
+        return ObjectAnnotation(**fields)
+    except ValidationError as exc:
+        field, message = format_validation_error(exc)
+        location = "/".join(part for part in (where, field) if part) or None
+        raise AnnotationError(source, message, location) from None
+
+
+def make_record(source: str | None, where: str | None = None, **fields: Any) -> ImageRecord:
+    """Build an ImageRecord, turning validation errors into AnnotationErrors naming `source`."""
+    try:
+        return ImageRecord(source=source, **fields)
+    except ValidationError as exc:
+        field, message = format_validation_error(exc)
+        location = "/".join(part for part in (where, field) if part) or None
+        raise AnnotationError(source, message, location) from None
+
+
+# --- Arrow schema, derived from the models above -------------------------------------------
+
+
+@cache
+def arrow_schema() -> pa.Schema:
+    """The Arrow schema of a table with one row per ImageRecord (objects as a list of structs)."""
+    import pyarrow as pa
+
+    return pa.schema(_arrow_fields(ImageRecord))
+
+
+def _arrow_fields(model: type[BaseModel]) -> list[pa.Field]:
+    import pyarrow as pa
+
+    fields = []
+    for name, info in model.model_fields.items():
+        annotation, nullable = _strip_optional(info.annotation)
+        override = next((m.name for m in info.metadata if isinstance(m, ArrowType)), None)
+        arrow_type = getattr(pa, override)() if override else _arrow_type(annotation)
+        fields.append(pa.field(name, arrow_type, nullable=nullable))
+    return fields
+
+
+def _strip_optional(annotation: Any) -> tuple[Any, bool]:
+    if get_origin(annotation) in (Union, types.UnionType):
+        args = [arg for arg in get_args(annotation) if arg is not type(None)]
+        if len(args) == 1:
+            return _strip_optional(args[0])[0], True
+    return annotation, False
+
+
+def _arrow_type(annotation: Any) -> pa.DataType:
+    import pyarrow as pa
+
+    origin = get_origin(annotation)
+    if origin is Annotated:
+        base, *extra = get_args(annotation)
+        override = next((m.name for m in extra if isinstance(m, ArrowType)), None)
+        return getattr(pa, override)() if override else _arrow_type(base)
+    if origin is typing.Literal:
+        values = get_args(annotation)
+        return pa.int8() if all(isinstance(v, int) for v in values) else pa.string()
+    if origin is list:
+        return pa.list_(_arrow_type(get_args(annotation)[0]))
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return pa.struct(_arrow_fields(annotation))
+    simple = {str: pa.string(), int: pa.int64(), float: pa.float64(), bool: pa.bool_()}
+    if annotation in simple:
+        return simple[annotation]
+    raise TypeError(f"no Arrow type for {annotation!r}")
