@@ -83,24 +83,29 @@ def available_formats() -> list[FormatEntry]:
 def infer_format(path: Source, *, for_writing: bool = False) -> str:
     """The format name a path implies: a folder of .xml is VOC, `.csv` is CSV, and so on.
 
-    For reading, a folder is looked into; for writing, only the extension counts.
+    The extension decides when it names a format; otherwise, for reading, a folder is looked
+    into. Remote paths with a known extension are never touched.
     """
     from annoconv.io.fs import is_dir, source_suffixes
 
-    if isinstance(path, str) and not for_writing and is_dir(path):
-        suffixes = source_suffixes(path)
-        described = f"folder {path}"
-    else:
-        first = path if isinstance(path, str) else (path[0] if path else "")
-        suffixes = [_suffix(first)]
-        described = first
+    first = path if isinstance(path, str) else (path[0] if path else "")
+    name = _format_for_suffixes([_suffix(first)])
+    if name is None and isinstance(path, str) and not for_writing and is_dir(path):
+        name = _format_for_suffixes(source_suffixes(path))
+        first = f"folder {path}"
+    if name is None:
+        names = ", ".join(sorted(_REGISTRY))
+        flag = "--to" if for_writing else "--from"
+        raise FormatError(f"cannot tell the format of {first}; name it with {flag} ({names})")
+    return _refine(name, path, for_writing)
+
+
+def _format_for_suffixes(suffixes: list[str]) -> str | None:
     for suffix in suffixes:
         for entry in available_formats():
-            if suffix in _extensions(entry):
-                return _refine(entry.name, path, for_writing)
-    names = ", ".join(sorted(_REGISTRY))
-    flag = "--to" if for_writing else "--from"
-    raise FormatError(f"cannot tell the format of {described}; name it with {flag} ({names})")
+            if suffix and suffix in _extensions(entry):
+                return entry.name
+    return None
 
 
 def _extensions(entry: FormatEntry) -> tuple[str, ...]:
@@ -135,7 +140,7 @@ def _load(entry: FormatEntry) -> Format:
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name and not exc.name.startswith("annoconv"):
+        if exc.name and exc.name.split(".")[0] != "annoconv":
             hint = (
                 f"pip install 'annoconv[{entry.extra}]'"
                 if entry.extra

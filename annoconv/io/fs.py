@@ -14,7 +14,11 @@ import uuid
 from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
+from annoconv.errors import MissingDependencyError
+
 GLOB_CHARS = frozenset("*?[")
+#: The annoconv extra that installs the fsspec implementation of a protocol.
+_PROTOCOL_EXTRAS = {"s3": "s3", "s3a": "s3"}
 
 
 def is_remote(uri: str) -> bool:
@@ -29,7 +33,13 @@ def filesystem(uri: str) -> tuple[Any, str]:
     """The fsspec filesystem for a remote URI and the path within it."""
     from fsspec.core import url_to_fs
 
-    fs, path = url_to_fs(uri)
+    try:
+        fs, path = url_to_fs(uri)
+    except ImportError as exc:
+        protocol = uri.split("://", 1)[0]
+        extra = _PROTOCOL_EXTRAS.get(protocol)
+        hint = f"pip install 'annoconv[{extra}]'" if extra else str(exc)
+        raise MissingDependencyError(f"{uri}: reading {protocol}:// needs {hint}") from None
     return fs, str(path)
 
 

@@ -1,0 +1,88 @@
+"""Time annoconv against plain baselines on the same data, in the same run; report ratios.
+
+Each job runs in its own process, which reports its wall time and peak RSS.
+
+Run: ``python benchmarks/run.py DATA_DIR [--repeat 3]`` (DATA_DIR from make_synthetic.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import Callable
+from pathlib import Path
+
+
+def baseline_xml_to_csv(data: Path, out: Path) -> None:
+    """The least a VOC -> CSV conversion must do: parse every XML, write one row per box."""
+    with out.open("w", newline="", encoding="utf-8") as handle:
+        rows = csv.writer(handle)
+        rows.writerow(["filename", "width", "height", "class", "xmin", "ymin", "xmax", "ymax"])
+        for xml in sorted(data.rglob("*.xml")):
+            root = ET.parse(xml).getroot()
+            size = [root.findtext("size/width"), root.findtext("size/height")]
+            for obj in root.iter("object"):
+                box = [obj.findtext(f"bndbox/{k}") for k in ("xmin", "ymin", "xmax", "ymax")]
+                rows.writerow([root.findtext("filename"), *size, obj.findtext("name"), *box])
+
+
+def annoconv_xml_to_csv(data: Path, out: Path) -> None:
+    from annoconv import convert
+
+    convert(str(data), str(out), from_format="voc", to_format="csv")
+
+
+JOBS: dict[str, Callable[[Path, Path], None]] = {
+    "baseline_xml_to_csv": baseline_xml_to_csv,
+    "annoconv_xml_to_csv": annoconv_xml_to_csv,
+}
+COMPARISONS = [("annoconv_xml_to_csv", "baseline_xml_to_csv")]
+
+
+def run_one(name: str, data: Path, out: Path) -> None:
+    start = time.perf_counter()
+    JOBS[name](data, out)
+    seconds = time.perf_counter() - start
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_mb}))
+
+
+def measure(name: str, data: Path, repeat: int) -> dict[str, float]:
+    results = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(repeat):
+            command = [sys.executable, __file__, "--one", name, str(data), str(Path(tmp) / "out")]
+            done = subprocess.run(command, check=True, capture_output=True, text=True)
+            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    best = min(results, key=lambda r: r["seconds"])
+    return {"seconds": best["seconds"], "peak_rss_mb": max(r["peak_rss_mb"] for r in results)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("data", type=Path)
+    parser.add_argument("out", type=Path, nargs="?")
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--one", choices=sorted(JOBS), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        run_one(args.one, args.data, args.out)
+        return
+    measured = {name: measure(name, args.data, args.repeat) for name in JOBS}
+    print(f"{'job':<24} {'best s':>8} {'peak RSS MB':>12}")
+    for name, result in measured.items():
+        print(f"{name:<24} {result['seconds']:>8.2f} {result['peak_rss_mb']:>12.0f}")
+    for ours, baseline in COMPARISONS:
+        ratio = measured[ours]["seconds"] / measured[baseline]["seconds"]
+        print(f"{ours} / {baseline}: {ratio:.2f}x")
+
+
+if __name__ == "__main__":
+    main()

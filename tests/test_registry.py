@@ -1,0 +1,81 @@
+"""The format registry: names, inference from paths, entry-point plug-ins, missing extras."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from factories import labelimg_xml, write
+
+from annoconv import formats
+from annoconv.errors import FormatError, MissingDependencyError
+from annoconv.formats import FormatEntry, available_formats, get_format, infer_format
+
+
+@pytest.fixture
+def restore_registry() -> Iterator[None]:
+    saved = (dict(formats._REGISTRY), dict(formats._LOADED), formats._entry_points_scanned)
+    yield
+    formats._REGISTRY.clear()
+    formats._REGISTRY.update(saved[0])
+    formats._LOADED.clear()
+    formats._LOADED.update(saved[1])
+    formats._entry_points_scanned = saved[2]
+
+
+def test_builtins_by_name() -> None:
+    assert {"voc", "csv", "pbtxt"} <= {entry.name for entry in available_formats()}
+    voc = get_format("voc")
+    assert voc.reader is not None and voc.writer is not None
+    assert get_format("pbtxt").reader is None
+
+
+def test_inference_from_paths(tmp_path: Path) -> None:
+    write(tmp_path / "ann" / "deep" / "1.xml", labelimg_xml("1.jpg", 10, 10))
+    write(tmp_path / "ann" / "notes.txt", "not an annotation")
+    assert infer_format(str(tmp_path / "ann")) == "voc"
+    assert infer_format(str(tmp_path / "ann" / "deep" / "1.xml")) == "voc"
+    assert infer_format(str(tmp_path / "ann" / "**" / "*.xml")) == "voc"
+    assert infer_format([str(tmp_path / "a.XML")]) == "voc"
+    assert infer_format("s3://bucket/train.csv") == "csv"
+    assert infer_format(str(tmp_path / "out" / "label_map.pbtxt"), for_writing=True) == "pbtxt"
+    with pytest.raises(
+        FormatError, match=r"cannot tell the format of .*out\.bin; name it with --to"
+    ):
+        infer_format(str(tmp_path / "out.bin"), for_writing=True)
+
+
+def test_unknown_name_lists_known_formats() -> None:
+    with pytest.raises(FormatError, match=r"unknown format 'yolo'; known formats: .*csv.*voc"):
+        get_format("yolo")
+
+
+def test_missing_dependency_says_what_to_install(restore_registry: None) -> None:
+    formats.register(FormatEntry("fancy", "annoconv_no_such_plugin.fancy:FORMAT", extra="fancy"))
+    with pytest.raises(MissingDependencyError) as info:
+        get_format("fancy")
+    message = str(info.value)
+    assert "format 'fancy' needs the package 'annoconv_no_such_plugin'" in message
+    assert "pip install 'annoconv[fancy]'" in message
+
+
+def test_entry_point_plugins_are_discovered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, restore_registry: None
+) -> None:
+    """A real installed distribution (a dist-info on sys.path) declaring the entry point."""
+    write(
+        tmp_path / "annoconv_demo_plugin.py",
+        "from annoconv.formats.base import Format\n"
+        "FORMAT = Format('demo', 'a demo format', ('.demo',))\n",
+    )
+    dist = tmp_path / "annoconv_demo_plugin-1.0.dist-info"
+    write(dist / "METADATA", "Metadata-Version: 2.1\nName: annoconv-demo-plugin\nVersion: 1.0\n")
+    write(dist / "entry_points.txt", "[annoconv.formats]\ndemo = annoconv_demo_plugin:FORMAT\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    formats._entry_points_scanned = False
+    assert "demo" in {entry.name for entry in available_formats()}
+    assert get_format("demo").description == "a demo format"
+    assert infer_format(str(tmp_path / "x.demo")) == "demo"
+    sys.modules.pop("annoconv_demo_plugin", None)
