@@ -74,6 +74,59 @@ def _columns(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _split_spec(text: str) -> dict[str, float]:
+    from annoconv.ops import parse_split
+
+    try:
+        return parse_split(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _size_spec(text: str) -> int:
+    from annoconv.formats.tfrecord import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _split_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--split",
+        metavar="SPEC",
+        type=_split_spec,
+        help="write one output per split, e.g. train=0.7,test=0.3 (by image, one label map)",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=0, help="seed of the split assignment (default 0)"
+    )
+
+
+def _tfrecord_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("TFRecord output")
+    shards = group.add_mutually_exclusive_group()
+    shards.add_argument("--shards", type=int, metavar="N", help="number of shards (default 1)")
+    shards.add_argument(
+        "--shard-size",
+        metavar="SIZE",
+        type=_size_spec,
+        help="pick the shard count from image bytes, e.g. 100MB",
+    )
+    group.add_argument("--compression", choices=("GZIP", "ZLIB"), help="compress the shards")
+    group.add_argument(
+        "--size-policy",
+        choices=("fail", "warn", "skip"),
+        default=None,
+        help="when an annotation's size disagrees with its image: fail (default), "
+        "warn and trust the image (boxes rescaled), or skip the image",
+    )
+    group.add_argument(
+        "--jpeg-quality", type=int, metavar="Q", help="quality of transcoded photos (default 95)"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="annoconv",
@@ -91,7 +144,9 @@ def build_parser() -> argparse.ArgumentParser:
     convert.add_argument("--to", dest="to_format", metavar="FORMAT", help="output format")
     _reading(convert)
     _label_map_options(convert)
+    _split_options(convert)
     _columns(convert)
+    _tfrecord_options(convert)
     _common(convert)
     convert.set_defaults(handler=_run_convert)
 
@@ -102,9 +157,38 @@ def build_parser() -> argparse.ArgumentParser:
     xml2csv.add_argument("output", metavar="OUT.csv")
     xml2csv.add_argument("--images", metavar="DIR", help="images, for sizes missing from XMLs")
     _label_map_options(xml2csv)
+    _split_options(xml2csv)
     _columns(xml2csv)
     _common(xml2csv)
     xml2csv.set_defaults(handler=_run_convert, from_format="voc", to_format="csv")
+
+    xml2tfrecord = commands.add_parser(
+        "xml2tfrecord",
+        help="labelImg VOC XML folder + images -> TFRecord shards and a label map",
+    )
+    xml2tfrecord.add_argument("source", metavar="XML_DIR", help="folder (recursive) or glob")
+    xml2tfrecord.add_argument(
+        "output",
+        metavar="OUT_PREFIX",
+        help="shards are OUT_PREFIX-00000-of-0000N (with --split: PREFIX-train..., PREFIX-test...)",
+    )
+    xml2tfrecord.add_argument(
+        "--images", metavar="DIR", help="images folder (default: beside the XMLs)"
+    )
+    _label_map_options(xml2tfrecord)
+    _split_options(xml2tfrecord)
+    _tfrecord_options(xml2tfrecord)
+    _common(xml2tfrecord)
+    xml2tfrecord.set_defaults(handler=_run_convert, from_format="voc", to_format="tfrecord")
+
+    inspect = commands.add_parser(
+        "inspect", help="check TFRecord files (CRCs, keys, classes) without TensorFlow"
+    )
+    inspect.add_argument("files", metavar="FILE", nargs="+", help="TFRecord files or prefixes")
+    inspect.add_argument("--label-map", metavar="PBTXT", help="check class ids against it")
+    inspect.add_argument("--json", action="store_true", help="print JSON")
+    inspect.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    inspect.set_defaults(handler=_run_inspect)
 
     labelmap = commands.add_parser(
         "labelmap", help="write a label map (.pbtxt) from data, class names or other maps"
@@ -148,28 +232,50 @@ def _split_columns(text: str | None) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()] if text else []
 
 
+_TFRECORD_OPTIONS = ("shards", "shard_size", "compression", "size_policy", "jpeg_quality")
+
+
 def _run_convert(args: argparse.Namespace) -> int:
     from annoconv.convert import convert
+    from annoconv.formats import infer_format
 
-    write_options = {}
+    write_options: dict[str, object] = {}
     columns = _split_columns(getattr(args, "columns", None))
     if columns:
         write_options["columns"] = columns
+    for name in _TFRECORD_OPTIONS:
+        value = getattr(args, name, None)
+        if value is not None:
+            write_options[name] = value
+    to_format = args.to_format or infer_format(args.output, for_writing=True)
     report = convert(
         args.source,
         args.output,
         from_format=args.from_format,
-        to_format=args.to_format,
+        to_format=to_format,
         images=args.images,
         label_map=args.label_map,
         extend_label_map=args.extend_label_map,
         label_map_order=args.label_map_order,
+        label_map_output=_label_map_beside(args, to_format),
+        split=args.split,
+        seed=args.seed,
         on_error=args.on_error,
         progress=not args.quiet,
         write_options=write_options,
     )
     _finish(report, args)
     return EXIT_OK
+
+
+def _label_map_beside(args: argparse.Namespace, to_format: str) -> str | None:
+    """TFRecords come with their label map, written next to the shards unless one is given
+    (or when the given one was extended)."""
+    if to_format != "tfrecord" or (args.label_map and not args.extend_label_map):
+        return None
+    from annoconv.io.fs import dirname, join
+
+    return join(dirname(args.output) or ".", "label_map.pbtxt")
 
 
 def _run_labelmap(args: argparse.Namespace) -> int:
@@ -210,6 +316,19 @@ def _run_stats(args: argparse.Namespace) -> int:
         for item in stats.report.skipped:
             print(f"skipped {item.source}: {item.reason}", file=sys.stderr)
     return EXIT_OK
+
+
+def _run_inspect(args: argparse.Namespace) -> int:
+    from annoconv.formats.tfrecord import inspect_tfrecords
+
+    result = inspect_tfrecords(args.files, label_map=args.label_map)
+    if args.json:
+        print(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        print(result.table())
+    for problem in result.problems:
+        print(f"problem: {problem}", file=sys.stderr)
+    return EXIT_FAILED if result.problems else EXIT_OK
 
 
 def _run_formats(args: argparse.Namespace) -> int:

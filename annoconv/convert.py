@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
 from annoconv.errors import AnnoconvError, AnnotationError, FormatError
 from annoconv.formats import BadItem, Reader, Source, Writer, get_format, infer_format
-from annoconv.io.fs import GLOB_CHARS, exists
+from annoconv.io.fs import GLOB_CHARS, exists, expand_source
 from annoconv.labelmap import LabelMap, LabelOrder
-from annoconv.report import ErrorHandler, ErrorPolicy, Report
+from annoconv.ops import assign_splits, parse_split
+from annoconv.report import ErrorHandler, ErrorPolicy, OutputFile, Report
 from annoconv.schema import ImageRecord
 
 
@@ -34,7 +37,10 @@ def open_reader(
 def _check_exists(source: Source) -> None:
     paths = [source] if isinstance(source, str) else list(source)
     for path in paths:
-        if not any(char in path for char in GLOB_CHARS) and not exists(path):
+        if any(char in path for char in GLOB_CHARS) or exists(path):
+            continue
+        # A shard prefix (`out/train.record`) stands for its shards.
+        if not expand_source(f"{path}-*-of-*", ())[0]:
             raise AnnoconvError(f"{path}: no such file or folder")
 
 
@@ -56,15 +62,29 @@ def read(
 def class_counts(reader: Reader) -> Counter[str]:
     """Boxes per class over the readable records, in first-seen order (bad items are ignored
     here; the conversion pass reports them)."""
-    counts: Counter[str] = Counter()
+    return survey(reader).counts
+
+
+@dataclass
+class Survey:
+    """What a first pass over the source learns: classes, and the image keys with weights."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    weights: dict[str, int] = field(default_factory=dict)
+
+
+def survey(reader: Reader, weigh: Callable[[ImageRecord], int] | None = None) -> Survey:
+    """One pass over the readable records, keeping only small per-image facts."""
+    result = Survey()
     for item in reader:
         if isinstance(item, ImageRecord):
-            counts.update(obj.label for obj in item.objects)
-    return counts
+            result.counts.update(obj.label for obj in item.objects)
+            result.weights[item.key] = weigh(item) if weigh else 1
+    return result
 
 
-def resolve_label_map(
-    reader: Reader,
+def settle_label_map(
+    counts: Counter[str],
     label_map: str | LabelMap | None,
     *,
     needed: bool,
@@ -76,13 +96,18 @@ def resolve_label_map(
     A given map must cover every class in the data (or is extended when asked); without one,
     a writer that assigns ids gets a map built from the data.
     """
-    if label_map is None and not needed:
-        return None
-    counts = class_counts(reader)
     if label_map is None:
-        return LabelMap.from_classes(counts, order=order)
+        return LabelMap.from_classes(counts, order=order) if needed else None
     given = LabelMap.read(label_map) if isinstance(label_map, str) else label_map
     return given.check_covers(counts, extend=extend)
+
+
+def split_destination(output: str, split: str) -> str:
+    """Where one split of `output` goes: `-SPLIT` inserted before the name's extension
+    (`out/uspto.record` -> `out/uspto-train.record`, `out/boxes.csv` -> `out/boxes-test.csv`)."""
+    cut = max(output.rfind("/"), output.rfind("\\")) + 1
+    stem, dot, suffix = output[cut:].partition(".")
+    return f"{output[:cut]}{stem}-{split}{dot}{suffix}"
 
 
 def convert(
@@ -95,6 +120,9 @@ def convert(
     label_map: str | LabelMap | None = None,
     extend_label_map: bool = False,
     label_map_order: LabelOrder = "sorted",
+    label_map_output: str | None = None,
+    split: Mapping[str, float] | str | None = None,
+    seed: int = 0,
     on_error: ErrorPolicy = "fail",
     progress: bool = False,
     read_options: Mapping[str, Any] | None = None,
@@ -102,25 +130,98 @@ def convert(
 ) -> Report:
     """Convert `source` (a file, folder, glob or list of files) into `output`.
 
-    Formats are inferred from the paths unless named. With ``on_error="skip"`` bad items are
+    Formats are inferred from the paths unless named. `split` (``{"train": 0.7, "test":
+    0.3}`` or ``"train=0.7,test=0.3"``) writes one output per split, named by
+    `split_destination`, with images assigned reproducibly from `seed`; every split shares
+    one label map, which `label_map_output` also saves. With ``on_error="skip"`` bad items are
     left out and listed in the returned report instead of stopping the run. Outputs appear
     only when the whole run succeeded.
     """
     reader = open_reader(source, from_format=from_format, images=images, read_options=read_options)
-    out_name = to_format or infer_format(output, for_writing=True)
-    fmt = get_format(out_name)
-    if fmt.writer is None:
-        raise FormatError(f"format {out_name!r} can be read but not written")
-    writer_needs_map = bool(getattr(fmt.writer, "needs_label_map", False))
-    resolved = resolve_label_map(
-        reader,
+    writer_class = _writer_class(output, to_format)
+    fractions = parse_split(split) if isinstance(split, str) else split
+    needs_map = writer_class.needs_label_map or label_map_output is not None
+    options = dict(write_options or {})
+    facts = None
+    if needs_map or label_map is not None or fractions or writer_class.needs_keys:
+        weigh = writer_class.weigher(images=images, **options) if writer_class.needs_keys else None
+        facts = survey(reader, weigh)
+    resolved = settle_label_map(
+        facts.counts if facts else Counter(),
         label_map,
-        needed=writer_needs_map,
+        needed=needs_map,
         extend=extend_label_map,
         order=label_map_order,
     )
-    writer = fmt.writer(output, label_map=resolved, **dict(write_options or {}))
-    return run(reader, writer, on_error=on_error, progress=progress)
+
+    _check_options(writer_class, options)
+
+    def make_writer(destination: str, keys: Iterable[str] | None) -> Writer:
+        if writer_class.needs_keys and facts is not None and keys is not None:
+            options["keys"] = {key: facts.weights[key] for key in keys}
+        return writer_class(destination, label_map=resolved, images=images, **options)
+
+    if fractions and facts is not None:
+        assignment = assign_splits(facts.weights, fractions, seed)
+        members: dict[str, list[str]] = {name: [] for name in fractions}
+        for key, name in assignment.items():
+            members[name].append(key)
+        writers = {
+            name: make_writer(split_destination(output, name), members[name]) for name in fractions
+        }
+        writer: Writer = SplitWriter(writers, assignment)
+    else:
+        writer = make_writer(output, facts.weights if facts else None)
+    report = run(reader, writer, on_error=on_error, progress=progress)
+    if label_map_output is not None and resolved is not None:
+        size = resolved.write(label_map_output)
+        report.outputs.append(OutputFile(label_map_output, size, "label_map"))
+    return report
+
+
+def _writer_class(output: str, to_format: str | None) -> type[Writer]:
+    name = to_format or infer_format(output, for_writing=True)
+    fmt = get_format(name)
+    if fmt.writer is None:
+        raise FormatError(f"format {name!r} can be read but not written")
+    return fmt.writer
+
+
+def _check_options(writer_class: type[Writer], options: Mapping[str, Any]) -> None:
+    accepted = inspect.signature(writer_class).parameters
+    unknown = sorted(set(options) - set(accepted) | ({"keys"} & set(options)))
+    if unknown:
+        valid = sorted(set(accepted) - {"destination", "label_map", "images", "keys"})
+        raise FormatError(
+            f"the {writer_class.__name__} does not take option(s) {', '.join(unknown)}; "
+            f"it takes: {', '.join(valid) or 'none'}"
+        )
+
+
+class SplitWriter(Writer):
+    """Routes each record to the writer of its split, marking the record with the split."""
+
+    def __init__(self, writers: Mapping[str, Writer], assignment: Mapping[str, str]) -> None:
+        first = next(iter(writers.values()))
+        super().__init__(first.destination, label_map=first.label_map)
+        self.coords = first.coords  # type: ignore[misc]
+        self.writers = dict(writers)
+        self.assignment = assignment
+
+    def write(self, record: ImageRecord) -> None:
+        name = self.assignment.get(record.key)
+        if name is None:
+            raise AnnotationError(
+                record.source, f"image {record.key!r} was not seen when splitting"
+            )
+        self.writers[name].write(record.model_copy(update={"split": name}))
+
+    def close(self) -> list[OutputFile]:
+        return [output for writer in self.writers.values() for output in writer.close()]
+
+    def abort(self) -> None:
+        for writer in self.writers.values():
+            writer.abort()
 
 
 def run(

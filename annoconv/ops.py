@@ -1,9 +1,11 @@
-"""Operations over streams of records: statistics (split, filter, sample and dedup grow here)."""
+"""Operations over streams of records: statistics, splits and shard assignment."""
 
 from __future__ import annotations
 
+import hashlib
+import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -98,3 +100,82 @@ def dataset_stats(
             continue
         stats.add(item)
     return stats
+
+
+# --- splits and shards ---------------------------------------------------------------------
+#
+# Both are decided from the set of image keys alone, never from the order records arrive in:
+# keys are ranked by a SHA-256 of (seed, key), so the same images give the same assignment
+# however the input is listed, and a different seed gives an independent shuffle.
+
+
+def parse_split(text: str) -> dict[str, float]:
+    """`train=0.7,test=0.3` -> {"train": 0.7, "test": 0.3}; fractions must sum to 1."""
+    fractions: dict[str, float] = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise ValueError(f"split {part.strip()!r} is not NAME=FRACTION (e.g. train=0.7)")
+        if name in fractions:
+            raise ValueError(f"split {name!r} is given twice")
+        try:
+            fraction = float(value)
+        except ValueError:
+            raise ValueError(f"split {name!r}: {value.strip()!r} is not a number") from None
+        if not 0 < fraction <= 1:
+            raise ValueError(f"split {name!r}: fraction {fraction} is not in (0, 1]")
+        fractions[name] = fraction
+    check_split(fractions)
+    return fractions
+
+
+def check_split(fractions: Mapping[str, float]) -> None:
+    if not fractions:
+        raise ValueError("a split needs at least one NAME=FRACTION")
+    total = sum(fractions.values())
+    if abs(total - 1.0) > 1e-6:
+        raise ValueError(f"split fractions sum to {total:g}, not 1")
+
+
+def split_counts(total: int, fractions: Mapping[str, float]) -> dict[str, int]:
+    """Images per split: floor of each share, the remainder going to the largest fractional
+    parts (ties to the split named first), so the counts always add up to `total`."""
+    exact = {name: total * fraction for name, fraction in fractions.items()}
+    counts = {name: math.floor(value) for name, value in exact.items()}
+    by_remainder = sorted(fractions, key=lambda name: -(exact[name] - counts[name]))
+    for name in by_remainder[: total - sum(counts.values())]:
+        counts[name] += 1
+    return counts
+
+
+def rank_keys(keys: Iterable[str], seed: int | str = "") -> list[str]:
+    """The keys in a pseudo-random order that depends only on the keys and the seed."""
+    prefix = f"{seed}\x00".encode()
+    return sorted(set(keys), key=lambda key: (hashlib.sha256(prefix + key.encode()).digest(), key))
+
+
+def assign_splits(keys: Iterable[str], fractions: Mapping[str, float], seed: int) -> dict[str, str]:
+    """Each image key's split: exact proportions (see `split_counts`), reproducible by seed."""
+    check_split(fractions)
+    ranked = rank_keys(keys, seed)
+    assignment: dict[str, str] = {}
+    start = 0
+    for name, count in split_counts(len(ranked), fractions).items():
+        assignment.update((key, name) for key in ranked[start : start + count])
+        start += count
+    return assignment
+
+
+def assign_shards(keys: Iterable[str], num_shards: int) -> dict[str, int]:
+    """Each key's shard: keys dealt round-robin in hash order, so shard sizes differ by at
+    most one image and do not depend on the input order."""
+    if num_shards < 1:
+        raise ValueError(f"the number of shards must be at least 1, got {num_shards}")
+    return {key: rank % num_shards for rank, key in enumerate(rank_keys(keys, "shard"))}
+
+
+def shard_of(key: str, num_shards: int) -> int:
+    """A key's shard when the set of keys is not known in advance (hash modulo)."""
+    digest = hashlib.sha256(b"shard\x00" + key.encode()).digest()
+    return int.from_bytes(digest[:8], "big") % num_shards

@@ -202,7 +202,7 @@ def test_step5_extension_less_filename(tree: Path) -> None:
 def test_step5_stem_under_mirrored_folder_and_by_stem_anywhere(tree: Path) -> None:
     touch(tree, "images/1/280.TIF", "images/deep/281.tiff")
     assert locate(tree, "1/280.xml", "280.jpg") == str(tree / "images/1/280.TIF")
-    assert locate(tree, "1/281.xml", "281.jpg") == str(tree / "images/deep/281.tiff")
+    assert locate(tree, "7/281.xml", "281.jpg") == str(tree / "images/deep/281.tiff")
 
 
 def test_step5_stem_in_recorded_folder(tree: Path) -> None:
@@ -211,9 +211,21 @@ def test_step5_stem_in_recorded_folder(tree: Path) -> None:
     assert found == str(tree / "elsewhere/280.bmp")
 
 
-def test_exact_name_anywhere_beats_same_stem_beside(tree: Path) -> None:
-    touch(tree, "ann/1/280.tif", "images/somewhere/280.jpg")
-    assert locate(tree, "1/280.xml", "280.jpg") == str(tree / "images/somewhere/280.jpg")
+def test_same_stem_beside_beats_exact_name_elsewhere(tree: Path) -> None:
+    """USPTO: `1/280.xml` names `280.jpg`, its pixels are `1/280.tif`; another patent's
+    `2/280.jpg` must not be taken for it."""
+    touch(tree, "ann/1/280.tif", "images/2/280.jpg")
+    assert locate(tree, "1/280.xml", "280.jpg") == str(tree / "ann/1/280.tif")
+    touch(tree, "images/3/281.tif", "images/4/281.jpg")
+    assert locate(tree, "3/281.xml", "281.jpg") == str(tree / "images/3/281.tif")
+
+
+def test_mirrored_folders_are_not_searched_elsewhere(tree: Path) -> None:
+    """When the images mirror the annotation folders, an image missing from its mirror is
+    missing: a same-named file of another folder is not a stand-in."""
+    touch(tree, "images/1/other.jpg", "images/2/280.jpg")
+    assert locate(tree, "1/280.xml", "280.jpg") is None
+    assert locate(tree, "5/280.xml", "280.jpg") == str(tree / "images/2/280.jpg")
 
 
 def test_step5_several_stems_in_one_folder_is_ambiguous(tree: Path) -> None:
@@ -264,5 +276,5 @@ def test_locator_over_fsspec_urls() -> None:
         fs.pipe(f"{base}/{name}", b"x")
     locator = ImageLocator(f"{base}/images", f"{base}/ann")
     assert locator.find(f"{base}/ann/1/280.xml", "280.jpg") == f"{base}/images/1/280.TIF"
-    assert locator.find(f"{base}/ann/1/9.xml", "9.png") == f"{base}/images/2/9.png"
+    assert locator.find(f"{base}/ann/5/9.xml", "9.png") == f"{base}/images/2/9.png"
     assert locator.find(f"{base}/ann/1/7.xml", "7.png") is None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import posixpath
+import re
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 
@@ -32,6 +33,8 @@ __all__ = [
 ]
 
 ENTRY_POINT_GROUP = "annoconv.formats"
+# `train.record-00003-of-00010` is a shard of `train.record`.
+_SHARD_SUFFIX = re.compile(r"-\d{5,}-of-\d{5,}$")
 
 
 @dataclass(frozen=True)
@@ -128,7 +131,7 @@ def _refine(name: str, path: Source, for_writing: bool) -> str:
 
 def _suffix(path: str) -> str:
     name = posixpath.basename(path.rstrip("/").replace("\\", "/"))
-    lowered = name.lower()
+    lowered = _SHARD_SUFFIX.sub("", name.lower())
     for double in (".tar.gz", ".tfrecord.gz"):
         if lowered.endswith(double):
             return double
@@ -180,6 +183,12 @@ def _register_builtins() -> None:
             "annoconv.formats.csv:FORMAT",
             "CSV with filename,width,height,class,xmin,ymin,xmax,ymax (one row per box)",
             (".csv",),
+        ),
+        FormatEntry(
+            "tfrecord",
+            "annoconv.formats.tfrecord:FORMAT",
+            "TFRecord shards of TF Object Detection API tf.train.Examples (no TensorFlow needed)",
+            (".tfrecord", ".record", ".tfrecords"),
         ),
         FormatEntry(
             "pbtxt",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from annoconv.errors import AnnotationError
 from annoconv.report import OutputFile
@@ -63,10 +63,21 @@ class Writer(ABC):
     coords: ClassVar[CoordSpace | None] = None
     #: Whether the writer assigns class ids and so needs the label map before the first record.
     needs_label_map: ClassVar[bool] = False
+    #: Whether the writer needs every image key (and weight) up front, e.g. to deal shards.
+    needs_keys: ClassVar[bool] = False
 
-    def __init__(self, destination: str, *, label_map: LabelMap | None = None) -> None:
+    def __init__(
+        self, destination: str, *, label_map: LabelMap | None = None, images: str | None = None
+    ) -> None:
         self.destination = destination
         self.label_map = label_map
+        self.images = images
+
+    @classmethod
+    def weigher(cls, **options: Any) -> Callable[[ImageRecord], int] | None:
+        """For `needs_keys` writers: a function giving each record's expected output size in
+        bytes (to size shards), built from the writer's options; None counts images instead."""
+        return None
 
     @abstractmethod
     def write(self, record: ImageRecord) -> None: ...
@@ -88,6 +99,6 @@ class Format:
     description: str
     extensions: tuple[str, ...] = ()
     reader: Callable[..., Reader] | None = None
-    writer: Callable[..., Writer] | None = None
+    writer: type[Writer] | None = None
     #: For formats sharing an extension: looks at a source and returns the format name it holds.
     sniff: Callable[[str], str] | None = None

@@ -90,9 +90,10 @@ class CsvWriter(Writer):
         destination: str,
         *,
         label_map: LabelMap | None = None,
+        images: str | None = None,
         columns: Sequence[str] = (),
     ) -> None:
-        super().__init__(destination, label_map=label_map)
+        super().__init__(destination, label_map=label_map, images=images)
         self.columns = _check_columns(columns)
         self._file: AtomicFile | None = None
         self._closed = False

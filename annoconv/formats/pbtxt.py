@@ -24,9 +24,14 @@ class LabelMapWriter(Writer):
     needs_label_map = True
 
     def __init__(
-        self, destination: str, *, label_map: LabelMap | None = None, order: LabelOrder = "sorted"
+        self,
+        destination: str,
+        *,
+        label_map: LabelMap | None = None,
+        images: str | None = None,
+        order: LabelOrder = "sorted",
     ) -> None:
-        super().__init__(destination, label_map=label_map)
+        super().__init__(destination, label_map=label_map, images=images)
         check_order(order)
         self.order: LabelOrder = order
         #: Boxes per class, in first-seen order.

@@ -382,8 +382,10 @@ class VocWriter(Writer):
 
     coords: ClassVar[CoordSpace | None] = PIXEL
 
-    def __init__(self, destination: str, *, label_map: LabelMap | None = None) -> None:
-        super().__init__(destination, label_map=label_map)
+    def __init__(
+        self, destination: str, *, label_map: LabelMap | None = None, images: str | None = None
+    ) -> None:
+        super().__init__(destination, label_map=label_map, images=images)
         self._outputs: list[OutputFile] = []
         self._names: set[str] = set()
         self._state = "open"

@@ -18,12 +18,14 @@ from annoconv.errors import AnnotationError
 from annoconv.io.fs import (
     dirname,
     filesystem,
+    is_dir,
     is_remote,
     join,
     list_files,
     open_input,
     relative_posix,
 )
+from annoconv.schema import ImageRecord
 
 #: Extensions of the image files we look for; compare lower-cased (`280.TIF` counts).
 IMAGE_SUFFIXES: tuple[str, ...] = (
@@ -135,13 +137,18 @@ class ImageLocator:
     1. beside the annotation (the annotation's folder + `filename`);
     2. under `images_root`, at the annotation's folder relative to `annotations_root`
        (annotations `ann/1/280.xml` -> `images/1/280.jpg`);
-    3. by file name anywhere under `images_root` (the tree is listed once, on first need,
+    3. in those two folders, a file with the same stem and another image extension
+       (`280.jpg` annotated, `280.tif` stored; old labelImg files name `280` without
+       extension) — before looking elsewhere, so that another folder's `280.jpg` is never
+       taken for this annotation's `280.tif`;
+    4. unless the images mirror the annotation's folder (step 2's folder exists), by file
+       name anywhere under `images_root` (the tree is listed once, on first need,
        and matched case-insensitively); several matches in different folders are ambiguous
        and raise AnnotationError listing them;
-    4. the path the annotation tool recorded, if it exists on this machine;
-    5. then once more in each of those places, in the same order, a file with the same
-       stem and any image extension (`280.jpg` annotated, `280.tif` stored; old labelImg
-       files name `280` without extension). Several such files in one place are ambiguous.
+    5. the path the annotation tool recorded, if it exists on this machine;
+    6. by stem anywhere under `images_root` (again unless mirrored), then by stem beside
+       the recorded path.
+    Several candidates in one place are ambiguous.
 
     Paths may be local or any fsspec URL. Folder listings are cached, so looking up many
     images in the same folders lists each folder once.
@@ -152,6 +159,7 @@ class ImageLocator:
         self.annotations_root = annotations_root
         self._index: _TreeIndex | None = None
         self._listings: dict[str, dict[str, list[str]]] = {}
+        self._mirrors: dict[str, bool] = {}
 
     def find(self, annotation_uri: str, filename: str, path: str | None = None) -> str | None:
         """The image for `annotation_uri`, or None when it is nowhere to be found.
@@ -168,18 +176,23 @@ class ImageLocator:
             candidate = join(folder, *name.split("/"))
             if _is_file(candidate):
                 return candidate
-        found = self._search_index(annotation_uri, filename, name, by_stem=False)
-        if found:
-            return found
-        if recorded and _is_file(recorded):
-            return recorded
+        # Another extension in the annotation's own place beats the same name elsewhere:
+        # `1/280.tif` is the image of `1/280.xml`, not some other patent's `2/280.jpg`.
         for folder in folders:
             found = self._search_folder(annotation_uri, filename, join(folder, *name.split("/")))
             if found:
                 return found
-        found = self._search_index(annotation_uri, filename, name, by_stem=True)
-        if found:
-            return found
+        searchable = not self._mirrored(folders)
+        if searchable:
+            found = self._search_index(annotation_uri, filename, name, by_stem=False)
+            if found:
+                return found
+        if recorded and _is_file(recorded):
+            return recorded
+        if searchable:
+            found = self._search_index(annotation_uri, filename, name, by_stem=True)
+            if found:
+                return found
         return self._search_folder(annotation_uri, filename, recorded) if recorded else None
 
     def _folders(self, annotation_uri: str) -> list[str]:
@@ -191,6 +204,15 @@ class ImageLocator:
             if mirror not in folders:
                 folders.append(mirror)
         return folders
+
+    def _mirrored(self, folders: list[str]) -> bool:
+        """Whether the images mirror this annotation's (non-root) folder: then its image
+        belongs there and a same-named file elsewhere under the images is someone else's."""
+        if len(folders) < 2 or folders[1] == self.images_root:
+            return False
+        if folders[1] not in self._mirrors:
+            self._mirrors[folders[1]] = is_dir(folders[1])
+        return self._mirrors[folders[1]]
 
     def _relative_folder(self, annotation_uri: str) -> str | None:
         if is_remote(annotation_uri) != is_remote(self.annotations_root):
@@ -241,6 +263,53 @@ class ImageLocator:
                 by_stem.setdefault(_stem(uri), []).append(uri)
             self._listings[folder] = by_stem
         return self._listings[folder]
+
+
+class RecordImages:
+    """Finds the image of any record, wherever its annotation came from.
+
+    A record that already knows its `image_uri` keeps it. Otherwise the record's annotation
+    is located relative to the folder its key is relative to (for VOC: the XML folder tree;
+    for CSV and similar: the CSV's folder, with `filename` relative to it), and an
+    `ImageLocator` looks in the usual places, `images_root` included.
+    """
+
+    def __init__(self, images_root: str | None) -> None:
+        self.images_root = images_root
+        self._locators: dict[str, ImageLocator] = {}
+
+    def find(self, record: ImageRecord) -> str:
+        """The image's URI, or an AnnotationError naming the annotation and where it looked."""
+        if record.image_uri:
+            return record.image_uri
+        source = record.source or record.key
+        root, anchor, name = self._anchor(record, source)
+        locator = self._locators.get(root)
+        if locator is None:
+            locator = self._locators[root] = ImageLocator(self.images_root, root)
+        found = locator.find(anchor, name, record.path)
+        if found is None:
+            places = ["beside the annotation"]
+            if self.images_root:
+                places.append(f"under {self.images_root}")
+            if record.path:
+                places.append(f"at {record.path}")
+            raise AnnotationError(
+                source,
+                f"image {record.filename!r} not found ({', '.join(places)}, also with other "
+                "image extensions); pass the images folder with --images",
+            )
+        return found
+
+    @staticmethod
+    def _anchor(record: ImageRecord, source: str) -> tuple[str, str, str]:
+        """(annotations root, a path standing for the annotation, image name beside it)."""
+        normalized = source.replace("\\", "/")
+        if record.key and normalized.endswith("/" + record.key):
+            root = source[: len(source) - len(record.key) - 1]
+            return root, source, posixpath.basename(record.filename)
+        root = dirname(source) or "."
+        return root, join(root, *record.filename.split("/")), posixpath.basename(record.filename)
 
 
 class _TreeIndex:

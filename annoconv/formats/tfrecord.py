@@ -1,0 +1,484 @@
+"""TFRecord shards of `tf.train.Example`s in the TF Object Detection API schema.
+
+Written without TensorFlow (see `annoconv.tfexample`). Each image becomes one Example with
+its image bytes embedded (JPEG and PNG byte for byte, other formats transcoded, see
+`annoconv.io.embed`), boxes normalized to [0, 1] and class ids from the run's label map.
+
+Shards are named ``PREFIX-00000-of-00004`` (0-based, 5 digits). Which shard an image goes to
+depends only on the set of image keys: keys are dealt round-robin in a hash order, so shard
+sizes differ by at most one image and do not change when the input order does. With
+``shard_size`` the number of shards is the total size of the images divided by it (rounded
+up). Every shard is written streaming; all shards are published together on success.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Literal
+
+from annoconv.errors import AnnoconvError, AnnotationError
+from annoconv.formats.base import BadItem, Format, Reader, ReadResult, Source, Writer
+from annoconv.io.embed import EmbeddedImage, SizePolicy, embed_image
+from annoconv.io.fs import expand_source, size_of
+from annoconv.io.images import RecordImages
+from annoconv.ops import assign_shards, shard_of
+from annoconv.report import OutputFile
+from annoconv.schema import NORMALIZED, ImageRecord, ObjectAnnotation, make_object, make_record
+from annoconv.tfexample import (
+    Feature,
+    Keys,
+    TFRecordWriter,
+    bytes_feature,
+    decode_example,
+    encode_example,
+    float_feature,
+    int64_feature,
+    iter_tfrecords,
+)
+
+if TYPE_CHECKING:
+    from annoconv.labelmap import LabelMap
+
+Compression = Literal["GZIP", "ZLIB"] | None
+SHARD_PATTERN = re.compile(r"-(\d{5,})-of-(\d{5,})$")
+_SIZE_UNITS = {
+    "": 1,
+    "B": 1,
+    "KB": 10**3,
+    "MB": 10**6,
+    "GB": 10**9,
+    "KIB": 2**10,
+    "MIB": 2**20,
+    "GIB": 2**30,
+}
+
+# The OI flags the OD API reads; written as -1/0/1 like the OD API's own OID tools.
+_OBJECT_FLAGS = {
+    Keys.OBJECT_TRUNCATED: "truncated",
+    Keys.OBJECT_OCCLUDED: "occluded",
+    Keys.OBJECT_GROUP_OF: "group_of",
+    Keys.OBJECT_DEPICTION: "depiction",
+}
+
+
+def shard_name(prefix: str, index: int, count: int) -> str:
+    return f"{prefix}-{index:05d}-of-{count:05d}"
+
+
+def parse_size(text: str | int) -> int:
+    """`100MB`, `1.5GB`, `512KiB` or a plain number of bytes."""
+    if isinstance(text, int):
+        return text
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([A-Za-z]*)\s*", text)
+    unit = match.group(2).upper() if match else ""
+    if not match or unit not in _SIZE_UNITS:
+        raise ValueError(f"{text!r} is not a size like 100MB, 1.5GB or 512KiB")
+    return max(1, int(float(match.group(1)) * _SIZE_UNITS[unit]))
+
+
+class TFRecordShardWriter(Writer):
+    """Writes records as OD API Examples into `shards` TFRecord files named after `destination`.
+
+    Options: `shards` (default 1) or `shard_size` (bytes, or text like ``100MB``),
+    `compression` (None, "GZIP", "ZLIB"), `size_policy` for an annotation whose size
+    disagrees with its image ("fail", "warn": trust the image, "skip"), `jpeg_quality` of
+    transcoded photos. `keys` (given by `convert()`) maps every image key to its image size.
+    """
+
+    coords = NORMALIZED
+    needs_label_map = True
+    needs_keys = True
+
+    def __init__(
+        self,
+        destination: str,
+        *,
+        label_map: LabelMap | None = None,
+        images: str | None = None,
+        keys: Mapping[str, int] | None = None,
+        shards: int | None = None,
+        shard_size: int | str | None = None,
+        compression: Compression = None,
+        size_policy: SizePolicy = "fail",
+        jpeg_quality: int = 95,
+    ) -> None:
+        super().__init__(destination, label_map=label_map, images=images)
+        if label_map is None:
+            raise AnnoconvError("the TFRecord writer needs a label map")
+        if shards is not None and shard_size is not None:
+            raise ValueError("give either shards or shard_size, not both")
+        self.count = _shard_count(shards, shard_size, keys)
+        self._assignment = assign_shards(keys, self.count) if keys is not None else None
+        self.compression = compression
+        self.size_policy = size_policy
+        self.jpeg_quality = jpeg_quality
+        self._images = RecordImages(images)
+        self._files = [
+            TFRecordWriter(shard_name(destination, index, self.count), compression)
+            for index in range(self.count)
+        ]
+        self.notes: list[str] = []
+
+    @classmethod
+    def weigher(cls, **options: Any) -> Callable[[ImageRecord], int] | None:
+        if options.get("shard_size") is None:
+            return None
+        finder = RecordImages(options.get("images"))
+
+        def weigh(record: ImageRecord) -> int:
+            try:
+                return size_of(finder.find(record))
+            except (AnnotationError, OSError):
+                return 0  # reported when the record is written
+
+        return weigh
+
+    def write(self, record: ImageRecord) -> None:
+        assert self.label_map is not None
+        image = self._embed(record)
+        payload = encode_example(example_features(record, image, self.label_map))
+        self._files[self._shard(record.key)].write(payload)
+
+    def close(self) -> list[OutputFile]:
+        outputs = []
+        for index, shard in enumerate(self._files):
+            size = shard.close()
+            outputs.append(
+                OutputFile(shard_name(self.destination, index, self.count), size, "tfrecord")
+            )
+        return outputs
+
+    def abort(self) -> None:
+        for shard in self._files:
+            shard.abort()
+
+    def _shard(self, key: str) -> int:
+        if self._assignment is not None and key in self._assignment:
+            return self._assignment[key]
+        return shard_of(key, self.count)
+
+    def _embed(self, record: ImageRecord) -> EmbeddedImage:
+        uri = self._images.find(record)
+        size = (record.width, record.height) if record.has_size else None
+        return embed_image(
+            uri,
+            annotated_size=size,  # type: ignore[arg-type]
+            size_policy=self.size_policy,
+            jpeg_quality=self.jpeg_quality,
+            source=record.source or record.key,
+        )
+
+
+def _shard_count(
+    shards: int | None, shard_size: int | str | None, keys: Mapping[str, int] | None
+) -> int:
+    if shard_size is None:
+        count = 1 if shards is None else shards
+        if count < 1:
+            raise ValueError(f"the number of shards must be at least 1, got {count}")
+        return count
+    if keys is None:
+        raise ValueError("shard_size needs the image keys and sizes up front (use convert())")
+    return max(1, math.ceil(sum(keys.values()) / parse_size(shard_size)))
+
+
+def example_features(
+    record: ImageRecord, image: EmbeddedImage, label_map: LabelMap
+) -> dict[str, Feature]:
+    """The OD API features of one image (boxes must already be normalized)."""
+    objects = record.objects
+    features: dict[str, Feature] = {
+        Keys.HEIGHT: int64_feature([image.height]),
+        Keys.WIDTH: int64_feature([image.width]),
+        Keys.FILENAME: bytes_feature([record.filename.encode()]),
+        Keys.SOURCE_ID: bytes_feature([record.key.encode()]),
+        Keys.SHA256: bytes_feature([image.sha256.encode()]),
+        Keys.ENCODED: bytes_feature([image.data]),
+        Keys.FORMAT: bytes_feature([image.format.encode()]),
+        Keys.BBOX_XMIN: float_feature([obj.xmin for obj in objects]),
+        Keys.BBOX_XMAX: float_feature([obj.xmax for obj in objects]),
+        Keys.BBOX_YMIN: float_feature([obj.ymin for obj in objects]),
+        Keys.BBOX_YMAX: float_feature([obj.ymax for obj in objects]),
+        Keys.OBJECT_CLASS_TEXT: bytes_feature([obj.label.encode() for obj in objects]),
+        Keys.OBJECT_CLASS_LABEL: int64_feature([label_map.id_of(obj.label) for obj in objects]),
+        # The OD API treats any non-zero `difficult` as difficult: unknown is written as 0.
+        Keys.OBJECT_DIFFICULT: int64_feature([max(obj.difficult, 0) for obj in objects]),
+    }
+    for key, flag in _OBJECT_FLAGS.items():
+        if any(getattr(obj, flag) != -1 for obj in objects):
+            features[key] = int64_feature([getattr(obj, flag) for obj in objects])
+    if any(obj.pose is not None for obj in objects):
+        features[Keys.OBJECT_VIEW] = bytes_feature([(obj.pose or "").encode() for obj in objects])
+    labels = [item for item in record.image_labels if item.label in label_map]
+    if labels:
+        features[Keys.IMAGE_CLASS_TEXT] = bytes_feature([item.label.encode() for item in labels])
+        features[Keys.IMAGE_CLASS_LABEL] = int64_feature([label_map.id_of(i.label) for i in labels])
+    return features
+
+
+# --- reading ---------------------------------------------------------------------------------
+
+
+class TFRecordReader(Reader):
+    """Reads OD API Examples from TFRecord files (ours or other tools'), verifying CRCs.
+
+    Source: a file, a glob, a list, or a shard prefix (``out/train.record`` reads every
+    ``out/train.record-?????-of-?????``). Records come back in normalized coordinates; the
+    image bytes are not kept (their SHA-256 is). Class names come from
+    ``image/object/class/text``, or from `label_map` ids when the text is missing.
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        *,
+        images: str | None = None,
+        compression: Literal["GZIP", "ZLIB", "auto"] | None = "auto",
+        label_map: LabelMap | str | None = None,
+    ) -> None:
+        super().__init__(source, images=images)
+        self.compression = compression
+        if isinstance(label_map, str):
+            from annoconv.labelmap import LabelMap
+
+            label_map = LabelMap.read(label_map)
+        self.label_map = label_map
+
+    def files(self) -> list[str]:
+        return tfrecord_files(self.source)
+
+    def __iter__(self) -> Iterator[ReadResult]:
+        for uri in self.files():
+            try:
+                for index, payload in enumerate(iter_tfrecords(uri, self.compression)):
+                    yield self._record(payload, uri, index)
+            except AnnoconvError as error:
+                yield BadItem(AnnotationError(uri, str(error)), images=0)
+
+    def _record(self, payload: bytes, uri: str, index: int) -> ReadResult:
+        where = f"record {index}"
+        try:
+            features = decode_example(payload)
+            return example_record(features, uri, where, self.label_map)
+        except AnnotationError as error:
+            return BadItem(error)
+        except (ValueError, AnnoconvError) as error:
+            return BadItem(AnnotationError(uri, str(error), where))
+
+
+def tfrecord_files(source: Source) -> list[str]:
+    """The files of a source; a shard prefix expands to its shards, in order."""
+    if isinstance(source, str) and not any(char in source for char in "*?["):
+        from annoconv.io.fs import exists
+
+        if not exists(source):
+            shards, _ = expand_source(f"{source}-*-of-*", ())
+            if shards:
+                return shards
+    files, _ = expand_source(source, ())
+    return files
+
+
+def _values(features: Mapping[str, tuple[str, list[Any]]], key: str) -> list[Any]:
+    return features[key][1] if key in features else []
+
+
+def _text(features: Mapping[str, tuple[str, list[Any]]], key: str) -> str | None:
+    values = _values(features, key)
+    return values[0].decode("utf-8", "replace") if values else None
+
+
+def example_record(
+    features: Mapping[str, tuple[str, list[Any]]],
+    source: str,
+    where: str,
+    label_map: LabelMap | None = None,
+) -> ImageRecord:
+    """An ImageRecord from decoded OD API features."""
+    boxes = [
+        _values(features, key)
+        for key in (Keys.BBOX_XMIN, Keys.BBOX_YMIN, Keys.BBOX_XMAX, Keys.BBOX_YMAX)
+    ]
+    count = len(boxes[0])
+    if any(len(values) != count for values in boxes):
+        lengths = "/".join(str(len(values)) for values in boxes)
+        raise AnnotationError(source, f"bbox lists differ in length ({lengths})", where)
+    labels = _labels(features, count, label_map, source, where)
+    flags = {name: _values(features, key) for key, name in _OBJECT_FLAGS.items()}
+    flags["difficult"] = _values(features, Keys.OBJECT_DIFFICULT)
+    views = _values(features, Keys.OBJECT_VIEW)
+    objects = [_object(index, boxes, labels, flags, views, source, where) for index in range(count)]
+    filename = _text(features, Keys.FILENAME) or _text(features, Keys.SOURCE_ID) or where
+    width = _values(features, Keys.WIDTH)
+    height = _values(features, Keys.HEIGHT)
+    return make_record(
+        source,
+        where,
+        key=_text(features, Keys.SOURCE_ID) or filename,
+        filename=filename,
+        width=width[0] if width and width[0] > 0 else None,
+        height=height[0] if height and height[0] > 0 else None,
+        coords=NORMALIZED,
+        objects=objects,
+        sha256=_text(features, Keys.SHA256),
+    )
+
+
+def _labels(
+    features: Mapping[str, tuple[str, list[Any]]],
+    count: int,
+    label_map: LabelMap | None,
+    source: str,
+    where: str,
+) -> list[str]:
+    texts = _values(features, Keys.OBJECT_CLASS_TEXT)
+    if len(texts) == count:
+        return [text.decode("utf-8", "replace") for text in texts]
+    ids = _values(features, Keys.OBJECT_CLASS_LABEL)
+    if len(ids) != count or label_map is None:
+        raise AnnotationError(
+            source, "objects have no class text (and no label map was given for the ids)", where
+        )
+    by_id = {item.id: item.name for item in label_map}
+    unknown = sorted({i for i in ids if i not in by_id})
+    if unknown:
+        raise AnnotationError(source, f"class ids {unknown} are not in the label map", where)
+    return [by_id[i] for i in ids]
+
+
+def _object(
+    index: int,
+    boxes: list[list[float]],
+    labels: list[str],
+    flags: Mapping[str, list[int]],
+    views: list[bytes],
+    source: str,
+    where: str,
+) -> ObjectAnnotation:
+    xmin, ymin, xmax, ymax = (values[index] for values in boxes)
+    known = {name: values[index] for name, values in flags.items() if len(values) > index}
+    pose = views[index].decode("utf-8", "replace") if len(views) > index else None
+    return make_object(
+        source,
+        f"{where}/object[{index + 1}]",
+        label=labels[index],
+        xmin=xmin,
+        ymin=ymin,
+        xmax=xmax,
+        ymax=ymax,
+        pose=pose or None,
+        **{name: value if value in (-1, 0, 1) else 1 for name, value in known.items()},
+    )
+
+
+REQUIRED_KEYS = (
+    Keys.ENCODED,
+    Keys.BBOX_XMIN,
+    Keys.BBOX_XMAX,
+    Keys.BBOX_YMIN,
+    Keys.BBOX_YMAX,
+    Keys.OBJECT_CLASS_LABEL,
+)
+
+
+@dataclass
+class Inspection:
+    """What `annoconv inspect` found: per file counts, keys, classes, formats, problems."""
+
+    files: list[dict[str, Any]] = field(default_factory=list)
+    keys: Counter[str] = field(default_factory=Counter)
+    classes: Counter[str] = field(default_factory=Counter)
+    formats: Counter[str] = field(default_factory=Counter)
+    problems: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "files": self.files,
+            "records": sum(f["records"] for f in self.files),
+            "boxes": sum(f["boxes"] for f in self.files),
+            "keys": dict(sorted(self.keys.items())),
+            "classes": dict(sorted(self.classes.items())),
+            "formats": dict(sorted(self.formats.items())),
+            "problems": self.problems,
+        }
+
+    def table(self) -> str:
+        lines = [f"{f['path']}: {f['records']} records, {f['boxes']} boxes" for f in self.files]
+        lines.append("keys: " + ", ".join(f"{k} ({n})" for k, n in sorted(self.keys.items())))
+        lines.append("classes: " + ", ".join(f"{k} ({n})" for k, n in sorted(self.classes.items())))
+        lines.append("image formats: " + ", ".join(f"{k} ({n})" for k, n in self.formats.items()))
+        lines.append(f"problems: {len(self.problems)}")
+        return "\n".join(lines)
+
+
+def inspect_tfrecords(sources: list[str], *, label_map: LabelMap | str | None = None) -> Inspection:
+    """Reads every record (verifying CRCs) and checks it against the OD API schema."""
+    if isinstance(label_map, str):
+        from annoconv.labelmap import LabelMap
+
+        label_map = LabelMap.read(label_map)
+    result = Inspection()
+    for source in sources:
+        for uri in tfrecord_files(source):
+            _inspect_file(uri, label_map, result)
+    return result
+
+
+def _inspect_file(uri: str, label_map: LabelMap | None, result: Inspection) -> None:
+    records = boxes = 0
+    try:
+        for index, payload in enumerate(iter_tfrecords(uri, "auto")):
+            records += 1
+            where = f"{uri}: record {index}"
+            try:
+                features = decode_example(payload)
+            except (ValueError, AnnoconvError) as error:
+                result.problems.append(f"{where}: {error}")
+                continue
+            result.keys.update(list(features))
+            result.formats.update([_text(features, Keys.FORMAT) or "?"])
+            boxes += len(_values(features, Keys.BBOX_XMIN))
+            texts = _values(features, Keys.OBJECT_CLASS_TEXT)
+            result.classes.update(text.decode("utf-8", "replace") for text in texts)
+            result.problems.extend(_example_problems(features, uri, f"record {index}", label_map))
+    except AnnoconvError as error:
+        result.problems.append(str(error))
+    result.files.append({"path": uri, "records": records, "boxes": boxes})
+
+
+def _example_problems(
+    features: Mapping[str, tuple[str, list[Any]]],
+    uri: str,
+    where: str,
+    label_map: LabelMap | None,
+) -> list[str]:
+    problems = [f"{uri}: {where}: missing {key}" for key in REQUIRED_KEYS if key not in features]
+    try:
+        record = example_record(features, uri, where, label_map)
+    except AnnotationError as error:
+        return [*problems, str(error)]
+    ids = _values(features, Keys.OBJECT_CLASS_LABEL)
+    if any(i < 1 for i in ids):
+        problems.append(f"{uri}: {where}: class ids must be >= 1, got {sorted(set(ids))}")
+    if label_map is not None and len(ids) == len(record.objects):
+        for obj, class_id in zip(record.objects, ids, strict=True):
+            if obj.label not in label_map or label_map.id_of(obj.label) != class_id:
+                problems.append(
+                    f"{uri}: {where}: class {obj.label!r} has id {class_id}, "
+                    f"the label map says {label_map.get(obj.label)}"
+                )
+                break
+    return problems
+
+
+FORMAT = Format(
+    "tfrecord",
+    "TFRecord shards of TF Object Detection API tf.train.Examples (no TensorFlow needed)",
+    (".tfrecord", ".record", ".tfrecords"),
+    reader=TFRecordReader,
+    writer=TFRecordShardWriter,
+)

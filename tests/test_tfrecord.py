@@ -1,0 +1,256 @@
+"""VOC + images -> TFRecord shards, read back by TensorFlow itself with the OD API's spec."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from factories import Box, draw_image, labelimg_xml, write
+from od_protos import parse_with_protobuf
+
+from annoconv import convert
+from annoconv.cli import main
+from annoconv.formats.tfrecord import shard_name
+
+tf = pytest.importorskip("tensorflow")
+
+# The TF Object Detection API decoder's keys_to_features (tf_example_decoder.py).
+OD_API_SPEC = {
+    "image/encoded": tf.io.FixedLenFeature((), tf.string, default_value=""),
+    "image/format": tf.io.FixedLenFeature((), tf.string, default_value="jpeg"),
+    "image/filename": tf.io.FixedLenFeature((), tf.string, default_value=""),
+    "image/key/sha256": tf.io.FixedLenFeature((), tf.string, default_value=""),
+    "image/source_id": tf.io.FixedLenFeature((), tf.string, default_value=""),
+    "image/height": tf.io.FixedLenFeature((), tf.int64, default_value=1),
+    "image/width": tf.io.FixedLenFeature((), tf.int64, default_value=1),
+    "image/class/text": tf.io.VarLenFeature(tf.string),
+    "image/class/label": tf.io.VarLenFeature(tf.int64),
+    "image/object/bbox/xmin": tf.io.VarLenFeature(tf.float32),
+    "image/object/bbox/xmax": tf.io.VarLenFeature(tf.float32),
+    "image/object/bbox/ymin": tf.io.VarLenFeature(tf.float32),
+    "image/object/bbox/ymax": tf.io.VarLenFeature(tf.float32),
+    "image/object/class/label": tf.io.VarLenFeature(tf.int64),
+    "image/object/class/text": tf.io.VarLenFeature(tf.string),
+    "image/object/area": tf.io.VarLenFeature(tf.float32),
+    "image/object/is_crowd": tf.io.VarLenFeature(tf.int64),
+    "image/object/difficult": tf.io.VarLenFeature(tf.int64),
+    "image/object/group_of": tf.io.VarLenFeature(tf.int64),
+    "image/object/weight": tf.io.VarLenFeature(tf.float32),
+}
+
+# (relative xml path, image file written, image size, xml size, boxes)
+IMAGES: list[tuple[str, str, tuple[int, int], list[Box]]] = [
+    (
+        "p1/1.xml",
+        "p1/1.jpg",
+        (640, 480),
+        [Box("figure", 10, 20, 110, 220), Box("label", 300.5, 40.25, 400, 300)],
+    ),
+    ("p1/2.xml", "p1/2.png", (320, 240), [Box("figure", 1, 2, 320, 240, difficult=1)]),
+    ("p2/1.xml", "p2/1.tif", (256, 330), [Box("figure", 5, 6, 200, 300)]),
+    ("p2/2.xml", "p2/2.jpg", (200, 100), []),
+    ("p3/1.xml", "p3/1.bmp", (64, 48), [Box("label", 0, 0, 64, 48)]),
+]
+
+
+@pytest.fixture
+def dataset(tmp_path: Path) -> tuple[Path, Path]:
+    ann, images = tmp_path / "ann", tmp_path / "images"
+    for xml, image, (width, height), boxes in IMAGES:
+        stem_jpg = Path(xml).with_suffix(".jpg").name  # XMLs name .jpg, as in USPTO
+        write(ann / xml, labelimg_xml(stem_jpg, width, height, boxes, depth=3))
+        if image.endswith(".tif"):
+            draw_image(images / image, width, height, mode="1", compression="group4")
+        else:
+            draw_image(images / image, width, height)
+    return ann, images
+
+
+def read_examples(paths: list[Path], compression: str = "") -> list[dict[str, Any]]:
+    dataset = tf.data.TFRecordDataset([str(p) for p in paths], compression_type=compression)
+    examples = []
+    for serialized in dataset:
+        parsed = tf.io.parse_single_example(serialized, OD_API_SPEC)
+        example = {
+            key: (
+                tf.sparse.to_dense(value) if isinstance(value, tf.SparseTensor) else value
+            ).numpy()
+            for key, value in parsed.items()
+        }
+        decoded = tf.io.decode_image(example["image/encoded"], channels=3)
+        example["decoded_shape"] = tuple(decoded.shape)
+        examples.append(example)
+    return examples
+
+
+def expected_by_key() -> dict[str, dict[str, Any]]:
+    ids = {"figure": 1, "label": 2}
+    expected = {}
+    for xml, _image, (width, height), boxes in IMAGES:
+        expected[xml] = {
+            "size": (height, width),
+            "xmin": [b.xmin / width for b in boxes],
+            "ymin": [b.ymin / height for b in boxes],
+            "xmax": [b.xmax / width for b in boxes],
+            "ymax": [b.ymax / height for b in boxes],
+            "labels": [ids[b.label] for b in boxes],
+            "texts": [b.label.encode() for b in boxes],
+            "difficult": [b.difficult for b in boxes],
+        }
+    return expected
+
+
+def check_examples(examples: list[dict[str, Any]]) -> None:
+    expected = expected_by_key()
+    for example in examples:
+        want = expected[example["image/source_id"].decode()]
+        height, width = want["size"]
+        assert (example["image/height"], example["image/width"]) == (height, width)
+        assert example["decoded_shape"] == (height, width, 3)
+        for name in ("xmin", "ymin", "xmax", "ymax"):
+            got = example[f"image/object/bbox/{name}"].tolist()
+            assert got == pytest.approx(want[name], abs=1e-6)
+        assert example["image/object/class/label"].tolist() == want["labels"]
+        assert example["image/object/class/text"].tolist() == want["texts"]
+        assert example["image/object/difficult"].tolist() == want["difficult"]
+        assert example["image/format"] in (b"jpeg", b"png")
+        import hashlib
+
+        digest = hashlib.sha256(example["image/encoded"]).hexdigest().encode()
+        assert example["image/key/sha256"] == digest
+
+
+def test_xml2tfrecord_split_shards_read_by_tensorflow(
+    dataset: tuple[Path, Path], tmp_path: Path
+) -> None:
+    ann, images = dataset
+    out = tmp_path / "out" / "uspto.record"
+    args = ["xml2tfrecord", ann, out, "--images", images, "--split", "train=0.6,test=0.4"]
+    assert main([str(a) for a in [*args, "--shards", "2", "--seed", "1", "-q"]]) == 0
+    train = [Path(shard_name(str(tmp_path / "out" / "uspto-train.record"), i, 2)) for i in range(2)]
+    test = [Path(shard_name(str(tmp_path / "out" / "uspto-test.record"), i, 2)) for i in range(2)]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == sorted(
+        [p.name for p in train + test] + ["label_map.pbtxt"]
+    )
+    train_examples, test_examples = read_examples(train), read_examples(test)
+    assert (len(train_examples), len(test_examples)) == (3, 2)
+    keys = {e["image/source_id"].decode() for e in train_examples + test_examples}
+    assert keys == {xml for xml, *_ in IMAGES}
+    check_examples(train_examples + test_examples)
+    label_map = (tmp_path / "out" / "label_map.pbtxt").read_text(encoding="utf-8")
+    assert parse_with_protobuf(label_map) == [("figure", 1, None), ("label", 2, None)]
+
+
+def test_tiff_becomes_png_and_jpeg_is_embedded_unchanged(
+    dataset: tuple[Path, Path], tmp_path: Path
+) -> None:
+    ann, images = dataset
+    out = tmp_path / "all.record"
+    convert(str(ann), str(out), images=str(images))
+    examples = {
+        e["image/source_id"].decode(): e for e in read_examples([Path(f"{out}-00000-of-00001")])
+    }
+    assert examples["p2/1.xml"]["image/format"] == b"png"
+    assert examples["p1/1.xml"]["image/encoded"] == (images / "p1" / "1.jpg").read_bytes()
+    assert examples["p1/2.xml"]["image/encoded"] == (images / "p1" / "2.png").read_bytes()
+    assert examples["p2/2.xml"]["image/object/bbox/xmin"].tolist() == []
+
+
+def test_two_runs_are_byte_identical_and_gzip_reads(
+    dataset: tuple[Path, Path], tmp_path: Path
+) -> None:
+    ann, images = dataset
+    first, second = tmp_path / "a" / "x.record", tmp_path / "b" / "x.record"
+    for out in (first, second):
+        convert(str(ann), str(out), images=str(images), write_options={"shards": 3})
+    for index in range(3):
+        a = Path(shard_name(str(first), index, 3)).read_bytes()
+        assert a == Path(shard_name(str(second), index, 3)).read_bytes()
+    gz = tmp_path / "gz" / "x.record"
+    convert(str(ann), str(gz), images=str(images), write_options={"compression": "GZIP"})
+    check_examples(read_examples([Path(shard_name(str(gz), 0, 1))], "GZIP"))
+
+
+def test_shard_assignment_ignores_input_order(dataset: tuple[Path, Path], tmp_path: Path) -> None:
+    ann, images = dataset
+    xmls = sorted(str(p) for p in ann.rglob("*.xml"))
+    forward, backward = tmp_path / "f" / "x.record", tmp_path / "b" / "x.record"
+    convert(xmls, str(forward), images=str(images), write_options={"shards": 2})
+    convert(list(reversed(xmls)), str(backward), images=str(images), write_options={"shards": 2})
+    for index in range(2):
+        ours = read_examples([Path(shard_name(str(forward), index, 2))])
+        theirs = read_examples([Path(shard_name(str(backward), index, 2))])
+        assert sorted(e["image/source_id"] for e in ours) == sorted(
+            e["image/source_id"] for e in theirs
+        )
+
+
+def test_inspect_and_tfrecord_to_csv(
+    dataset: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ann, images = dataset
+    out = tmp_path / "x.record"
+    convert(str(ann), str(out), images=str(images), label_map_output=str(tmp_path / "lm.pbtxt"))
+    assert main(["inspect", str(out), "--label-map", str(tmp_path / "lm.pbtxt"), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert (shown["records"], shown["boxes"], shown["problems"]) == (5, 5, [])
+    assert shown["classes"] == {"figure": 3, "label": 2}
+    back = tmp_path / "back.csv"
+    convert(str(out), str(back))
+    with back.open(encoding="utf-8", newline="") as handle:
+        rows = {(r["filename"], r["class"]): r for r in csv.DictReader(handle)}
+    # Coordinates come back through float32, as TensorFlow stores them.
+    label = rows[("p1/1.jpg", "label")]
+    assert float(label["xmin"]) == pytest.approx(300.5, abs=1e-3)
+    assert float(label["ymax"]) == pytest.approx(300, abs=1e-3)
+    assert (label["width"], label["height"]) == ("640", "480")
+    assert rows[("p2/2.jpg", "")]["xmin"] == ""  # the negative image survives
+
+
+def test_corrupt_shard_is_reported_by_inspect(
+    dataset: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ann, images = dataset
+    out = tmp_path / "x.record"
+    convert(str(ann), str(out), images=str(images))
+    shard = Path(shard_name(str(out), 0, 1))
+    data = bytearray(shard.read_bytes())
+    data[40] ^= 0xFF
+    shard.write_bytes(bytes(data))
+    assert main(["inspect", str(shard)]) == 1
+    assert str(shard) in capsys.readouterr().err
+
+
+def test_missing_image_names_the_annotation(
+    dataset: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ann, images = dataset
+    (images / "p3" / "1.bmp").unlink()
+    out = tmp_path / "x.record"
+    assert main(["xml2tfrecord", str(ann), str(out), "--images", str(images), "-q"]) == 1
+    err = capsys.readouterr().err
+    assert str(ann / "p3" / "1.xml") in err and "not found" in err
+    assert list(tmp_path.glob("x.record*")) == []
+    report = tmp_path / "r.json"
+    args = ["xml2tfrecord", str(ann), str(out), "--images", str(images), "--on-error", "skip"]
+    assert main([*args, "-q", "--report-json", str(report)]) == 0
+    counts = json.loads(report.read_text(encoding="utf-8"))
+    assert counts["images"] == {"read": 5, "written": 4, "skipped": 1}
+    assert counts["boxes"] == {"read": 5, "written": 4, "skipped": 1}
+
+
+def test_a_whole_run_never_imports_tensorflow(dataset: tuple[Path, Path], tmp_path: Path) -> None:
+    ann, images = dataset
+    script = (
+        "import sys\nfrom annoconv.cli import main\n"
+        f"code = main(['xml2tfrecord', {str(ann)!r}, {str(tmp_path / 'o.record')!r}, "
+        f"'--images', {str(images)!r}, '-q'])\n"
+        "print(code, 'tensorflow' in sys.modules, 'google.protobuf' in sys.modules)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.stdout.split() == ["0", "False", "False"], done.stderr
