@@ -28,6 +28,8 @@ demo: install
 	$(BIN)/annoconv xml2csv examples/uspto/annotations $(DEMO_OUT)/uspto.csv --images examples/uspto/images
 	$(BIN)/annoconv labelmap examples/uspto/annotations $(DEMO_OUT)/label_map.pbtxt
 	$(BIN)/annoconv stats $(DEMO_OUT)/uspto.csv
+	$(BIN)/annoconv xml2tfrecord examples/uspto/annotations $(DEMO_OUT)/uspto.record --images examples/uspto/images --split train=0.7,test=0.3 --seed 1 --shards 2
+	$(BIN)/annoconv inspect $(DEMO_OUT)/uspto-train.record $(DEMO_OUT)/uspto-test.record --label-map $(DEMO_OUT)/label_map.pbtxt
 	@echo "demo outputs are in $(DEMO_OUT)/"
 
 lint: install-test

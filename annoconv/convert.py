@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from annoconv.errors import AnnoconvError, AnnotationError, FormatError
+from annoconv.errors import AnnoconvError, AnnotationError, FormatError, SkipRecord
 from annoconv.formats import BadItem, Reader, Source, Writer, get_format, infer_format
 from annoconv.io.fs import GLOB_CHARS, exists, expand_source
 from annoconv.labelmap import LabelMap, LabelOrder
@@ -76,10 +76,15 @@ class Survey:
 def survey(reader: Reader, weigh: Callable[[ImageRecord], int] | None = None) -> Survey:
     """One pass over the readable records, keeping only small per-image facts."""
     result = Survey()
+    if weigh is None:
+        for key, labels in reader.labels():
+            result.counts.update(labels)
+            result.weights[key] = 1
+        return result
     for item in reader:
         if isinstance(item, ImageRecord):
             result.counts.update(obj.label for obj in item.objects)
-            result.weights[item.key] = weigh(item) if weigh else 1
+            result.weights[item.key] = weigh(item)
     return result
 
 
@@ -217,7 +222,9 @@ class SplitWriter(Writer):
         self.writers[name].write(record.model_copy(update={"split": name}))
 
     def close(self) -> list[OutputFile]:
-        return [output for writer in self.writers.values() for output in writer.close()]
+        outputs = [output for writer in self.writers.values() for output in writer.close()]
+        self.warnings = [text for writer in self.writers.values() for text in writer.warnings]
+        return outputs
 
     def abort(self) -> None:
         for writer in self.writers.values():
@@ -241,6 +248,7 @@ def run(
         for item in _progress(items, progress, total):
             _write_one(item, writer, report, handler)
         report.outputs = writer.close()
+        report.warnings.extend(writer.warnings)
     except BaseException:
         writer.abort()
         raise
@@ -262,6 +270,9 @@ def _write_one(
     try:
         record = item.in_space(writer.coords) if writer.coords else item
         writer.write(record)
+    except SkipRecord as error:
+        handler.skip(error.with_source(item.source or item.key), 1, boxes)
+        return
     except AnnotationError as error:
         handler.handle(error.with_source(item.source or item.key), 1, boxes)
         return

@@ -27,6 +27,11 @@ class AnnotationError(AnnoconvError):
         return AnnotationError(source, self.message, self.where)
 
 
+class SkipRecord(AnnotationError):
+    """A record that a policy the user chose (e.g. ``size_policy="skip"``) leaves out: it is
+    reported as skipped whatever the error policy."""
+
+
 class FormatError(AnnoconvError):
     """Unknown format name, a format that cannot be inferred, or one missing its dependency."""
 

@@ -15,6 +15,7 @@ from annoconv.errors import AnnoconvError, AnnotationError
 
 ErrorPolicy = Literal["fail", "skip"]
 ERROR_POLICIES: tuple[ErrorPolicy, ...] = ("fail", "skip")
+MAX_WARNINGS_SHOWN = 10
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,10 @@ class Report:
             f"{self.boxes_skipped} skipped",
         ]
         lines += [f"skipped {item.source}: {item.reason}" for item in self.skipped]
-        lines += [f"warning: {text}" for text in self.warnings]
+        lines += [f"warning: {text}" for text in self.warnings[:MAX_WARNINGS_SHOWN]]
+        if len(self.warnings) > MAX_WARNINGS_SHOWN:
+            hidden = len(self.warnings) - MAX_WARNINGS_SHOWN
+            lines.append(f"... and {hidden} more warnings (all of them in --report-json)")
         lines += [f"wrote {out.path} ({out.size} bytes)" for out in self.outputs]
         return "\n".join(lines)
 
@@ -121,6 +125,10 @@ class ErrorHandler:
         """
         if self.policy == "fail":
             raise error
+        self.skip(error, images, boxes)
+
+    def skip(self, error: AnnotationError, images: int = 1, boxes: int = 0) -> None:
+        """Record an item as skipped, whatever the policy."""
         self.report.skipped.append(SkippedItem(error.source or "?", _reason(error), images, boxes))
 
 

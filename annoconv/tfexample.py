@@ -10,7 +10,9 @@ Examples are written straight in the protobuf wire format. The messages involved
     FloatList { repeated float value = 1 [packed = true]; }
     Int64List { repeated int64 value = 1 [packed = true]; }
 
-Our output is byte for byte what protobuf's deterministic serialization gives (map keys sorted).
+Our output is byte for byte what protobuf's deterministic serialization gives: map keys sorted.
+(upb, protobuf's Python backend, writes a key after the longer keys it is a prefix of; C++
+protobuf and we sort plainly. Either way the message is the same.)
 A TFRecord file is a sequence of framed records (length, masked CRC32C of the length, payload,
 masked CRC32C of the payload), optionally compressed as a whole with GZIP or ZLIB.
 """
@@ -160,7 +162,8 @@ def float_feature(values: Iterable[float]) -> FloatFeature:
 def int64_feature(values: Iterable[int]) -> Int64Feature:
     feature = Int64Feature(tuple(values))
     if feature.values and (min(feature.values) < _INT64_MIN or max(feature.values) > _INT64_MAX):
-        raise ValueError(f"int64 feature values out of range: {list(feature.values)}")
+        wrong = [v for v in feature.values if not _INT64_MIN <= v <= _INT64_MAX]
+        raise ValueError(f"int64 feature values out of range: {wrong[:5]}")
     return feature
 
 
@@ -233,19 +236,23 @@ def decode_example(data: bytes) -> dict[str, DecodedFeature]:
 
 
 def _decode_entry(data: bytes, start: int, stop: int) -> tuple[str, DecodedFeature]:
-    key = b""
+    key = ""
     feature: DecodedFeature = ("none", [])
     for number, wire, begin, end in _fields(data, start, stop):
         if wire != _LEN:
             continue
         if number == 1:
-            key = data[begin:end]
+            key = _decode_text(data[begin:end], begin)
         elif number == 2:
             feature = _decode_feature(data, begin, end, feature)
+    return key, feature
+
+
+def _decode_text(raw: bytes, pos: int) -> str:
     try:
-        return key.decode("utf-8"), feature
+        return raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise _malformed(f"feature name {key!r} is not UTF-8", start) from None
+        raise _malformed(f"feature name {raw!r} is not UTF-8", pos) from None
 
 
 def _decode_feature(data: bytes, start: int, stop: int, previous: DecodedFeature) -> DecodedFeature:
@@ -388,6 +395,8 @@ def _skip_group(data: bytes, number: int, pos: int, end: int) -> tuple[int, int]
             raise _malformed(f"group {number} has no end", tag_start)
         key, pos = _read_varint(data, pos, end)
         inner, wire = key >> 3, key & 7
+        if inner == 0:
+            raise _malformed("field number 0", tag_start)
         if wire == _EGROUP:
             if inner != open_groups.pop():
                 raise _malformed(f"end of group {inner} inside another group", tag_start)

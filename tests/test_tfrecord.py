@@ -254,3 +254,99 @@ def test_a_whole_run_never_imports_tensorflow(dataset: tuple[Path, Path], tmp_pa
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.stdout.split() == ["0", "False", "False"], done.stderr
+
+
+def mismatched(tmp_path: Path) -> tuple[Path, Path]:
+    """One XML claiming 640x480 for a 320x240 image (a resized copy), one fine."""
+    ann, images = tmp_path / "ann", tmp_path / "images"
+    write(ann / "big.xml", labelimg_xml("big.jpg", 640, 480, [Box("figure", 64, 48, 320, 240)]))
+    draw_image(images / "big.jpg", 320, 240)
+    write(ann / "ok.xml", labelimg_xml("ok.jpg", 100, 100, [Box("label", 10, 10, 50, 50)]))
+    draw_image(images / "ok.jpg", 100, 100)
+    return ann, images
+
+
+def test_size_policy_fail_warn_skip(tmp_path: Path) -> None:
+    ann, images = mismatched(tmp_path)
+    out = tmp_path / "x.record"
+    with pytest.raises(Exception, match=r"big.xml: image .*big.jpg is 320x240 but the annotation"):
+        convert(str(ann), str(out), images=str(images))
+    warned = convert(str(ann), str(out), images=str(images), write_options={"size_policy": "warn"})
+    assert warned.images_written == 2 and len(warned.warnings) == 1
+    assert "trusting the image: boxes scaled by 0.5, 0.5" in warned.warnings[0]
+    examples = {
+        e["image/source_id"].decode(): e for e in read_examples([Path(shard_name(str(out), 0, 1))])
+    }
+    big = examples["big.xml"]
+    assert (big["image/width"], big["image/height"]) == (320, 240)
+    assert big["decoded_shape"] == (240, 320, 3)
+    # Normalized boxes are the same whichever size they are measured in.
+    assert big["image/object/bbox/xmin"].tolist() == pytest.approx([0.1])
+    assert big["image/object/bbox/xmax"].tolist() == pytest.approx([0.5])
+    skipped = convert(str(ann), str(out), images=str(images), write_options={"size_policy": "skip"})
+    assert (skipped.images_written, skipped.images_skipped, skipped.boxes_skipped) == (1, 1, 1)
+    assert "320x240 but the annotation says 640x480" in skipped.skipped[0].reason
+
+
+def test_exif_rotated_photo_is_embedded_upright(tmp_path: Path) -> None:
+    """labelImg >= 2020 annotates the displayed frame of a phone photo (EXIF orientation 6):
+    the embedded pixels must be that frame, since TensorFlow ignores EXIF."""
+    ann, images = tmp_path / "ann", tmp_path / "images"
+    draw_image(images / "phone.jpg", 200, 100, exif_orientation=6)  # stored 200x100
+    box = Box("label", 10, 20, 90, 180)
+    write(ann / "phone.xml", labelimg_xml("phone.jpg", 100, 200, [box]))  # displayed 100x200
+    out = tmp_path / "x.record"
+    convert(str(ann), str(out), images=str(images))
+    (example,) = read_examples([Path(shard_name(str(out), 0, 1))])
+    assert (example["image/width"], example["image/height"]) == (100, 200)
+    assert example["decoded_shape"] == (200, 100, 3)
+    assert example["image/object/bbox/ymax"].tolist() == pytest.approx([0.9])
+
+
+def test_reads_records_written_by_tensorflow(tmp_path: Path) -> None:
+    """Another tool's OD API records: class ids only (text missing), no sha256, no size."""
+    path = tmp_path / "other.tfrecord"
+    example = tf.train.Example(
+        features=tf.train.Features(
+            feature={
+                "image/filename": tf.train.Feature(bytes_list=tf.train.BytesList(value=[b"a.jpg"])),
+                "image/object/bbox/xmin": tf.train.Feature(
+                    float_list=tf.train.FloatList(value=[0.25])
+                ),
+                "image/object/bbox/xmax": tf.train.Feature(
+                    float_list=tf.train.FloatList(value=[0.5])
+                ),
+                "image/object/bbox/ymin": tf.train.Feature(
+                    float_list=tf.train.FloatList(value=[0.125])
+                ),
+                "image/object/bbox/ymax": tf.train.Feature(
+                    float_list=tf.train.FloatList(value=[1.0])
+                ),
+                "image/object/class/label": tf.train.Feature(
+                    int64_list=tf.train.Int64List(value=[2])
+                ),
+            }
+        )
+    )
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        writer.write(example.SerializeToString())
+    label_map = write(
+        tmp_path / "lm.pbtxt", "item { name: 'cat' id: 1 } item { name: 'dog' id: 2 }"
+    )
+    out = tmp_path / "out.csv"
+    report = convert(
+        str(path),
+        str(tmp_path / "normalized.csv"),
+        read_options={"label_map": str(label_map)},
+        write_options={"columns": ["xmin_norm"]},
+        on_error="skip",
+    )
+    # Without a size the pixel CSV cannot be written: skipped, and said so.
+    assert report.images_skipped == 1 and "image size is unknown" in report.skipped[0].reason
+    from annoconv import read
+
+    (record,) = list(read(str(path), read_options={"label_map": str(label_map)}))
+    assert record.filename == "a.jpg" and record.coords == "normalized"
+    obj = record.objects[0]
+    assert (obj.label, obj.xmin, obj.ymin, obj.xmax, obj.ymax) == ("dog", 0.25, 0.125, 0.5, 1.0)
+    assert not out.exists()

@@ -47,6 +47,14 @@ class Reader(ABC):
     @abstractmethod
     def __iter__(self) -> Iterator[ReadResult]: ...
 
+    def labels(self) -> Iterator[tuple[str, list[str]]]:
+        """(key, object labels) of every readable image: what a first pass needs to settle
+        the label map and the splits. Formats override it with something cheaper than
+        building records; unreadable items are left out (the conversion pass reports them)."""
+        for item in self:
+            if isinstance(item, ImageRecord):
+                yield item.key, [obj.label for obj in item.objects]
+
     def count_hint(self) -> int | None:
         """How many items iteration will yield, when cheap to know (for progress bars)."""
         return None
@@ -72,6 +80,8 @@ class Writer(ABC):
         self.destination = destination
         self.label_map = label_map
         self.images = images
+        #: What the writer adjusted along the way (e.g. boxes rescaled), for the run report.
+        self.warnings: list[str] = []
 
     @classmethod
     def weigher(cls, **options: Any) -> Callable[[ImageRecord], int] | None:

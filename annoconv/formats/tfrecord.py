@@ -31,6 +31,7 @@ from annoconv.schema import NORMALIZED, ImageRecord, ObjectAnnotation, make_obje
 from annoconv.tfexample import (
     Feature,
     Keys,
+    TFRecordError,
     TFRecordWriter,
     bytes_feature,
     decode_example,
@@ -89,7 +90,9 @@ class TFRecordShardWriter(Writer):
     transcoded photos. `keys` (given by `convert()`) maps every image key to its image size.
     """
 
-    coords = NORMALIZED
+    # Takes either space: pixel boxes are normalized here by the annotation's size, or by
+    # the image's when the annotation has none (cheaper than converting records first).
+    coords = None
     needs_label_map = True
     needs_keys = True
 
@@ -121,7 +124,6 @@ class TFRecordShardWriter(Writer):
             TFRecordWriter(shard_name(destination, index, self.count), compression)
             for index in range(self.count)
         ]
-        self.notes: list[str] = []
 
     @classmethod
     def weigher(cls, **options: Any) -> Callable[[ImageRecord], int] | None:
@@ -140,6 +142,8 @@ class TFRecordShardWriter(Writer):
     def write(self, record: ImageRecord) -> None:
         assert self.label_map is not None
         image = self._embed(record)
+        if image.note:
+            self.warnings.append(image.note)
         payload = encode_example(example_features(record, image, self.label_map))
         self._files[self._shard(record.key)].write(payload)
 
@@ -189,8 +193,9 @@ def _shard_count(
 def example_features(
     record: ImageRecord, image: EmbeddedImage, label_map: LabelMap
 ) -> dict[str, Feature]:
-    """The OD API features of one image (boxes must already be normalized)."""
+    """The OD API features of one image."""
     objects = record.objects
+    xmin, ymin, xmax, ymax = normalized_boxes(record, image)
     features: dict[str, Feature] = {
         Keys.HEIGHT: int64_feature([image.height]),
         Keys.WIDTH: int64_feature([image.width]),
@@ -199,10 +204,10 @@ def example_features(
         Keys.SHA256: bytes_feature([image.sha256.encode()]),
         Keys.ENCODED: bytes_feature([image.data]),
         Keys.FORMAT: bytes_feature([image.format.encode()]),
-        Keys.BBOX_XMIN: float_feature([obj.xmin for obj in objects]),
-        Keys.BBOX_XMAX: float_feature([obj.xmax for obj in objects]),
-        Keys.BBOX_YMIN: float_feature([obj.ymin for obj in objects]),
-        Keys.BBOX_YMAX: float_feature([obj.ymax for obj in objects]),
+        Keys.BBOX_XMIN: float_feature(xmin),
+        Keys.BBOX_XMAX: float_feature(xmax),
+        Keys.BBOX_YMIN: float_feature(ymin),
+        Keys.BBOX_YMAX: float_feature(ymax),
         Keys.OBJECT_CLASS_TEXT: bytes_feature([obj.label.encode() for obj in objects]),
         Keys.OBJECT_CLASS_LABEL: int64_feature([label_map.id_of(obj.label) for obj in objects]),
         # The OD API treats any non-zero `difficult` as difficult: unknown is written as 0.
@@ -218,6 +223,47 @@ def example_features(
         features[Keys.IMAGE_CLASS_TEXT] = bytes_feature([item.label.encode() for item in labels])
         features[Keys.IMAGE_CLASS_LABEL] = int64_feature([label_map.id_of(i.label) for i in labels])
     return features
+
+
+def normalized_boxes(
+    record: ImageRecord, image: EmbeddedImage
+) -> tuple[list[float], list[float], list[float], list[float]]:
+    """(xmin, ymin, xmax, ymax) lists in [0, 1].
+
+    Pixel boxes are divided by the annotation's size; a box normalized by it stays the same
+    when the image turns out to be a scaled version (size policy "warn"), so `image.scale`
+    needs no applying. Without an annotated size the image's size is used, and boxes that
+    fall outside the image are an error rather than coordinates beyond [0, 1].
+    """
+    objects = record.objects
+    if record.coords == NORMALIZED:
+        fx = fy = 1.0
+    else:
+        width, height = (record.width, record.height) if record.has_size else (None, None)
+        fx = 1.0 / (width or image.width)
+        fy = 1.0 / (height or image.height)
+    xmin = [obj.xmin * fx for obj in objects]
+    ymin = [obj.ymin * fy for obj in objects]
+    xmax = [obj.xmax * fx for obj in objects]
+    ymax = [obj.ymax * fy for obj in objects]
+    if not record.has_size and record.coords != NORMALIZED:
+        _check_inside(record, image, xmax, ymax)
+    return xmin, ymin, xmax, ymax
+
+
+def _check_inside(
+    record: ImageRecord, image: EmbeddedImage, xmax: list[float], ymax: list[float]
+) -> None:
+    tolerance = 1e-9
+    for index, (x, y) in enumerate(zip(xmax, ymax, strict=True)):
+        if x > 1 + tolerance or y > 1 + tolerance:
+            obj = record.objects[index]
+            raise AnnotationError(
+                record.source,
+                f"box ({obj.xmin:g}, {obj.ymin:g}, {obj.xmax:g}, {obj.ymax:g}) "
+                f"reaches outside the {image.width}x{image.height} image",
+                f"object[{index + 1}]",
+            )
 
 
 # --- reading ---------------------------------------------------------------------------------
@@ -256,8 +302,8 @@ class TFRecordReader(Reader):
             try:
                 for index, payload in enumerate(iter_tfrecords(uri, self.compression)):
                     yield self._record(payload, uri, index)
-            except AnnoconvError as error:
-                yield BadItem(AnnotationError(uri, str(error)), images=0)
+            except TFRecordError as error:
+                yield BadItem(error, images=0)
 
     def _record(self, payload: bytes, uri: str, index: int) -> ReadResult:
         where = f"record {index}"

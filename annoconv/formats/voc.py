@@ -22,7 +22,6 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, ClassVar
 
 from lxml import etree
-from pydantic import ValidationError
 
 from annoconv.errors import AnnotationError
 from annoconv.formats.base import BadItem, Format, Reader, ReadResult, Source, Writer
@@ -48,7 +47,6 @@ from annoconv.schema import (
     ImageRecord,
     ObjectAnnotation,
     format_number,
-    make_object,
     make_record,
 )
 
@@ -101,6 +99,16 @@ class VocReader(Reader):
         locator = ImageLocator(self.images, root)
         for uri in files:
             yield read_voc_file(uri, relative_posix(uri, root), locator)
+
+    def labels(self) -> Iterator[tuple[str, list[str]]]:
+        files, root = self._files()
+        for uri in files:
+            try:
+                xml = parse_voc_xml(read_bytes(uri), uri)
+            except (OSError, AnnotationError):
+                continue
+            names = [(name.text or "").strip() for name in xml.iterfind("object/name")]
+            yield relative_posix(uri, root), names
 
     def count_hint(self) -> int:
         return len(self._files()[0])
@@ -294,11 +302,9 @@ def _object(element: etree._Element, index: int, uri: str) -> ObjectAnnotation:
     flags = {flag: _flag(children.get(flag), at, uri) for flag in VOC_FLAGS}
     coordinates = _coordinates(box, at, uri)
     pose = _pose(children.get("pose"))
-    try:
-        return ObjectAnnotation(label=label, pose=pose, **flags, **coordinates)
-    except ValidationError:
-        # Rare: build it again through make_object, which says what is wrong and where.
-        return make_object(uri, _at(element, at), label=label, pose=pose, **flags, **coordinates)
+    return ObjectAnnotation.checked(
+        uri, _at(element, at), label=label, pose=pose, **flags, **coordinates
+    )
 
 
 def _children(element: etree._Element) -> dict[str, etree._Element]:

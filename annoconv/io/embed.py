@@ -1,7 +1,7 @@
 """The image bytes that go into a TFRecord (`image/encoded`), checked against the annotation.
 
-TensorFlow decodes JPEG, PNG, GIF and BMP (not TIFF or, in the OD API, WebP) and ignores EXIF
-orientation: it decodes the pixels as stored. So:
+TensorFlow decodes JPEG, PNG, GIF and BMP, not TIFF, and ignores EXIF orientation: it
+decodes the pixels as stored. So:
 
 * JPEG and PNG files are embedded **byte for byte**; only their headers are parsed. The real
   format comes from the magic bytes, not the extension (a `.jpg` may hold a PNG). A truncated
@@ -11,8 +11,8 @@ orientation: it decodes the pixels as stored. So:
   `channels=3`, drops alpha just as it does for an RGBA PNG embedded as it is), photos (RGB,
   CMYK, YCbCr, ...) to JPEG. An alpha channel that is opaque everywhere is dropped first, so
   an RGBA photo still becomes a JPEG. GIF and BMP are transcoded too: the OD API decodes an
-  animated GIF to a 4-D tensor and only some BMP variants. Output bytes are deterministic
-  and carry no metadata (no EXIF, so nothing can apply the orientation a second time).
+  animated GIF to a 4-D tensor, and TensorFlow rejects 1-bit BMPs. Output bytes are
+  deterministic and carry no metadata (no EXIF: nothing can apply the orientation twice).
 
 EXIF orientation (`exif="auto"`, the default). labelImg since 2020, like browsers and most
 annotation tools, shows the image turned by its orientation and records that displayed size
@@ -40,14 +40,13 @@ from typing import Literal, get_args
 
 from PIL import Image, UnidentifiedImageError
 
-from annoconv.errors import AnnotationError
+from annoconv.errors import AnnotationError, SkipRecord
 from annoconv.io.fs import read_bytes
 from annoconv.io.images import _exif_orientation, _stored_size
 
 SizePolicy = Literal["fail", "warn", "skip"]
 ExifPolicy = Literal["auto", "apply", "ignore"]
 
-_ORIENTATION_TAG = 0x0112
 _JPEG_MAGIC = b"\xff\xd8\xff"
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_EOI = b"\xff\xd9"
@@ -92,7 +91,7 @@ _PHOTO = ("jpeg", "RGB")
 _JPEG_MODES = ("L", "RGB", "CMYK")
 
 
-class SkipImage(AnnotationError):
+class SkipImage(SkipRecord):
     """The size policy "skip" leaves this image out; callers report it as skipped."""
 
 
