@@ -84,33 +84,6 @@ class ObjectAnnotation(BaseModel):
             raise ValueError(problem)
         return self
 
-    @classmethod
-    def checked(
-        cls,
-        source: str | None,
-        where: str | None,
-        *,
-        label: str,
-        xmin: float,
-        ymin: float,
-        xmax: float,
-        ymax: float,
-        **fields: Any,
-    ) -> ObjectAnnotation:
-        """Fast path for readers whose values are already typed (floats, -1/0/1 flags): the
-        same checks as validation, without pydantic's per-field coercion. Errors name
-        `source` and `where` like `make_object`'s."""
-        for name, value in (("xmin", xmin), ("ymin", ymin), ("xmax", xmax), ("ymax", ymax)):
-            problem = _not_finite(value)
-            if problem:
-                raise AnnotationError(source, problem, f"{where}/{name}" if where else name)
-        problem = _disordered(xmin, ymin, xmax, ymax) or ("" if label else "empty label")
-        if problem:
-            raise AnnotationError(source, problem, where)
-        return cls.model_construct(
-            label=label, xmin=xmin, ymin=ymin, xmax=xmax, ymax=ymax, **fields
-        )
-
 
 def _not_finite(value: float) -> str | None:
     return None if math.isfinite(value) else f"coordinate must be a finite number, got {value}"

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from typing import TYPE_CHECKING, ClassVar
 
 from lxml import etree
+from pydantic import ValidationError
 
 from annoconv.errors import AnnotationError
 from annoconv.formats.base import BadItem, Format, Reader, ReadResult, Source, Writer
@@ -47,6 +48,7 @@ from annoconv.schema import (
     ImageRecord,
     ObjectAnnotation,
     format_number,
+    make_object,
     make_record,
 )
 
@@ -176,7 +178,10 @@ def _parser() -> etree.XMLParser:
 
 def _reject_entities(root: etree._Element, source: str) -> None:
     """Second line of defence behind the byte scan: no entity may survive into the tree."""
-    dtd = root.getroottree().docinfo.internalDTD
+    docinfo = root.getroottree().docinfo
+    if not docinfo.doctype:  # type: ignore[attr-defined]  # missing from lxml-stubs
+        return  # without a DOCTYPE an undeclared entity is a syntax error already
+    dtd = docinfo.internalDTD
     if dtd is not None and dtd.entities():  # type: ignore[attr-defined]  # missing from lxml-stubs
         raise AnnotationError(source, "DTD entity declarations are not allowed")
     for entity in root.iter(etree.Entity):
@@ -302,9 +307,11 @@ def _object(element: etree._Element, index: int, uri: str) -> ObjectAnnotation:
     flags = {flag: _flag(children.get(flag), at, uri) for flag in VOC_FLAGS}
     coordinates = _coordinates(box, at, uri)
     pose = _pose(children.get("pose"))
-    return ObjectAnnotation.checked(
-        uri, _at(element, at), label=label, pose=pose, **flags, **coordinates
-    )
+    try:
+        return ObjectAnnotation(label=label, pose=pose, **flags, **coordinates)
+    except ValidationError:
+        # Rare: build it again through make_object, which says what is wrong and where.
+        return make_object(uri, _at(element, at), label=label, pose=pose, **flags, **coordinates)
 
 
 def _children(element: etree._Element) -> dict[str, etree._Element]:
