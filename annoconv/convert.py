@@ -10,7 +10,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from annoconv.errors import AnnoconvError, AnnotationError, FormatError, SkipRecord
-from annoconv.formats import BadItem, Reader, Source, Writer, get_format, infer_format
+from annoconv.formats import (
+    BadItem,
+    Dropped,
+    Reader,
+    ReadResult,
+    Source,
+    Writer,
+    get_format,
+    infer_format,
+)
 from annoconv.io.fs import GLOB_CHARS, exists, expand_source
 from annoconv.labelmap import LabelMap, LabelOrder
 from annoconv.ops import assign_splits, parse_split
@@ -51,12 +60,14 @@ def read(
     images: str | None = None,
     read_options: Mapping[str, Any] | None = None,
 ) -> Iterator[ImageRecord]:
-    """The records of `source`, lazily; raises AnnotationError on the first bad item."""
+    """The records of `source`, lazily; raises AnnotationError on the first bad item.
+    Items a selection option left out (``read_options={"classes": ...}``) are passed over."""
     reader = open_reader(source, from_format=from_format, images=images, read_options=read_options)
     for item in reader:
         if isinstance(item, BadItem):
             raise item.error
-        yield item
+        if isinstance(item, ImageRecord):
+            yield item
 
 
 def class_counts(reader: Reader) -> Counter[str]:
@@ -232,7 +243,7 @@ class SplitWriter(Writer):
 
 
 def run(
-    items: Iterable[ImageRecord | BadItem],
+    items: Iterable[ReadResult],
     writer: Writer,
     *,
     on_error: ErrorPolicy = "fail",
@@ -256,9 +267,12 @@ def run(
     return report
 
 
-def _write_one(
-    item: ImageRecord | BadItem, writer: Writer, report: Report, handler: ErrorHandler
-) -> None:
+def _write_one(item: ReadResult, writer: Writer, report: Report, handler: ErrorHandler) -> None:
+    if isinstance(item, Dropped):
+        report.images_read += item.images
+        report.boxes_read += item.boxes
+        report.drop(item.reason, item.images, item.boxes)
+        return
     if isinstance(item, BadItem):
         report.images_read += item.images
         report.boxes_read += item.boxes
@@ -282,8 +296,8 @@ def _write_one(
 
 
 def _progress(
-    items: Iterable[ImageRecord | BadItem], enabled: bool, total: int | None
-) -> Iterable[ImageRecord | BadItem]:
+    items: Iterable[ReadResult], enabled: bool, total: int | None
+) -> Iterable[ReadResult]:
     if not enabled:
         return items
     from tqdm import tqdm

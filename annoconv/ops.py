@@ -9,7 +9,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from annoconv.formats import BadItem
+from annoconv.formats import BadItem, Dropped, ReadResult
 from annoconv.report import ErrorHandler, ErrorPolicy, Report
 from annoconv.schema import ImageRecord
 
@@ -88,13 +88,14 @@ def _size(size: tuple[int, int]) -> str:
     return f"{size[0]}x{size[1]}"
 
 
-def dataset_stats(
-    items: Iterable[ImageRecord | BadItem], *, on_error: ErrorPolicy = "fail"
-) -> DatasetStats:
+def dataset_stats(items: Iterable[ReadResult], *, on_error: ErrorPolicy = "fail") -> DatasetStats:
     """Statistics over a stream of records; bad items follow the error policy."""
     stats = DatasetStats()
     handler = ErrorHandler(on_error, stats.report)
     for item in items:
+        if isinstance(item, Dropped):
+            stats.report.drop(item.reason, item.images, item.boxes)
+            continue
         if isinstance(item, BadItem):
             handler.handle(item.error, item.images, item.boxes)
             continue

@@ -16,6 +16,8 @@ from annoconv.errors import AnnoconvError, AnnotationError
 ErrorPolicy = Literal["fail", "skip"]
 ERROR_POLICIES: tuple[ErrorPolicy, ...] = ("fail", "skip")
 MAX_WARNINGS_SHOWN = 10
+#: The `source` of skipped entries that count a selection's drops in bulk.
+DROPPED = "(selection)"
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,16 @@ class Report:
     classes: Counter[str] = field(default_factory=Counter)
     outputs: list[OutputFile] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+
+    def drop(self, reason: str, images: int, boxes: int) -> None:
+        """Count images/boxes left out on purpose, one entry per reason however many."""
+        for index, item in enumerate(self.skipped):
+            if item.source == DROPPED and item.reason == reason:
+                self.skipped[index] = SkippedItem(
+                    DROPPED, reason, item.images + images, item.boxes + boxes
+                )
+                return
+        self.skipped.append(SkippedItem(DROPPED, reason, images, boxes))
 
     @property
     def images_skipped(self) -> int:

@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 
 from annoconv.errors import FormatError, MissingDependencyError
-from annoconv.formats.base import BadItem, Format, Reader, ReadResult, Source, Writer
+from annoconv.formats.base import BadItem, Dropped, Format, Reader, ReadResult, Source, Writer
 
 __all__ = [
     "BadItem",
+    "Dropped",
     "Format",
     "FormatEntry",
     "ReadResult",

@@ -30,7 +30,17 @@ class BadItem:
     boxes: int = 0
 
 
-ReadResult = ImageRecord | BadItem
+@dataclass(frozen=True)
+class Dropped:
+    """Images and boxes a reader read but left out on purpose (a selection such as
+    ``classes=``), counted in bulk: the report shows them as skipped with `reason`."""
+
+    reason: str
+    images: int = 0
+    boxes: int = 0
+
+
+ReadResult = ImageRecord | BadItem | Dropped
 
 
 class Reader(ABC):
@@ -54,6 +64,12 @@ class Reader(ABC):
         for item in self:
             if isinstance(item, ImageRecord):
                 yield item.key, [obj.label for obj in item.objects]
+
+    def class_ids(self) -> dict[str, str]:
+        """The dataset's own identifier of each label, where it has one (Open Images MIDs:
+        ``{"Camera": "/m/0dv5r"}``); a label map built from the data uses them as `name`
+        with the label as `display_name`, the OD API convention."""
+        return {}
 
     def count_hint(self) -> int | None:
         """How many items iteration will yield, when cheap to know (for progress bars)."""
