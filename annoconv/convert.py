@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import inspect
 import sys
-from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections import Counter, deque
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from annoconv.errors import AnnoconvError, AnnotationError, FormatError, SkipRecord
 from annoconv.formats import (
@@ -21,10 +22,11 @@ from annoconv.formats import (
     infer_format,
 )
 from annoconv.io.fs import GLOB_CHARS, exists, expand_source
-from annoconv.labelmap import LabelMap, LabelOrder
-from annoconv.ops import assign_splits, parse_split
+from annoconv.io.images import ImageInfo, RecordImages, read_image_info
+from annoconv.labelmap import LabelMap, LabelMapItem, LabelOrder
+from annoconv.ops import assign_splits, parse_split, sample_keys
 from annoconv.report import ErrorHandler, ErrorPolicy, OutputFile, Report
-from annoconv.schema import ImageRecord
+from annoconv.schema import PIXEL, ImageRecord
 
 
 def open_reader(
@@ -84,18 +86,30 @@ class Survey:
     weights: dict[str, int] = field(default_factory=dict)
 
 
-def survey(reader: Reader, weigh: Callable[[ImageRecord], int] | None = None) -> Survey:
-    """One pass over the readable records, keeping only small per-image facts."""
-    result = Survey()
+def survey(
+    reader: Reader,
+    weigh: Callable[[ImageRecord], int] | None = None,
+    *,
+    sample: int | None = None,
+    seed: int = 0,
+) -> Survey:
+    """One pass over the readable records, keeping only small per-image facts; with
+    `sample`, only those of a uniform sample of that many images (see `ops.sample_keys`)."""
+    entries: Iterable[tuple[str, list[str], int]]
     if weigh is None:
-        for key, labels in reader.labels():
-            result.counts.update(labels)
-            result.weights[key] = 1
-        return result
-    for item in reader:
-        if isinstance(item, ImageRecord):
-            result.counts.update(obj.label for obj in item.objects)
-            result.weights[item.key] = weigh(item)
+        entries = ((key, labels, 1) for key, labels in reader.labels())
+    else:
+        entries = (
+            (item.key, [obj.label for obj in item.objects], weigh(item))
+            for item in reader
+            if isinstance(item, ImageRecord)
+        )
+    if sample is not None:
+        entries = sample_keys(entries, sample, seed, key=lambda entry: entry[0])
+    result = Survey()
+    for key, labels, weight in entries:
+        result.counts.update(labels)
+        result.weights[key] = weight
     return result
 
 
@@ -106,16 +120,27 @@ def settle_label_map(
     needed: bool,
     extend: bool = False,
     order: LabelOrder = "sorted",
+    class_ids: Mapping[str, str] | None = None,
 ) -> LabelMap | None:
     """The one label map a run uses, settled before anything is written.
 
     A given map must cover every class in the data (or is extended when asked); without one,
-    a writer that assigns ids gets a map built from the data.
+    a writer that assigns ids gets a map built from the data. Where the dataset has its own
+    class ids (`class_ids`, Open Images MIDs), they become the items' `name` and the labels
+    their `display_name`, the OD API's convention.
     """
-    if label_map is None:
-        return LabelMap.from_classes(counts, order=order) if needed else None
-    given = LabelMap.read(label_map) if isinstance(label_map, str) else label_map
-    return given.check_covers(counts, extend=extend)
+    if label_map is not None:
+        given = LabelMap.read(label_map) if isinstance(label_map, str) else label_map
+        return given.check_covers(counts, extend=extend)
+    if not needed:
+        return None
+    built = LabelMap.from_classes(counts, order=order)
+    if not class_ids:
+        return built
+    return LabelMap(
+        LabelMapItem(class_ids[item.name], item.id, item.name) if item.name in class_ids else item
+        for item in built
+    )
 
 
 def split_destination(output: str, split: str) -> str:
@@ -137,7 +162,9 @@ def convert(
     extend_label_map: bool = False,
     label_map_order: LabelOrder = "sorted",
     label_map_output: str | None = None,
+    label_map_names: Literal["ids", "labels"] = "ids",
     split: Mapping[str, float] | str | None = None,
+    sample: int | None = None,
     seed: int = 0,
     on_error: ErrorPolicy = "fail",
     progress: bool = False,
@@ -146,31 +173,34 @@ def convert(
 ) -> Report:
     """Convert `source` (a file, folder, glob or list of files) into `output`.
 
-    Formats are inferred from the paths unless named. `split` (``{"train": 0.7, "test":
-    0.3}`` or ``"train=0.7,test=0.3"``) writes one output per split, named by
-    `split_destination`, with images assigned reproducibly from `seed`; every split shares
-    one label map, which `label_map_output` also saves. With ``on_error="skip"`` bad items are
-    left out and listed in the returned report instead of stopping the run. Outputs appear
-    only when the whole run succeeded.
+    Formats are inferred from the paths unless named. `sample` keeps a uniform, seeded
+    sample of that many images. `split` (``{"train": 0.7, "test": 0.3}`` or
+    ``"train=0.7,test=0.3"``) writes one output per split, named by `split_destination`,
+    with images assigned reproducibly from `seed`; every split shares one label map, which
+    `label_map_output` also saves (for datasets with class ids such as Open Images MIDs,
+    ``label_map_names="labels"`` names items by label instead of id). Records without a
+    pixel size get it from their image's header when the writer works in pixels. With
+    ``on_error="skip"`` bad items are left out and listed in the returned report instead of
+    stopping the run. Outputs appear only when the whole run succeeded.
     """
     reader = open_reader(source, from_format=from_format, images=images, read_options=read_options)
     writer_class = _writer_class(output, to_format)
+    options = dict(write_options or {})
+    _check_options(writer_class, options)
     fractions = parse_split(split) if isinstance(split, str) else split
     needs_map = writer_class.needs_label_map or label_map_output is not None
-    options = dict(write_options or {})
     facts = None
-    if needs_map or label_map is not None or fractions or writer_class.needs_keys:
+    if needs_map or label_map is not None or fractions or writer_class.needs_keys or sample:
         weigh = writer_class.weigher(images=images, **options) if writer_class.needs_keys else None
-        facts = survey(reader, weigh)
+        facts = survey(reader, weigh, sample=sample, seed=seed)
     resolved = settle_label_map(
         facts.counts if facts else Counter(),
         label_map,
         needed=needs_map,
         extend=extend_label_map,
         order=label_map_order,
+        class_ids=reader.class_ids() if label_map_names == "ids" else None,
     )
-
-    _check_options(writer_class, options)
 
     def make_writer(destination: str, keys: Iterable[str] | None) -> Writer:
         if writer_class.needs_keys and facts is not None and keys is not None:
@@ -188,11 +218,63 @@ def convert(
         writer: Writer = SplitWriter(writers, assignment)
     else:
         writer = make_writer(output, facts.weights if facts else None)
-    report = run(reader, writer, on_error=on_error, progress=progress)
+    items: Iterable[ReadResult] = reader
+    if sample is not None and facts is not None:
+        items = _only(items, facts.weights, f"not in the sample of {sample}")
+    if writer.coords == PIXEL:
+        items = fill_sizes(items, images)
+    report = run(items, writer, on_error=on_error, progress=progress, total=reader.count_hint())
     if label_map_output is not None and resolved is not None:
         size = resolved.write(label_map_output)
         report.outputs.append(OutputFile(label_map_output, size, "label_map"))
     return report
+
+
+def _only(items: Iterable[ReadResult], keys: Container[str], reason: str) -> Iterator[ReadResult]:
+    """The items whose key is in `keys`; the other records as `Dropped` counts."""
+    for item in items:
+        if isinstance(item, ImageRecord) and item.key not in keys:
+            yield Dropped(reason, images=1, boxes=len(item.objects))
+        else:
+            yield item
+
+
+def fill_sizes(
+    items: Iterable[ReadResult], images: str | None, *, threads: int = 8, window: int = 64
+) -> Iterator[ReadResult]:
+    """The items, with the pixel size of every record that lacks one read from its image's
+    header. Headers are read by a bounded thread pool (at most `window` records in flight,
+    order kept); an image that cannot be found or read makes its record a BadItem."""
+    finder = RecordImages(images)
+    pending: deque[tuple[ReadResult, Future[ImageInfo] | None]] = deque()
+    with ThreadPoolExecutor(max_workers=threads) as pool:
+        for item in items:
+            job = None
+            if isinstance(item, ImageRecord) and not item.has_size:
+                job = pool.submit(_image_info, finder, item)
+            pending.append((item, job))
+            if len(pending) >= window:
+                yield _with_size(*pending.popleft())
+        while pending:
+            yield _with_size(*pending.popleft())
+
+
+def _image_info(finder: RecordImages, record: ImageRecord) -> ImageInfo:
+    return read_image_info(finder.find(record))
+
+
+def _with_size(item: ReadResult, job: Future[ImageInfo] | None) -> ReadResult:
+    if job is None or not isinstance(item, ImageRecord):
+        return item
+    try:
+        info = job.result()
+    except AnnotationError as error:
+        needed = AnnotationError(
+            item.source or item.key, f"image size is unknown and {error.message}", error.where
+        )
+        return BadItem(needed, boxes=len(item.objects))
+    update = {"width": info.width, "height": info.height, "depth": item.depth or info.depth}
+    return item.model_copy(update=update)
 
 
 def _writer_class(output: str, to_format: str | None) -> type[Writer]:

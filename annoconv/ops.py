@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import heapq
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from annoconv.formats import BadItem, Dropped, ReadResult
 from annoconv.report import ErrorHandler, ErrorPolicy, Report
@@ -180,3 +181,24 @@ def shard_of(key: str, num_shards: int) -> int:
     """A key's shard when the set of keys is not known in advance (hash modulo)."""
     digest = hashlib.sha256(b"shard\x00" + key.encode()).digest()
     return int.from_bytes(digest[:8], "big") % num_shards
+
+
+_T = TypeVar("_T")
+
+
+def sample_keys(items: Iterable[_T], size: int, seed: int, *, key: Callable[[_T], str]) -> list[_T]:
+    """A uniform sample of `size` items in one pass, holding at most `size` of them.
+
+    Each item is ranked by a SHA-256 of (seed, key) and the `size` lowest ranks are kept (a
+    bottom-k sketch: every subset of that size is equally likely, as with reservoir sampling,
+    and the sample depends only on the seed and the keys, not on their order).
+    """
+    if size < 0:
+        raise ValueError(f"the sample size must be >= 0, got {size}")
+    prefix = f"{seed}\x00".encode()
+
+    def rank(item: _T) -> tuple[bytes, str]:
+        name = key(item)
+        return hashlib.sha256(prefix + name.encode()).digest(), name
+
+    return heapq.nsmallest(size, items, key=rank)

@@ -87,7 +87,7 @@ def test_missing_size_without_images_is_a_clear_error(
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1
     assert str(ann / "b" / "1.xml") in err
-    assert "image size is unknown" in err and "--images" in err
+    assert "image size is unknown and image 'b/1.jpg' not found" in err and "--images" in err
     assert not out.exists()
     assert list(tmp_path.glob(".train.csv.partial-*")) == []
 

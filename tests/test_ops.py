@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 
 from annoconv import convert
 from annoconv.convert import split_destination
-from annoconv.ops import assign_shards, assign_splits, parse_split, split_counts
+from annoconv.ops import assign_shards, assign_splits, parse_split, sample_keys, split_counts
 
 
 def test_parse_split() -> None:
@@ -80,3 +80,65 @@ def test_csv_split_keeps_each_image_whole(tmp_path: Path) -> None:
     assert not train_images & test_images and len(train_images | test_images) == 10
     assert report.images_written == 10 and report.boxes_written == 20
     assert [Path(o.path).name for o in report.outputs] == ["boxes-train.csv", "boxes-test.csv"]
+
+
+def test_sample_is_reproducible_order_independent_and_bounded() -> None:
+    keys = [f"{i:016x}" for i in range(1000)]
+    first = sample_keys(keys, 100, seed=1, key=str)
+    assert len(first) == 100 and len(set(first)) == 100
+    assert sorted(sample_keys(reversed(keys), 100, seed=1, key=str)) == sorted(first)
+    assert sorted(sample_keys(keys, 100, seed=2, key=str)) != sorted(first)
+    assert sorted(sample_keys(keys, 5000, seed=1, key=str)) == sorted(keys)
+
+
+def test_sample_is_uniform_over_many_seeds() -> None:
+    """Every key is equally likely to be picked: inclusion counts over 3,000 seeds pass a
+    chi-square test (df = 19, the 0.999 quantile is 43.8), and every pair of keys is about
+    as likely together as independence predicts."""
+    keys = [f"img{i}" for i in range(20)]
+    seeds, size = 3000, 5
+    picked: Counter[str] = Counter()
+    pairs: Counter[tuple[str, str]] = Counter()
+    for seed in range(seeds):
+        chosen = sorted(sample_keys(keys, size, seed=seed, key=str))
+        picked.update(chosen)
+        pairs.update((a, b) for i, a in enumerate(chosen) for b in chosen[i + 1 :])
+    expected = seeds * size / len(keys)
+    chi_square = sum((picked[key] - expected) ** 2 / expected for key in keys)
+    assert chi_square < 43.8
+    pair_expected = seeds * (size * (size - 1)) / (len(keys) * (len(keys) - 1))
+    assert all(abs(count - pair_expected) < 6 * pair_expected**0.5 for count in pairs.values())
+
+
+def test_csv_without_sizes_reads_image_headers(tmp_path: Path) -> None:
+    from factories import draw_image
+
+    images = tmp_path / "images"
+    draw_image(images / "a.jpg", 64, 48)
+    draw_image(images / "sub" / "b.png", 30, 20)
+    source = write(
+        tmp_path / "in" / "boxes.csv",
+        "filename,width,height,class,xmin,ymin,xmax,ymax\n"
+        "a.jpg,,,dog,1,2,30,40\nsub/b.png,,,cat,0,0,30,20\n",
+    )
+    out = tmp_path / "out.csv"
+    report = convert(str(source), str(out), images=str(images))
+    assert out.read_text(encoding="utf-8") == (
+        "filename,width,height,class,xmin,ymin,xmax,ymax\n"
+        "a.jpg,64,48,dog,1,2,30,40\nsub/b.png,30,20,cat,0,0,30,20\n"
+    )
+    assert report.images_written == 2
+
+
+def test_sampling_in_convert_counts_what_it_leaves_out(tmp_path: Path) -> None:
+    ann = tmp_path / "ann"
+    for i in range(20):
+        write(ann / f"{i}.xml", labelimg_xml(f"{i}.jpg", 10, 10, [("a", 1, 1, 5, 5)]))
+    report = convert(str(ann), str(tmp_path / "s.csv"), sample=7, seed=4)
+    assert (report.images_read, report.images_written, report.images_skipped) == (20, 7, 13)
+    assert [(item.reason, item.images, item.boxes) for item in report.skipped] == [
+        ("not in the sample of 7", 13, 13)
+    ]
+    again = convert(str(ann), str(tmp_path / "t.csv"), sample=7, seed=4)
+    assert again.images_written == 7
+    assert (tmp_path / "s.csv").read_bytes() == (tmp_path / "t.csv").read_bytes()
