@@ -11,8 +11,11 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+# Imported eagerly: a lazy `convert` would be shadowed by the submodule of the same name
+# as soon as anything imports `annoconv.convert`.
+from annoconv.convert import convert, read
+
 if TYPE_CHECKING:
-    from annoconv.convert import convert, read
     from annoconv.errors import (
         AnnoconvError,
         AnnotationError,
@@ -28,8 +31,6 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 _EXPORTS = {
-    "convert": "annoconv.convert",
-    "read": "annoconv.convert",
     "AnnoconvError": "annoconv.errors",
     "AnnotationError": "annoconv.errors",
     "FormatError": "annoconv.errors",

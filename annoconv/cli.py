@@ -127,6 +127,44 @@ def _tfrecord_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _selection_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("selection")
+    group.add_argument(
+        "--classes", nargs="+", metavar="NAME", help="keep only these classes (names or MIDs)"
+    )
+    group.add_argument(
+        "--keep-empty",
+        action="store_true",
+        help="keep images left without boxes by --classes (as negative images)",
+    )
+    group.add_argument(
+        "--sample", type=int, metavar="N", help="a uniform sample of N images (with --seed)"
+    )
+
+
+def _openimages_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("Open Images input")
+    group.add_argument(
+        "--class-descriptions", metavar="CSV", help="class-descriptions-boxable.csv (MID,name)"
+    )
+    group.add_argument("--images-csv", metavar="CSV", help="image URLs (image_name,image_url)")
+    group.add_argument(
+        "--image-labels", metavar="CSV", nargs="+", help="image-level label CSVs to attach"
+    )
+    group.add_argument(
+        "--label-map-names",
+        choices=("ids", "labels"),
+        default="ids",
+        help="label map item names: dataset ids (MIDs, the OD API convention) or class names",
+    )
+
+
+def _frcnn_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument_group("Faster R-CNN txt output").add_argument(
+        "--path-prefix", metavar="PREFIX", help="prepended to every image path in the txt"
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="annoconv",
@@ -145,8 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
     _reading(convert)
     _label_map_options(convert)
     _split_options(convert)
+    _selection_options(convert)
+    _openimages_options(convert)
     _columns(convert)
     _tfrecord_options(convert)
+    _frcnn_options(convert)
     _common(convert)
     convert.set_defaults(handler=_run_convert)
 
@@ -232,21 +273,31 @@ def _split_columns(text: str | None) -> list[str]:
     return [name.strip() for name in text.split(",") if name.strip()] if text else []
 
 
-_TFRECORD_OPTIONS = ("shards", "shard_size", "compression", "size_policy", "jpeg_quality")
+_WRITE_OPTIONS = (
+    "shards",
+    "shard_size",
+    "compression",
+    "size_policy",
+    "jpeg_quality",
+    "path_prefix",
+)
+_READ_OPTIONS = ("class_descriptions", "images_csv", "image_labels")
+
+
+def _given(args: argparse.Namespace, names: Sequence[str]) -> dict[str, object]:
+    """The options among `names` that were given on the command line."""
+    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
 
 
 def _run_convert(args: argparse.Namespace) -> int:
     from annoconv.convert import convert
     from annoconv.formats import infer_format
 
-    write_options: dict[str, object] = {}
+    write_options = _given(args, _WRITE_OPTIONS)
     columns = _split_columns(getattr(args, "columns", None))
     if columns:
         write_options["columns"] = columns
-    for name in _TFRECORD_OPTIONS:
-        value = getattr(args, name, None)
-        if value is not None:
-            write_options[name] = value
+    read_options = _given(args, _READ_OPTIONS)
     to_format = args.to_format or infer_format(args.output, for_writing=True)
     report = convert(
         args.source,
@@ -258,10 +309,15 @@ def _run_convert(args: argparse.Namespace) -> int:
         extend_label_map=args.extend_label_map,
         label_map_order=args.label_map_order,
         label_map_output=_label_map_beside(args, to_format),
+        label_map_names=getattr(args, "label_map_names", "ids"),
         split=args.split,
+        classes=getattr(args, "classes", None),
+        keep_empty=getattr(args, "keep_empty", False),
+        sample=getattr(args, "sample", None),
         seed=args.seed,
         on_error=args.on_error,
         progress=not args.quiet,
+        read_options=read_options,
         write_options=write_options,
     )
     _finish(report, args)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import sys
 from collections import Counter, deque
-from collections.abc import Callable, Container, Iterable, Iterator, Mapping
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -42,7 +42,9 @@ def open_reader(
     fmt = get_format(name)
     if fmt.reader is None:
         raise FormatError(f"format {name!r} can be written but not read")
-    return fmt.reader(source, images=images, **dict(read_options or {}))
+    options = dict(read_options or {})
+    _check_options(fmt.reader, options, f"{name} reader")
+    return fmt.reader(source, images=images, **options)
 
 
 def _check_exists(source: Source) -> None:
@@ -86,12 +88,53 @@ class Survey:
     weights: dict[str, int] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class ClassSelection:
+    """Keeps only the boxes of some classes, for readers that cannot select themselves.
+
+    Boxes of other classes, and images they leave without boxes (unless `keep_empty`), are
+    counted as dropped. Images that had no boxes to begin with stay: they are negatives.
+    """
+
+    classes: frozenset[str]
+    keep_empty: bool = False
+    reason: str = "not in --classes"
+
+    def apply(self, items: Iterable[ReadResult]) -> Iterator[ReadResult]:
+        for item in items:
+            if not isinstance(item, ImageRecord) or not item.objects:
+                yield item
+                continue
+            kept = [obj for obj in item.objects if obj.label in self.classes]
+            dropped = len(item.objects) - len(kept)
+            if not kept and not self.keep_empty:
+                yield Dropped(self.reason, images=1, boxes=dropped)
+                continue
+            if dropped:
+                yield Dropped(self.reason, boxes=dropped)
+                item = item.model_copy(update={"objects": kept})
+            yield item
+
+    def survey(
+        self, entries: Iterable[tuple[str, list[str], int]]
+    ) -> Iterator[tuple[str, list[str], int]]:
+        for key, labels, weight in entries:
+            kept = [label for label in labels if label in self.classes]
+            if kept or not labels or self.keep_empty:
+                yield key, kept, weight
+
+
+def _takes(factory: Callable[..., object] | None, option: str) -> bool:
+    return factory is not None and option in inspect.signature(factory).parameters
+
+
 def survey(
     reader: Reader,
     weigh: Callable[[ImageRecord], int] | None = None,
     *,
     sample: int | None = None,
     seed: int = 0,
+    selection: ClassSelection | None = None,
 ) -> Survey:
     """One pass over the readable records, keeping only small per-image facts; with
     `sample`, only those of a uniform sample of that many images (see `ops.sample_keys`)."""
@@ -104,6 +147,8 @@ def survey(
             for item in reader
             if isinstance(item, ImageRecord)
         )
+    if selection is not None:
+        entries = selection.survey(entries)
     if sample is not None:
         entries = sample_keys(entries, sample, seed, key=lambda entry: entry[0])
     result = Survey()
@@ -164,6 +209,8 @@ def convert(
     label_map_output: str | None = None,
     label_map_names: Literal["ids", "labels"] = "ids",
     split: Mapping[str, float] | str | None = None,
+    classes: Sequence[str] | None = None,
+    keep_empty: bool = False,
     sample: int | None = None,
     seed: int = 0,
     on_error: ErrorPolicy = "fail",
@@ -173,8 +220,10 @@ def convert(
 ) -> Report:
     """Convert `source` (a file, folder, glob or list of files) into `output`.
 
-    Formats are inferred from the paths unless named. `sample` keeps a uniform, seeded
-    sample of that many images. `split` (``{"train": 0.7, "test": 0.3}`` or
+    Formats are inferred from the paths unless named. `classes` keeps only those classes'
+    boxes (images left without any are dropped unless `keep_empty`; readers that can select
+    faster, like Open Images', do it themselves). `sample` keeps a uniform, seeded sample of
+    that many images, taken after the class selection. `split` (``{"train": 0.7, "test": 0.3}`` or
     ``"train=0.7,test=0.3"``) writes one output per split, named by `split_destination`,
     with images assigned reproducibly from `seed`; every split shares one label map, which
     `label_map_output` also saves (for datasets with class ids such as Open Images MIDs,
@@ -183,16 +232,24 @@ def convert(
     ``on_error="skip"`` bad items are left out and listed in the returned report instead of
     stopping the run. Outputs appear only when the whole run succeeded.
     """
+    read_options = dict(read_options or {})
+    selection = None
+    if classes is not None:
+        name = from_format or infer_format(source)
+        if _takes(get_format(name).reader, "classes"):
+            read_options.update(classes=list(classes), keep_empty=keep_empty)
+        else:
+            selection = ClassSelection(frozenset(classes), keep_empty)
     reader = open_reader(source, from_format=from_format, images=images, read_options=read_options)
     writer_class = _writer_class(output, to_format)
     options = dict(write_options or {})
-    _check_options(writer_class, options)
+    _check_options(writer_class, options, f"{writer_class.__name__}")
     fractions = parse_split(split) if isinstance(split, str) else split
     needs_map = writer_class.needs_label_map or label_map_output is not None
     facts = None
     if needs_map or label_map is not None or fractions or writer_class.needs_keys or sample:
         weigh = writer_class.weigher(images=images, **options) if writer_class.needs_keys else None
-        facts = survey(reader, weigh, sample=sample, seed=seed)
+        facts = survey(reader, weigh, sample=sample, seed=seed, selection=selection)
     resolved = settle_label_map(
         facts.counts if facts else Counter(),
         label_map,
@@ -219,6 +276,8 @@ def convert(
     else:
         writer = make_writer(output, facts.weights if facts else None)
     items: Iterable[ReadResult] = reader
+    if selection is not None:
+        items = selection.apply(items)
     if sample is not None and facts is not None:
         items = _only(items, facts.weights, f"not in the sample of {sample}")
     if writer.coords == PIXEL:
@@ -285,13 +344,15 @@ def _writer_class(output: str, to_format: str | None) -> type[Writer]:
     return fmt.writer
 
 
-def _check_options(writer_class: type[Writer], options: Mapping[str, Any]) -> None:
-    accepted = inspect.signature(writer_class).parameters
+def _check_options(factory: Callable[..., object], options: Mapping[str, Any], name: str) -> None:
+    """Unknown options of a reader or writer are a usage error that lists the valid ones."""
+    accepted = inspect.signature(factory).parameters
+    reserved = {"source", "destination", "label_map", "images", "keys"}
     unknown = sorted(set(options) - set(accepted) | ({"keys"} & set(options)))
     if unknown:
-        valid = sorted(set(accepted) - {"destination", "label_map", "images", "keys"})
+        valid = sorted(set(accepted) - reserved)
         raise FormatError(
-            f"the {writer_class.__name__} does not take option(s) {', '.join(unknown)}; "
+            f"the {name} does not take option(s) {', '.join(unknown)}; "
             f"it takes: {', '.join(valid) or 'none'}"
         )
 

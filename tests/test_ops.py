@@ -142,3 +142,25 @@ def test_sampling_in_convert_counts_what_it_leaves_out(tmp_path: Path) -> None:
     again = convert(str(ann), str(tmp_path / "t.csv"), sample=7, seed=4)
     assert again.images_written == 7
     assert (tmp_path / "s.csv").read_bytes() == (tmp_path / "t.csv").read_bytes()
+
+
+def test_class_selection_on_voc_counts_every_drop(tmp_path: Path) -> None:
+    ann = tmp_path / "ann"
+    write(ann / "1.xml", labelimg_xml("1.jpg", 10, 10, [("cat", 1, 1, 5, 5), ("dog", 2, 2, 6, 6)]))
+    write(ann / "2.xml", labelimg_xml("2.jpg", 10, 10, [("dog", 1, 1, 5, 5)]))
+    write(ann / "3.xml", labelimg_xml("3.jpg", 10, 10, []))
+    out = tmp_path / "cats.csv"
+    report = convert(
+        str(ann), str(out), classes=["cat"], label_map_output=str(tmp_path / "l.pbtxt")
+    )
+    assert out.read_text(encoding="utf-8") == (
+        "filename,width,height,class,xmin,ymin,xmax,ymax\n1.jpg,10,10,cat,1,1,5,5\n3.jpg,10,10,,,,,\n"
+    )
+    assert (report.images_read, report.images_written, report.images_skipped) == (3, 2, 1)
+    assert (report.boxes_read, report.boxes_written, report.boxes_skipped) == (3, 1, 2)
+    assert [(s.reason, s.images, s.boxes) for s in report.skipped] == [("not in --classes", 1, 2)]
+    assert (tmp_path / "l.pbtxt").read_text(
+        encoding="utf-8"
+    ) == 'item {\n  name: "cat"\n  id: 1\n}\n'
+    kept = convert(str(ann), str(tmp_path / "k.csv"), classes=["cat"], keep_empty=True)
+    assert (kept.images_written, kept.boxes_written) == (3, 1)

@@ -47,6 +47,8 @@ class FormatEntry:
     description: str = ""
     extensions: tuple[str, ...] = ()
     extra: str | None = None
+    #: Whether a folder of files with these extensions is one source of this format.
+    reads_folders: bool = False
 
 
 _REGISTRY: dict[str, FormatEntry] = {}
@@ -88,28 +90,45 @@ def infer_format(path: Source, *, for_writing: bool = False) -> str:
     """The format name a path implies: a folder of .xml is VOC, `.csv` is CSV, and so on.
 
     The extension decides when it names a format; otherwise, for reading, a folder is looked
-    into. Remote paths with a known extension are never touched.
+    into. Remote paths with a known extension are never touched. When formats share an
+    extension (our CSV and Open Images' bbox CSV), reading asks their sniffers to look at the
+    content; writing takes the first registered.
     """
     from annoconv.io.fs import is_dir, source_suffixes
 
     first = path if isinstance(path, str) else (path[0] if path else "")
-    name = _format_for_suffixes([_suffix(first)])
-    if name is None and isinstance(path, str) and not for_writing and is_dir(path):
-        name = _format_for_suffixes(source_suffixes(path))
+    candidates = _formats_for_suffixes([_suffix(first)])
+    if not candidates and isinstance(path, str) and not for_writing and is_dir(path):
+        candidates = _formats_for_suffixes(source_suffixes(path), folders=True)
         first = f"folder {path}"
-    if name is None:
+    if not candidates:
         names = ", ".join(sorted(_REGISTRY))
         flag = "--to" if for_writing else "--from"
         raise FormatError(f"cannot tell the format of {first}; name it with {flag} ({names})")
-    return _refine(name, path, for_writing)
+    if for_writing or len(candidates) == 1 or not isinstance(path, str):
+        return candidates[0]
+    return _sniffed(candidates, path)
 
 
-def _format_for_suffixes(suffixes: list[str]) -> str | None:
+def _formats_for_suffixes(suffixes: list[str], *, folders: bool = False) -> list[str]:
+    """The formats claiming the first of `suffixes` that any format claims."""
+    entries = [e for e in available_formats() if e.reads_folders or not folders]
     for suffix in suffixes:
-        for entry in available_formats():
-            if suffix and suffix in _extensions(entry):
-                return entry.name
-    return None
+        found = [e.name for e in entries if suffix and suffix in _extensions(e)]
+        if found:
+            return sorted(found, key=list(_REGISTRY).index)
+    return []
+
+
+def _sniffed(candidates: list[str], path: str) -> str:
+    for name in candidates:
+        try:
+            sniff = get_format(name).sniff
+        except FormatError:
+            continue
+        if sniff is not None:
+            return sniff(path)
+    return candidates[0]
 
 
 def _extensions(entry: FormatEntry) -> tuple[str, ...]:
@@ -120,14 +139,6 @@ def _extensions(entry: FormatEntry) -> tuple[str, ...]:
         return get_format(entry.name).extensions
     except FormatError:
         return ()
-
-
-def _refine(name: str, path: Source, for_writing: bool) -> str:
-    """Lets a format whose extension other formats share look at the content (a sniffer)."""
-    if for_writing or not isinstance(path, str):
-        return name
-    sniff = get_format(name).sniff
-    return sniff(path) if sniff else name
 
 
 def _suffix(path: str) -> str:
@@ -178,12 +189,19 @@ def _register_builtins() -> None:
             "annoconv.formats.voc:FORMAT",
             "Pascal VOC XML as written by labelImg, CVAT and Roboflow (one file per image)",
             (".xml",),
+            reads_folders=True,
         ),
         FormatEntry(
             "csv",
             "annoconv.formats.csv:FORMAT",
             "CSV with filename,width,height,class,xmin,ymin,xmax,ymax (one row per box)",
             (".csv",),
+        ),
+        FormatEntry(
+            "frcnn",
+            "annoconv.formats.frcnn:FORMAT",
+            "keras-frcnn simple txt: filepath,x1,y1,x2,y2,class_name (no header)",
+            (".txt",),
         ),
         FormatEntry(
             "tfrecord",
