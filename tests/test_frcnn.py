@@ -304,7 +304,7 @@ def test_abort_before_any_record_creates_nothing(tmp_path: Path) -> None:
 def test_write_after_close_is_an_error(tmp_path: Path) -> None:
     writer = FrcnnWriter(str(tmp_path / "out.txt"))
     writer.close()
-    with pytest.raises(RuntimeError, match="is closed"):
+    with pytest.raises(RuntimeError, match="already closed"):
         writer.write(image("a.jpg", 10, 10, box("dog", 1, 1, 2, 2)))
 
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from annoconv.errors import AnnotationError
+from annoconv.io.fs import AtomicFile
 from annoconv.report import OutputFile
 from annoconv.schema import CoordSpace, ImageRecord
 
@@ -115,6 +116,44 @@ class Writer(ABC):
     @abstractmethod
     def abort(self) -> None:
         """Throw away everything written so far; called instead of close() on failure."""
+
+
+class SingleFileWriter(Writer):
+    """A writer of one file, opened on first use and published on `close()`.
+
+    Subclasses give the file `kind` (for the report) and, if the file starts with one,
+    `header()`; they write through `output()`.
+    """
+
+    kind: ClassVar[str] = "file"
+
+    def __init__(
+        self, destination: str, *, label_map: LabelMap | None = None, images: str | None = None
+    ) -> None:
+        super().__init__(destination, label_map=label_map, images=images)
+        self._file: AtomicFile | None = None
+        self._closed = False
+
+    def header(self) -> bytes:
+        return b""
+
+    def output(self) -> AtomicFile:
+        if self._closed:
+            raise RuntimeError(f"the {self.kind} writer of {self.destination} is already closed")
+        if self._file is None:
+            self._file = AtomicFile(self.destination)
+            self._file.write(self.header())
+        return self._file
+
+    def close(self) -> list[OutputFile]:
+        size = self.output().commit()
+        self._closed = True
+        return [OutputFile(self.destination, size, self.kind)]
+
+    def abort(self) -> None:
+        self._closed = True
+        if self._file is not None:
+            self._file.abort()
 
 
 @dataclass(frozen=True)

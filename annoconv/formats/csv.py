@@ -35,9 +35,8 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
 from annoconv.errors import AnnotationError
-from annoconv.formats.base import BadItem, Format, Reader, ReadResult, Writer
-from annoconv.io.fs import AtomicFile, expand_source, open_input
-from annoconv.report import OutputFile
+from annoconv.formats.base import BadItem, Format, Reader, ReadResult, SingleFileWriter
+from annoconv.io.fs import expand_source, open_input
 from annoconv.schema import (
     BOX_FIELDS,
     FLAG_FIELDS,
@@ -80,10 +79,11 @@ _FLAGS: dict[str, Flag] = {"-1": UNKNOWN, "0": 0, "1": 1}
 # --- writing ----------------------------------------------------------------------------------
 
 
-class CsvWriter(Writer):
+class CsvWriter(SingleFileWriter):
     """Writes records as rows, streaming them into a file published atomically on close()."""
 
     coords = PIXEL
+    kind = "csv"
 
     def __init__(
         self,
@@ -95,8 +95,6 @@ class CsvWriter(Writer):
     ) -> None:
         super().__init__(destination, label_map=label_map, images=images)
         self.columns = _check_columns(columns)
-        self._file: AtomicFile | None = None
-        self._closed = False
 
     def write(self, record: ImageRecord) -> None:
         width, height = record.require_size("writing the CSV width/height columns")
@@ -105,25 +103,10 @@ class CsvWriter(Writer):
         objects: list[ObjectAnnotation | None] = [*record.objects] or [None]
         rows = [self._row(record, obj, width, height) for obj in objects]
         # Pydantic has refused lone surrogates, so encoding cannot fail half way through.
-        self._output().write("".join(_line(row) for row in rows).encode("utf-8"))
+        self.output().write("".join(_line(row) for row in rows).encode("utf-8"))
 
-    def close(self) -> list[OutputFile]:
-        size = self._output().commit()
-        self._closed = True
-        return [OutputFile(self.destination, size, "csv")]
-
-    def abort(self) -> None:
-        self._closed = True
-        if self._file is not None:
-            self._file.abort()
-
-    def _output(self) -> AtomicFile:
-        if self._closed:
-            raise RuntimeError(f"the CSV writer for {self.destination} is already closed")
-        if self._file is None:
-            self._file = AtomicFile(self.destination)
-            self._file.write(_line([*BASE_COLUMNS, *self.columns]).encode("utf-8"))
-        return self._file
+    def header(self) -> bytes:
+        return _line([*BASE_COLUMNS, *self.columns]).encode("utf-8")
 
     def _row(
         self, record: ImageRecord, obj: ObjectAnnotation | None, width: int, height: int

@@ -45,9 +45,8 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING
 
 from annoconv.errors import AnnotationError, SkipRecord
-from annoconv.formats.base import BadItem, Format, Reader, ReadResult, Writer
-from annoconv.io.fs import AtomicFile, expand_source, open_input
-from annoconv.report import OutputFile
+from annoconv.formats.base import BadItem, Format, Reader, ReadResult, SingleFileWriter
+from annoconv.io.fs import expand_source, open_input
 from annoconv.schema import (
     PIXEL,
     ImageRecord,
@@ -90,10 +89,11 @@ def pixel_int(value: float) -> int:
 # --- writing ----------------------------------------------------------------------------------
 
 
-class FrcnnWriter(Writer):
+class FrcnnWriter(SingleFileWriter):
     """Writes one line per box, streaming them into a file published atomically on close()."""
 
     coords = PIXEL
+    kind = "frcnn"
 
     def __init__(
         self,
@@ -105,8 +105,6 @@ class FrcnnWriter(Writer):
     ) -> None:
         super().__init__(destination, label_map=label_map, images=images)
         self.path_prefix = _check_prefix(path_prefix or "")
-        self._file: AtomicFile | None = None
-        self._closed = False
 
     def write(self, record: ImageRecord) -> None:
         source = record.source or record.key
@@ -128,25 +126,8 @@ class FrcnnWriter(Writer):
             if note:
                 notes.append(f"{source}: {note}")
         # Pydantic has refused lone surrogates, so encoding cannot fail half way through.
-        self._output().write("".join(lines).encode("utf-8"))
+        self.output().write("".join(lines).encode("utf-8"))
         self.warnings.extend(notes)
-
-    def close(self) -> list[OutputFile]:
-        size = self._output().commit()
-        self._closed = True
-        return [OutputFile(self.destination, size, "frcnn")]
-
-    def abort(self) -> None:
-        self._closed = True
-        if self._file is not None:
-            self._file.abort()
-
-    def _output(self) -> AtomicFile:
-        if self._closed:
-            raise RuntimeError(f"the Faster R-CNN txt writer for {self.destination} is closed")
-        if self._file is None:
-            self._file = AtomicFile(self.destination)
-        return self._file
 
 
 def _check_prefix(prefix: str) -> str:
