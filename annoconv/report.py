@@ -112,13 +112,19 @@ class Report:
             f"boxes:  {self.boxes_read} read, {self.boxes_written} written, "
             f"{self.boxes_skipped} skipped",
         ]
-        lines += [f"skipped {item.source}: {item.reason}" for item in self.skipped]
+        lines += [_skipped_line(item) for item in self.skipped]
         lines += [f"warning: {text}" for text in self.warnings[:MAX_WARNINGS_SHOWN]]
         if len(self.warnings) > MAX_WARNINGS_SHOWN:
             hidden = len(self.warnings) - MAX_WARNINGS_SHOWN
             lines.append(f"... and {hidden} more warnings (all of them in --report-json)")
         lines += [f"wrote {out.path} ({out.size} bytes)" for out in self.outputs]
         return "\n".join(lines)
+
+
+def _skipped_line(item: SkippedItem) -> str:
+    if item.source == DROPPED:
+        return f"left out: {item.reason} ({item.images} images, {item.boxes} boxes)"
+    return f"skipped {item.source}: {item.reason}"
 
 
 class ErrorHandler:
