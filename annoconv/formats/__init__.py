@@ -198,6 +198,12 @@ def _register_builtins() -> None:
             (".csv",),
         ),
         FormatEntry(
+            "openimages",
+            "annoconv.formats.openimages:FORMAT",
+            "Open Images bbox CSV (V2-V7, 8/13/21 columns) with class descriptions",
+            (".csv",),
+        ),
+        FormatEntry(
             "frcnn",
             "annoconv.formats.frcnn:FORMAT",
             "keras-frcnn simple txt: filepath,x1,y1,x2,y2,class_name (no header)",

@@ -280,7 +280,9 @@ class RecordImages:
 
     def find(self, record: ImageRecord) -> str:
         """The image's URI, or an AnnotationError naming the annotation and where it looked."""
-        if record.image_uri:
+        # A local copy under --images beats a download URL the annotations name.
+        prefer_local = self.images_root is not None and is_remote(record.image_uri or "")
+        if record.image_uri and not prefer_local:
             return record.image_uri
         source = record.source or record.key
         root, anchor, name = self._anchor(record, source)
@@ -288,6 +290,8 @@ class RecordImages:
         if locator is None:
             locator = self._locators[root] = ImageLocator(self.images_root, root)
         found = locator.find(anchor, name, record.path)
+        if found is None and record.image_uri:
+            return record.image_uri
         if found is None:
             places = ["beside the annotation"]
             if self.images_root:
