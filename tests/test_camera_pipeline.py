@@ -127,3 +127,36 @@ def test_csv_and_tfrecord_of_a_sample(open_images: tuple[Path, Path, Path], tmp_
         assert [obj.xmin for obj in record.objects] == pytest.approx(
             [box.xmin for box in found], abs=1e-6
         )
+
+
+def test_pixel_sizes_from_image_urls(tmp_path: Path) -> None:
+    """No images folder: the images CSV's URLs (here a server on 127.0.0.1) give the sizes."""
+    import functools
+    import http.server
+    import threading
+
+    from oi_factory import Row, images_csv_figure_eight
+
+    images = tmp_path / "served"
+    draw_image(images / "00000000000000aa.jpg", 90, 60)
+    draw_image(images / "00000000000000bb.jpg", 40, 80)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(images))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    handler.log_message = lambda *args: None  # type: ignore[attr-defined]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        base = f"http://127.0.0.1:{server.server_address[1]}"
+        bbox = tmp_path / "bbox.csv"
+        rows = [Row("00000000000000aa", xmin="0.5", xmax="1"), Row("00000000000000bb")]
+        write_text(bbox, bbox_csv(rows))
+        urls = {key: f"{base}/{key}.jpg" for key in ("00000000000000aa", "00000000000000bb")}
+        write_text(tmp_path / "images.csv", images_csv_figure_eight(urls))
+        out = tmp_path / "sized.csv"
+        args = ["convert", bbox, out, "--images-csv", tmp_path / "images.csv", "-q"]
+        assert main([str(a) for a in args]) == 0
+    finally:
+        server.shutdown()
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert lines[1] == "00000000000000aa.jpg,90,60,/m/0dv5r,45,12,90,36"
+    assert lines[2] == "00000000000000bb.jpg,40,80,/m/0dv5r,4,16,20,48"

@@ -18,7 +18,7 @@ from annoconv.errors import MissingDependencyError
 
 GLOB_CHARS = frozenset("*?[")
 #: The annoconv extra that installs the fsspec implementation of a protocol.
-_PROTOCOL_EXTRAS = {"s3": "s3", "s3a": "s3"}
+_PROTOCOL_EXTRAS = {"s3": "s3", "s3a": "s3", "http": "http", "https": "http"}
 
 
 def is_remote(uri: str) -> bool:
