@@ -160,3 +160,18 @@ def test_pixel_sizes_from_image_urls(tmp_path: Path) -> None:
     lines = out.read_text(encoding="utf-8").splitlines()
     assert lines[1] == "00000000000000aa.jpg,90,60,/m/0dv5r,45,12,90,36"
     assert lines[2] == "00000000000000bb.jpg,40,80,/m/0dv5r,4,16,20,48"
+
+
+def test_label_map_named_by_class_names_on_request(
+    open_images: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    bbox, descriptions, images = open_images
+    args = [
+        "convert", bbox, tmp_path / "x.record", "--class-descriptions", descriptions,
+        "--classes", "Camera", "Mobile phone", "--images", images,
+        "--label-map-names", "labels", "-q",
+    ]  # fmt: skip
+    assert main([str(a) for a in args]) == 0
+    assert (tmp_path / "label_map.pbtxt").read_text(encoding="utf-8") == (
+        'item {\n  name: "Camera"\n  id: 1\n}\nitem {\n  name: "Mobile phone"\n  id: 2\n}\n'
+    )
