@@ -15,13 +15,11 @@ Run: ``python benchmarks/oi_filter.py /tmp/oi/oidv6-train-annotations-bbox.csv [
 from __future__ import annotations
 
 import argparse
-import json
-import resource
-import subprocess
 import sys
-import time
 from collections.abc import Callable
 from pathlib import Path
+
+from measuring import best_of, report_one
 
 CLASSES = ["Camera", "Mobile phone"]
 MIDS = ["/m/0dv5r", "/m/050k8"]
@@ -82,22 +80,8 @@ JOBS: dict[str, Callable[[Path, Path], dict[str, int]]] = {
 }
 
 
-def run_one(name: str, path: Path, descriptions: Path) -> None:
-    start = time.perf_counter()
-    counts = JOBS[name](path, descriptions)
-    seconds = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_mb, **counts}))
-
-
 def measure(name: str, path: Path, descriptions: Path, repeat: int) -> dict[str, float]:
-    results = []
-    for _ in range(repeat):
-        command = [sys.executable, __file__, str(path), str(descriptions), "--one", name]
-        done = subprocess.run(command, check=True, capture_output=True, text=True)
-        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    best = min(results, key=lambda r: r["seconds"])
-    return {**best, "peak_rss_mb": max(r["peak_rss_mb"] for r in results)}
+    return best_of([sys.executable, __file__, str(path), str(descriptions), "--one", name], repeat)
 
 
 def main() -> None:
@@ -110,7 +94,7 @@ def main() -> None:
     args = parser.parse_args()
     descriptions = args.descriptions or args.csv.parent / "class-descriptions-boxable.csv"
     if args.one:
-        run_one(args.one, args.csv, descriptions)
+        report_one(lambda: JOBS[args.one](args.csv, descriptions))
         return
     print(f"{args.csv} ({args.csv.stat().st_size / 1e9:.2f} GB)")
     print(f"{'job':<24} {'best s':>8} {'peak RSS MB':>12}  counts")

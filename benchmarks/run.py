@@ -10,15 +10,13 @@ from __future__ import annotations
 import argparse
 import csv
 import hashlib
-import json
-import resource
-import subprocess
 import sys
 import tempfile
-import time
 import xml.etree.ElementTree as ET
 from collections.abc import Callable
 from pathlib import Path
+
+from measuring import best_of, report_one
 
 
 def baseline_xml_to_csv(data: Path, out: Path) -> None:
@@ -68,23 +66,10 @@ COMPARISONS = [
 ]
 
 
-def run_one(name: str, data: Path, out: Path) -> None:
-    start = time.perf_counter()
-    JOBS[name](data, out)
-    seconds = time.perf_counter() - start
-    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_mb}))
-
-
 def measure(name: str, data: Path, repeat: int) -> dict[str, float]:
-    results = []
     with tempfile.TemporaryDirectory() as tmp:
-        for _ in range(repeat):
-            command = [sys.executable, __file__, "--one", name, str(data), str(Path(tmp) / "out")]
-            done = subprocess.run(command, check=True, capture_output=True, text=True)
-            results.append(json.loads(done.stdout.strip().splitlines()[-1]))
-    best = min(results, key=lambda r: r["seconds"])
-    return {"seconds": best["seconds"], "peak_rss_mb": max(r["peak_rss_mb"] for r in results)}
+        command = [sys.executable, __file__, "--one", name, str(data), str(Path(tmp) / "out")]
+        return best_of(command, repeat)
 
 
 def main() -> None:
@@ -96,7 +81,7 @@ def main() -> None:
     parser.add_argument("--jobs", nargs="+", choices=sorted(JOBS), default=sorted(JOBS))
     args = parser.parse_args()
     if args.one:
-        run_one(args.one, args.data, args.out)
+        report_one(lambda: JOBS[args.one](args.data, args.out))
         return
     measured = {name: measure(name, args.data, args.repeat) for name in args.jobs}
     print(f"{'job':<24} {'best s':>8} {'peak RSS MB':>12}")

@@ -1,0 +1,31 @@
+"""What every benchmark runner shares: run one job in this process and report its time and
+peak RSS as a JSON line; run it in fresh processes and keep the best time."""
+
+from __future__ import annotations
+
+import json
+import resource
+import subprocess
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+
+def report_one(job: Callable[[], dict[str, Any] | None]) -> None:
+    """Run `job` here and print one JSON line: seconds, peak_rss_mb and what the job returns."""
+    start = time.perf_counter()
+    extra = job() or {}
+    seconds = time.perf_counter() - start
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": seconds, "peak_rss_mb": peak_mb, **extra}))
+
+
+def best_of(command: Sequence[str], repeat: int) -> dict[str, Any]:
+    """Run `command` (which ends in `report_one`) `repeat` times, each in a fresh process: the
+    fastest run's line, with the highest peak RSS seen over all runs."""
+    results = []
+    for _ in range(repeat):
+        done = subprocess.run(list(command), check=True, capture_output=True, text=True)
+        results.append(json.loads(done.stdout.strip().splitlines()[-1]))
+    best = min(results, key=lambda result: result["seconds"])
+    return {**best, "peak_rss_mb": max(result["peak_rss_mb"] for result in results)}
