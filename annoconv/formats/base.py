@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from annoconv.errors import AnnotationError
-from annoconv.io.fs import AtomicFile
+from annoconv.io.fs import AtomicFile, expand_source
 from annoconv.report import OutputFile
 from annoconv.schema import CoordSpace, ImageRecord
 
@@ -75,6 +75,21 @@ class Reader(ABC):
     def count_hint(self) -> int | None:
         """How many items iteration will yield, when cheap to know (for progress bars)."""
         return None
+
+
+class PerFileReader(Reader):
+    """A reader whose files each stand alone: `read_file` reads one, in the sorted order
+    `expand_source` lists them (a file, a folder, a glob or a list)."""
+
+    extensions: ClassVar[tuple[str, ...]] = ()
+
+    def __iter__(self) -> Iterator[ReadResult]:
+        files, _root = expand_source(self.source, self.extensions)
+        for uri in files:
+            yield from self.read_file(uri)
+
+    @abstractmethod
+    def read_file(self, uri: str) -> Iterator[ReadResult]: ...
 
 
 class Writer(ABC):

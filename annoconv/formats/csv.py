@@ -35,8 +35,14 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
 from annoconv.errors import AnnotationError
-from annoconv.formats.base import BadItem, Format, Reader, ReadResult, SingleFileWriter
-from annoconv.io.fs import expand_source, open_input
+from annoconv.formats.base import (
+    BadItem,
+    Format,
+    PerFileReader,
+    ReadResult,
+    SingleFileWriter,
+)
+from annoconv.io.fs import decode_line, open_input
 from annoconv.schema import (
     BOX_FIELDS,
     FLAG_FIELDS,
@@ -171,13 +177,13 @@ def _quote(cell: str) -> str:
 # --- reading ----------------------------------------------------------------------------------
 
 
-class CsvReader(Reader):
+class CsvReader(PerFileReader):
     """Reads one or more CSV files (a path or URL, a glob, or a list) into one record per image."""
 
-    def __iter__(self) -> Iterator[ReadResult]:
-        files, _root = expand_source(self.source, EXTENSIONS)
-        for uri in files:
-            yield from _read_file(uri)
+    extensions = EXTENSIONS
+
+    def read_file(self, uri: str) -> Iterator[ReadResult]:
+        return _read_file(uri)
 
 
 class _CellError(Exception):
@@ -252,14 +258,7 @@ def _numbered_rows(uri: str, handle: IO[bytes]) -> Iterator[tuple[int, list[str]
 def _text_lines(uri: str, handle: IO[bytes]) -> Iterator[str]:
     """The file's lines decoded one by one, so a decoding error names its line exactly."""
     for number, raw in enumerate(handle, start=1):
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            message = (
-                f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} "
-                f"at position {exc.start + 1} of the line)"
-            )
-            raise AnnotationError(uri, message, f"line {number}") from None
+        text = decode_line(uri, raw, number)
         yield text.removeprefix("\ufeff") if number == 1 else text
 
 

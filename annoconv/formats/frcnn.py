@@ -45,8 +45,14 @@ from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING
 
 from annoconv.errors import AnnotationError, SkipRecord
-from annoconv.formats.base import BadItem, Format, Reader, ReadResult, SingleFileWriter
-from annoconv.io.fs import expand_source, open_input
+from annoconv.formats.base import (
+    BadItem,
+    Format,
+    PerFileReader,
+    ReadResult,
+    SingleFileWriter,
+)
+from annoconv.io.fs import decode_line, open_input
 from annoconv.schema import (
     PIXEL,
     ImageRecord,
@@ -192,13 +198,13 @@ def _collapse_note(obj: ObjectAnnotation, box: tuple[int, int, int, int]) -> str
 # --- reading ----------------------------------------------------------------------------------
 
 
-class FrcnnReader(Reader):
+class FrcnnReader(PerFileReader):
     """Reads one or more txt files (a path or URL, a glob, or a list) into one record per image."""
 
-    def __iter__(self) -> Iterator[ReadResult]:
-        files, _root = expand_source(self.source, EXTENSIONS)
-        for uri in files:
-            yield from _read_file(uri)
+    extensions = EXTENSIONS
+
+    def read_file(self, uri: str) -> Iterator[ReadResult]:
+        return _read_file(uri)
 
 
 @dataclass
@@ -239,14 +245,7 @@ def _numbered_lines(uri: str, handle: IO[bytes]) -> Iterator[tuple[int, str]]:
     """The file's lines without their endings, numbered as keras-frcnn's text mode sees them."""
     number = 0
     for raw in handle:
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            message = (
-                f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} "
-                f"at position {exc.start + 1} of the line)"
-            )
-            raise AnnotationError(uri, message, f"line {number + 1}") from None
+        text = decode_line(uri, raw, number + 1)
         if number == 0:
             text = text.removeprefix("\ufeff")
         body = text.removesuffix("\n")

@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Iterator, Sequence
 from typing import IO, Any
 
-from annoconv.errors import MissingDependencyError
+from annoconv.errors import AnnotationError, MissingDependencyError
 
 GLOB_CHARS = frozenset("*?[")
 #: The annoconv extra that installs the fsspec implementation of a protocol.
@@ -162,6 +162,17 @@ def open_input(uri: str) -> Iterator[IO[bytes]]:
 
     with fsspec.open(uri, "rb") as handle:
         yield handle
+
+
+def decode_line(uri: str, raw: bytes, line: int) -> str:
+    """One line of a text file as UTF-8; an error names the file, the line and the byte."""
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        message = (
+            f"not valid UTF-8 (byte 0x{raw[exc.start]:02x} at position {exc.start + 1} of the line)"
+        )
+        raise AnnotationError(uri, message, f"line {line}") from None
 
 
 def read_bytes(uri: str) -> bytes:
