@@ -10,10 +10,12 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn
+from typing import NoReturn, TypeVar
 
 from annoconv.errors import AnnoconvError, FormatError, MissingDependencyError
 from annoconv.report import ERROR_POLICIES, Report
+
+T = TypeVar("T")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -74,22 +76,28 @@ def _columns(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _argument_type(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """`parse` as an argparse type: its ValueError becomes a usage error."""
+
+    def convert(text: str) -> T:
+        try:
+            return parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return convert
+
+
 def _split_spec(text: str) -> dict[str, float]:
     from annoconv.ops import parse_split
 
-    try:
-        return parse_split(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+    return _argument_type(parse_split)(text)
 
 
 def _size_spec(text: str) -> int:
     from annoconv.formats.tfrecord import parse_size
 
-    try:
-        return parse_size(text)
-    except ValueError as error:
-        raise argparse.ArgumentTypeError(str(error)) from None
+    return _argument_type(parse_size)(text)
 
 
 def _split_options(parser: argparse.ArgumentParser) -> None:

@@ -37,14 +37,19 @@ def open_reader(
     read_options: Mapping[str, Any] | None = None,
 ) -> Reader:
     """The reader for `source`, its format named or inferred from the path."""
-    _check_exists(source)
-    name = from_format or infer_format(source)
+    name = source_format(source, from_format)
     fmt = get_format(name)
     if fmt.reader is None:
         raise FormatError(f"format {name!r} can be written but not read")
     options = dict(read_options or {})
     _check_options(fmt.reader, options, f"{name} reader")
     return fmt.reader(source, images=images, **options)
+
+
+def source_format(source: Source, from_format: str | None = None) -> str:
+    """The format `source` is read as: the one named, else inferred once it is known to exist."""
+    _check_exists(source)
+    return from_format or infer_format(source)
 
 
 def _check_exists(source: Source) -> None:
@@ -234,9 +239,10 @@ def convert(
     """
     read_options = dict(read_options or {})
     selection = None
+    # Inferred once: inference may open the source to sniff it.
+    from_format = source_format(source, from_format)
     if classes is not None:
-        name = from_format or infer_format(source)
-        if _takes(get_format(name).reader, "classes"):
+        if _takes(get_format(from_format).reader, "classes"):
             read_options.update(classes=list(classes), keep_empty=keep_empty)
         else:
             selection = ClassSelection(frozenset(classes), keep_empty)
