@@ -21,7 +21,7 @@ from annoconv.formats import (
     get_format,
     infer_format,
 )
-from annoconv.io.fs import GLOB_CHARS, exists, expand_source
+from annoconv.io.fs import GLOB_CHARS, exists, shards_of
 from annoconv.io.images import ImageInfo, RecordImages, read_image_info
 from annoconv.labelmap import LabelMap, LabelMapItem, LabelOrder
 from annoconv.ops import assign_splits, parse_split, sample_keys
@@ -55,11 +55,9 @@ def source_format(source: Source, from_format: str | None = None) -> str:
 def _check_exists(source: Source) -> None:
     paths = [source] if isinstance(source, str) else list(source)
     for path in paths:
-        if any(char in path for char in GLOB_CHARS) or exists(path):
+        if any(char in path for char in GLOB_CHARS) or exists(path) or shards_of(path):
             continue
-        # A shard prefix (`out/train.record`) stands for its shards.
-        if not expand_source(f"{path}-*-of-*", ())[0]:
-            raise AnnoconvError(f"{path}: no such file or folder")
+        raise AnnoconvError(f"{path}: no such file or folder")
 
 
 def read(

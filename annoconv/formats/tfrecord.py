@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from annoconv.errors import AnnoconvError, AnnotationError
 from annoconv.formats.base import BadItem, Format, Reader, ReadResult, Source, Writer
 from annoconv.io.embed import EmbeddedImage, SizePolicy, embed_image
-from annoconv.io.fs import expand_source, size_of
+from annoconv.io.fs import exists, expand_source, shards_of, size_of
 from annoconv.io.images import RecordImages
 from annoconv.ops import assign_shards, shard_of
 from annoconv.report import OutputFile
@@ -318,13 +318,10 @@ class TFRecordReader(Reader):
 
 def tfrecord_files(source: Source) -> list[str]:
     """The files of a source; a shard prefix expands to its shards, in order."""
-    if isinstance(source, str) and not any(char in source for char in "*?["):
-        from annoconv.io.fs import exists
-
-        if not exists(source):
-            shards, _ = expand_source(f"{source}-*-of-*", ())
-            if shards:
-                return shards
+    if isinstance(source, str) and not exists(source):
+        shards = shards_of(source)
+        if shards:
+            return shards
     files, _ = expand_source(source, ())
     return files
 

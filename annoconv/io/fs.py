@@ -115,6 +115,14 @@ def expand_source(source: str | Sequence[str], suffixes: Sequence[str]) -> tuple
     return [source], dirname(source)
 
 
+def shards_of(prefix: str) -> list[str]:
+    """The files of a sharded output named by its prefix (`out/train.record` stands for
+    `out/train.record-00000-of-00004` ...), in order; empty when there are none."""
+    if any(char in prefix for char in GLOB_CHARS):
+        return []
+    return _glob(f"{prefix}-*-of-*")
+
+
 def _glob(pattern: str) -> list[str]:
     if is_remote(pattern):
         fs, path = filesystem(pattern)
