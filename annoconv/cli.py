@@ -173,6 +173,25 @@ def _frcnn_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _engine_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("engine (docs/engines.md)")
+    group.add_argument(
+        "--engine",
+        choices=("local", "processes", "dask"),
+        default="local",
+        help="run in this process (default), on --workers local processes, or on Dask",
+    )
+    group.add_argument(
+        "--workers", type=int, metavar="N", help="processes (or LocalCluster workers) to use"
+    )
+    group.add_argument(
+        "--scheduler",
+        metavar="ADDRESS",
+        help="a running Dask scheduler (tcp://host:8786); without it --engine dask starts "
+        "a LocalCluster of --workers processes",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="annoconv",
@@ -196,6 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
     _columns(convert)
     _tfrecord_options(convert)
     _frcnn_options(convert)
+    _engine_options(convert)
     _common(convert)
     convert.set_defaults(handler=_run_convert)
 
@@ -227,6 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
     _label_map_options(xml2tfrecord)
     _split_options(xml2tfrecord)
     _tfrecord_options(xml2tfrecord)
+    _engine_options(xml2tfrecord)
     _common(xml2tfrecord)
     xml2tfrecord.set_defaults(handler=_run_convert, from_format="voc", to_format="tfrecord")
 
@@ -327,6 +348,9 @@ def _run_convert(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         read_options=read_options,
         write_options=write_options,
+        engine=getattr(args, "engine", "local"),
+        workers=getattr(args, "workers", None),
+        scheduler=getattr(args, "scheduler", None),
     )
     _finish(report, args)
     return EXIT_OK

@@ -10,6 +10,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from annoconv.engines import EngineName, check_engine, run_job
 from annoconv.errors import AnnoconvError, AnnotationError, FormatError, SkipRecord
 from annoconv.formats import (
     BadItem,
@@ -220,6 +221,9 @@ def convert(
     progress: bool = False,
     read_options: Mapping[str, Any] | None = None,
     write_options: Mapping[str, Any] | None = None,
+    engine: EngineName = "local",
+    workers: int | None = None,
+    scheduler: Any = None,
 ) -> Report:
     """Convert `source` (a file, folder, glob or list of files) into `output`.
 
@@ -234,7 +238,13 @@ def convert(
     pixel size get it from their image's header when the writer works in pixels. With
     ``on_error="skip"`` bad items are left out and listed in the returned report instead of
     stopping the run. Outputs appear only when the whole run succeeded.
+
+    `engine` runs the conversion in this process ("local"), on `workers` local processes
+    ("processes") or on a Dask cluster ("dask": `scheduler` is its address or a
+    `distributed.Client`; without one a LocalCluster of `workers` processes is started).
+    Every engine writes the same examples and the same shard contents (docs/engines.md).
     """
+    check_engine(engine, workers, scheduler)
     read_options = dict(read_options or {})
     selection = None
     # Inferred once: inference may open the source to sniff it.
@@ -263,34 +273,133 @@ def convert(
         class_ids=reader.class_ids() if label_map_names == "ids" else None,
     )
 
-    def make_writer(destination: str, keys: Iterable[str] | None) -> Writer:
-        if writer_class.needs_keys and facts is not None and keys is not None:
-            options["keys"] = {key: facts.weights[key] for key in keys}
-        return writer_class(destination, label_map=resolved, images=images, **options)
-
-    if fractions and facts is not None:
-        assignment = assign_splits(facts.weights, fractions, seed)
-        members: dict[str, list[str]] = {name: [] for name in fractions}
-        for key, name in assignment.items():
-            members[name].append(key)
-        writers = {
-            name: make_writer(split_destination(output, name), members[name]) for name in fractions
-        }
-        writer: Writer = SplitWriter(writers, assignment)
-    else:
-        writer = make_writer(output, facts.weights if facts else None)
-    items: Iterable[ReadResult] = reader
-    if selection is not None:
-        items = selection.apply(items)
-    if sample is not None and facts is not None:
-        items = _only(items, facts.weights, f"not in the sample of {sample}")
-    if writer.coords == PIXEL:
-        items = fill_sizes(items, images)
-    report = run(items, writer, on_error=on_error, progress=progress, total=reader.count_hint())
+    job = Job(
+        source=source,
+        from_format=from_format,
+        images=images,
+        read_options=read_options,
+        output=output,
+        writer_class=writer_class,
+        write_options=options,
+        label_map=resolved,
+        weights=facts.weights if facts is not None else None,
+        splits=assign_splits(facts.weights, fractions, seed) if fractions and facts else None,
+        split_names=tuple(fractions) if fractions and facts is not None else (),
+        selection=selection,
+        sample=sample,
+        on_error=on_error,
+        progress=progress,
+    )
+    report = run_job(job, reader, engine=engine, workers=workers, scheduler=scheduler)
     if label_map_output is not None and resolved is not None:
         size = resolved.write(label_map_output)
         report.outputs.append(OutputFile(label_map_output, size, "label_map"))
     return report
+
+
+@dataclass(frozen=True)
+class Job:
+    """What `convert()` settled before writing anything (reader, writer, label map, splits,
+    keys): small picklable facts from which an engine runs the conversion, whole or in parts
+    (see `annoconv.engines`)."""
+
+    source: Source
+    from_format: str
+    images: str | None
+    read_options: Mapping[str, Any]
+    output: str
+    writer_class: type[Writer]
+    write_options: Mapping[str, Any]
+    label_map: LabelMap | None
+    #: Every image key the survey kept, with its weight; None when there was no survey.
+    weights: Mapping[str, int] | None
+    #: Each key's split, when splitting.
+    splits: Mapping[str, str] | None
+    split_names: tuple[str, ...]
+    selection: ClassSelection | None
+    sample: int | None
+    on_error: ErrorPolicy
+    progress: bool
+
+    def open_reader(self) -> Reader:
+        return open_reader(
+            self.source,
+            from_format=self.from_format,
+            images=self.images,
+            read_options=self.read_options,
+        )
+
+    def destinations(self) -> dict[str, str]:
+        """Each output by split name ("" when not splitting), in the order they are written."""
+        if not self.split_names:
+            return {"": self.output}
+        return {name: split_destination(self.output, name) for name in self.split_names}
+
+    def keys(self, split: str) -> dict[str, int] | None:
+        """The keys (with weights) written to the output of `split`."""
+        if self.weights is None:
+            return None
+        if not split or self.splits is None:
+            return dict(self.weights)
+        return {key: weight for key, weight in self.weights.items() if self.splits[key] == split}
+
+    def writer(
+        self,
+        place: Callable[[str], str] | None = None,
+        extra: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> Writer:
+        """The run's writer: one per split, routed by a SplitWriter. `place` moves each
+        destination (to a staging folder), `extra` adds options per split (a partition)."""
+        writers = {}
+        for split, destination in self.destinations().items():
+            options = dict(self.write_options)
+            added = (extra or {}).get(split, {})
+            if self.writer_class.needs_keys and "partition" not in added:
+                keys = self.keys(split)
+                if keys is not None:
+                    options["keys"] = keys
+            options.update(added)
+            writers[split] = self.writer_class(
+                place(destination) if place else destination,
+                label_map=self.label_map,
+                images=self.images,
+                **options,
+            )
+        if not self.split_names or self.splits is None:
+            return writers[""]
+        return SplitWriter(writers, self.splits)
+
+    def items(
+        self, reader: Reader, keep: Callable[[ReadResult], bool] | None = None
+    ) -> Iterable[ReadResult]:
+        """What the reader gives, selected and sampled; only the items `keep` accepts (a
+        task's share) get their missing image sizes read, for writers in pixels."""
+        items: Iterable[ReadResult] = reader
+        if self.selection is not None:
+            items = self.selection.apply(items)
+        if self.sample is not None and self.weights is not None:
+            items = _only(items, self.weights, f"not in the sample of {self.sample}")
+        if keep is not None:
+            items = filter(keep, items)
+        if self.writer_class.coords == PIXEL:
+            items = fill_sizes(items, self.images)
+        return items
+
+    def run(
+        self,
+        reader: Reader,
+        writer: Writer,
+        keep: Callable[[ReadResult], bool] | None = None,
+        *,
+        progress: bool | None = None,
+    ) -> Report:
+        return run(
+            self.items(reader, keep),
+            writer,
+            on_error=self.on_error,
+            progress=self.progress if progress is None else progress,
+            total=reader.count_hint(),
+        )
 
 
 def _only(items: Iterable[ReadResult], keys: Container[str], reason: str) -> Iterator[ReadResult]:
@@ -351,8 +460,8 @@ def _writer_class(output: str, to_format: str | None) -> type[Writer]:
 def _check_options(factory: Callable[..., object], options: Mapping[str, Any], name: str) -> None:
     """Unknown options of a reader or writer are a usage error that lists the valid ones."""
     accepted = inspect.signature(factory).parameters
-    reserved = {"source", "destination", "label_map", "images", "keys"}
-    unknown = sorted(set(options) - set(accepted) | ({"keys"} & set(options)))
+    reserved = {"source", "destination", "label_map", "images", "keys", "partition"}
+    unknown = sorted(set(options) - set(accepted) | ({"keys", "partition"} & set(options)))
     if unknown:
         valid = sorted(set(accepted) - reserved)
         raise FormatError(

@@ -20,6 +20,10 @@ class AnnotationError(AnnoconvError):
         location = ": ".join(part for part in (self.source, self.where) if part)
         return f"{location}: {self.message}" if location else self.message
 
+    def __reduce__(self) -> tuple[type[AnnotationError], tuple[str | None, str, str | None]]:
+        # Rebuilt from its parts when it travels between processes (engines).
+        return type(self), (self.source, self.message, self.where)
+
     def with_source(self, source: str) -> AnnotationError:
         """The same error, attributed to `source` when it does not name one yet."""
         if self.source:

@@ -58,6 +58,22 @@ class Report:
                 return
         self.skipped.append(SkippedItem(DROPPED, reason, images, boxes))
 
+    def merge(self, other: Report) -> None:
+        """Add the counts, skipped items, outputs and warnings of `other` (a part of the same
+        run, e.g. one task of an engine) to this report; bulk drops stay one entry per reason."""
+        self.images_read += other.images_read
+        self.boxes_read += other.boxes_read
+        self.images_written += other.images_written
+        self.boxes_written += other.boxes_written
+        for item in other.skipped:
+            if item.source == DROPPED:
+                self.drop(item.reason, item.images, item.boxes)
+            else:
+                self.skipped.append(item)
+        self.classes.update(other.classes)
+        self.outputs.extend(other.outputs)
+        self.warnings.extend(other.warnings)
+
     @property
     def images_skipped(self) -> int:
         return sum(item.images for item in self.skipped)

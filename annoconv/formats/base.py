@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -44,6 +44,17 @@ class Dropped:
 ReadResult = ImageRecord | BadItem | Dropped
 
 
+@dataclass(frozen=True)
+class ShardPartition:
+    """The shards of one sharded output that a task of a partitioned run writes (see
+    `annoconv.engines`): the output's shard count, the shard of every key the task may
+    see, and the shard numbers it owns. Keys not listed fall back to the writer's hash rule."""
+
+    count: int
+    assignment: Mapping[str, int]
+    owned: frozenset[int]
+
+
 class Reader(ABC):
     """Reads one source (a path, a folder, a glob, or a list of paths) lazily.
 
@@ -75,6 +86,16 @@ class Reader(ABC):
     def count_hint(self) -> int | None:
         """How many items iteration will yield, when cheap to know (for progress bars)."""
         return None
+
+    def image_files(self) -> list[tuple[str, str]] | None:
+        """For readers of one file per image (VOC): (key, file) of every file, in reading
+        order, so that an engine can hand each task its own files; None for other readers."""
+        return None
+
+    def only_files(self, files: Sequence[str]) -> Reader:
+        """The same reader over `files` (some of `image_files()`, in that order), keying
+        records as the whole reader does. Only for readers with `image_files()`."""
+        raise NotImplementedError(f"{type(self).__name__} cannot read a subset of its files")
 
 
 class PerFileReader(Reader):
@@ -119,6 +140,16 @@ class Writer(ABC):
     def weigher(cls, **options: Any) -> Callable[[ImageRecord], int] | None:
         """For `needs_keys` writers: a function giving each record's expected output size in
         bytes (to size shards), built from the writer's options; None counts images instead."""
+        return None
+
+    @classmethod
+    def shard_plan(
+        cls, keys: Mapping[str, int] | None, **options: Any
+    ) -> tuple[int, dict[str, int]] | None:
+        """For writers that deal records into shards: (number of shards, each key's shard)
+        as the writer itself would settle them from `keys` and its options, so that a
+        partitioned run can give each task whole shards (the writer then takes a
+        `partition: ShardPartition`). None for writers of one output."""
         return None
 
     @abstractmethod

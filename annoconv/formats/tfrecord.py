@@ -16,12 +16,20 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from annoconv.errors import AnnoconvError, AnnotationError
-from annoconv.formats.base import BadItem, Format, Reader, ReadResult, Source, Writer
+from annoconv.formats.base import (
+    BadItem,
+    Format,
+    Reader,
+    ReadResult,
+    ShardPartition,
+    Source,
+    Writer,
+)
 from annoconv.io.embed import EmbeddedImage, SizePolicy, embed_image
 from annoconv.io.fs import exists, expand_source, shards_of, size_of
 from annoconv.io.images import RecordImages
@@ -108,22 +116,28 @@ class TFRecordShardWriter(Writer):
         compression: Compression = None,
         size_policy: SizePolicy = "fail",
         jpeg_quality: int = 95,
+        partition: ShardPartition | None = None,
     ) -> None:
         super().__init__(destination, label_map=label_map, images=images)
         if label_map is None:
             raise AnnoconvError("the TFRecord writer needs a label map")
         if shards is not None and shard_size is not None:
             raise ValueError("give either shards or shard_size, not both")
-        self.count = _shard_count(shards, shard_size, keys)
-        self._assignment = assign_shards(keys, self.count) if keys is not None else None
+        if partition is None:
+            self.count = _shard_count(shards, shard_size, keys)
+            self._assignment = assign_shards(keys, self.count) if keys is not None else None
+            owned: Iterable[int] = range(self.count)
+        else:
+            self.count, self._assignment = partition.count, dict(partition.assignment)
+            owned = sorted(partition.owned)
         self.compression = compression
         self.size_policy = size_policy
         self.jpeg_quality = jpeg_quality
         self._images = RecordImages(images)
-        self._files = [
-            TFRecordWriter(shard_name(destination, index, self.count), compression)
-            for index in range(self.count)
-        ]
+        self._files = {
+            index: TFRecordWriter(shard_name(destination, index, self.count), compression)
+            for index in owned
+        }
 
     @classmethod
     def weigher(cls, **options: Any) -> Callable[[ImageRecord], int] | None:
@@ -139,17 +153,29 @@ class TFRecordShardWriter(Writer):
 
         return weigh
 
+    @classmethod
+    def shard_plan(
+        cls, keys: Mapping[str, int] | None, **options: Any
+    ) -> tuple[int, dict[str, int]]:
+        if options.get("shards") is not None and options.get("shard_size") is not None:
+            raise ValueError("give either shards or shard_size, not both")
+        count = _shard_count(options.get("shards"), options.get("shard_size"), keys)
+        return count, assign_shards(keys or {}, count)
+
     def write(self, record: ImageRecord) -> None:
         assert self.label_map is not None
         image = self._embed(record)
         if image.note:
             self.warnings.append(image.note)
         payload = encode_example(example_features(record, image, self.label_map))
-        self._files[self._shard(record.key)].write(payload)
+        shard = self._files.get(self._shard(record.key))
+        if shard is None:
+            raise AnnoconvError(f"internal error: {record.key!r} is in another task's shard")
+        shard.write(payload)
 
     def close(self) -> list[OutputFile]:
         outputs = []
-        for index, shard in enumerate(self._files):
+        for index, shard in self._files.items():
             size = shard.close()
             outputs.append(
                 OutputFile(shard_name(self.destination, index, self.count), size, "tfrecord")
@@ -157,7 +183,7 @@ class TFRecordShardWriter(Writer):
         return outputs
 
     def abort(self) -> None:
-        for shard in self._files:
+        for shard in self._files.values():
             shard.abort()
 
     def _shard(self, key: str) -> int:

@@ -18,7 +18,7 @@ import os
 import posixpath
 import re
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 from lxml import etree
@@ -114,6 +114,15 @@ class VocReader(Reader):
 
     def count_hint(self) -> int:
         return len(self._files()[0])
+
+    def image_files(self) -> list[tuple[str, str]]:
+        files, root = self._files()
+        return [(relative_posix(uri, root), uri) for uri in files]
+
+    def only_files(self, files: Sequence[str]) -> VocReader:
+        subset = VocReader(self.source, images=self.images)
+        subset._expanded = (list(files), self._files()[1])
+        return subset
 
     def _files(self) -> tuple[list[str], str]:
         if self._expanded is None:

@@ -10,6 +10,7 @@ import contextlib
 import glob as globlib
 import os
 import posixpath
+import shutil
 import uuid
 from collections.abc import Iterator, Sequence
 from typing import IO, Any
@@ -193,6 +194,26 @@ def size_of(uri: str) -> int:
         return os.path.getsize(_local(uri))
     fs, path = filesystem(uri)
     return int(fs.size(path))
+
+
+def move(source: str, target: str) -> None:
+    """Rename a file into place (atomic locally; a server-side copy on S3, so the bytes do not
+    travel through this process)."""
+    if not is_remote(source):
+        os.replace(_local(source), _local(target))
+        return
+    fs, path = filesystem(source)
+    fs.mv(path, filesystem(target)[1])
+
+
+def remove_tree(uri: str) -> None:
+    """Remove a folder and everything under it; nothing happens when it does not exist."""
+    if not is_remote(uri):
+        shutil.rmtree(_local(uri), ignore_errors=True)
+        return
+    fs, path = filesystem(uri)
+    with contextlib.suppress(FileNotFoundError):
+        fs.rm(path, recursive=True)
 
 
 class AtomicFile:

@@ -1,0 +1,63 @@
+"""Engines run a conversion that `convert()` has settled (a `convert.Job`).
+
+- ``local``: in this process, streaming, as it always did (`engines.local`).
+- ``processes``: tasks on N local processes, for one big machine (`engines.processes`).
+- ``dask``: tasks on a Dask cluster, an existing one or a LocalCluster (`engines.dask`, needs
+  ``annoconv[dask]``).
+
+The two parallel engines share `engines.partitioned`: the driver cuts the work into tasks
+(whole output shards, or runs of annotation files), each task reads its own part of the
+source and writes its outputs straight to a staging folder beside the destination, and the
+driver publishes them once every task has succeeded. See docs/engines.md for the
+determinism contract. Nothing here imports Dask until the ``dask`` engine is used.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Literal
+
+from annoconv.errors import AnnoconvError
+
+if TYPE_CHECKING:
+    from annoconv.convert import Job
+    from annoconv.formats.base import Reader
+    from annoconv.report import Report
+
+EngineName = Literal["local", "processes", "dask"]
+ENGINES: tuple[EngineName, ...] = ("local", "processes", "dask")
+
+
+def check_engine(engine: str, workers: int | None, scheduler: Any) -> None:
+    """Usage errors in the engine options, raised before any work is done."""
+    if engine not in ENGINES:
+        raise AnnoconvError(f"unknown engine {engine!r}; engines: {', '.join(ENGINES)}")
+    if workers is not None and workers < 1:
+        raise AnnoconvError(f"workers must be at least 1, got {workers}")
+    if scheduler is not None and engine != "dask":
+        raise AnnoconvError("a scheduler is only used with engine 'dask'")
+    if workers is not None and engine == "local":
+        raise AnnoconvError("workers needs engine 'processes' or 'dask'")
+
+
+def run_job(
+    job: Job,
+    reader: Reader,
+    *,
+    engine: EngineName = "local",
+    workers: int | None = None,
+    scheduler: Any = None,
+) -> Report:
+    """Run `job` (whose source `reader` reads) on `engine`; returns the whole run's report."""
+    check_engine(engine, workers, scheduler)
+    if engine == "local":
+        return job.run(reader, job.writer())
+    from annoconv.engines.partitioned import run_partitioned
+
+    if engine == "processes":
+        from annoconv.engines.processes import ProcessRunner
+
+        return run_partitioned(job, reader, ProcessRunner(workers))
+    from annoconv.engines.dask import DaskRunner
+
+    with DaskRunner(workers, scheduler) as runner:
+        return run_partitioned(job, reader, runner)

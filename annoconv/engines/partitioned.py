@@ -1,0 +1,271 @@
+"""A conversion cut into tasks that run anywhere (other processes, a Dask cluster).
+
+The driver (`run_partitioned`) has already settled everything small: the label map, the
+splits, each key's output shard. It cuts the work into tasks:
+
+- for writers of shards (TFRecord), one task per output shard; the task reads exactly the
+  annotation files whose images go to its shard, in the order the local engine reads them,
+  so every shard gets the same records in the same order. Readers that cannot hand out their
+  files (CSV, Open Images) are read whole by every task, each keeping only its shard's images;
+- for writers of one file (CSV, Faster R-CNN txt), runs of consecutive annotation files; each
+  task writes a part, and the driver joins the parts in order (annotation text only).
+
+Tasks write straight to a staging folder beside the destination (``.NAME.annoconv-XXXXXXXX``)
+under names that depend only on the task, so a task run twice (a retried worker) writes the
+same files again. Only when every task has succeeded does the driver move the outputs to their
+final names; on any failure it removes the staging folder, so no partial output looks complete.
+Image bytes never travel through the driver or the scheduler: each task reads its images itself.
+"""
+
+from __future__ import annotations
+
+import os
+import posixpath
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol
+
+from annoconv.errors import AnnoconvError
+from annoconv.formats.base import Reader, ReadResult, ShardPartition, SingleFileWriter
+from annoconv.io.fs import AtomicFile, dirname, is_remote, join, move, open_input, remove_tree
+from annoconv.ops import shard_of
+from annoconv.report import OutputFile, Report
+from annoconv.schema import ImageRecord
+
+if TYPE_CHECKING:
+    from annoconv.convert import Job
+
+#: Single-file outputs are cut into this many parts per worker (uneven file sizes even out).
+PARTS_PER_WORKER = 2
+_COPY_CHUNK = 1 << 20
+
+
+class TaskRunner(Protocol):
+    """Runs tasks somewhere: a process pool, a Dask cluster."""
+
+    #: How many tasks can run at once.
+    parallelism: int
+
+    def run_all(self, job: Job, tasks: Sequence[Task]) -> list[Report]:
+        """`run_task(job, task)` for every task, waiting for all of them (none may still be
+        writing when this returns); the reports in task order. Raises the error of the first
+        failed task in task order."""
+        ...
+
+
+@dataclass(frozen=True)
+class Task:
+    """One task's share of a run: what it reads and what it writes. Small and picklable."""
+
+    index: int
+    staging: str
+    #: The files this task reads; None: the whole source, keeping only its share.
+    reader: Reader | None
+    #: Per split ("" when not splitting), the shards this task writes (sharded writers).
+    partitions: Mapping[str, ShardPartition] = field(default_factory=dict)
+    #: For single-file writers: the number of the part this task writes.
+    part: int | None = None
+
+
+def run_task(job: Job, task: Task) -> Report:
+    """Run one task; its outputs stay in the staging folder until the driver publishes."""
+    reader = task.reader if task.reader is not None else job.open_reader()
+    extra = {split: {"partition": partition} for split, partition in task.partitions.items()}
+    writer = job.writer(lambda destination: staged(task.staging, destination, task.part), extra)
+    keep = _share(job, task) if task.reader is None and task.partitions else None
+    try:
+        return job.run(reader, writer, keep, progress=False)
+    except AnnoconvError as error:
+        failure = _detached(error)
+    raise failure
+
+
+def _detached(error: AnnoconvError) -> AnnoconvError:
+    """The same error without its chained causes (an lxml error cannot be pickled, and Dask
+    sends the whole chain back to the driver)."""
+    reduced = error.__reduce__()
+    try:
+        copy = reduced[0](*reduced[1])  # type: ignore[operator]
+    except TypeError:
+        return AnnoconvError(str(error))
+    return copy if isinstance(copy, AnnoconvError) else AnnoconvError(str(error))
+
+
+def staged(staging: str, destination: str, part: int | None = None) -> str:
+    """Where a task writes `destination` (or its part number `part`) inside `staging`."""
+    name = _basename(destination)
+    return join(staging, name if part is None else f"{name}.part-{part:05d}")
+
+
+def _basename(uri: str) -> str:
+    return posixpath.basename(uri) if is_remote(uri) else os.path.basename(uri)
+
+
+def _share(job: Job, task: Task) -> Callable[[ReadResult], bool]:
+    """For a task reading the whole source: whether an item is this task's to write. Each
+    image belongs to the task of its shard; items that are not images go to task 0, so
+    that every item is counted once over all tasks."""
+    known = job.weights or {}
+
+    def keep(item: ReadResult) -> bool:
+        if not isinstance(item, ImageRecord):
+            return task.index == 0
+        split = job.splits.get(item.key, "") if job.splits else ""
+        partition = task.partitions.get(split)
+        if partition is None:
+            return task.index == 0
+        if item.key in known:
+            return item.key in partition.assignment
+        return shard_of(item.key, partition.count) in partition.owned
+
+    return keep
+
+
+def run_partitioned(job: Job, reader: Reader, runner: TaskRunner) -> Report:
+    """Run `job` as tasks on `runner`, publish the outputs and return the merged report."""
+    staging = join(dirname(job.output), f".{_basename(job.output)}.annoconv-{uuid.uuid4().hex[:8]}")
+    try:
+        tasks = plan_tasks(job, reader, runner.parallelism, staging)
+        reports = runner.run_all(job, tasks)
+        report = Report()
+        for part in reports:
+            report.merge(part)
+        report.outputs = _publish(job, tasks, reports)
+    finally:
+        remove_tree(staging)
+    if len(tasks) < runner.parallelism:
+        report.warnings.append(
+            f"the run had {len(tasks)} task(s) for {runner.parallelism} workers; "
+            "more output shards (--shards) would keep them all busy"
+        )
+    report.check_balance()
+    return report
+
+
+def plan_tasks(job: Job, reader: Reader, parallelism: int, staging: str) -> list[Task]:
+    """The tasks of a run: one per output shard, or runs of files for single-file outputs."""
+    plans = {
+        split: job.writer_class.shard_plan(job.keys(split), **job.write_options)
+        for split in job.destinations()
+    }
+    files = reader.image_files()
+    if all(plan is not None for plan in plans.values()):
+        return _shard_tasks(job, reader, files, plans, staging)  # type: ignore[arg-type]
+    if not issubclass(job.writer_class, SingleFileWriter):
+        raise AnnoconvError(
+            f"the {job.writer_class.__name__} writes neither shards nor one file, which the "
+            "processes and dask engines need; use engine 'local'"
+        )
+    if files is None:
+        return [Task(0, staging, None, part=0)]
+    uris = [uri for _key, uri in files]
+    count = max(1, min(len(uris), parallelism * PARTS_PER_WORKER))
+    return [
+        Task(index, staging, reader.only_files(_run(uris, index, count)), part=index)
+        for index in range(count)
+    ]
+
+
+def _run(items: Sequence[str], index: int, count: int) -> list[str]:
+    """The `index`-th of `count` runs of consecutive items, as even as can be."""
+    return list(items[len(items) * index // count : len(items) * (index + 1) // count])
+
+
+def _shard_tasks(
+    job: Job,
+    reader: Reader,
+    files: list[tuple[str, str]] | None,
+    plans: Mapping[str, tuple[int, dict[str, int]]],
+    staging: str,
+) -> list[Task]:
+    units = [(split, shard) for split, (count, _) in plans.items() for shard in range(count)]
+    task_of = {unit: index for index, unit in enumerate(units)}
+    keys: list[dict[str, dict[str, int]]] = [{} for _ in units]
+    for split, (_count, assignment) in plans.items():
+        for key, shard in assignment.items():
+            keys[task_of[split, shard]].setdefault(split, {})[key] = shard
+    readers: list[Reader | None] = [None] * len(units)
+    if files is not None:
+        chosen: list[list[str]] = [[] for _ in units]
+        for key, uri in files:
+            chosen[_file_task(job, key, plans, task_of)].append(uri)
+        readers = [reader.only_files(uris) for uris in chosen]
+    tasks = []
+    for index, (split, shard) in enumerate(units):
+        partitions = {
+            name: ShardPartition(
+                count, keys[index].get(name, {}), frozenset([shard] if name == split else [])
+            )
+            for name, (count, _) in plans.items()
+        }
+        tasks.append(Task(index, staging, readers[index], partitions))
+    return tasks
+
+
+def _file_task(
+    job: Job,
+    key: str,
+    plans: Mapping[str, tuple[int, dict[str, int]]],
+    task_of: Mapping[tuple[str, int], int],
+) -> int:
+    """The task that reads the file of `key`: its shard's. A file the survey did not keep
+    (unreadable, or left out by a selection or sample) yields no image to write, only a
+    count, so any task may read it; it goes where the writer's hash rule would put it."""
+    split = job.splits.get(key, "") if job.splits else ""
+    if split in plans:
+        count, assignment = plans[split]
+        if key in assignment:
+            return task_of[split, assignment[key]]
+        if not job.splits:
+            return task_of[split, shard_of(key, count)]
+    return shard_of(key, len(task_of))
+
+
+def _publish(job: Job, tasks: Sequence[Task], reports: Sequence[Report]) -> list[OutputFile]:
+    """Move every task's outputs to their final names, in the local engine's order."""
+    written = [output for report in reports for output in report.outputs]
+    if tasks and tasks[0].part is not None:
+        destinations = job.destinations().values()
+        return [_join_parts(job, tasks, destination, written) for destination in destinations]
+    outputs = []
+    for destination in job.destinations().values():
+        prefix = staged(tasks[0].staging, destination)
+        mine = sorted((out for out in written if out.path.startswith(prefix)), key=lambda o: o.path)
+        for out in mine:
+            final = destination + out.path[len(prefix) :]
+            move(out.path, final)
+            outputs.append(OutputFile(final, out.size, out.kind))
+    return outputs
+
+
+def _join_parts(
+    job: Job, tasks: Sequence[Task], destination: str, written: Sequence[OutputFile]
+) -> OutputFile:
+    """One destination from its parts, in order; each part after the first loses the header."""
+    writer = job.writer_class(
+        destination, label_map=job.label_map, images=job.images, **job.write_options
+    )
+    assert isinstance(writer, SingleFileWriter)
+    header = writer.header()
+    parts = {out.path: out for out in written}
+    target = AtomicFile(destination)
+    try:
+        for task in tasks:
+            path = staged(task.staging, destination, task.part)
+            if path not in parts:
+                raise AnnoconvError(f"internal error: task {task.index} did not write {path}")
+            for chunk in _chunks(path, skip=len(header) if task.index else 0):
+                target.write(chunk)
+        size = target.commit()
+    except BaseException:
+        target.abort()
+        raise
+    return OutputFile(destination, size, writer.kind)
+
+
+def _chunks(uri: str, *, skip: int) -> Iterator[bytes]:
+    with open_input(uri) as handle:
+        handle.read(skip)
+        while chunk := handle.read(_COPY_CHUNK):
+            yield chunk

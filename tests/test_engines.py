@@ -1,0 +1,365 @@
+"""The processes and Dask engines against the local one: same examples, same shard bytes.
+
+One real `distributed.LocalCluster` (2 worker processes) serves every Dask test of the module.
+"""
+
+from __future__ import annotations
+
+import random
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from engine_hooks import FORMAT as KILLING_FORMAT
+from factories import Box, draw_image, labelimg_xml, write
+from oi_factory import CLASSES, bbox_csv, class_descriptions, random_rows
+
+from annoconv import convert
+from annoconv.cli import main
+from annoconv.errors import AnnoconvError, AnnotationError, MissingDependencyError
+from annoconv.formats import register
+from annoconv.report import Report
+from annoconv.tfexample import decode_example, iter_tfrecords
+
+distributed = pytest.importorskip("distributed")
+LABELS = ("cat", "dog", "bird")
+SPLIT = "train=0.7,test=0.3"
+
+
+@pytest.fixture(scope="module")
+def cluster() -> Iterator[object]:
+    import dask
+
+    # One retry: a task whose worker dies is run again once, then the run fails.
+    with (
+        dask.config.set({"distributed.scheduler.allowed-failures": 1}),
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as local_cluster,
+        distributed.Client(local_cluster) as client,
+    ):
+        yield client
+
+
+@pytest.fixture(scope="module")
+def voc(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """40 labelImg XMLs in two folders with their JPEG/PNG images beside them, two of them
+    negatives (no boxes)."""
+    root = tmp_path_factory.mktemp("voc")
+    rng = random.Random(8)
+    for index in range(40):
+        folder = root / f"part{index % 2}"
+        suffix = ".png" if index % 3 == 0 else ".jpg"
+        width, height = rng.randint(40, 90), rng.randint(40, 90)
+        draw_image(folder / f"img{index:03d}{suffix}", width, height)
+        boxes = (
+            [] if index in (5, 17) else [_box(rng, width, height) for _ in range(rng.randint(1, 4))]
+        )
+        write(
+            folder / f"img{index:03d}.xml",
+            labelimg_xml(f"img{index:03d}{suffix}", width, height, boxes),
+        )
+    return root
+
+
+def _box(rng: random.Random, width: int, height: int) -> Box:
+    x0, y0 = rng.randint(0, width // 2), rng.randint(0, height // 2)
+    return Box(rng.choice(LABELS), x0, y0, rng.randint(x0 + 1, width), rng.randint(y0 + 1, height))
+
+
+@pytest.fixture(scope="module")
+def voc_with_bad(voc: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The same dataset plus an XML that is not well-formed and one naming a missing image."""
+    root = tmp_path_factory.mktemp("voc_bad")
+    for path in voc.rglob("*"):
+        if path.is_file():
+            write(root / path.relative_to(voc), path.read_bytes())
+    write(root / "part0" / "broken.xml", "<annotation><filename>x.jpg</filename>")
+    write(root / "part1" / "lost.xml", labelimg_xml("lost.jpg", 50, 50, [Box("cat", 1, 1, 9, 9)]))
+    return root
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    """Every file under `folder` (hidden ones too: staging leftovers would show) by name."""
+    return {
+        str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()
+    }
+
+
+def _records(path: Path) -> list[tuple[str, list[int]]]:
+    """(source_id, class ids) of every example of a TFRecord file, in order."""
+    found = []
+    for payload in iter_tfrecords(str(path), None):
+        features = decode_example(payload)
+        found.append(
+            (features["image/source_id"][1][0].decode(), features["image/object/class/label"][1])
+        )
+    return found
+
+
+def _same_report(one: Report, other: Report) -> None:
+    for name in ("images_read", "boxes_read", "images_written", "boxes_written"):
+        assert getattr(one, name) == getattr(other, name), name
+    assert one.classes == other.classes
+    assert sorted(one.skipped, key=str) == sorted(other.skipped, key=str)
+    assert [(o.path, o.size) for o in one.outputs] == [(o.path, o.size) for o in other.outputs]
+    assert other.balanced
+
+
+def _convert_to(folder: Path, source: Path, name: str, **options: object) -> Report:
+    return convert(str(source), str(folder / name), **options)  # type: ignore[arg-type]
+
+
+def test_dask_voc_to_tfrecord_splits_gives_the_local_shards_byte_for_byte(
+    voc: Path, cluster: object, tmp_path: Path
+) -> None:
+    options = {"split": SPLIT, "write_options": {"shards": 3}, "label_map_output": None}
+    local = _convert_to(tmp_path / "local", voc, "voc.record", **options)
+    dask = _convert_to(
+        tmp_path / "dask", voc, "voc.record", engine="dask", scheduler=cluster, **options
+    )
+    expected, got = _files(tmp_path / "local"), _files(tmp_path / "dask")
+    assert (
+        sorted(expected)
+        == sorted(got)
+        == sorted(
+            f"voc-{split}.record-0000{shard}-of-00003"
+            for split in ("train", "test")
+            for shard in range(3)
+        )
+    )
+    assert got == expected
+    # Record for record: the 28/12 split of the 40 images, each image once, in the same order.
+    records = {name: _records(tmp_path / "dask" / name) for name in got}
+    keys = [key for found in records.values() for key, _ in found]
+    assert sorted(keys) == sorted(f"part{i % 2}/img{i:03d}.xml" for i in range(40))
+    assert sum(len(found) for name, found in records.items() if "train" in name) == 28
+    for name, found in records.items():
+        assert found == _records(tmp_path / "local" / name)
+    local_paths = [o.path.replace("/local/", "/dask/") for o in local.outputs]
+    assert [o.path for o in dask.outputs] == local_paths
+    assert (dask.images_written, dask.boxes_written, dask.classes) == (
+        local.images_written,
+        local.boxes_written,
+        local.classes,
+    )
+    assert dask.images_read == 40 and dask.balanced
+
+
+def test_tensorflow_reads_the_dask_shards(voc: Path, cluster: object, tmp_path: Path) -> None:
+    tf = pytest.importorskip("tensorflow")
+    _convert_to(
+        tmp_path, voc, "voc.record", engine="dask", scheduler=cluster, write_options={"shards": 2}
+    )
+    shards = sorted(str(p) for p in tmp_path.glob("voc.record-*"))
+    spec = {
+        "image/source_id": tf.io.FixedLenFeature((), tf.string),
+        "image/encoded": tf.io.FixedLenFeature((), tf.string),
+        "image/width": tf.io.FixedLenFeature((), tf.int64),
+    }
+    seen = {}
+    for raw in tf.data.TFRecordDataset(shards):
+        example = tf.io.parse_single_example(raw, spec)
+        image = tf.io.decode_image(example["image/encoded"])
+        seen[example["image/source_id"].numpy().decode()] = int(image.shape[1])
+        assert int(example["image/width"]) == int(image.shape[1])
+    assert len(seen) == 40
+
+
+def test_processes_engine_with_skipped_items_matches_local(
+    voc_with_bad: Path, tmp_path: Path
+) -> None:
+    options = {"write_options": {"shards": 4}, "on_error": "skip"}
+    local = _convert_to(tmp_path / "local", voc_with_bad, "out.record", **options)
+    procs = _convert_to(
+        tmp_path / "procs", voc_with_bad, "out.record", engine="processes", workers=2, **options
+    )
+    assert _files(tmp_path / "procs") == _files(tmp_path / "local")
+    _same_report(
+        local,
+        Report(
+            **{
+                **procs.__dict__,
+                "outputs": [
+                    type(o)(o.path.replace("/procs/", "/local/"), o.size, o.kind)
+                    for o in procs.outputs
+                ],
+            }
+        ),
+    )
+    assert procs.images_read == 42 and procs.images_skipped == 2
+    assert {item.source.rsplit("/", 1)[-1] for item in procs.skipped} == {"broken.xml", "lost.xml"}
+
+
+def test_a_bad_item_fails_the_dask_run_and_publishes_nothing(
+    voc_with_bad: Path, cluster: object, tmp_path: Path
+) -> None:
+    out = tmp_path / "out"
+    with pytest.raises(AnnotationError, match=r"(broken|lost)\.xml"):
+        _convert_to(
+            out,
+            voc_with_bad,
+            "x.record",
+            engine="dask",
+            scheduler=cluster,
+            write_options={"shards": 4},
+        )
+    assert _files(out) == {}
+
+
+def test_csv_output_is_joined_from_parts_in_the_local_order(
+    voc: Path, cluster: object, tmp_path: Path
+) -> None:
+    local = _convert_to(tmp_path / "local", voc, "boxes.csv", split=SPLIT)
+    dask = _convert_to(
+        tmp_path / "dask", voc, "boxes.csv", split=SPLIT, engine="dask", scheduler=cluster
+    )
+    procs = _convert_to(
+        tmp_path / "procs", voc, "boxes.csv", split=SPLIT, engine="processes", workers=2
+    )
+    assert _files(tmp_path / "dask") == _files(tmp_path / "procs") == _files(tmp_path / "local")
+    header = b"filename,width,height,class,xmin,ymin,xmax,ymax\n"
+    train = (tmp_path / "dask" / "boxes-train.csv").read_bytes()
+    assert train.startswith(header) and train.count(b"filename,") == 1
+    assert dask.boxes_written == procs.boxes_written == local.boxes_written > 40
+
+
+@pytest.fixture(scope="module")
+def open_images(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
+    root = tmp_path_factory.mktemp("oi")
+    rows = random_rows(random.Random(4), 24)
+    bbox = write(root / "train-annotations-bbox.csv", bbox_csv(rows))
+    descriptions = write(root / "class-descriptions-boxable.csv", class_descriptions())
+    for image_id in sorted({row.image_id for row in rows}):
+        draw_image(root / "images" / f"{image_id}.jpg", 64, 48)
+    return bbox, descriptions, root / "images"
+
+
+@pytest.mark.parametrize("engine", ["dask", "processes"])
+def test_open_images_to_tfrecord_and_csv_match_local(
+    open_images: tuple[Path, Path, Path], cluster: object, tmp_path: Path, engine: str
+) -> None:
+    bbox, descriptions, images = open_images
+    options = {"images": str(images), "read_options": {"class_descriptions": str(descriptions)}}
+    engine_options = {
+        "engine": engine,
+        **({"scheduler": cluster} if engine == "dask" else {"workers": 2}),
+    }
+    for name, extra in (("oi.record", {"write_options": {"shards": 3}}), ("oi.csv", {})):
+        local = _convert_to(tmp_path / "local", bbox, name, **options, **extra)
+        other = _convert_to(tmp_path / engine, bbox, name, **options, **extra, **engine_options)
+        assert (other.images_written, other.boxes_written, other.classes) == (
+            local.images_written,
+            local.boxes_written,
+            local.classes,
+        )
+        assert set(other.classes) <= set(CLASSES.values())
+    assert _files(tmp_path / engine) == _files(tmp_path / "local")
+    assert len(_files(tmp_path / "local")) == 4
+
+
+def test_a_killed_dask_worker_is_retried_and_the_output_is_unchanged(
+    voc: Path, cluster: object, tmp_path: Path
+) -> None:
+    register(KILLING_FORMAT, replace=True)
+    marker = tmp_path / "killed-once"
+    _convert_to(tmp_path / "local", voc, "voc.record", write_options={"shards": 2})
+    report = _convert_to(
+        tmp_path / "dask",
+        voc,
+        "voc.record",
+        to_format="tfrecord-killing",
+        engine="dask",
+        scheduler=cluster,
+        write_options={"shards": 2, "kill_marker": str(marker)},
+    )
+    assert marker.exists()  # a worker did die mid-shard
+    assert _files(tmp_path / "dask") == _files(tmp_path / "local")
+    assert report.images_written == 40 and report.balanced
+
+
+def test_a_task_that_keeps_killing_workers_fails_the_run_with_nothing_published(
+    voc: Path, cluster: object, tmp_path: Path
+) -> None:
+    register(KILLING_FORMAT, replace=True)
+    options = {"shards": 2, "kill_marker": str(tmp_path / "m"), "kill_always": True}
+    with pytest.raises(AnnoconvError, match="killed every Dask worker"):
+        _convert_to(
+            tmp_path / "out",
+            voc,
+            "voc.record",
+            to_format="tfrecord-killing",
+            engine="dask",
+            scheduler=cluster,
+            write_options=options,
+        )
+    assert _files(tmp_path / "out") == {}
+
+
+def test_a_dead_worker_process_fails_the_processes_run_with_nothing_published(
+    voc: Path, tmp_path: Path
+) -> None:
+    register(KILLING_FORMAT, replace=True)
+    options = {"shards": 2, "kill_marker": str(tmp_path / "m")}
+    with pytest.raises(AnnoconvError, match="worker process died"):
+        _convert_to(
+            tmp_path / "out",
+            voc,
+            "voc.record",
+            to_format="tfrecord-killing",
+            engine="processes",
+            workers=2,
+            write_options=options,
+        )
+    assert _files(tmp_path / "out") == {}
+
+
+def test_cli_engine_options(voc: Path, tmp_path: Path) -> None:
+    base = ["xml2tfrecord", str(voc), "--shards", "2", "-q"]
+    assert main([*base[:2], str(tmp_path / "local" / "v.record"), *base[2:]]) == 0
+    args = [
+        *base[:2],
+        str(tmp_path / "procs" / "v.record"),
+        *base[2:],
+        "--engine",
+        "processes",
+        "--workers",
+        "2",
+    ]
+    assert main(args) == 0
+    assert _files(tmp_path / "procs") == _files(tmp_path / "local")
+    assert (
+        main(
+            ["convert", str(voc), str(tmp_path / "x.csv"), "--scheduler", "tcp://127.0.0.1:1", "-q"]
+        )
+        == 1
+    )
+
+
+def test_engine_usage_errors(voc: Path, tmp_path: Path) -> None:
+    with pytest.raises(AnnoconvError, match="unknown engine"):
+        convert(str(voc), str(tmp_path / "x.csv"), engine="spark")  # type: ignore[arg-type]
+    with pytest.raises(AnnoconvError, match="workers"):
+        convert(str(voc), str(tmp_path / "x.csv"), workers=2)
+
+
+def test_dask_stays_optional(voc: Path, tmp_path: Path) -> None:
+    """`import annoconv` and local runs never import Dask; without it, engine 'dask' says
+    what to install."""
+    code = (
+        "import sys; import annoconv\n"
+        f"annoconv.convert({str(voc)!r}, {str(tmp_path / 'o.record')!r})\n"
+        "assert not any(m.split('.')[0] in ('dask', 'distributed') for m in sys.modules), 'dask'\n"
+        "sys.modules['distributed'] = None\n"
+        "from annoconv.errors import MissingDependencyError\n"
+        "try:\n"
+        f"    annoconv.convert({str(voc)!r}, {str(tmp_path / 'p.record')!r}, engine='dask')\n"
+        "except MissingDependencyError as error:\n"
+        "    print(error)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "pip install 'annoconv[dask]'" in done.stdout
+    assert not list(tmp_path.glob("p.record*")) and not list(tmp_path.glob(".p.record*"))
+    assert MissingDependencyError.__mro__[1].__name__ == "FormatError"
