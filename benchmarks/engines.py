@@ -1,0 +1,131 @@
+"""The same conversion on every engine: local (one process), processes and Dask.
+
+VOC -> TFRecord (the image-heavy conversion) and VOC -> CSV, each engine writing the same
+number of shards (`--shards`, default 4: the parallel engines give each shard to one task).
+Each job runs in a fresh process and reports its wall time and the peak RSS of that (driver)
+process (worker processes not included) and the CPU seconds of the whole job, workers
+included, which say what the parallel engines cost in work when a busy machine hides the
+wall-time gain. ``dask`` starts its LocalCluster inside the timed
+run; ``dask_running`` starts it first and times only the conversion (a cluster already up).
+Every parallel output is checked byte for byte against the local engine's.
+
+Run: ``python benchmarks/engines.py DATA_DIR [--workers 2] [--repeat 3]`` (DATA_DIR from
+make_synthetic.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import filecmp
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from measuring import best_of, report_one
+
+ENGINES = ("local", "processes", "dask", "dask_running")
+OUTPUTS = {"tfrecord": "out.record", "csv": "out.csv"}
+
+
+def cpu_seconds() -> float:
+    """User + system CPU of this process and of its children that have ended (the pool's
+    processes, the LocalCluster's nannies and their workers)."""
+    used = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return sum(usage.ru_utime + usage.ru_stime for usage in used)
+
+
+def timed_on(
+    engine: str, data: Path, out: Path, to: str, workers: int, shards: int
+) -> dict[str, Any]:
+    extra = convert_on(engine, data, out, to, workers, shards)
+    return {**extra, "cpu_seconds": cpu_seconds()}
+
+
+def convert_on(
+    engine: str, data: Path, out: Path, to: str, workers: int, shards: int
+) -> dict[str, Any]:
+    from annoconv import convert
+
+    options: dict[str, Any] = {"write_options": {"shards": shards}} if to == "tfrecord" else {}
+    if engine == "local":
+        convert(str(data), str(out), to_format=to, **options)
+        return {}
+    if engine != "dask_running":
+        convert(str(data), str(out), to_format=to, engine=engine, workers=workers, **options)
+        return {}
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None)
+    with cluster, Client(cluster) as client:
+        start = time.perf_counter()
+        convert(str(data), str(out), to_format=to, engine="dask", scheduler=client, **options)
+        return {"convert_seconds": time.perf_counter() - start}
+
+
+def same_files(one: Path, other: Path) -> bool:
+    names = sorted(p.name for p in one.iterdir())
+    if names != sorted(p.name for p in other.iterdir()):
+        return False
+    return all(filecmp.cmp(one / name, other / name, shallow=False) for name in names)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("data", type=Path)
+    parser.add_argument("out", type=Path, nargs="?")
+    parser.add_argument(
+        "--to", choices=sorted(OUTPUTS), nargs="+", default=sorted(OUTPUTS, reverse=True)
+    )
+    parser.add_argument("--engines", choices=ENGINES, nargs="+", default=list(ENGINES))
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--shards", type=int, default=4)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--one", choices=ENGINES, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.one:
+        to = args.to[0]
+        report_one(lambda: timed_on(args.one, args.data, args.out, to, args.workers, args.shards))
+        return
+    columns = ("best s", "convert s", "CPU s", "peak RSS MB", "same")
+    print(f"{'conversion':<10} {'engine':<14} " + " ".join(f"{c:>11}" for c in columns))
+    for to in args.to:
+        with tempfile.TemporaryDirectory() as tmp:
+            local_best = None
+            for engine in args.engines:
+                folder = Path(tmp) / engine
+                command = [
+                    sys.executable,
+                    __file__,
+                    "--one",
+                    engine,
+                    str(args.data),
+                    str(folder / OUTPUTS[to]),
+                    "--to",
+                    to,
+                    "--workers",
+                    str(args.workers),
+                    "--shards",
+                    str(args.shards),
+                ]
+                result = best_of(command, args.repeat)
+                local_best = result["seconds"] if engine == "local" else local_best
+                same = "-" if engine == "local" else str(same_files(Path(tmp) / "local", folder))
+                converting = result.get("convert_seconds", result["seconds"])
+                speedup = (
+                    f"  ({local_best / converting:.2f}x local)"
+                    if local_best and engine != "local"
+                    else ""
+                )
+                print(
+                    f"{to:<10} {engine:<14} {result['seconds']:>11.2f} {converting:>11.2f} "
+                    f"{result['cpu_seconds']:>11.2f} "
+                    f"{result['peak_rss_mb']:>11.0f} {same:>11}{speedup}",
+                    flush=True,
+                )
+
+
+if __name__ == "__main__":
+    main()
