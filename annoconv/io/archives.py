@@ -159,10 +159,14 @@ def _checked(info: tarfile.TarInfo, limits: _Limits) -> str | None:
 def _read_tar_member(tar: tarfile.TarFile, info: tarfile.TarInfo, uri: str) -> bytes:
     stream = tar.extractfile(info)
     assert stream is not None  # a regular file
-    data = stream.read()
+    try:
+        data = stream.read()
+    except tarfile.ReadError:
+        data = b""
     if len(data) != info.size:
         raise ArchiveError(
-            f"{uri}: {info.name}: the archive ends after {len(data)} of {info.size} bytes"
+            f"{uri}: {info.name}: the archive ends before the {info.size} bytes its header "
+            "promises (cut short, or a header that lies)"
         )
     return data
 
