@@ -271,3 +271,74 @@ def test_zip_member_that_lies_about_its_size_is_an_error(tmp_path: Path) -> None
     archive.write_bytes(bytes(data))
     with pytest.raises(ArchiveError, match=r"lying\.zip"):
         list(iter_members(str(archive)))
+
+
+# --- a 2 GB tarball at bounded memory ---------------------------------------------------------
+
+# The peak is read from /proc (VmHWM, this process's own memory): on Linux, getrusage's
+# ru_maxrss of a forked child starts from the parent's peak, here a pytest holding TensorFlow.
+_RSS_SCRIPT = """
+import json, re, resource, sys
+from annoconv import convert
+report = convert(sys.argv[1], sys.argv[2], images=sys.argv[3], write_options={"shards": 2})
+try:
+    status = open("/proc/self/status").read()
+    peak_kib = int(re.search(r"VmHWM:\\s+(\\d+) kB", status).group(1))
+except OSError:
+    peak_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"written": report.images_written, "boxes": report.boxes_written,
+                  "skipped": report.images_skipped, "peak_kib": peak_kib}))
+"""
+_FILLER = 400 * 2**20  # five of them: 2 GiB of members nobody annotated
+
+
+def _append(handle: Any, name: str, size: int, chunks: Any) -> None:
+    info = tarfile.TarInfo(name)
+    info.size = size
+    handle.write(info.tobuf(format=tarfile.PAX_FORMAT))
+    for chunk in chunks:
+        handle.write(chunk)
+    handle.write(b"\0" * (-size % tarfile.BLOCKSIZE))
+
+
+def test_members_from_a_2gb_tarball_at_bounded_memory(tmp_path: Path) -> None:
+    import json
+    import subprocess
+    import sys
+
+    from test_tfrecord import read_examples
+
+    ann, members = uspto_dataset(tmp_path)
+    png = draw_image(tmp_path / "photo.png", 80, 60).read_bytes()
+    write(ann / "scan-7.xml", labelimg_xml("scan-7.jpg", 80, 60, [Box("figure", 4, 5, 70, 50)]))
+    members["late/scans/scan-7.PNG"] = png
+    block = os.urandom(2**20)  # incompressible, repeated: cheap to write
+    archive = tmp_path / "grant_yb2_20200107.tar"
+    with open(archive, "wb") as handle:
+        for index, (name, data) in enumerate(members.items()):
+            filler = f"grant_yb2_20200107/bulk/part-{index}.bin"
+            _append(handle, filler, _FILLER, (block for _ in range(_FILLER // len(block))))
+            _append(handle, name, len(data), [data])
+        _append(handle, "grant_yb2_20200107/bulk/last.bin", _FILLER, (block,) * (_FILLER >> 20))
+        handle.write(b"\0" * 2 * tarfile.BLOCKSIZE)
+    assert archive.stat().st_size > 2 * 10**9
+    out = tmp_path / "out.record"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    result = subprocess.run(
+        [sys.executable, "-c", _RSS_SCRIPT, str(ann), str(out), str(archive)],
+        capture_output=True,
+        text=True,
+        env=env,
+        check=True,
+    )
+    archive.unlink()
+    stats = json.loads(result.stdout)
+    assert (stats["written"], stats["boxes"], stats["skipped"]) == (3, 4, 0)
+    assert stats["peak_kib"] < 300 * 1024, f"peak RSS {stats['peak_kib'] // 1024} MB"
+    examples = read_examples(sorted(tmp_path.glob("out.record-*-of-00002")))
+    shapes = {e["image/filename"].decode(): e["decoded_shape"] for e in examples}
+    assert shapes == {
+        "USD0872345-20200107-D00003.jpg": (330, 256, 3),
+        "US10531234-20200107-D00001.jpg": (200, 300, 3),
+        "scan-7.jpg": (60, 80, 3),
+    }
