@@ -150,6 +150,20 @@ def test_path_match_wins_over_a_later_stem_match(tmp_path: Path) -> None:
     assert sizes == {"p1/1.xml": (30, 40, 3), "p2/1.xml": (20, 50, 3)}
 
 
+def test_an_archive_run_is_byte_for_byte_repeatable(tmp_path: Path) -> None:
+    ann, archive = two_folder_dataset(tmp_path, ["p2/1.tif", "p1/1.TIF", "elsewhere/1.tif"])
+    outputs = []
+    for run in ("first", "second"):
+        convert(
+            str(ann),
+            str(tmp_path / run / "out.record"),
+            images=str(archive),
+            write_options={"shards": 2},
+        )
+        outputs.append([p.read_bytes() for p in sorted((tmp_path / run).glob("out.record-*"))])
+    assert outputs[0] == outputs[1] and len(outputs[0]) == 2 and all(outputs[0])
+
+
 def test_a_stem_match_before_the_path_match_is_ambiguous(tmp_path: Path) -> None:
     ann = tmp_path / "ann"
     write(ann / "p1" / "1.xml", labelimg_xml("1.jpg", 40, 30, [Box("a", 1, 1, 10, 10)]))
