@@ -19,6 +19,7 @@ from annoconv.cli import main
 from annoconv.errors import AnnotationError
 from annoconv.io.archives import ArchiveError, iter_members
 from annoconv.io.transcode import transcode_images
+from annoconv.tfexample import decode_example, iter_tfrecords
 
 
 def tiff_bytes(width: int, height: int, tmp: Path, name: str = "sheet.tif") -> bytes:
@@ -162,6 +163,20 @@ def test_an_archive_run_is_byte_for_byte_repeatable(tmp_path: Path) -> None:
         )
         outputs.append([p.read_bytes() for p in sorted((tmp_path / run).glob("out.record-*"))])
     assert outputs[0] == outputs[1] and len(outputs[0]) == 2 and all(outputs[0])
+
+
+def test_archive_with_splits_writes_each_record_to_its_split(tmp_path: Path) -> None:
+    ann, archive = two_folder_dataset(tmp_path, ["p2/1.tif", "p1/1.TIF"])
+    report = convert(
+        str(ann), str(tmp_path / "out.record"), images=str(archive), split="train=0.5,test=0.5"
+    )
+    assert report.images_written == 2
+    keys = {}
+    for split in ("train", "test"):
+        [shard] = tmp_path.glob(f"out-{split}.record-*")
+        [payload] = iter_tfrecords(str(shard))
+        keys[split] = decode_example(payload)["image/source_id"][1][0]
+    assert sorted(keys.values()) == [b"p1/1.xml", b"p2/1.xml"]
 
 
 def test_a_stem_match_before_the_path_match_is_ambiguous(tmp_path: Path) -> None:

@@ -275,3 +275,34 @@ def test_transient_errors_are_retried_and_others_are_not() -> None:
     with pytest.raises(TimeoutError):
         retrying(always_down, attempts=4, backoff=0)
     assert len(calls) == 4
+
+
+def test_transcode_a_red_book_tarball_on_s3(
+    s3: Any, s3_bucket: str, s3_storage_options: dict[str, Any], tmp_path: Path
+) -> None:
+    from factories import draw_image
+    from PIL import Image
+
+    from annoconv.io.transcode import transcode_images
+
+    sheet = draw_image(tmp_path / "s.tif", 40, 30, mode="1", compression="group4").read_bytes()
+    patent = io.BytesIO()
+    with zipfile.ZipFile(patent, "w") as archive:
+        archive.writestr("US1-20200107.XML", "<us-patent-grant/>")
+        archive.writestr("US1-20200107-D00001.TIF", sheet)
+    tarball = io.BytesIO()
+    with tarfile.open(fileobj=tarball, mode="w") as tar:
+        for name, data in [("I20200107/US1-20200107.ZIP", patent.getvalue()), ("y/2.tif", sheet)]:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    s3.pipe(f"{s3_bucket}/I20200107.tar", tarball.getvalue())
+    dst = tmp_path / "pngs"
+    with using_storage_options(s3_storage_options):
+        report = transcode_images(f"s3://{s3_bucket}/I20200107.tar", str(dst), to="png")
+    assert sorted(Path(p).relative_to(dst).as_posix() for p in report.written) == [
+        "I20200107/US1-20200107/US1-20200107-D00001.png",
+        "y/2.png",
+    ]
+    with Image.open(dst / "y" / "2.png") as page:
+        assert (page.format, page.mode, page.size) == ("PNG", "1", (40, 30))
