@@ -99,8 +99,8 @@ def archive_items(
     items: Iterable[ReadResult], archive: str, feed: ImageFeed, *, embed: bool
 ) -> Iterator[ReadResult]:
     """The items, records in archive order once their member has passed (its bytes offered
-    to `feed` when `embed`; a missing pixel size read from its header), then a BadItem for
-    every record whose image is not in the archive."""
+    to `feed` when `embed`, else a missing pixel size read from its header), then a BadItem
+    for every record whose image is not in the archive."""
     records: list[ImageRecord | None] = []
     for item in items:
         if isinstance(item, ImageRecord):
@@ -131,7 +131,8 @@ def _with_member(
     record: ImageRecord, uri: str, data: bytes, feed: ImageFeed, embed: bool
 ) -> ReadResult:
     update: dict[str, Any] = {"image_uri": uri}
-    if not record.has_size:
+    # An embedding writer reads the size from the bytes itself (and checks the boxes fit).
+    if not embed and not record.has_size:
         try:
             info = image_info_of_bytes(data, uri)
         except AnnotationError as error:
