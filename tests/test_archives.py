@@ -16,7 +16,7 @@ from PIL import Image, ImageChops
 
 from annoconv import convert
 from annoconv.cli import main
-from annoconv.errors import AnnotationError
+from annoconv.errors import AnnotationError, NotFoundError
 from annoconv.io.archives import ArchiveError, iter_members
 from annoconv.io.transcode import transcode_images
 from annoconv.tfexample import decode_example, iter_tfrecords
@@ -239,6 +239,8 @@ def test_transcode_a_folder_tree_keeps_layout_and_skips_existing(tmp_path: Path)
         assert out.mode == "1" and out.size == (64, 48)
         assert ImageChops.difference(out.convert("L"), original.convert("L")).getbbox() is None
     report = transcode_images(str(src), str(dst), to="jpeg", workers=2)
+    with pytest.raises(NotFoundError, match=r"nowhere: no such file or folder"):
+        transcode_images(str(tmp_path / "nowhere"), str(dst), to="png")
     assert sorted(Path(p).name for p in report.written) == ["1.jpg", "2.jpg"]
     with Image.open(dst / "c" / "2.jpg") as out, Image.open(second) as original:
         assert out.format == "JPEG" and out.mode == "L" and out.size == original.size

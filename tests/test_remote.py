@@ -20,6 +20,7 @@ from annoconv.cli import main
 from annoconv.errors import AccessDeniedError, AnnotationError, NotFoundError
 from annoconv.io.fs import (
     _fs_kwargs,
+    filesystem,
     merge_storage_options,
     parse_storage_option,
     read_bytes,
@@ -233,6 +234,9 @@ def test_storage_option_values_and_s3_client_kwargs() -> None:
     }
     assert "endpoint_url" not in s3_kwargs and s3_kwargs["anon"] is False
     assert chained == {"s3": s3_kwargs}
+    with using_storage_options({"endpoint_url": "http://127.0.0.1:9"}):
+        fs, path = filesystem("s3://bucket/key")
+    assert fs.client_kwargs == {"endpoint_url": "http://127.0.0.1:9"} and path == "bucket/key"
     assert memory["endpoint_url"] == "http://127.0.0.1:9000"  # other stores take them as given
     assert _fs_kwargs("s3://bucket/key") == {}  # only inside the block
     for bad in ["novalue", "=x", "x={broken"]:

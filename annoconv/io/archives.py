@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import io
 import posixpath
-import re
 import tarfile
 import zipfile
 from collections.abc import Callable, Iterator
@@ -31,7 +30,7 @@ from typing import IO
 
 from annoconv.errors import AnnoconvError
 from annoconv.io.fs import is_dir, open_input
-from annoconv.io.images import IMAGE_SUFFIXES
+from annoconv.io.images import _WINDOWS_ABSOLUTE, IMAGE_SUFFIXES
 
 #: Archive file names we stream from, compared lower-cased.
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
@@ -41,8 +40,6 @@ ARCHIVE_SUFFIXES = TAR_SUFFIXES + ZIP_SUFFIXES
 MAX_MEMBER_SIZE = 256 * 2**20
 #: Default bound on a ZIP nested in a tar, which is held in memory to be opened.
 MAX_NESTED_ZIP_SIZE = 512 * 2**20
-
-_WINDOWS_ABSOLUTE = re.compile(r"^[A-Za-z]:")
 
 SkipCallback = Callable[[str, str], None]
 

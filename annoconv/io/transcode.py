@@ -28,7 +28,7 @@ from typing import Literal
 
 from PIL import Image
 
-from annoconv.errors import AnnotationError
+from annoconv.errors import AnnotationError, NotFoundError
 from annoconv.io.archives import MAX_MEMBER_SIZE, is_archive, iter_members, safe_name
 from annoconv.io.fs import (
     exists,
@@ -102,6 +102,8 @@ def transcode_images(
     """
     if to not in _EXTENSION:
         raise ValueError(f"the target format must be png or jpeg, not {to!r}")
+    if not exists(source):
+        raise NotFoundError(source, "no such file or folder")
     report = TranscodeReport()
     workers = max(1, workers or os.cpu_count() or 1)
     jobs = _jobs(source, output, to, report, max_member_size)
