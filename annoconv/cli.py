@@ -40,6 +40,26 @@ def _common(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--report-json", metavar="PATH", help="also save the run report as JSON")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar or summary")
     parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    _storage_options(parser)
+
+
+def _storage_option(text: str) -> tuple[str, object]:
+    from annoconv.io.fs import parse_storage_option
+
+    return _argument_type(parse_storage_option)(text)
+
+
+def _storage_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--storage-option",
+        dest="storage_options",
+        metavar="KEY=VALUE",
+        type=_storage_option,
+        action="append",
+        default=[],
+        help="fsspec option for every remote path, repeatable (e.g. endpoint_url=http://..., "
+        "anon=true, client_kwargs.region_name=eu-west-1)",
+    )
 
 
 def _reading(parser: argparse.ArgumentParser) -> None:
@@ -47,7 +67,8 @@ def _reading(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--images",
         metavar="DIR",
-        help="folder (or URL) holding the images, for sizes missing from the annotations",
+        help="folder, URL or tar/zip archive holding the images, for sizes missing from the "
+        "annotations",
     )
 
 
@@ -242,7 +263,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="shards are OUT_PREFIX-00000-of-0000N (with --split: PREFIX-train..., PREFIX-test...)",
     )
     xml2tfrecord.add_argument(
-        "--images", metavar="DIR", help="images folder (default: beside the XMLs)"
+        "--images",
+        metavar="DIR",
+        help="images folder, URL or tar/zip archive (streamed once, never unpacked; "
+        "default: beside the XMLs)",
     )
     _label_map_options(xml2tfrecord)
     _split_options(xml2tfrecord)
@@ -258,6 +282,7 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("--label-map", metavar="PBTXT", help="check class ids against it")
     inspect.add_argument("--json", action="store_true", help="print JSON")
     inspect.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    _storage_options(inspect)
     inspect.set_defaults(handler=_run_inspect)
 
     labelmap = commands.add_parser(
@@ -287,9 +312,35 @@ def build_parser() -> argparse.ArgumentParser:
     _common(stats)
     stats.set_defaults(handler=_run_stats)
 
+    _images_commands(commands)
+
     formats = commands.add_parser("formats", help="list the formats annoconv reads and writes")
     formats.set_defaults(handler=_run_formats, debug=False)
     return parser
+
+
+def _images_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
+    images = commands.add_parser("images", help="work on image files: transcode")
+    actions = images.add_subparsers(dest="action", metavar="ACTION", parser_class=_Parser)
+    actions.required = True
+    transcode = actions.add_parser(
+        "transcode",
+        help="every TIFF in a folder tree or archive -> JPEG/PNG, keeping the relative layout",
+    )
+    transcode.add_argument("source", metavar="SRC", help="folder, tar/zip archive, or URL")
+    transcode.add_argument("output", metavar="DST", help="folder to write into")
+    transcode.add_argument("--to", dest="to_format", choices=("png", "jpeg"), required=True)
+    transcode.add_argument(
+        "--workers", type=int, default=None, metavar="N", help="parallel encoders (default: CPUs)"
+    )
+    transcode.add_argument(
+        "--jpeg-quality", type=int, default=95, metavar="Q", help="JPEG quality (default 95)"
+    )
+    transcode.add_argument(
+        "--overwrite", action="store_true", help="replace outputs that exist (default: skip)"
+    )
+    _common(transcode)
+    transcode.set_defaults(handler=_run_transcode)
 
 
 def _version() -> str:
@@ -419,6 +470,27 @@ def _run_inspect(args: argparse.Namespace) -> int:
     return EXIT_FAILED if result.problems else EXIT_OK
 
 
+def _run_transcode(args: argparse.Namespace) -> int:
+    from annoconv.io.transcode import transcode_images
+
+    result = transcode_images(
+        args.source,
+        args.output,
+        to=args.to_format,
+        workers=args.workers,
+        jpeg_quality=args.jpeg_quality,
+        overwrite=args.overwrite,
+        on_error=args.on_error,
+    )
+    if args.report_json:
+        from annoconv.io.fs import write_atomic
+
+        write_atomic(args.report_json, (result.to_json() + "\n").encode("utf-8"))
+    if not args.quiet:
+        print(result.summary(), file=sys.stderr)
+    return EXIT_OK
+
+
 def _run_formats(args: argparse.Namespace) -> int:
     from annoconv.formats import available_formats
 
@@ -442,7 +514,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
-        return handler(args)
+        from annoconv.io.fs import merge_storage_options, using_storage_options
+
+        with using_storage_options(merge_storage_options(getattr(args, "storage_options", []))):
+            return handler(args)
     except MissingDependencyError as error:
         return _fail(args, error, EXIT_FAILED)
     except (UsageError, FormatError) as error:

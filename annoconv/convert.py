@@ -22,7 +22,15 @@ from annoconv.formats import (
     get_format,
     infer_format,
 )
-from annoconv.io.fs import GLOB_CHARS, exists, shards_of
+from annoconv.io.archives import is_archive
+from annoconv.io.feed import feed_images
+from annoconv.io.fs import (
+    GLOB_CHARS,
+    current_storage_options,
+    exists,
+    shards_of,
+    using_storage_options,
+)
 from annoconv.io.images import ImageInfo, RecordImages, read_image_info
 from annoconv.labelmap import LabelMap, LabelMapItem, LabelOrder
 from annoconv.ops import assign_splits, parse_split, sample_keys
@@ -221,6 +229,7 @@ def convert(
     progress: bool = False,
     read_options: Mapping[str, Any] | None = None,
     write_options: Mapping[str, Any] | None = None,
+    storage_options: Mapping[str, Any] | None = None,
     engine: EngineName = "local",
     workers: int | None = None,
     scheduler: Any = None,
@@ -239,12 +248,74 @@ def convert(
     ``on_error="skip"`` bad items are left out and listed in the returned report instead of
     stopping the run. Outputs appear only when the whole run succeeded.
 
+    Any path may be an fsspec URL (``s3://``, ``memory://``, ``zip://…::s3://…``);
+    `storage_options` reach every remote filesystem of the run (for s3 e.g.
+    ``{"endpoint_url": ..., "anon": False}``; see `annoconv.io.fs.using_storage_options`).
+    `images` may be a tar or zip archive (also remote, also with ZIPs inside a tar): it is
+    streamed once and each annotation's image is taken as it passes (see annoconv.io.feed).
+
     `engine` runs the conversion in this process ("local"), on `workers` local processes
     ("processes") or on a Dask cluster ("dask": `scheduler` is its address or a
     `distributed.Client`; without one a LocalCluster of `workers` processes is started).
     Every engine writes the same examples and the same shard contents (docs/engines.md).
     """
     check_engine(engine, workers, scheduler)
+    with using_storage_options(storage_options):
+        return _convert(
+            source,
+            output,
+            from_format=from_format,
+            to_format=to_format,
+            images=images,
+            label_map=label_map,
+            extend_label_map=extend_label_map,
+            label_map_order=label_map_order,
+            label_map_output=label_map_output,
+            label_map_names=label_map_names,
+            split=split,
+            classes=classes,
+            keep_empty=keep_empty,
+            sample=sample,
+            seed=seed,
+            on_error=on_error,
+            progress=progress,
+            read_options=read_options,
+            write_options=write_options,
+            engine=engine,
+            workers=workers,
+            scheduler=scheduler,
+        )
+
+
+def _convert(
+    source: Source,
+    output: str,
+    *,
+    from_format: str | None,
+    to_format: str | None,
+    images: str | None,
+    label_map: str | LabelMap | None,
+    extend_label_map: bool,
+    label_map_order: LabelOrder,
+    label_map_output: str | None,
+    label_map_names: Literal["ids", "labels"],
+    split: Mapping[str, float] | str | None,
+    classes: Sequence[str] | None,
+    keep_empty: bool,
+    sample: int | None,
+    seed: int,
+    on_error: ErrorPolicy,
+    progress: bool,
+    read_options: Mapping[str, Any] | None,
+    write_options: Mapping[str, Any] | None,
+    engine: EngineName,
+    workers: int | None,
+    scheduler: Any,
+) -> Report:
+    # An archive of images is streamed by `feed_images`; readers and writers see no folder.
+    archive, images = (
+        (images, None) if images is not None and is_archive(images) else (None, images)
+    )
     read_options = dict(read_options or {})
     selection = None
     # Inferred once: inference may open the source to sniff it.
@@ -257,6 +328,11 @@ def convert(
     reader = open_reader(source, from_format=from_format, images=images, read_options=read_options)
     writer_class = _writer_class(output, to_format)
     options = dict(write_options or {})
+    if archive is not None and options.get("shard_size") is not None:
+        raise FormatError(
+            f"shard_size needs the image sizes before writing; {archive} is an archive read "
+            "once while writing: give the number of shards instead"
+        )
     _check_options(writer_class, options, f"{writer_class.__name__}")
     fractions = parse_split(split) if isinstance(split, str) else split
     needs_map = writer_class.needs_label_map or label_map_output is not None
@@ -277,6 +353,8 @@ def convert(
         source=source,
         from_format=from_format,
         images=images,
+        archive=archive,
+        storage_options=current_storage_options(),
         read_options=read_options,
         output=output,
         writer_class=writer_class,
@@ -306,6 +384,10 @@ class Job:
     source: Source
     from_format: str
     images: str | None
+    #: A tar or zip archive the images are streamed from (`images` is None then).
+    archive: str | None
+    #: The run's storage options (`io.fs.using_storage_options`), for other processes.
+    storage_options: Mapping[str, Any]
     read_options: Mapping[str, Any]
     output: str
     writer_class: type[Writer]
@@ -381,7 +463,7 @@ class Job:
             items = _only(items, self.weights, f"not in the sample of {self.sample}")
         if keep is not None:
             items = filter(keep, items)
-        if self.writer_class.coords == PIXEL:
+        if self.writer_class.coords == PIXEL and self.archive is None:
             items = fill_sizes(items, self.images)
         return items
 
@@ -393,8 +475,11 @@ class Job:
         *,
         progress: bool | None = None,
     ) -> Report:
+        items, writer = feed_images(
+            self.items(reader, keep), writer, self.archive or self.images, self.source
+        )
         return run(
-            self.items(reader, keep),
+            items,
             writer,
             on_error=self.on_error,
             progress=self.progress if progress is None else progress,
@@ -480,13 +565,21 @@ class SplitWriter(Writer):
         self.writers = dict(writers)
         self.assignment = assignment
 
-    def write(self, record: ImageRecord) -> None:
+    @property
+    def embeds_images(self) -> bool:
+        return all(getattr(writer, "embeds_images", False) for writer in self.writers.values())
+
+    def write(self, record: ImageRecord, image_data: bytes | None = None) -> None:
         name = self.assignment.get(record.key)
         if name is None:
             raise AnnotationError(
                 record.source, f"image {record.key!r} was not seen when splitting"
             )
-        self.writers[name].write(record.model_copy(update={"split": name}))
+        marked = record.model_copy(update={"split": name})
+        if image_data is None:
+            self.writers[name].write(marked)
+        else:
+            self.writers[name].write(marked, image_data=image_data)  # type: ignore[call-arg]
 
     def close(self) -> list[OutputFile]:
         outputs = [output for writer in self.writers.values() for output in writer.close()]

@@ -59,3 +59,23 @@ class UnknownClassesError(LabelMapError):
             f"{len(self.unknown)} class(es) not in the label map{where}: {listed}; "
             "add them to the map or pass --extend-label-map"
         )
+
+
+class StorageError(AnnoconvError):
+    """A file or object that cannot be reached; renders as one line naming its URL."""
+
+    def __init__(self, uri: str, problem: str) -> None:
+        super().__init__(uri, problem)
+        self.uri = uri
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return f"{self.uri}: {self.problem}"
+
+
+class NotFoundError(StorageError, FileNotFoundError):
+    """No such file, object or bucket (still a FileNotFoundError for callers that catch it)."""
+
+
+class AccessDeniedError(StorageError, PermissionError):
+    """The credentials in use may not read or write this path (still a PermissionError)."""

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from engine_hooks import FORMAT as KILLING_FORMAT
@@ -29,7 +30,9 @@ SPLIT = "train=0.7,test=0.3"
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[object]:
+def cluster(s3_endpoint: str) -> Iterator[object]:
+    """Started after the moto_server fixture, so that the workers inherit its dummy AWS
+    credentials from the environment."""
     import dask
 
     # One retry: a task whose worker dies is run again once, then the run fails.
@@ -363,3 +366,24 @@ def test_dask_stays_optional(voc: Path, tmp_path: Path) -> None:
     assert "pip install 'annoconv[dask]'" in done.stdout
     assert not list(tmp_path.glob("p.record*")) and not list(tmp_path.glob(".p.record*"))
     assert MissingDependencyError.__mro__[1].__name__ == "FormatError"
+
+
+def test_dask_reads_and_writes_s3_like_the_local_engine(
+    voc: Path, cluster: object, s3: Any, s3_bucket: str, s3_storage_options: dict[str, Any]
+) -> None:
+    s3.put(str(voc), f"{s3_bucket}/voc", recursive=True)
+    options = {"storage_options": s3_storage_options, "write_options": {"shards": 3}}
+    source = f"s3://{s3_bucket}/voc"
+    local = convert(source, f"s3://{s3_bucket}/local/voc.record", **options)  # type: ignore[arg-type]
+    dask = convert(
+        source, f"s3://{s3_bucket}/dask/voc.record", engine="dask", scheduler=cluster, **options
+    )  # type: ignore[arg-type]
+    s3.invalidate_cache()
+    names = [f"voc.record-0000{shard}-of-00003" for shard in range(3)]
+    assert sorted(path.rsplit("/", 1)[1] for path in s3.find(f"{s3_bucket}/dask")) == names
+    for name in names:
+        assert s3.cat(f"{s3_bucket}/dask/{name}") == s3.cat(f"{s3_bucket}/local/{name}")
+    assert [o.path for o in dask.outputs] == [
+        o.path.replace("/local/", "/dask/") for o in local.outputs
+    ]
+    assert dask.images_written == local.images_written == 40

@@ -28,7 +28,16 @@ from typing import TYPE_CHECKING, Protocol
 
 from annoconv.errors import AnnoconvError
 from annoconv.formats.base import Reader, ReadResult, ShardPartition, SingleFileWriter
-from annoconv.io.fs import AtomicFile, dirname, is_remote, join, move, open_input, remove_tree
+from annoconv.io.fs import (
+    AtomicFile,
+    dirname,
+    is_remote,
+    join,
+    move,
+    open_input,
+    remove_tree,
+    using_storage_options,
+)
 from annoconv.ops import shard_of
 from annoconv.report import OutputFile, Report
 from annoconv.schema import ImageRecord
@@ -70,12 +79,13 @@ class Task:
 
 def run_task(job: Job, task: Task) -> Report:
     """Run one task; its outputs stay in the staging folder until the driver publishes."""
-    reader = task.reader if task.reader is not None else job.open_reader()
-    extra = {split: {"partition": partition} for split, partition in task.partitions.items()}
-    writer = job.writer(lambda destination: staged(task.staging, destination, task.part), extra)
-    keep = _share(job, task) if task.reader is None and task.partitions else None
     try:
-        return job.run(reader, writer, keep, progress=False)
+        with using_storage_options(job.storage_options):
+            reader = task.reader if task.reader is not None else job.open_reader()
+            extra = {split: {"partition": part} for split, part in task.partitions.items()}
+            writer = job.writer(lambda name: staged(task.staging, name, task.part), extra)
+            keep = _share(job, task) if task.reader is None and task.partitions else None
+            return job.run(reader, writer, keep, progress=False)
     except AnnoconvError as error:
         failure = _detached(error)
     raise failure
