@@ -8,11 +8,14 @@ from collections import Counter, deque
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+from annoconv.columnar import SplitRouter, box_count, class_counts_of, only_keys
 from annoconv.errors import AnnoconvError, AnnotationError, FormatError, SkipRecord
 from annoconv.formats import (
     BadItem,
+    BatchesUnavailable,
+    BatchResult,
     Dropped,
     Reader,
     ReadResult,
@@ -27,6 +30,9 @@ from annoconv.labelmap import LabelMap, LabelMapItem, LabelOrder
 from annoconv.ops import assign_splits, parse_split, sample_keys
 from annoconv.report import ErrorHandler, ErrorPolicy, OutputFile, Report
 from annoconv.schema import PIXEL, ImageRecord
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 def open_reader(
@@ -268,29 +274,45 @@ def convert(
             options["keys"] = {key: facts.weights[key] for key in keys}
         return writer_class(destination, label_map=resolved, images=images, **options)
 
-    if fractions and facts is not None:
+    def make_output() -> Writer:
+        if not (fractions and facts is not None):
+            return make_writer(output, facts.weights if facts else None)
         assignment = assign_splits(facts.weights, fractions, seed)
         members: dict[str, list[str]] = {name: [] for name in fractions}
         for key, name in assignment.items():
             members[name].append(key)
         writers = {
-            name: make_writer(split_destination(output, name), members[name]) for name in fractions
+            name: make_writer(_split_destination(writer_class, output, name), members[name])
+            for name in fractions
         }
-        writer: Writer = SplitWriter(writers, assignment)
-    else:
-        writer = make_writer(output, facts.weights if facts else None)
-    items: Iterable[ReadResult] = reader
-    if selection is not None:
-        items = selection.apply(items)
-    if sample is not None and facts is not None:
-        items = _only(items, facts.weights, f"not in the sample of {sample}")
-    if writer.coords == PIXEL:
-        items = fill_sizes(items, images)
-    report = run(items, writer, on_error=on_error, progress=progress, total=reader.count_hint())
+        return SplitWriter(writers, assignment)
+
+    writer = make_output()
+    report = None
+    batches = reader.batches() if selection is None and writer.takes_batches else None
+    if batches is not None:
+        if sample is not None and facts is not None:
+            batches = only_keys(batches, facts.weights, f"not in the sample of {sample}")
+        report = run_batches(batches, writer, on_error=on_error, progress=progress)
+        if report is None:  # the data needed the record path after all
+            writer = make_output()
+    if report is None:
+        items: Iterable[ReadResult] = reader
+        if selection is not None:
+            items = selection.apply(items)
+        if sample is not None and facts is not None:
+            items = _only(items, facts.weights, f"not in the sample of {sample}")
+        if writer.coords == PIXEL:
+            items = fill_sizes(items, images)
+        report = run(items, writer, on_error=on_error, progress=progress, total=reader.count_hint())
     if label_map_output is not None and resolved is not None:
         size = resolved.write(label_map_output)
         report.outputs.append(OutputFile(label_map_output, size, "label_map"))
     return report
+
+
+def _split_destination(writer_class: type[Writer], output: str, split: str) -> str:
+    return writer_class.split_destination(output, split) or split_destination(output, split)
 
 
 def _only(items: Iterable[ReadResult], keys: Container[str], reason: str) -> Iterator[ReadResult]:
@@ -370,6 +392,8 @@ class SplitWriter(Writer):
         self.coords = first.coords  # type: ignore[misc]
         self.writers = dict(writers)
         self.assignment = assignment
+        self.takes_batches = all(writer.takes_batches for writer in self.writers.values())
+        self._router: SplitRouter | None = None
 
     def write(self, record: ImageRecord) -> None:
         name = self.assignment.get(record.key)
@@ -378,6 +402,12 @@ class SplitWriter(Writer):
                 record.source, f"image {record.key!r} was not seen when splitting"
             )
         self.writers[name].write(record.model_copy(update={"split": name}))
+
+    def write_batch(self, batch: pa.RecordBatch) -> None:
+        if self._router is None:
+            self._router = SplitRouter(self.assignment, list(self.writers))
+        for name, part in self._router.parts(batch):
+            self.writers[name].write_batch(part)
 
     def close(self) -> list[OutputFile]:
         outputs = [output for writer in self.writers.values() for output in writer.close()]
@@ -412,6 +442,56 @@ def run(
         raise
     report.check_balance()
     return report
+
+
+def run_batches(
+    items: Iterable[BatchResult],
+    writer: Writer,
+    *,
+    on_error: ErrorPolicy = "fail",
+    progress: bool = False,
+) -> Report | None:
+    """`run()` for the columnar path: stream record batches (and BadItems, Dropped counts)
+    into a writer that takes batches. None, with the writer aborted, when the reader or the
+    writer finds that the data needs the record path (`BatchesUnavailable`)."""
+    report = Report()
+    handler = ErrorHandler(on_error, report)
+    bar = _batch_progress(progress)
+    try:
+        for item in items:
+            if isinstance(item, (BadItem, Dropped)):
+                _write_one(item, writer, report, handler)
+                continue
+            boxes = box_count(item)
+            report.images_read += item.num_rows
+            report.boxes_read += boxes
+            writer.write_batch(item)
+            report.images_written += item.num_rows
+            report.boxes_written += boxes
+            report.classes.update(class_counts_of(item))
+            if bar is not None:
+                bar.update(item.num_rows)
+        report.outputs = writer.close()
+        report.warnings.extend(writer.warnings)
+    except BatchesUnavailable:
+        writer.abort()
+        return None
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+    report.check_balance()
+    return report
+
+
+def _batch_progress(enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(unit="img", file=sys.stderr, disable=not sys.stderr.isatty())
 
 
 def _write_one(item: ReadResult, writer: Writer, report: Report, handler: ErrorHandler) -> None:

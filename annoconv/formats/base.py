@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
 from annoconv.errors import AnnotationError
 from annoconv.io.fs import AtomicFile, expand_source
@@ -13,6 +13,8 @@ from annoconv.report import OutputFile
 from annoconv.schema import CoordSpace, ImageRecord
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from annoconv.labelmap import LabelMap
 
 Source = str | Sequence[str]
@@ -42,6 +44,16 @@ class Dropped:
 
 
 ReadResult = ImageRecord | BadItem | Dropped
+#: What the columnar path streams: batches of images in the nested Arrow schema
+#: (`schema.arrow_schema()`, one row per image) between the same BadItems and Dropped counts.
+BatchResult: TypeAlias = "pa.RecordBatch | BadItem | Dropped"
+
+
+class BatchesUnavailable(Exception):
+    """The data needs the record path after all: raised by `Reader.batches()` or
+    `Writer.write_batch()`, possibly after batches went through (an Open Images file found
+    unsorted, a record lacking the pixel size a writer needs). `convert()` throws away what
+    was written and runs the record path from the start."""
 
 
 class Reader(ABC):
@@ -74,6 +86,14 @@ class Reader(ABC):
 
     def count_hint(self) -> int | None:
         """How many items iteration will yield, when cheap to know (for progress bars)."""
+        return None
+
+    def batches(self) -> Iterator[BatchResult] | None:
+        """The columnar fast path: what iteration yields, in the same order, with the records
+        as rows of Arrow record batches in the nested schema (`schema.arrow_schema()`, the
+        rows exactly what `columnar.records_to_batch` makes of the records) and the same
+        BadItems and Dropped counts at the same places; no Python object per box. None when
+        this reader, with its options, cannot."""
         return None
 
 
@@ -116,6 +136,12 @@ class Writer(ABC):
         self.warnings: list[str] = []
 
     @classmethod
+    def split_destination(cls, output: str, split: str) -> str | None:
+        """Where split `split` of `output` goes, for writers with a layout of their own
+        (Parquet's hive partitions); None for the usual `-SPLIT` before the extension."""
+        return None
+
+    @classmethod
     def weigher(cls, **options: Any) -> Callable[[ImageRecord], int] | None:
         """For `needs_keys` writers: a function giving each record's expected output size in
         bytes (to size shards), built from the writer's options; None counts images instead."""
@@ -123,6 +149,14 @@ class Writer(ABC):
 
     @abstractmethod
     def write(self, record: ImageRecord) -> None: ...
+
+    #: Whether `write_batch()` takes Arrow record batches (the columnar fast path).
+    takes_batches: bool = False
+
+    def write_batch(self, batch: pa.RecordBatch) -> None:
+        """Write a batch of records in the nested Arrow schema, with the same output as
+        writing them one by one with `write()` (writers with `takes_batches` only)."""
+        raise NotImplementedError(f"{type(self).__name__} does not take record batches")
 
     @abstractmethod
     def close(self) -> list[OutputFile]:
