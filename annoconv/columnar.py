@@ -216,30 +216,48 @@ def nest(flat: pa.Table) -> pa.RecordBatch:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    nested_schema = arrow_schema()
     flat = flat.combine_chunks()
     rows = flat.num_rows
     if not rows:
         return _empty_batch()
-    keys = flat.column("key").combine_chunks()
-    changes = pc.indices_nonzero(pc.not_equal(keys[1:], keys[:-1])).cast(pa.int64())
-    starts = pa.concat_arrays([pa.array([0], pa.int64()), pc.add(changes, 1)])
+    starts = run_starts(flat.column("key").combine_chunks())
     is_box = _any_valid(flat, ["class", *BOX_FIELDS])
     before = pc.cumulative_sum(pc.cast(is_box, pa.int32())).combine_chunks()
     ends = pa.concat_arrays([pc.subtract(starts[1:], 1), pa.array([rows - 1], pa.int64())])
     offsets = pa.concat_arrays([pa.array([0], pa.int32()), pc.take(before, ends)])
     boxes = flat.filter(is_box)
-    object_type = nested_schema.field(OBJECTS).type.value_type
-    fields = list(object_type)
-    arrays = [boxes.column(FLAT_RENAMES.get(f.name, f.name)).combine_chunks() for f in fields]
-    values = pa.StructArray.from_arrays(arrays, fields=fields)
-    objects = pa.ListArray.from_arrays(offsets, values, type=nested_schema.field(OBJECTS).type)
     images = flat.take(starts)
-    columns = [
-        objects if f.name == OBJECTS else images.column(f.name).combine_chunks()
-        for f in nested_schema
-    ]
-    return pa.RecordBatch.from_arrays(columns, schema=nested_schema)
+    return assemble(
+        {name: images.column(name).combine_chunks() for name in images.column_names},
+        {name: boxes.column(name).combine_chunks() for name in boxes.column_names},
+        offsets,
+    )
+
+
+def run_starts(keys: pa.Array) -> pa.Array:
+    """The index of the first row of each run of equal keys (int64)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    changes = pc.indices_nonzero(pc.not_equal(keys[1:], keys[:-1])).cast(pa.int64())
+    return pa.concat_arrays([pa.array([0], pa.int64()), pc.add(changes, 1)])
+
+
+def assemble(
+    images: Mapping[str, pa.Array], boxes: Mapping[str, pa.Array], offsets: pa.Array
+) -> pa.RecordBatch:
+    """A nested batch from its image columns, its boxes' columns (named as in the flat
+    schema) and the offsets of each image's boxes (one more than there are images)."""
+    import pyarrow as pa
+
+    schema = arrow_schema()
+    list_type = schema.field(OBJECTS).type
+    fields = list(list_type.value_type)
+    arrays = [boxes[FLAT_RENAMES.get(f.name, f.name)] for f in fields]
+    values = pa.StructArray.from_arrays(arrays, fields=fields)
+    objects = pa.ListArray.from_arrays(offsets.cast(pa.int32()), values, type=list_type)
+    columns = [objects if f.name == OBJECTS else images[f.name] for f in schema]
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
 def _empty_batch() -> pa.RecordBatch:

@@ -325,6 +325,11 @@ def flat_arrow_schema() -> pa.Schema:
     return pa.schema([by_name[name] for name in (*FLAT_LEADING, *rest)])
 
 
+def arrow_image_labels_type() -> pa.DataType:
+    """The type of the `image_labels` column."""
+    return arrow_schema().field("image_labels").type
+
+
 def image_arrow_type() -> pa.DataType:
     """The type of the `image` column: ``{bytes, path}``, as Hugging Face `datasets` stores
     its Image feature (the file's bytes as they are, and its name)."""
