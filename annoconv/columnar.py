@@ -345,3 +345,48 @@ class SplitRouter:
             if part.num_rows:
                 names = pa.array([name] * part.num_rows, pa.string())
                 yield name, with_column(part, "split", names)
+
+
+# --- text -------------------------------------------------------------------------------------
+
+# Arrow's text of a double that equals Python's repr (and so `schema.format_number`): plain
+# decimals of the shortest round-tripping digits. Exponents, "-0" and magnitudes that repr
+# prints in exponent form (below 1e-4, integral ones from 1e16) are formatted in Python.
+_PLAIN_DECIMAL = r"^-?(0|[1-9][0-9]*)(\.[0-9]+)?$"
+
+
+def format_numbers(values: pa.Array) -> pa.Array:
+    """`schema.format_number` of every value (nulls stay null), as one string array."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from annoconv.schema import format_number
+
+    values = values.cast(pa.float64())
+    texts = pc.cast(values, pa.string())
+    magnitude = pc.abs(values)
+    plain = pc.and_(
+        pc.match_substring_regex(texts, _PLAIN_DECIMAL),
+        pc.and_(pc.not_equal(texts, "-0"), pc.less(magnitude, 1e16)),
+    )
+    plain = pc.and_(plain, pc.or_(pc.greater_equal(magnitude, 1e-4), pc.equal(magnitude, 0)))
+    odd = pc.indices_nonzero(pc.invert(pc.fill_null(plain, True))).to_pylist()
+    if not odd:
+        return texts
+    fixed = texts.to_pylist()
+    for index in odd:
+        fixed[index] = format_number(values[index].as_py())
+    return pa.array(fixed, pa.string())
+
+
+def joined_lines(cells: Sequence[pa.Array], separator: str) -> bytes:
+    """The rows of `cells` (string arrays, no nulls) as lines, cells joined by `separator`,
+    each line ending in a newline, encoded as UTF-8."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    lines = pc.binary_join_element_wise(*cells, separator)
+    ended = pc.binary_join_element_wise(lines, "\n", "").cast(pa.large_string())
+    whole = pa.ListArray.from_arrays(pa.array([0, len(ended)], pa.int32()), ended)
+    text: str = pc.binary_join(whole, pa.scalar("", pa.large_string()))[0].as_py()
+    return text.encode("utf-8")

@@ -60,6 +60,7 @@ the image from it.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import csv
 import difflib
 import io
@@ -851,6 +852,16 @@ def _flags(texts: pa.Array | None, length: int) -> tuple[pa.Array, pa.Array | No
     """Flags as int8 (empty or a missing column: -1), and the cells that are no flag."""
     if texts is None:
         return pa.array([-1] * length, pa.int8()), None
+    with contextlib.suppress(pa.ArrowInvalid):
+        # The usual column, every cell 1, 0 or -1, in one cast; anything else takes the
+        # general path, which finds the failing cells.
+        values = pc.cast(texts, pa.int8())
+        bounds = pc.min_max(values).as_py()
+        # Casting also reads "+1" or "01", which are no flags.
+        spelled = pc.or_(pc.equal(pc.binary_length(texts), 1), pc.equal(texts, "-1"))
+        in_range = bounds["min"] is None or (bounds["min"] >= -1 and bounds["max"] <= 1)
+        if values.null_count == 0 and in_range and pc.all(spelled).as_py():
+            return values, pa.nulls(length, pa.bool_())
     failing = pc.invert(pc.is_in(texts, value_set=_FLAG_TEXTS))
     usable = pc.if_else(pc.or_(failing, pc.equal(texts, "")), "-1", texts)
     return pc.cast(usable, pa.int8()), failing
@@ -1159,7 +1170,7 @@ def _stream_file(uri: str, options: _Options) -> Iterator[BatchResult]:
             ids.add(batch.column(IMAGE_ID))
             if not ids.sorted:
                 raise BatchesUnavailable(f"{uri} is not sorted by ImageID")
-            checked = _checked(batch, lambda index, at=start: at + index, known, _RECORDS_SCHEMA)
+            checked = _checked(batch, _numbered_from(start), known, _RECORDS_SCHEMA)
             rows = pa.Table.from_batches([checked])
             if held is not None:
                 rows = pa.concat_tables([held, rows])
@@ -1172,6 +1183,10 @@ def _stream_file(uri: str, options: _Options) -> Iterator[BatchResult]:
         raise BatchesUnavailable(str(error)) from None
     if held is not None and held.num_rows:
         yield from _image_batches(uri, held.combine_chunks(), options)
+
+
+def _numbered_from(start: int) -> Callable[[int], int]:
+    return lambda index: start + index
 
 
 def _image_batches(uri: str, rows: pa.Table, options: _Options) -> Iterator[BatchResult]:
