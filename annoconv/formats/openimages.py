@@ -63,6 +63,7 @@ import bisect
 import contextlib
 import csv
 import difflib
+import functools
 import io
 import os
 import re
@@ -265,7 +266,7 @@ class _Options:
     memory_budget: int
     tmp_dir: str | None
 
-    @property
+    @functools.cached_property
     def known_mids(self) -> pa.Array | None:
         return None if self.names is None else pa.array(list(self.names), pa.string())
 
@@ -672,18 +673,25 @@ def _check_unique(uri: str, header: list[str]) -> None:
 
 
 def _read_csv(
-    uri: str, columns: Sequence[str], options: _Options, *, quoted_newlines: bool = False
+    uri: str,
+    columns: Sequence[str],
+    options: _Options,
+    *,
+    quoted_newlines: bool = False,
+    threads: bool = False,
 ) -> Iterator[pa.RecordBatch]:
     """The given columns, as strings, in batches from pyarrow's streaming reader.
 
     Single-threaded parsing is as fast here (one block at a time) and lets pyarrow number the
-    row of a parse error.
+    row of a parse error. With `threads`, pyarrow parses ahead in its own threads while the
+    caller works on the batch before (the columnar path, which leaves parse errors to the
+    record path).
     """
     with open_input(uri) as handle:
         try:
             reader = pacsv.open_csv(
                 handle,
-                read_options=pacsv.ReadOptions(block_size=options.block_size, use_threads=False),
+                read_options=pacsv.ReadOptions(block_size=options.block_size, use_threads=threads),
                 parse_options=pacsv.ParseOptions(newlines_in_values=quoted_newlines),
                 convert_options=pacsv.ConvertOptions(
                     column_types=dict.fromkeys(columns, pa.string()),
@@ -709,11 +717,11 @@ def _malformed(uri: str, exc: Exception) -> AnnotationError:
 
 
 def _batches(
-    uri: str, columns: Sequence[str], options: _Options
+    uri: str, columns: Sequence[str], options: _Options, *, threads: bool = False
 ) -> Iterator[tuple[int, pa.RecordBatch]]:
     """(number of its first row, batch of at most `batch_rows` rows), in file order."""
     start = 1
-    for batch in _read_csv(uri, columns, options):
+    for batch in _read_csv(uri, columns, options, threads=threads):
         for offset in range(0, batch.num_rows, options.batch_rows):
             piece = batch.slice(offset, options.batch_rows)
             yield start, piece
@@ -1166,7 +1174,7 @@ def _stream_file(uri: str, options: _Options) -> Iterator[BatchResult]:
     ids = _DistinctIds()
     held: pa.Table | None = None
     try:
-        for start, batch in _batches(uri, columns, options):
+        for start, batch in _batches(uri, columns, options, threads=True):
             ids.add(batch.column(IMAGE_ID))
             if not ids.sorted:
                 raise BatchesUnavailable(f"{uri} is not sorted by ImageID")

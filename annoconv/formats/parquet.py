@@ -40,6 +40,7 @@ import posixpath
 import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -132,6 +133,8 @@ class ParquetWriter(Writer):
         self._spaces: set[str] = set()
         self._file: AtomicFile | None = None
         self._parquet: pq.ParquetWriter | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._in_flight: Future[None] | None = None
 
     @classmethod
     def split_destination(cls, output: str, split: str) -> str:
@@ -153,6 +156,7 @@ class ParquetWriter(Writer):
     def close(self) -> list[OutputFile]:
         self._flush_records()
         self._write_groups(final=True)
+        self._stop()
         writer = self._writer()
         writer.add_key_value_metadata(self._metadata())
         writer.close()
@@ -161,6 +165,8 @@ class ParquetWriter(Writer):
         return [OutputFile(self.destination, size, "parquet")]
 
     def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self._stop()
         if self._parquet is not None:
             # The partial file is thrown away, whatever closing it says.
             with contextlib.suppress(Exception):
@@ -213,11 +219,35 @@ class ParquetWriter(Writer):
         start = 0
         while table.num_rows - start >= self.row_group_size or (final and start < table.num_rows):
             group = table.slice(start, self.row_group_size).combine_chunks()
-            self._writer().write_table(group, row_group_size=self.row_group_size)
+            self._write_group(group)
             start += group.num_rows
         rest = table.slice(start)
         self._pending = rest.to_batches()
         self._pending_rows = rest.num_rows
+
+    def _write_group(self, group: pa.Table) -> None:
+        """Encodes and writes a row group in a thread of its own (pyarrow lets go of the GIL)
+        while the caller prepares the next; at most one is in flight."""
+        writer = self._writer()
+        self._wait()
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="annoconv-parquet")
+        self._in_flight = self._pool.submit(
+            writer.write_table, group, row_group_size=self.row_group_size
+        )
+
+    def _wait(self) -> None:
+        if self._in_flight is not None:
+            in_flight, self._in_flight = self._in_flight, None
+            in_flight.result()
+
+    def _stop(self) -> None:
+        try:
+            self._wait()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown()
+                self._pool = None
 
     def _writer(self) -> pq.ParquetWriter:
         if self._parquet is None:
