@@ -263,7 +263,7 @@ def convert(
     resolved = settle_label_map(
         facts.counts if facts else Counter(),
         label_map,
-        needed=needs_map,
+        needed=needs_map or (facts is not None and writer_class.label_map_from_survey),
         extend=extend_label_map,
         order=label_map_order,
         class_ids=reader.class_ids() if label_map_names == "ids" else None,
@@ -482,6 +482,10 @@ def run_batches(
     finally:
         if bar is not None:
             bar.close()
+        # A reader's generator left half way (the writer gave up) closes its files now.
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()
     report.check_balance()
     return report
 

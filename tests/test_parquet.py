@@ -127,6 +127,8 @@ def test_flat_layout_for_pandas_and_duckdb(voc: Path, tmp_path: Path) -> None:
     ).fetchall()
     assert counts == [('a "b"', 1), ("cat", 1), ("dog", 1)]
     assert metadata(out)["annoconv.layout"] == "flat"
+    kv = duckdb.sql(f"SELECT decode(key), decode(value) FROM parquet_kv_metadata('{out}')")
+    assert dict(kv.fetchall())["annoconv.coords"] == "pixel"
     assert boxes_of(list(read(str(out)))) == boxes_of(list(read(str(voc))))
 
 
@@ -138,6 +140,10 @@ def test_split_as_hive_partitions(voc: Path, tmp_path: Path) -> None:
         "split=train/part-00000.parquet",
     ]
     assert "split" not in pq.read_schema(out / "split=train" / "part-00000.parquet").names
+    maps = {metadata(part)["annoconv.label_map"] for part in out.glob("split=*/*.parquet")}
+    assert [parse_with_protobuf(text) for text in maps] == [  # one map, all the classes
+        [('a "b"', 1, None), ("cat", 2, None), ("dog", 3, None)]
+    ]
     by_duckdb = dict(
         duckdb.sql(
             f"SELECT key, split FROM read_parquet('{out}/**/*.parquet', hive_partitioning=true)"

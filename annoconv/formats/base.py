@@ -125,6 +125,9 @@ class Writer(ABC):
     needs_label_map: ClassVar[bool] = False
     #: Whether the writer needs every image key (and weight) up front, e.g. to deal shards.
     needs_keys: ClassVar[bool] = False
+    #: Whether the writer takes the label map built from the data whenever a first pass runs
+    #: anyway (a split, a sample), so that every split's output carries the same map.
+    label_map_from_survey: ClassVar[bool] = False
 
     def __init__(
         self, destination: str, *, label_map: LabelMap | None = None, images: str | None = None

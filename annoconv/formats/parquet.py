@@ -15,7 +15,8 @@ Coordinates are written as the records hold them (the `coords` column says in wh
 so every number comes back bit for bit. The file's key-value metadata holds
 ``annoconv.version``, ``annoconv.layout`` (``nested``/``flat``), ``annoconv.coords``
 (``pixel``, ``normalized``, ``mixed`` or ``none``) and ``annoconv.label_map``: the run's label
-map as pbtxt text, or, without one, a map of the classes written (sorted, ids from 1).
+map as pbtxt text (given, or built from the first pass that a split or a sample makes, so
+every split carries the same map), else a map of the classes written (sorted, ids from 1).
 
 Row groups hold at most `row_group_size` rows (images, or boxes when flat), so readers can
 stream them; the file is written as it goes into a hidden temporary file published on
@@ -96,6 +97,8 @@ def _meta_key(name: str) -> bytes:
 
 class ParquetWriter(Writer):
     """Writes records (or record batches) as a Parquet file, nested or flat; see the module."""
+
+    label_map_from_survey = True
 
     def __init__(
         self,
@@ -358,12 +361,16 @@ class _FileReader:
         except AnnotationError as error:
             yield self.uri, BadItem(error, images=0), None
             return
-        if layout == NESTED:
-            for _group, first, batch in self._raw(parquet):
-                nested = self._conform(batch, arrow_schema(), coords)
-                yield self.uri, nested, self._where(range(first, first + nested.num_rows))
-        else:
-            yield from self._flat(parquet, coords)
+        try:
+            if layout == NESTED:
+                for _group, first, batch in self._raw(parquet):
+                    nested = self._conform(batch, arrow_schema(), coords)
+                    yield self.uri, nested, self._where(range(first, first + nested.num_rows))
+            else:
+                yield from self._flat(parquet, coords)
+        except AnnotationError as error:
+            # A row group or column that cannot be read: the rest of the file is unknown.
+            yield self.uri, BadItem(error, images=0), None
 
     def _open(self) -> pq.ParquetFile:
         try:
