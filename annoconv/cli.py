@@ -213,6 +213,22 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _parquet_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("Parquet output")
+    group.add_argument(
+        "--flat",
+        action="store_true",
+        default=None,
+        help="one row per box (the CSV's columns) instead of one row per image",
+    )
+    group.add_argument(
+        "--embed-images",
+        action="store_true",
+        default=None,
+        help="add an image column {bytes, path} with each image file's bytes",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="annoconv",
@@ -237,6 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     _tfrecord_options(convert)
     _frcnn_options(convert)
     _engine_options(convert)
+    _parquet_options(convert)
     _common(convert)
     convert.set_defaults(handler=_run_convert)
 
@@ -360,6 +377,8 @@ _WRITE_OPTIONS = (
     "size_policy",
     "jpeg_quality",
     "path_prefix",
+    "flat",
+    "embed_images",
 )
 _READ_OPTIONS = ("class_descriptions", "images_csv", "image_labels")
 

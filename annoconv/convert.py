@@ -8,12 +8,15 @@ from collections import Counter, deque
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
+from annoconv.columnar import SplitRouter, box_count, class_counts_of, only_keys
 from annoconv.engines import EngineName, check_engine, run_job
 from annoconv.errors import AnnoconvError, AnnotationError, FormatError, SkipRecord
 from annoconv.formats import (
     BadItem,
+    BatchesUnavailable,
+    BatchResult,
     Dropped,
     Reader,
     ReadResult,
@@ -36,6 +39,9 @@ from annoconv.labelmap import LabelMap, LabelMapItem, LabelOrder
 from annoconv.ops import assign_splits, parse_split, sample_keys
 from annoconv.report import ErrorHandler, ErrorPolicy, OutputFile, Report
 from annoconv.schema import PIXEL, ImageRecord
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 
 def open_reader(
@@ -343,7 +349,7 @@ def _convert(
     resolved = settle_label_map(
         facts.counts if facts else Counter(),
         label_map,
-        needed=needs_map,
+        needed=needs_map or (facts is not None and writer_class.label_map_from_survey),
         extend=extend_label_map,
         order=label_map_order,
         class_ids=reader.class_ids() if label_map_names == "ids" else None,
@@ -415,7 +421,10 @@ class Job:
         """Each output by split name ("" when not splitting), in the order they are written."""
         if not self.split_names:
             return {"": self.output}
-        return {name: split_destination(self.output, name) for name in self.split_names}
+        return {
+            name: _split_destination(self.writer_class, self.output, name)
+            for name in self.split_names
+        }
 
     def keys(self, split: str) -> dict[str, int] | None:
         """The keys (with weights) written to the output of `split`."""
@@ -470,21 +479,35 @@ class Job:
     def run(
         self,
         reader: Reader,
-        writer: Writer,
+        make_writer: Callable[[], Writer],
         keep: Callable[[ReadResult], bool] | None = None,
         *,
         progress: bool | None = None,
     ) -> Report:
+        """Stream the reader (only the items `keep` accepts) into a writer from `make_writer`:
+        as Arrow batches when reader and writer can (a second writer then takes the record
+        path if the data needs it after all), else record by record."""
+        progress = self.progress if progress is None else progress
+        writer = make_writer()
+        usable = keep is None and self.selection is None and writer.takes_batches
+        batches = reader.batches() if usable else None
+        if batches is not None:
+            if self.sample is not None and self.weights is not None:
+                batches = only_keys(batches, self.weights, f"not in the sample of {self.sample}")
+            report = run_batches(batches, writer, on_error=self.on_error, progress=progress)
+            if report is not None:
+                return report
+            writer = make_writer()  # the data needed the record path after all
         items, writer = feed_images(
             self.items(reader, keep), writer, self.archive or self.images, self.source
         )
         return run(
-            items,
-            writer,
-            on_error=self.on_error,
-            progress=self.progress if progress is None else progress,
-            total=reader.count_hint(),
+            items, writer, on_error=self.on_error, progress=progress, total=reader.count_hint()
         )
+
+
+def _split_destination(writer_class: type[Writer], output: str, split: str) -> str:
+    return writer_class.split_destination(output, split) or split_destination(output, split)
 
 
 def _only(items: Iterable[ReadResult], keys: Container[str], reason: str) -> Iterator[ReadResult]:
@@ -564,6 +587,8 @@ class SplitWriter(Writer):
         self.coords = first.coords  # type: ignore[misc]
         self.writers = dict(writers)
         self.assignment = assignment
+        self.takes_batches = all(writer.takes_batches for writer in self.writers.values())
+        self._router: SplitRouter | None = None
 
     @property
     def embeds_images(self) -> bool:
@@ -580,6 +605,12 @@ class SplitWriter(Writer):
             self.writers[name].write(marked)
         else:
             self.writers[name].write(marked, image_data=image_data)  # type: ignore[call-arg]
+
+    def write_batch(self, batch: pa.RecordBatch) -> None:
+        if self._router is None:
+            self._router = SplitRouter(self.assignment, list(self.writers))
+        for name, part in self._router.parts(batch):
+            self.writers[name].write_batch(part)
 
     def close(self) -> list[OutputFile]:
         outputs = [output for writer in self.writers.values() for output in writer.close()]
@@ -614,6 +645,60 @@ def run(
         raise
     report.check_balance()
     return report
+
+
+def run_batches(
+    items: Iterable[BatchResult],
+    writer: Writer,
+    *,
+    on_error: ErrorPolicy = "fail",
+    progress: bool = False,
+) -> Report | None:
+    """`run()` for the columnar path: stream record batches (and BadItems, Dropped counts)
+    into a writer that takes batches. None, with the writer aborted, when the reader or the
+    writer finds that the data needs the record path (`BatchesUnavailable`)."""
+    report = Report()
+    handler = ErrorHandler(on_error, report)
+    bar = _batch_progress(progress)
+    try:
+        for item in items:
+            if isinstance(item, (BadItem, Dropped)):
+                _write_one(item, writer, report, handler)
+                continue
+            boxes = box_count(item)
+            report.images_read += item.num_rows
+            report.boxes_read += boxes
+            writer.write_batch(item)
+            report.images_written += item.num_rows
+            report.boxes_written += boxes
+            report.classes.update(class_counts_of(item))
+            if bar is not None:
+                bar.update(item.num_rows)
+        report.outputs = writer.close()
+        report.warnings.extend(writer.warnings)
+    except BatchesUnavailable:
+        writer.abort()
+        return None
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+        # A reader's generator left half way (the writer gave up) closes its files now.
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()
+    report.check_balance()
+    return report
+
+
+def _batch_progress(enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(unit="img", file=sys.stderr, disable=not sys.stderr.isatty())
 
 
 def _write_one(item: ReadResult, writer: Writer, report: Report, handler: ErrorHandler) -> None:

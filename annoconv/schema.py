@@ -293,3 +293,46 @@ def _arrow_type(annotation: Any) -> pa.DataType:
     if annotation in simple:
         return simple[annotation]
     raise TypeError(f"no Arrow type for {annotation!r}")
+
+
+#: Columns of the flat (one row per box) table that differ from the object field's name: the
+#: label is the CSV's `class`, and a box's `source` must not clash with the image's.
+FLAT_RENAMES = {"label": "class", "source": "box_source"}
+#: The flat table's leading columns: the shape of the CSV every tutorial uses.
+FLAT_LEADING = ("filename", "width", "height", "class", "xmin", "ymin", "xmax", "ymax")
+#: The optional column of embedded image bytes, in the layout dataset libraries load as images.
+IMAGE_COLUMN = "image"
+
+
+@cache
+def flat_arrow_schema() -> pa.Schema:
+    """The Arrow schema of a table with one row per box, derived from `arrow_schema()`.
+
+    The CSV's columns come first (`class` is the label), then the other object fields (null,
+    like the box, on the one row of an image without objects), then the image fields, which
+    every row of an image repeats.
+    """
+    import pyarrow as pa
+
+    nested = arrow_schema()
+    box_fields = [
+        pa.field(FLAT_RENAMES.get(f.name, f.name), f.type, nullable=True)
+        for f in nested.field("objects").type.value_type
+    ]
+    image_fields = [f for f in nested if f.name != "objects"]
+    by_name = {f.name: f for f in (*box_fields, *image_fields)}
+    rest = [f.name for f in (*box_fields, *image_fields) if f.name not in FLAT_LEADING]
+    return pa.schema([by_name[name] for name in (*FLAT_LEADING, *rest)])
+
+
+def arrow_image_labels_type() -> pa.DataType:
+    """The type of the `image_labels` column."""
+    return arrow_schema().field("image_labels").type
+
+
+def image_arrow_type() -> pa.DataType:
+    """The type of the `image` column: ``{bytes, path}``, as Hugging Face `datasets` stores
+    its Image feature (the file's bytes as they are, and its name)."""
+    import pyarrow as pa
+
+    return pa.struct([pa.field("bytes", pa.binary()), pa.field("path", pa.string())])

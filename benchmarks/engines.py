@@ -58,7 +58,7 @@ def convert_on(
         return {}
     from distributed import Client, LocalCluster
 
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=None)
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, dashboard_address=":0")
     with cluster, Client(cluster) as client:
         start = time.perf_counter()
         convert(str(data), str(out), to_format=to, engine="dask", scheduler=client, **options)

@@ -39,7 +39,7 @@ def cluster(s3_endpoint: str) -> Iterator[object]:
     with (
         dask.config.set({"distributed.scheduler.allowed-failures": 1}),
         distributed.LocalCluster(
-            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
         ) as local_cluster,
         distributed.Client(local_cluster) as client,
     ):
@@ -387,3 +387,45 @@ def test_dask_reads_and_writes_s3_like_the_local_engine(
         o.path.replace("/local/", "/dask/") for o in local.outputs
     ]
     assert dask.images_written == local.images_written == 40
+
+
+def _parquet_rows(paths: list[Any]) -> list[dict[str, Any]]:
+    import pyarrow.parquet as pq
+
+    return [row for path in paths for row in pq.read_table(path).to_pylist()]
+
+
+def test_open_images_to_parquet_on_dask_matches_local_on_disk_and_s3(
+    open_images: tuple[Path, Path, Path],
+    cluster: object,
+    tmp_path: Path,
+    s3: Any,
+    s3_bucket: str,
+    s3_storage_options: dict[str, Any],
+) -> None:
+    bbox, descriptions, _images = open_images
+    options: dict[str, Any] = {"read_options": {"class_descriptions": str(descriptions)}}
+    split = {"split": SPLIT, "seed": 3}
+    local = _convert_to(tmp_path / "local", bbox, "oi.parquet", **options, **split)
+    dask = _convert_to(
+        tmp_path / "dask", bbox, "oi.parquet", engine="dask", scheduler=cluster, **options, **split
+    )
+    assert _files(tmp_path / "dask") == _files(tmp_path / "local")
+    parts = sorted(str(p) for p in (tmp_path / "dask").rglob("*.parquet") if p.is_file())
+    assert [p.rsplit("/", 2)[1] for p in parts] == ["split=test", "split=train"]
+    rows = _parquet_rows(parts)
+    assert len(rows) == dask.images_written == local.images_written == 24
+    assert [o.path for o in dask.outputs] == [
+        o.path.replace("/local/", "/dask/") for o in local.outputs
+    ]
+
+    remote = {**options, "storage_options": s3_storage_options}
+    convert(str(bbox), f"s3://{s3_bucket}/local/oi.parquet", **remote)
+    convert(
+        str(bbox), f"s3://{s3_bucket}/dask/oi.parquet", engine="dask", scheduler=cluster, **remote
+    )
+    s3.invalidate_cache()
+    assert s3.find(f"{s3_bucket}/dask") == [f"{s3_bucket}/dask/oi.parquet"]
+    assert s3.cat(f"{s3_bucket}/dask/oi.parquet") == s3.cat(f"{s3_bucket}/local/oi.parquet")
+    with s3.open(f"{s3_bucket}/dask/oi.parquet") as handle:
+        assert sorted(r["key"] for r in _parquet_rows([handle])) == sorted(r["key"] for r in rows)

@@ -50,7 +50,7 @@ def run_job(
     """Run `job` (whose source `reader` reads) on `engine`; returns the whole run's report."""
     check_engine(engine, workers, scheduler)
     if engine == "local":
-        return job.run(reader, job.writer())
+        return job.run(reader, job.writer)
     from annoconv.engines.partitioned import run_partitioned
 
     if engine == "processes":

@@ -35,6 +35,7 @@ from annoconv.io.fs import (
     join,
     move,
     open_input,
+    relative_posix,
     remove_tree,
     using_storage_options,
 )
@@ -83,9 +84,13 @@ def run_task(job: Job, task: Task) -> Report:
         with using_storage_options(job.storage_options):
             reader = task.reader if task.reader is not None else job.open_reader()
             extra = {split: {"partition": part} for split, part in task.partitions.items()}
-            writer = job.writer(lambda name: staged(task.staging, name, task.part), extra)
             keep = _share(job, task) if task.reader is None and task.partitions else None
-            return job.run(reader, writer, keep, progress=False)
+            return job.run(
+                reader,
+                lambda: job.writer(lambda name: staged(task.staging, name, task.part), extra),
+                keep,
+                progress=False,
+            )
     except AnnoconvError as error:
         failure = _detached(error)
     raise failure
@@ -103,9 +108,14 @@ def _detached(error: AnnoconvError) -> AnnoconvError:
 
 
 def staged(staging: str, destination: str, part: int | None = None) -> str:
-    """Where a task writes `destination` (or its part number `part`) inside `staging`."""
-    name = _basename(destination)
+    """Where a task writes `destination` (or its part number `part`) inside `staging`, which
+    lies in the folder of the run's output: the same path relative to that folder."""
+    name = relative_posix(destination, _parent(staging))
     return join(staging, name if part is None else f"{name}.part-{part:05d}")
+
+
+def _parent(uri: str) -> str:
+    return dirname(uri) or "."
 
 
 def _basename(uri: str) -> str:
@@ -162,13 +172,10 @@ def plan_tasks(job: Job, reader: Reader, parallelism: int, staging: str) -> list
     files = reader.image_files()
     if all(plan is not None for plan in plans.values()):
         return _shard_tasks(job, reader, files, plans, staging)  # type: ignore[arg-type]
-    if not issubclass(job.writer_class, SingleFileWriter):
-        raise AnnoconvError(
-            f"the {job.writer_class.__name__} writes neither shards nor one file, which the "
-            "processes and dask engines need; use engine 'local'"
-        )
-    if files is None:
-        return [Task(0, staging, None, part=0)]
+    if files is None or not issubclass(job.writer_class, SingleFileWriter):
+        # A whole-source reader into a single file, or a writer of neither shards nor one
+        # joinable file (Parquet, a VOC folder): one task does the run.
+        return [Task(0, staging, None)]
     uris = [uri for _key, uri in files]
     count = max(1, min(len(uris), parallelism * PARTS_PER_WORKER))
     return [
@@ -235,17 +242,21 @@ def _file_task(
 def _publish(job: Job, tasks: Sequence[Task], reports: Sequence[Report]) -> list[OutputFile]:
     """Move every task's outputs to their final names, in the local engine's order."""
     written = [output for report in reports for output in report.outputs]
-    if tasks and tasks[0].part is not None:
-        destinations = job.destinations().values()
+    destinations = list(job.destinations().values())
+    if tasks[0].part is not None:
         return [_join_parts(job, tasks, destination, written) for destination in destinations]
+    staging = tasks[0].staging
+    prefixes = [staged(staging, destination) for destination in destinations]
+
+    def order(out: OutputFile) -> tuple[int, str]:
+        found = (i for i, prefix in enumerate(prefixes) if out.path.startswith(prefix))
+        return next(found, len(prefixes)), out.path
+
     outputs = []
-    for destination in job.destinations().values():
-        prefix = staged(tasks[0].staging, destination)
-        mine = sorted((out for out in written if out.path.startswith(prefix)), key=lambda o: o.path)
-        for out in mine:
-            final = destination + out.path[len(prefix) :]
-            move(out.path, final)
-            outputs.append(OutputFile(final, out.size, out.kind))
+    for out in sorted(written, key=order):
+        final = join(_parent(staging), relative_posix(out.path, staging))
+        move(out.path, final)
+        outputs.append(OutputFile(final, out.size, out.kind))
     return outputs
 
 

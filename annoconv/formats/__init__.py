@@ -16,10 +16,22 @@ from dataclasses import dataclass
 from importlib.metadata import entry_points
 
 from annoconv.errors import FormatError, MissingDependencyError
-from annoconv.formats.base import BadItem, Dropped, Format, Reader, ReadResult, Source, Writer
+from annoconv.formats.base import (
+    BadItem,
+    BatchesUnavailable,
+    BatchResult,
+    Dropped,
+    Format,
+    Reader,
+    ReadResult,
+    Source,
+    Writer,
+)
 
 __all__ = [
     "BadItem",
+    "BatchResult",
+    "BatchesUnavailable",
     "Dropped",
     "Format",
     "FormatEntry",
@@ -214,6 +226,13 @@ def _register_builtins() -> None:
             "annoconv.formats.tfrecord:FORMAT",
             "TFRecord shards of TF Object Detection API tf.train.Examples (no TensorFlow needed)",
             (".tfrecord", ".record", ".tfrecords"),
+        ),
+        FormatEntry(
+            "parquet",
+            "annoconv.formats.parquet:FORMAT",
+            "Parquet: one row per image (objects as a list of structs) or per box (--flat)",
+            (".parquet",),
+            reads_folders=True,
         ),
         FormatEntry(
             "pbtxt",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
 
 from annoconv.errors import AnnotationError
 from annoconv.io.fs import AtomicFile, expand_source
@@ -13,6 +13,8 @@ from annoconv.report import OutputFile
 from annoconv.schema import CoordSpace, ImageRecord
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from annoconv.labelmap import LabelMap
 
 Source = str | Sequence[str]
@@ -42,6 +44,16 @@ class Dropped:
 
 
 ReadResult = ImageRecord | BadItem | Dropped
+#: What the columnar path streams: batches of images in the nested Arrow schema
+#: (`schema.arrow_schema()`, one row per image) between the same BadItems and Dropped counts.
+BatchResult: TypeAlias = "pa.RecordBatch | BadItem | Dropped"
+
+
+class BatchesUnavailable(Exception):
+    """The data needs the record path after all: raised by `Reader.batches()` or
+    `Writer.write_batch()`, possibly after batches went through (an Open Images file found
+    unsorted, a record lacking the pixel size a writer needs). `convert()` throws away what
+    was written and runs the record path from the start."""
 
 
 @dataclass(frozen=True)
@@ -97,6 +109,14 @@ class Reader(ABC):
         records as the whole reader does. Only for readers with `image_files()`."""
         raise NotImplementedError(f"{type(self).__name__} cannot read a subset of its files")
 
+    def batches(self) -> Iterator[BatchResult] | None:
+        """The columnar fast path: what iteration yields, in the same order, with the records
+        as rows of Arrow record batches in the nested schema (`schema.arrow_schema()`, the
+        rows exactly what `columnar.records_to_batch` makes of the records) and the same
+        BadItems and Dropped counts at the same places; no Python object per box. None when
+        this reader, with its options, cannot."""
+        return None
+
 
 class PerFileReader(Reader):
     """A reader whose files each stand alone: `read_file` reads one, in the sorted order
@@ -126,6 +146,9 @@ class Writer(ABC):
     needs_label_map: ClassVar[bool] = False
     #: Whether the writer needs every image key (and weight) up front, e.g. to deal shards.
     needs_keys: ClassVar[bool] = False
+    #: Whether the writer takes the label map built from the data whenever a first pass runs
+    #: anyway (a split, a sample), so that every split's output carries the same map.
+    label_map_from_survey: ClassVar[bool] = False
 
     def __init__(
         self, destination: str, *, label_map: LabelMap | None = None, images: str | None = None
@@ -135,6 +158,12 @@ class Writer(ABC):
         self.images = images
         #: What the writer adjusted along the way (e.g. boxes rescaled), for the run report.
         self.warnings: list[str] = []
+
+    @classmethod
+    def split_destination(cls, output: str, split: str) -> str | None:
+        """Where split `split` of `output` goes, for writers with a layout of their own
+        (Parquet's hive partitions); None for the usual `-SPLIT` before the extension."""
+        return None
 
     @classmethod
     def weigher(cls, **options: Any) -> Callable[[ImageRecord], int] | None:
@@ -154,6 +183,14 @@ class Writer(ABC):
 
     @abstractmethod
     def write(self, record: ImageRecord) -> None: ...
+
+    #: Whether `write_batch()` takes Arrow record batches (the columnar fast path).
+    takes_batches: bool = False
+
+    def write_batch(self, batch: pa.RecordBatch) -> None:
+        """Write a batch of records in the nested Arrow schema, with the same output as
+        writing them one by one with `write()` (writers with `takes_batches` only)."""
+        raise NotImplementedError(f"{type(self).__name__} does not take record batches")
 
     @abstractmethod
     def close(self) -> list[OutputFile]:

@@ -37,6 +37,7 @@ from typing import IO, TYPE_CHECKING, Any
 from annoconv.errors import AnnotationError
 from annoconv.formats.base import (
     BadItem,
+    BatchesUnavailable,
     Format,
     PerFileReader,
     ReadResult,
@@ -59,6 +60,8 @@ from annoconv.schema import (
 )
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from annoconv.labelmap import LabelMap
 
 __all__ = [
@@ -114,6 +117,21 @@ class CsvWriter(SingleFileWriter):
     def header(self) -> bytes:
         return _line([*BASE_COLUMNS, *self.columns]).encode("utf-8")
 
+    takes_batches = True
+
+    def write_batch(self, batch: pa.RecordBatch) -> None:
+        """The batch's images as `write()` writes them. Records without a pixel size, which
+        the record path reads from the images' headers first, need the record path."""
+        from annoconv.columnar import flatten, joined_lines
+
+        rows = flatten(batch)
+        if not rows.num_rows:
+            return
+        if rows.column("width").null_count or rows.column("height").null_count:
+            raise BatchesUnavailable("records without a pixel size")
+        cells = _batch_cells(_in_pixels(rows), self.columns)
+        self.output().write(joined_lines(cells, ","))
+
     def _row(
         self, record: ImageRecord, obj: ObjectAnnotation | None, width: int, height: int
     ) -> list[str]:
@@ -128,6 +146,69 @@ class CsvWriter(SingleFileWriter):
             else:
                 row.append("" if obj is None else _object_cell(obj, name, width, height))
         return row
+
+
+def _in_pixels(rows: pa.RecordBatch) -> dict[str, pa.Array]:
+    """The flat rows' columns, with the coordinates of normalized rows in pixels."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    columns = dict(zip(rows.schema.names, rows.columns, strict=True))
+    normalized = pc.equal(columns["coords"], NORMALIZED)
+    if not pc.any(normalized).as_py():
+        return columns
+    extents = {
+        axis: pc.cast(columns[size], pa.float64())
+        for axis, size in (("x", "width"), ("y", "height"))
+    }
+    for name in BOX_FIELDS:
+        scaled = pc.multiply(columns[name], extents[name[0]])
+        columns[name] = pc.if_else(normalized, scaled, columns[name])
+    return columns
+
+
+def _batch_cells(columns: dict[str, pa.Array], extra: Sequence[str]) -> list[pa.Array]:
+    """The CSV cells of flat rows in pixels, column by column, as `CsvWriter._row` writes
+    them one by one."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from annoconv.columnar import format_numbers
+
+    def text(name: str) -> pa.Array:
+        return pc.fill_null(_quoted(columns[name]), "")
+
+    def integer(name: str) -> pa.Array:
+        return pc.fill_null(pc.cast(columns[name], pa.string()), "")
+
+    def number(values: pa.Array) -> pa.Array:
+        return pc.fill_null(format_numbers(values), "")
+
+    cells = [text("filename"), integer("width"), integer("height"), text("class")]
+    cells += [number(columns[name]) for name in BOX_FIELDS]
+    for name in extra:
+        if name in FLAG_FIELDS or name == "depth":
+            cells.append(integer(name))
+        elif name in ("pose", "split", "key", "path"):
+            cells.append(text(name))
+        elif name == "confidence":
+            cells.append(number(columns[name]))
+        elif name == "verified":
+            flags = pc.if_else(columns[name], "1", "0")
+            cells.append(pc.fill_null(flags, ""))
+        else:
+            coordinate = name.removesuffix("_norm")
+            extent = columns["width" if coordinate.startswith("x") else "height"]
+            cells.append(number(pc.divide(columns[coordinate], pc.cast(extent, pa.float64()))))
+    return cells
+
+
+def _quoted(texts: pa.Array) -> pa.Array:
+    import pyarrow.compute as pc
+
+    needs = pc.match_substring_regex(texts, _NEEDS_QUOTES.pattern)
+    escaped = pc.binary_join_element_wise('"', pc.replace_substring(texts, '"', '""'), '"', "")
+    return pc.if_else(needs, escaped, texts)
 
 
 def _check_columns(columns: Sequence[str]) -> tuple[str, ...]:

@@ -60,8 +60,10 @@ the image from it.
 from __future__ import annotations
 
 import bisect
+import contextlib
 import csv
 import difflib
+import functools
 import io
 import os
 import re
@@ -75,14 +77,25 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
+from annoconv.columnar import assemble, run_starts
 from annoconv.errors import AnnoconvError, AnnotationError
-from annoconv.formats.base import BadItem, Dropped, Format, Reader, ReadResult, Source
+from annoconv.formats.base import (
+    BadItem,
+    BatchesUnavailable,
+    BatchResult,
+    Dropped,
+    Format,
+    Reader,
+    ReadResult,
+    Source,
+)
 from annoconv.io.fs import expand_source, open_input
 from annoconv.schema import (
     NORMALIZED,
     NORMALIZED_TOLERANCE,
     ImageLabel,
     ObjectAnnotation,
+    arrow_image_labels_type,
     make_record,
 )
 
@@ -253,7 +266,7 @@ class _Options:
     memory_budget: int
     tmp_dir: str | None
 
-    @property
+    @functools.cached_property
     def known_mids(self) -> pa.Array | None:
         return None if self.names is None else pa.array(list(self.names), pa.string())
 
@@ -357,6 +370,16 @@ class OpenImagesReader(Reader):
     def count_hint(self) -> int | None:
         """The images of the last complete pass (records and bad items), if there was one."""
         return self._count
+
+    def batches(self) -> Iterator[BatchResult] | None:
+        """The columnar path, for files sorted by ImageID (Google's are) without a class
+        selection or side tables: each file streamed batch by batch with the record path's
+        checks, the rows of complete images handed on as soon as the next ImageID starts.
+        A file found unsorted or malformed raises BatchesUnavailable, so that `convert()`
+        falls back to the record path (which sorts, or reports the file as one bad item)."""
+        if self.options.selected is not None or self.images_csv or self.image_labels:
+            return None
+        return (item for uri in self._files() for item in _stream_file(uri, self.options))
 
     def _files(self) -> list[str]:
         """The bbox CSVs: a folder or glob keeps only CSVs with a bbox header, as Open Images
@@ -650,18 +673,25 @@ def _check_unique(uri: str, header: list[str]) -> None:
 
 
 def _read_csv(
-    uri: str, columns: Sequence[str], options: _Options, *, quoted_newlines: bool = False
+    uri: str,
+    columns: Sequence[str],
+    options: _Options,
+    *,
+    quoted_newlines: bool = False,
+    threads: bool = False,
 ) -> Iterator[pa.RecordBatch]:
     """The given columns, as strings, in batches from pyarrow's streaming reader.
 
     Single-threaded parsing is as fast here (one block at a time) and lets pyarrow number the
-    row of a parse error.
+    row of a parse error. With `threads`, pyarrow parses ahead in its own threads while the
+    caller works on the batch before (the columnar path, which leaves parse errors to the
+    record path).
     """
     with open_input(uri) as handle:
         try:
             reader = pacsv.open_csv(
                 handle,
-                read_options=pacsv.ReadOptions(block_size=options.block_size, use_threads=False),
+                read_options=pacsv.ReadOptions(block_size=options.block_size, use_threads=threads),
                 parse_options=pacsv.ParseOptions(newlines_in_values=quoted_newlines),
                 convert_options=pacsv.ConvertOptions(
                     column_types=dict.fromkeys(columns, pa.string()),
@@ -687,11 +717,11 @@ def _malformed(uri: str, exc: Exception) -> AnnotationError:
 
 
 def _batches(
-    uri: str, columns: Sequence[str], options: _Options
+    uri: str, columns: Sequence[str], options: _Options, *, threads: bool = False
 ) -> Iterator[tuple[int, pa.RecordBatch]]:
     """(number of its first row, batch of at most `batch_rows` rows), in file order."""
     start = 1
-    for batch in _read_csv(uri, columns, options):
+    for batch in _read_csv(uri, columns, options, threads=threads):
         for offset in range(0, batch.num_rows, options.batch_rows):
             piece = batch.slice(offset, options.batch_rows)
             yield start, piece
@@ -830,6 +860,16 @@ def _flags(texts: pa.Array | None, length: int) -> tuple[pa.Array, pa.Array | No
     """Flags as int8 (empty or a missing column: -1), and the cells that are no flag."""
     if texts is None:
         return pa.array([-1] * length, pa.int8()), None
+    with contextlib.suppress(pa.ArrowInvalid):
+        # The usual column, every cell 1, 0 or -1, in one cast; anything else takes the
+        # general path, which finds the failing cells.
+        values = pc.cast(texts, pa.int8())
+        bounds = pc.min_max(values).as_py()
+        # Casting also reads "+1" or "01", which are no flags.
+        spelled = pc.or_(pc.equal(pc.binary_length(texts), 1), pc.equal(texts, "-1"))
+        in_range = bounds["min"] is None or (bounds["min"] >= -1 and bounds["max"] <= 1)
+        if values.null_count == 0 and in_range and pc.all(spelled).as_py():
+            return values, pa.nulls(length, pa.bool_())
     failing = pc.invert(pc.is_in(texts, value_set=_FLAG_TEXTS))
     usable = pc.if_else(pc.or_(failing, pc.equal(texts, "")), "-1", texts)
     return pc.cast(usable, pa.int8()), failing
@@ -1115,6 +1155,126 @@ def _record(uri: str, image: _Image[ObjectAnnotation], side: _SideTables) -> Rea
         )
     except AnnotationError as error:
         return BadItem(error, images=1, boxes=len(image.items))
+
+
+# --- the columnar path: sorted files, streamed ------------------------------------------------
+
+
+def _stream_file(uri: str, options: _Options) -> Iterator[BatchResult]:
+    """A sorted bbox CSV as nested batches of its images, BadItems between them; the rows of
+    the last ImageID of each parsed batch wait for the next, which may hold more of them."""
+    try:
+        columns = _bbox_columns(uri)
+    except AnnotationError as error:
+        yield BadItem(error, images=0)
+        return
+    known = None
+    if options.known_mids is not None:
+        known = (options.known_mids, options.descriptions or "the class descriptions")
+    ids = _DistinctIds()
+    held: pa.Table | None = None
+    try:
+        for start, batch in _batches(uri, columns, options, threads=True):
+            ids.add(batch.column(IMAGE_ID))
+            if not ids.sorted:
+                raise BatchesUnavailable(f"{uri} is not sorted by ImageID")
+            checked = _checked(batch, _numbered_from(start), known, _RECORDS_SCHEMA)
+            rows = pa.Table.from_batches([checked])
+            if held is not None:
+                rows = pa.concat_tables([held, rows])
+            keys = rows.column(IMAGE_ID)
+            cut = pc.index(keys, keys[len(keys) - 1]).as_py()
+            held = rows.slice(cut)
+            if cut:
+                yield from _image_batches(uri, rows.slice(0, cut).combine_chunks(), options)
+    except AnnotationError as error:
+        raise BatchesUnavailable(str(error)) from None
+    if held is not None and held.num_rows:
+        yield from _image_batches(uri, held.combine_chunks(), options)
+
+
+def _numbered_from(start: int) -> Callable[[int], int]:
+    return lambda index: start + index
+
+
+def _image_batches(uri: str, rows: pa.Table, options: _Options) -> Iterator[BatchResult]:
+    """Checked rows of complete images as a nested batch; an image with a bad row as a
+    BadItem naming its first problem, as `_FilePass.images` does."""
+    problems = rows.column("problem")
+    if not problems.null_count < len(problems):
+        yield _nested(uri, rows, options)
+        return
+    starts = run_starts(rows.column(IMAGE_ID).combine_chunks()).to_pylist()
+    ends = [*starts[1:], rows.num_rows]
+    bad_rows = pc.indices_nonzero(pc.is_valid(problems)).to_pylist()
+    begin = 0
+    for image in sorted({bisect.bisect_right(starts, row) - 1 for row in bad_rows}):
+        first, end = starts[image], ends[image]
+        if first > begin:
+            yield _nested(uri, rows.slice(begin, first - begin), options)
+        group = rows.slice(first, end - first)
+        at = pc.index(pc.is_valid(group.column("problem")), True).as_py()
+        message = group.column("problem")[at].as_py()
+        row = group.column("problem_row")[at].as_py()
+        key = group.column(IMAGE_ID)[0].as_py()
+        error = AnnotationError(uri, f"image {key}: {message}", f"row {row}")
+        yield BadItem(error, images=1, boxes=group.num_rows)
+        begin = end
+    if begin < rows.num_rows:
+        yield _nested(uri, rows.slice(begin), options)
+
+
+def _nested(uri: str, rows: pa.Table, options: _Options) -> pa.RecordBatch:
+    """Checked rows of complete, good images as the nested batch of their records."""
+    rows = rows.combine_chunks()
+    count = rows.num_rows
+    ids = rows.column(IMAGE_ID).combine_chunks()
+    starts = run_starts(ids)
+    keys = pc.take(ids, starts)
+    images = len(keys)
+    string_nulls = pa.nulls(images, pa.string())
+    int_nulls = pa.nulls(images, pa.int32())
+    image_columns = {
+        "key": keys,
+        "filename": pc.binary_join_element_wise(keys, ".jpg", ""),
+        "width": int_nulls,
+        "height": int_nulls,
+        "depth": int_nulls,
+        "coords": pa.repeat(pa.scalar(NORMALIZED), images),
+        "image_labels": pa.repeat(pa.scalar([], arrow_image_labels_type()), images),
+        "split": string_nulls,
+        "path": string_nulls,
+        "image_uri": string_nulls,
+        "sha256": string_nulls,
+        "verified": pa.nulls(images, pa.bool_()),
+        "source": pa.repeat(pa.scalar(uri), images),
+    }
+    mids = rows.column(LABEL).combine_chunks()
+    source = rows.column("Source").combine_chunks()
+    box_columns = {
+        "class": _labels(mids, options),
+        "xmin": rows.column("XMin").combine_chunks(),
+        "ymin": rows.column("YMin").combine_chunks(),
+        "xmax": rows.column("XMax").combine_chunks(),
+        "ymax": rows.column("YMax").combine_chunks(),
+        "difficult": pa.repeat(pa.scalar(-1, pa.int8()), count),
+        "pose": pa.nulls(count, pa.string()),
+        "confidence": rows.column("Confidence").combine_chunks(),
+        "box_source": pc.if_else(pc.equal(source, ""), None, source),
+    }
+    for column, name in FLAG_COLUMNS.items():
+        box_columns[name] = rows.column(column).combine_chunks()
+    offsets = pa.concat_arrays([starts, pa.array([count], pa.int64())])
+    return assemble(image_columns, box_columns, offsets)
+
+
+def _labels(mids: pa.Array, options: _Options) -> pa.Array:
+    """The label of every box's MID (all described: rows with others are bad rows)."""
+    if options.names is None:
+        return mids
+    known = options.known_mids
+    labels = pa.array(list(options.names.values()), pa.string())
+    return pc.take(labels, pc.index_in(mids, value_set=known))
 
 
 # --- image URLs and image-level labels --------------------------------------------------------

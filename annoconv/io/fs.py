@@ -379,6 +379,7 @@ def move(source: str, target: str) -> None:
     """Rename a file into place (atomic locally; a server-side copy on S3, so the bytes do not
     travel through this process)."""
     if not is_remote(source):
+        os.makedirs(os.path.dirname(os.path.abspath(_local(target))), exist_ok=True)
         os.replace(_local(source), _local(target))
         return
     fs, path = filesystem(source)

@@ -1,0 +1,550 @@
+"""Parquet: our interchange and cache format, and where users look at their data.
+
+Two layouts, both derived from the schema's Arrow form (`annoconv.schema`):
+
+* **nested** (the default): one row per image, `schema.arrow_schema()`; its boxes are the
+  `objects` column, a list of structs. With ``embed_images=True`` an `image` column follows,
+  a struct ``{bytes, path}`` (Hugging Face `datasets` loads it as its Image feature): the
+  image file's bytes exactly as found (JPEG, PNG, TIFF... byte for byte) and its filename.
+* **flat** (``flat=True``, ``--flat``): one row per box, `schema.flat_arrow_schema()`: the
+  CSV's ``filename,width,height,class,xmin,ymin,xmax,ymax`` first, then the other box fields,
+  then the image fields repeated on each row. An image without objects is one row whose box
+  columns are null.
+
+Coordinates are written as the records hold them (the `coords` column says in which space),
+so every number comes back bit for bit. The file's key-value metadata holds
+``annoconv.version``, ``annoconv.layout`` (``nested``/``flat``), ``annoconv.coords``
+(``pixel``, ``normalized``, ``mixed`` or ``none``) and ``annoconv.label_map``: the run's label
+map as pbtxt text (given, or built from the first pass that a split or a sample makes, so
+every split carries the same map), else a map of the classes written (sorted, ids from 1).
+
+Row groups hold at most `row_group_size` rows (images, or boxes when flat), so readers can
+stream them; the file is written as it goes into a hidden temporary file published on
+`close()` (`io.fs.AtomicFile`). With a split, `convert()` writes a hive-partitioned folder:
+``OUT/split=train/part-00000.parquet``; a file in a ``split=NAME`` folder leaves out the
+`split` column, which readers (pyarrow, pandas, DuckDB, ours) take from the folder.
+
+Reading takes a file, a folder of them (recursively: a partitioned dataset) or a glob, and
+tells the layout from the metadata or, for files from elsewhere, the columns (a nested file
+needs `key`, `filename`, `coords`, `objects`; a flat one `filename`, `class` and the four
+coordinates; missing optional columns are null, flags -1, `key` the filename and `coords`
+``pixel``). Row groups are read one batch at a time. The rows of one image in a flat file must
+be consecutive. A record's `source` is the Parquet file it was read from; errors name the
+file and the row (counted from 1 in the file) with its row group.
+"""
+
+from __future__ import annotations
+
+import bisect
+import contextlib
+import posixpath
+import re
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from annoconv.columnar import (
+    OBJECTS,
+    checked,
+    flatten,
+    nest,
+    records_to_batch,
+    row_records,
+)
+from annoconv.errors import AnnotationError
+from annoconv.formats.base import BadItem, BatchResult, Format, Reader, ReadResult, Source, Writer
+from annoconv.io.fs import AtomicFile, dirname, expand_source, is_remote, join, read_bytes
+from annoconv.io.images import RecordImages
+from annoconv.report import OutputFile
+from annoconv.schema import (
+    FLAT_RENAMES,
+    IMAGE_COLUMN,
+    NORMALIZED,
+    PIXEL,
+    ImageRecord,
+    arrow_schema,
+    flat_arrow_schema,
+    image_arrow_type,
+)
+
+if TYPE_CHECKING:
+    from annoconv.labelmap import LabelMap
+
+__all__ = ["FORMAT", "META_PREFIX", "ParquetReader", "ParquetWriter"]
+
+EXTENSIONS = (".parquet",)
+META_PREFIX = "annoconv."
+NESTED, FLAT = "nested", "flat"
+#: Rows per row group: images for the nested layout, boxes for the flat one.
+ROW_GROUP_SIZE = 65_536
+#: Records converted to Arrow at a time on the record path.
+_RECORD_CHUNK = 4_096
+SPLIT = "split"
+_PARTITION = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
+
+
+def _meta_key(name: str) -> bytes:
+    return f"{META_PREFIX}{name}".encode()
+
+
+# --- writing ----------------------------------------------------------------------------------
+
+
+class ParquetWriter(Writer):
+    """Writes records (or record batches) as a Parquet file, nested or flat; see the module."""
+
+    label_map_from_survey = True
+
+    def __init__(
+        self,
+        destination: str,
+        *,
+        label_map: LabelMap | None = None,
+        images: str | None = None,
+        flat: bool = False,
+        embed_images: bool = False,
+        row_group_size: int = ROW_GROUP_SIZE,
+        compression: str = "snappy",
+    ) -> None:
+        super().__init__(destination, label_map=label_map, images=images)
+        if row_group_size < 1:
+            raise ValueError(f"row_group_size must be at least 1, got {row_group_size}")
+        if flat and embed_images:
+            raise ValueError(
+                "embed_images needs the nested layout (one row per image): "
+                "the flat layout would repeat an image's bytes on every box"
+            )
+        self.flat = flat
+        self.embed_images = embed_images
+        self.row_group_size = row_group_size
+        self.compression = compression
+        # Images are looked up and read record by record.
+        self.takes_batches = not embed_images
+        self.partition = _partition_of(destination)
+        self.schema = self._schema()
+        self._finder = RecordImages(images) if embed_images else None
+        self._records: list[ImageRecord] = []
+        self._image_cells: list[dict[str, Any]] = []
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_rows = 0
+        self._classes: Counter[str] = Counter()
+        self._spaces: set[str] = set()
+        self._file: AtomicFile | None = None
+        self._parquet: pq.ParquetWriter | None = None
+        self._pool: ThreadPoolExecutor | None = None
+        self._in_flight: Future[None] | None = None
+
+    @classmethod
+    def split_destination(cls, output: str, split: str) -> str:
+        """A split goes to a hive partition of the output folder: ``OUT/split=NAME/...``."""
+        return join(output, f"{SPLIT}={split}", "part-00000.parquet")
+
+    def write(self, record: ImageRecord) -> None:
+        if self._finder is not None:
+            uri = self._finder.find(record)
+            self._image_cells.append({"bytes": read_bytes(uri), "path": record.filename})
+        self._records.append(record)
+        if len(self._records) >= _RECORD_CHUNK:
+            self._flush_records()
+
+    def write_batch(self, batch: pa.RecordBatch) -> None:
+        self._flush_records()
+        self._add(batch)
+
+    def close(self) -> list[OutputFile]:
+        self._flush_records()
+        self._write_groups(final=True)
+        self._stop()
+        writer = self._writer()
+        writer.add_key_value_metadata(self._metadata())
+        writer.close()
+        assert self._file is not None
+        size = self._file.commit()
+        return [OutputFile(self.destination, size, "parquet")]
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self._stop()
+        if self._parquet is not None:
+            # The partial file is thrown away, whatever closing it says.
+            with contextlib.suppress(Exception):
+                self._parquet.close()
+        if self._file is not None:
+            self._file.abort()
+
+    def _schema(self) -> pa.Schema:
+        schema = flat_arrow_schema() if self.flat else arrow_schema()
+        if self.embed_images:
+            schema = schema.append(pa.field(IMAGE_COLUMN, image_arrow_type()))
+        if self.partition is not None:
+            schema = schema.remove(schema.get_field_index(SPLIT))
+        return schema
+
+    def _flush_records(self) -> None:
+        if not self._records:
+            return
+        batch = records_to_batch(self._records)
+        if self._image_cells:
+            images = pa.array(self._image_cells, image_arrow_type())
+            batch = pa.RecordBatch.from_arrays(
+                [*batch.columns, images],
+                schema=batch.schema.append(pa.field(IMAGE_COLUMN, image_arrow_type())),
+            )
+        self._records, self._image_cells = [], []
+        self._add(batch)
+
+    def _add(self, batch: pa.RecordBatch) -> None:
+        """Takes a nested batch: notes its classes and spaces, queues it in the layout."""
+        if not batch.num_rows:
+            return
+        labels = pc.list_flatten(batch.column(OBJECTS)).field("label")
+        for item in pc.value_counts(labels).to_pylist():
+            self._classes[item["values"]] += item["counts"]
+        self._spaces.update(pc.unique(batch.column("coords")).to_pylist())
+        rows = flatten(batch) if self.flat else batch
+        if self.partition is not None:
+            rows = rows.drop_columns([SPLIT])
+        self._pending.append(rows.select(self.schema.names))
+        self._pending_rows += rows.num_rows
+        self._write_groups(final=False)
+
+    def _write_groups(self, *, final: bool) -> None:
+        """Writes full row groups from the queue (and the rest when `final`). Row groups are
+        cut at fixed row counts, whatever the batches, so both paths write the same file."""
+        if self._pending_rows < self.row_group_size and not (final and self._pending_rows):
+            return
+        table = pa.Table.from_batches(self._pending, schema=self.schema)
+        start = 0
+        while table.num_rows - start >= self.row_group_size or (final and start < table.num_rows):
+            group = table.slice(start, self.row_group_size).combine_chunks()
+            self._write_group(group)
+            start += group.num_rows
+        rest = table.slice(start)
+        self._pending = rest.to_batches()
+        self._pending_rows = rest.num_rows
+
+    def _write_group(self, group: pa.Table) -> None:
+        """Encodes and writes a row group in a thread of its own (pyarrow lets go of the GIL)
+        while the caller prepares the next; at most one is in flight."""
+        writer = self._writer()
+        self._wait()
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="annoconv-parquet")
+        self._in_flight = self._pool.submit(
+            writer.write_table, group, row_group_size=self.row_group_size
+        )
+
+    def _wait(self) -> None:
+        if self._in_flight is not None:
+            in_flight, self._in_flight = self._in_flight, None
+            in_flight.result()
+
+    def _stop(self) -> None:
+        try:
+            self._wait()
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown()
+                self._pool = None
+
+    def _writer(self) -> pq.ParquetWriter:
+        if self._parquet is None:
+            self._file = AtomicFile(self.destination)
+            self._parquet = pq.ParquetWriter(
+                self._file.handle, self.schema, compression=self.compression
+            )
+        return self._parquet
+
+    def _metadata(self) -> dict[bytes, bytes]:
+        from annoconv import __version__
+        from annoconv.labelmap import LabelMap
+
+        label_map = self.label_map or LabelMap.from_classes(self._classes)
+        spaces = sorted(self._spaces)
+        coords = spaces[0] if len(spaces) == 1 else ("mixed" if spaces else "none")
+        return {
+            _meta_key("version"): __version__.encode(),
+            _meta_key("layout"): (FLAT if self.flat else NESTED).encode(),
+            _meta_key("coords"): coords.encode(),
+            _meta_key("label_map"): label_map.to_pbtxt().encode("utf-8"),
+        }
+
+
+def _partition_of(destination: str) -> str | None:
+    """The split a file in a hive partition folder (``.../split=NAME/file``) belongs to."""
+    folder = posixpath.basename(dirname(destination).replace("\\", "/"))
+    found = _PARTITION.match(folder)
+    return found.group(2) if found and found.group(1) == SPLIT else None
+
+
+# --- reading ----------------------------------------------------------------------------------
+
+
+class ParquetReader(Reader):
+    """Reads Parquet files of either layout (a file, a folder or partitioned dataset, a glob,
+    or a list) into one record per image, streaming `batch_rows` rows at a time."""
+
+    def __init__(
+        self, source: Source, *, images: str | None = None, batch_rows: int = ROW_GROUP_SIZE
+    ) -> None:
+        super().__init__(source, images=images)
+        if batch_rows < 1:
+            raise ValueError(f"batch_rows must be at least 1, got {batch_rows}")
+        self.batch_rows = batch_rows
+
+    def __iter__(self) -> Iterator[ReadResult]:
+        for _uri, batch, where in self._nested():
+            if isinstance(batch, BadItem):
+                yield batch
+                continue
+            for _index, item in row_records(batch, where):
+                yield item
+
+    def batches(self) -> Iterator[BatchResult]:
+        for _uri, batch, where in self._nested():
+            if isinstance(batch, BadItem):
+                yield batch
+            else:
+                yield from checked(batch, where)
+
+    def labels(self) -> Iterator[tuple[str, list[str]]]:
+        """(key, labels) of every image the model accepts, without building records."""
+        for item in self.batches():
+            if isinstance(item, pa.RecordBatch):
+                keys = item.column("key").to_pylist()
+                labels = pc.list_flatten(item.column(OBJECTS)).field("label").to_pylist()
+                offsets = item.column(OBJECTS).offsets.to_pylist()
+                base = offsets[0]
+                for index, key in enumerate(keys):
+                    yield key, labels[offsets[index] - base : offsets[index + 1] - base]
+
+    def _nested(self) -> Iterator[tuple[str, pa.RecordBatch | BadItem, Any]]:
+        """(file, nested batch or BadItem, where(row) naming a row of the batch)."""
+        files, root = expand_source(self.source, EXTENSIONS)
+        for uri in files:
+            yield from _FileReader(uri, _partitions(uri, root), self.batch_rows).batches()
+
+
+def _partitions(uri: str, root: str) -> dict[str, str]:
+    """The hive partition values (``name=value`` folders) between the root and the file."""
+    values = {}
+    path = uri.split("://", 1)[1] if is_remote(uri) else uri
+    base = root.split("://", 1)[1] if is_remote(root) else root
+    relative = posixpath.relpath(path.replace("\\", "/"), base.replace("\\", "/"))
+    for part in relative.split("/")[:-1]:
+        found = _PARTITION.match(part)
+        if found:
+            values[found.group(1)] = found.group(2)
+    return values
+
+
+class _FileReader:
+    """One Parquet file, as nested batches in file order."""
+
+    def __init__(self, uri: str, partitions: dict[str, str], batch_rows: int) -> None:
+        self.uri = uri
+        self.partitions = partitions
+        self.batch_rows = batch_rows
+        self._seen: set[str] = set()
+        self._group_starts: list[int] = []
+
+    def batches(self) -> Iterator[tuple[str, pa.RecordBatch | BadItem, Any]]:
+        try:
+            parquet = self._open()
+            layout, coords = self._layout(parquet)
+            self._group_starts = _group_starts(parquet)
+        except AnnotationError as error:
+            yield self.uri, BadItem(error, images=0), None
+            return
+        try:
+            if layout == NESTED:
+                for _group, first, batch in self._raw(parquet):
+                    nested = self._conform(batch, arrow_schema(), coords)
+                    yield self.uri, nested, self._where(range(first, first + nested.num_rows))
+            else:
+                yield from self._flat(parquet, coords)
+        except AnnotationError as error:
+            # A row group or column that cannot be read: the rest of the file is unknown.
+            yield self.uri, BadItem(error, images=0), None
+
+    def _open(self) -> pq.ParquetFile:
+        try:
+            if is_remote(self.uri):
+                from annoconv.io.fs import filesystem
+
+                fs, path = filesystem(self.uri)
+                return pq.ParquetFile(fs.open(path, "rb"))
+            return pq.ParquetFile(self.uri)
+        except (OSError, pa.ArrowException) as exc:
+            raise AnnotationError(self.uri, f"not a readable Parquet file: {exc}") from None
+
+    def _layout(self, parquet: pq.ParquetFile) -> tuple[str, str]:
+        metadata = parquet.metadata.metadata or {}
+        names = set(parquet.schema_arrow.names)
+        layout = metadata.get(_meta_key("layout"), b"").decode()
+        if layout not in (NESTED, FLAT):
+            layout = NESTED if OBJECTS in names else FLAT
+        needed = (
+            ("key", "filename", "coords", OBJECTS)
+            if layout == NESTED
+            else ("filename", "class", "xmin", "ymin", "xmax", "ymax")
+        )
+        missing = [name for name in needed if name not in names]
+        if missing:
+            raise AnnotationError(
+                self.uri,
+                f"not an annotation table: missing column(s) {', '.join(missing)} "
+                f"(a {layout} table needs {', '.join(needed)}); "
+                f"it has: {', '.join(parquet.schema_arrow.names)}",
+            )
+        coords = metadata.get(_meta_key("coords"), b"").decode()
+        return layout, coords if coords in (PIXEL, NORMALIZED) else PIXEL
+
+    def _raw(self, parquet: pq.ParquetFile) -> Iterator[tuple[int, int, pa.RecordBatch]]:
+        """(row group, file index of its first row, batch) in file order."""
+        first = 0
+        for group in range(parquet.num_row_groups):
+            try:
+                for batch in parquet.iter_batches(batch_size=self.batch_rows, row_groups=[group]):
+                    yield group, first, batch
+                    first += batch.num_rows
+            except (OSError, pa.ArrowException) as exc:
+                raise AnnotationError(
+                    self.uri, f"cannot read row group {group}: {exc}", f"row {first + 1}"
+                ) from None
+
+    def _where(self, rows: Sequence[int]) -> Any:
+        """Names row `index` of a batch whose rows are the file's `rows` (counted from 0)."""
+
+        def where(index: int) -> str:
+            row = rows[index]
+            group = bisect.bisect_right(self._group_starts, row) - 1
+            return f"row {row + 1} (row group {group})"
+
+        return where
+
+    def _conform(self, batch: pa.RecordBatch, schema: pa.Schema, coords: str) -> pa.RecordBatch:
+        """The batch in `schema`: columns cast, missing ones filled, partitions applied."""
+        columns = []
+        length = batch.num_rows
+        for field in schema:
+            name = field.name
+            if name == "source":
+                values = pa.array([self.uri] * length, pa.string())
+            elif name in self.partitions:
+                values = pa.array([self.partitions[name]] * length, field.type)
+            elif name in batch.schema.names:
+                values = self._cast(batch.column(name), field)
+            else:
+                values = _default(field, length, coords, batch)
+            columns.append(values)
+        return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+    def _cast(self, values: pa.Array, field: pa.Field) -> pa.Array:
+        if values.type == field.type:
+            return values
+        try:
+            return values.cast(field.type)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise AnnotationError(
+                self.uri,
+                f"column {field.name}: cannot read {values.type} as {field.type}: {exc}",
+            ) from None
+
+    def _flat(
+        self, parquet: pq.ParquetFile, coords: str
+    ) -> Iterator[tuple[str, pa.RecordBatch | BadItem, Any]]:
+        """Flat rows grouped into images; an image's rows may span batches and row groups,
+        so the rows of the last key of a batch wait for the next one."""
+        schema = flat_arrow_schema()
+        tail: pa.Table | None = None
+        tail_at = 0
+        for _group, first, batch in self._raw(parquet):
+            rows = pa.Table.from_batches([self._conform(batch, schema, coords)])
+            start = first
+            if tail is not None:
+                rows = pa.concat_tables([tail, rows])
+                start = tail_at
+            keys = rows.column("key")
+            last = keys[len(keys) - 1]
+            cut = pc.index(pc.equal(keys, last), True).as_py()
+            ready, tail = rows.slice(0, cut), rows.slice(cut)
+            tail_at = start + cut
+            if ready.num_rows:
+                yield from self._images(ready, start)
+        if tail is not None and tail.num_rows:
+            yield from self._images(tail, tail_at)
+
+    def _images(
+        self, rows: pa.Table, first: int
+    ) -> Iterator[tuple[str, pa.RecordBatch | BadItem, Any]]:
+        nested = nest(rows)
+        counts = pc.list_value_length(nested.column(OBJECTS)).to_pylist()
+        keys = nested.column("key").to_pylist()
+        firsts, row = [], first
+        for count in counts:
+            firsts.append(row)
+            row += max(count, 1)
+        where = self._where(firsts)
+        begin = 0
+        for index, key in enumerate(keys):
+            if key not in self._seen:
+                self._seen.add(key)
+                continue
+            if index > begin:
+                part = nested.slice(begin, index - begin)
+                yield self.uri, part, _shifted(where, begin)
+            error = AnnotationError(
+                self.uri,
+                f"the rows of image {key!r} are not consecutive: it appears again here after "
+                "other images (sort the table by key, or by filename)",
+                where(index),
+            )
+            yield self.uri, BadItem(error, images=1, boxes=counts[index]), None
+            begin = index + 1
+        if begin < nested.num_rows:
+            yield self.uri, nested.slice(begin), _shifted(where, begin)
+
+
+def _group_starts(parquet: pq.ParquetFile) -> list[int]:
+    """The file index of the first row of each row group."""
+    starts, row = [], 0
+    for group in range(parquet.num_row_groups):
+        starts.append(row)
+        row += parquet.metadata.row_group(group).num_rows
+    return starts
+
+
+def _shifted(where: Any, offset: int) -> Any:
+    return lambda index: where(index + offset)
+
+
+def _default(field: pa.Field, length: int, coords: str, batch: pa.RecordBatch) -> pa.Array:
+    """A column a file lacks: `key` is the filename, `coords` the file's space, flags -1,
+    image labels empty, the rest null."""
+    name = field.name
+    if name == "key":
+        return batch.column("filename").cast(pa.string())
+    if name == "coords":
+        return pa.array([coords] * length, pa.string())
+    if name in FLAT_RENAMES.values() or name in ("pose", "confidence", "class"):
+        return pa.nulls(length, field.type)
+    if field.type == pa.int8():
+        return pa.array([-1] * length, pa.int8())
+    if name == "image_labels":
+        return pa.array([[]] * length, field.type)
+    return pa.nulls(length, field.type)
+
+
+FORMAT = Format(
+    "parquet",
+    "Parquet: one row per image (objects as a list of structs) or per box (--flat)",
+    EXTENSIONS,
+    reader=ParquetReader,
+    writer=ParquetWriter,
+)

@@ -1,0 +1,372 @@
+"""Parquet out and in: both layouts, read back by pyarrow, pandas and DuckDB; exact round
+trips; the columnar path writing the same bytes and raising the same errors as records."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from factories import Box, draw_image, labelimg_xml, write
+from od_protos import parse_with_protobuf
+from oi_factory import (
+    CAMERA,
+    CAR,
+    CLASSES,
+    PERSON,
+    PHONE,
+    Row,
+    bbox_csv,
+    class_descriptions,
+    expected_boxes,
+    random_rows,
+    shuffled,
+)
+from oi_factory import write as write_text
+
+from annoconv import AnnotationError, convert, read
+from annoconv.cli import main
+from annoconv.convert import run, run_batches
+from annoconv.formats.csv import CsvWriter
+from annoconv.formats.openimages import OpenImagesReader
+from annoconv.formats.parquet import ParquetReader, ParquetWriter
+from annoconv.schema import ImageRecord, arrow_schema, make_record
+
+# Floats as labelImg and CVAT write them; the last one is float32 noise.
+CAT = Box("cat", 10, 20.5, 100, 45.70000076293945)
+DOG = Box("dog", 257.0, 2, 300.25, 4, difficult=1, truncated=None, pose="Left")
+SIZES = {"a": (640, 480), "sub/b": (320, 200), "c": (100, 100)}
+
+
+@pytest.fixture
+def voc(tmp_path: Path) -> Path:
+    root = tmp_path / "voc"
+    write(root / "a.xml", labelimg_xml("a.jpg", 640, 480, [CAT, DOG]))
+    write(root / "sub" / "b.xml", labelimg_xml("b.jpg", 320, 200, []))  # a negative image
+    write(root / "c.xml", labelimg_xml("c,1.png", 100, 100, [Box('a "b"', 0, 0, 100, 100)]))
+    draw_image(root / "a.jpg", 640, 480)
+    draw_image(root / "sub" / "b.jpg", 320, 200)
+    draw_image(root / "c,1.png", 100, 100)
+    return root
+
+
+def metadata(path: Path) -> dict[str, str]:
+    found = pq.read_metadata(path).metadata
+    return {k.decode(): v.decode() for k, v in found.items() if k.startswith(b"annoconv.")}
+
+
+def boxes_of(records: list[ImageRecord]) -> dict[str, list[tuple[object, ...]]]:
+    return {
+        r.key: [(o.label, o.xmin, o.ymin, o.xmax, o.ymax, o.difficult, o.pose) for o in r.objects]
+        for r in records
+    }
+
+
+def test_voc_round_trip_is_exact_and_pyarrow_reads_the_values(voc: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ds.parquet"
+    report = convert(str(voc), str(out))
+    assert (report.images_written, report.boxes_written) == (3, 3)
+    table = pq.read_table(out)
+    assert table.schema.names == arrow_schema().names
+    rows = {row["key"]: row for row in table.to_pylist()}
+    cat, dog = rows["a.xml"]["objects"]
+    assert (cat["label"], cat["xmin"], cat["ymin"], cat["ymax"]) == ("cat", 10, 20.5, CAT.ymax)
+    assert (dog["xmin"], dog["xmax"], dog["difficult"], dog["truncated"], dog["pose"]) == (
+        257.0,
+        300.25,
+        1,
+        -1,
+        "Left",
+    )
+    assert (rows["sub/b.xml"]["objects"], rows["sub/b.xml"]["width"]) == ([], 320)
+    assert rows["c.xml"]["filename"] == "c,1.png"
+    meta = metadata(out)
+    assert (meta["annoconv.layout"], meta["annoconv.coords"]) == ("nested", "pixel")
+    assert parse_with_protobuf(meta["annoconv.label_map"]) == [
+        ('a "b"', 1, None),
+        ("cat", 2, None),
+        ("dog", 3, None),
+    ]
+    back = tmp_path / "back"
+    convert(str(out), str(back), to_format="voc")
+    assert boxes_of(list(read(str(back)))) == boxes_of(list(read(str(voc))))
+    for name in ("a.xml", "c.xml", "sub/b.xml"):
+        original, again = (voc / name).read_text(), (back / name).read_text()
+        assert again.count("45.70000076293945") == original.count("45.70000076293945")
+    # -> CSV through Parquet gives the very bytes of VOC -> CSV.
+    convert(str(voc), str(tmp_path / "direct.csv"))
+    convert(str(out), str(tmp_path / "via.csv"))
+    assert (tmp_path / "via.csv").read_bytes() == (tmp_path / "direct.csv").read_bytes()
+
+
+def test_flat_layout_for_pandas_and_duckdb(voc: Path, tmp_path: Path) -> None:
+    out = tmp_path / "flat.parquet"
+    assert main(["convert", str(voc), str(out), "--flat", "-q"]) == 0
+    frame = pd.read_parquet(out)
+    assert list(frame.columns[:8]) == [
+        "filename",
+        "width",
+        "height",
+        "class",
+        "xmin",
+        "ymin",
+        "xmax",
+        "ymax",
+    ]
+    assert len(frame) == 4  # three boxes and the negative image's row
+    negative = frame[frame["filename"] == "sub/b.jpg"].iloc[0]
+    assert pd.isna(negative["class"]) and pd.isna(negative["xmin"]) and negative["width"] == 320
+    assert frame[frame["class"] == "cat"]["ymax"].tolist() == [CAT.ymax]
+    counts = duckdb.sql(
+        f"SELECT class, count(*) AS n FROM read_parquet('{out}') "
+        "WHERE class IS NOT NULL GROUP BY class ORDER BY class"
+    ).fetchall()
+    assert counts == [('a "b"', 1), ("cat", 1), ("dog", 1)]
+    assert metadata(out)["annoconv.layout"] == "flat"
+    kv = duckdb.sql(f"SELECT decode(key), decode(value) FROM parquet_kv_metadata('{out}')")
+    assert dict(kv.fetchall())["annoconv.coords"] == "pixel"
+    assert boxes_of(list(read(str(out)))) == boxes_of(list(read(str(voc))))
+
+
+def test_split_as_hive_partitions(voc: Path, tmp_path: Path) -> None:
+    out = tmp_path / "ds"
+    report = convert(str(voc), str(out), to_format="parquet", split="train=0.67,test=0.33")
+    assert sorted(Path(o.path).relative_to(out).as_posix() for o in report.outputs) == [
+        "split=test/part-00000.parquet",
+        "split=train/part-00000.parquet",
+    ]
+    assert "split" not in pq.read_schema(out / "split=train" / "part-00000.parquet").names
+    maps = {metadata(part)["annoconv.label_map"] for part in out.glob("split=*/*.parquet")}
+    assert [parse_with_protobuf(text) for text in maps] == [  # one map, all the classes
+        [('a "b"', 1, None), ("cat", 2, None), ("dog", 3, None)]
+    ]
+    by_duckdb = dict(
+        duckdb.sql(
+            f"SELECT key, split FROM read_parquet('{out}/**/*.parquet', hive_partitioning=true)"
+        ).fetchall()
+    )
+    by_pandas = pd.read_parquet(out)
+    assert dict(zip(by_pandas["key"], by_pandas["split"].astype(str), strict=True)) == by_duckdb
+    assert sorted(by_duckdb.values()) == ["test", "train", "train"]
+    records = list(read(str(out)))
+    assert {r.key: r.split for r in records} == by_duckdb
+    assert boxes_of(records) == boxes_of(list(read(str(voc))))
+
+
+def test_embedded_images_are_the_files_bytes(voc: Path, tmp_path: Path) -> None:
+    out = tmp_path / "img.parquet"
+    assert main(["convert", str(voc), str(out), "--embed-images", "-q"]) == 0
+    table = pq.read_table(out)
+    assert table.schema.field("image").type == pa.struct(
+        [pa.field("bytes", pa.binary()), pa.field("path", pa.string())]
+    )
+    for row in table.to_pylist():
+        image = voc / Path(row["source"]).relative_to(voc).parent / Path(row["filename"]).name
+        assert row["image"] == {"bytes": image.read_bytes(), "path": row["filename"]}
+    with pytest.raises(ValueError, match="nested layout"):
+        ParquetWriter(str(tmp_path / "x.parquet"), flat=True, embed_images=True)
+
+
+def test_row_groups_are_bounded_and_images_may_span_them(voc: Path, tmp_path: Path) -> None:
+    records = list(read(str(voc)))
+    for flat in (False, True):
+        out = tmp_path / f"small-{flat}.parquet"
+        writer = ParquetWriter(str(out), flat=flat, row_group_size=1)
+        for record in records:
+            writer.write(record)
+        writer.close()
+        assert pq.ParquetFile(out).metadata.num_row_groups == (4 if flat else 3)
+        back = list(ParquetReader(str(out), batch_rows=1))
+        assert [r.key for r in back] == [r.key for r in records]
+        assert boxes_of(back) == boxes_of(records)  # a.xml's two boxes sit in two row groups
+
+
+# --- Open Images and the columnar path ---------------------------------------------------------
+
+
+@pytest.fixture
+def open_images(tmp_path: Path) -> tuple[Path, Path, Path]:
+    # Faster R-CNN txt cannot hold a class name with a comma.
+    rows = random_rows(random.Random(5), 60, labels=(CAMERA, PHONE, PERSON, CAR))
+    bbox = tmp_path / "oi" / "bbox.csv"
+    write_text(bbox, bbox_csv(rows, columns=13))
+    descriptions = tmp_path / "oi" / "classes.csv"
+    write_text(descriptions, class_descriptions())
+    images = tmp_path / "images"
+    for index, image_id in enumerate(sorted({row.image_id for row in rows})):
+        draw_image(images / f"{image_id}.jpg", 40 + index, 30 + index % 7)
+    return bbox, descriptions, images
+
+
+def test_open_images_to_frcnn_through_parquet_is_byte_identical(
+    open_images: tuple[Path, Path, Path], tmp_path: Path
+) -> None:
+    bbox, descriptions, images = open_images
+    direct, via, cache = tmp_path / "direct.txt", tmp_path / "via.txt", tmp_path / "oi.parquet"
+    common = ["--class-descriptions", str(descriptions), "-q"]
+    assert main(["convert", str(bbox), str(direct), "--images", str(images), *common]) == 0
+    assert main(["convert", str(bbox), str(cache), *common]) == 0
+    assert main(["convert", str(cache), str(via), "--to", "frcnn", "--images", str(images)]) == 0
+    assert via.read_bytes() == direct.read_bytes() and direct.stat().st_size > 1000
+    expected = expected_boxes(str(bbox), CLASSES)
+    rows = {row["key"]: row for row in pq.read_table(cache).to_pylist()}
+    assert set(rows) == set(expected)
+    for key, found in expected.items():
+        objects = rows[key]["objects"]
+        assert [(o["label"], o["xmin"], o["ymax"]) for o in objects] == [
+            (b.label, b.xmin, b.ymax) for b in found
+        ]
+        assert [o["occluded"] for o in objects] == [b.flags[0] for b in found]
+    assert metadata(cache)["annoconv.coords"] == "normalized"
+
+
+def both_paths(reader: object, make_writer: object, policy: str = "skip") -> tuple[object, ...]:
+    """(record-path report or error, batch-path report or error), from fresh readers."""
+    results = []
+    for batch in (False, True):
+        source = reader()  # type: ignore[operator]
+        writer = make_writer(batch)  # type: ignore[operator]
+        try:
+            if batch:
+                results.append(run_batches(source.batches(), writer, on_error=policy))
+            else:
+                results.append(run(source, writer, on_error=policy))
+        except AnnotationError as error:
+            results.append(str(error))
+    return tuple(results)
+
+
+def test_batch_and_record_paths_write_the_same_bytes_and_errors(tmp_path: Path) -> None:
+    rows = random_rows(random.Random(9), 200)
+    bad_id = rows[40].image_id
+    rows.insert(41, Row(bad_id, xmin="0.9", xmax="0.1"))
+    rows.insert(90, Row(rows[90].image_id, label="/m/unknown"))
+    bbox = write_text(tmp_path / "bbox.csv", bbox_csv(rows))
+    descriptions = write_text(tmp_path / "classes.csv", class_descriptions())
+
+    def reader() -> OpenImagesReader:
+        return OpenImagesReader(bbox, class_descriptions=descriptions, batch_rows=64)
+
+    def parquet(batch: bool) -> ParquetWriter:
+        return ParquetWriter(str(tmp_path / f"oi-{batch}.parquet"), row_group_size=50)
+
+    by_records, by_batches = both_paths(reader, parquet)
+    assert by_records.to_dict() == by_batches.to_dict() | {  # type: ignore[attr-defined]
+        "outputs": by_records.to_dict()["outputs"]  # type: ignore[attr-defined]
+    }
+    assert by_records.images_skipped == 2  # type: ignore[attr-defined]
+    assert (tmp_path / "oi-True.parquet").read_bytes() == (
+        tmp_path / "oi-False.parquet"
+    ).read_bytes()
+    failed = both_paths(reader, parquet, "fail")
+    assert failed[0] == failed[1]
+    assert f"row 42: image {bad_id}: XMin 0.9 > XMax 0.1" in str(failed[0])
+    assert not list(tmp_path.glob(".oi-*"))  # the failed runs left no partial file
+
+    # Parquet -> CSV (with every extra column) and Parquet -> split Parquet, both paths.
+    images = {r.image_id for r in rows}
+    cache = tmp_path / "oi-False.parquet"
+    sized = tmp_path / "sized.parquet"
+    writer = ParquetWriter(str(sized))
+    for index, record in enumerate(read(str(cache))):
+        writer.write(record.model_copy(update={"width": 50 + index, "height": 40}))
+    writer.close()
+    columns = ["difficult", "occluded", "pose", "confidence", "key", "verified", "xmax_norm"]
+
+    def csv(batch: bool) -> CsvWriter:
+        return CsvWriter(str(tmp_path / f"oi-{batch}.csv"), columns=columns)
+
+    both_paths(lambda: ParquetReader(str(sized)), csv)
+    text = (tmp_path / "oi-True.csv").read_text()
+    assert text == (tmp_path / "oi-False.csv").read_text()
+    lines = text.splitlines()
+    assert len(lines) == 1 + by_records.boxes_written  # type: ignore[attr-defined]
+    assert {line.split(",")[0] for line in lines[1:]} == {
+        f"{key}.jpg" for key in images - {bad_id, rows[90].image_id}
+    }
+    assert lines[1].split(",")[1:3] == ["50", "40"]
+
+
+def test_parquet_reader_errors_name_the_file_and_row_on_both_paths(tmp_path: Path) -> None:
+    good = make_record("x", key="a", filename="a.jpg", width=10, height=10)
+    rows = [good.model_dump() for _ in range(3)]
+    rows[1]["key"] = "b"
+    rows[1]["objects"] = [
+        {**dict.fromkeys(("difficult", "truncated", "occluded"), 0), "label": "cat"}
+        | {"xmin": 5.0, "ymin": 1.0, "xmax": 3.0, "ymax": 2.0, "group_of": 0}
+        | {"depiction": 0, "inside": 0, "pose": None, "confidence": None, "source": None}
+    ]
+    rows[2]["key"] = "c"
+    rows[2]["width"] = 0
+    path = tmp_path / "user.parquet"
+    pq.write_table(pa.Table.from_pylist(rows, schema=arrow_schema()), path, row_group_size=2)
+
+    def parquet(batch: bool) -> ParquetWriter:
+        return ParquetWriter(str(tmp_path / f"out-{batch}.parquet"))
+
+    by_records, by_batches = both_paths(lambda: ParquetReader(str(path)), parquet)
+    skipped = [(s.source, s.reason) for s in by_records.skipped]  # type: ignore[attr-defined]
+    assert skipped == [(s.source, s.reason) for s in by_batches.skipped]  # type: ignore[attr-defined]
+    assert skipped == [
+        (str(path), "row 2 (row group 0)/objects.0: xmin 5 > xmax 3"),
+        (
+            str(path),
+            "row 3 (row group 1)/width: Input should be greater than or equal to 1 (got 0)",
+        ),
+    ]
+    assert by_batches.images_written == 1 and by_batches.boxes_skipped == 1  # type: ignore[attr-defined]
+    failed = both_paths(lambda: ParquetReader(str(path)), parquet, "fail")
+    assert failed[0] == failed[1] == f"{path}: row 2 (row group 0)/objects.0: xmin 5 > xmax 3"
+    not_parquet = write(tmp_path / "bad.parquet", "not parquet")
+    with pytest.raises(AnnotationError, match=r"bad\.parquet: not a readable Parquet file"):
+        list(read(str(not_parquet)))
+
+
+def test_flat_tables_from_elsewhere(tmp_path: Path) -> None:
+    """A flat table made by pandas: only the CSV's columns, ints as int64, rows of one image
+    apart from each other (an error naming the row)."""
+    frame = pd.DataFrame(
+        {
+            "filename": ["a.jpg", "a.jpg", "b.jpg", "a.jpg"],
+            "width": [64, 64, 32, 64],
+            "height": [48, 48, 32, 48],
+            "class": ["cat", "dog", None, "cat"],
+            "xmin": [1.5, 2, None, 3],
+            "ymin": [1, 2, None, 3],
+            "xmax": [4, 5, None, 6],
+            "ymax": [4, 5, None, 6],
+        }
+    )
+    path = tmp_path / "pandas.parquet"
+    frame.to_parquet(path)
+    report = convert(str(path), str(tmp_path / "out.csv"), on_error="skip")
+    assert [s.reason for s in report.skipped] == [
+        "row 4 (row group 0): the rows of image 'a.jpg' are not consecutive: it appears again "
+        "here after other images (sort the table by key, or by filename)"
+    ]
+    assert (tmp_path / "out.csv").read_text().splitlines()[1:] == [
+        "a.jpg,64,48,cat,1.5,1,4,4",
+        "a.jpg,64,48,dog,2,2,5,5",
+        "b.jpg,32,32,,,,,",
+    ]
+
+
+def test_unsorted_open_images_falls_back_to_records(tmp_path: Path) -> None:
+    rows = random_rows(random.Random(2), 80)
+    sorted_csv = write_text(tmp_path / "sorted" / "bbox.csv", bbox_csv(rows))
+    mixed = write_text(tmp_path / "mixed" / "bbox.csv", bbox_csv(shuffled(rows, random.Random(1))))
+    for source in (sorted_csv, mixed):
+        out = Path(source).with_suffix(".parquet")
+        report = convert(source, str(out), read_options={"batch_rows": 16})
+        assert (report.images_written, report.boxes_written) == (80, len(rows))
+        keys = pq.read_table(out).column("key").to_pylist()
+        assert keys == sorted({r.image_id for r in rows})
+    # The sorted file took the batch path, the other fell back: each gives what records give.
+    for source in (sorted_csv, mixed):
+        by_records = Path(source).with_suffix(".records.parquet")
+        run(OpenImagesReader(source), ParquetWriter(str(by_records)))
+        assert by_records.read_bytes() == Path(source).with_suffix(".parquet").read_bytes()
