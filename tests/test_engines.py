@@ -429,3 +429,27 @@ def test_open_images_to_parquet_on_dask_matches_local_on_disk_and_s3(
     assert s3.cat(f"{s3_bucket}/dask/oi.parquet") == s3.cat(f"{s3_bucket}/local/oi.parquet")
     with s3.open(f"{s3_bucket}/dask/oi.parquet") as handle:
         assert sorted(r["key"] for r in _parquet_rows([handle])) == sorted(r["key"] for r in rows)
+
+
+def test_report_merge_adds_counts_and_keeps_one_entry_per_drop_reason() -> None:
+    from annoconv.report import OutputFile, SkippedItem
+
+    one, two = Report(), Report()
+    for report, images in ((one, 3), (two, 5)):
+        report.images_read, report.boxes_read = images + 2, images * 2 + 4
+        report.images_written, report.boxes_written = images, images * 2
+        report.drop("not in --classes", 1, 3)
+        report.skipped.append(SkippedItem(f"bad{images}.xml", "malformed XML", 1, 1))
+        report.classes.update({"cat": images})
+        report.outputs.append(OutputFile(f"out-{images}", images, "tfrecord"))
+    one.merge(two)
+    assert (one.images_read, one.boxes_read, one.images_written, one.boxes_written) == (
+        12,
+        24,
+        8,
+        16,
+    )
+    assert one.skipped[0] == SkippedItem("(selection)", "not in --classes", 2, 6)
+    assert [item.source for item in one.skipped[1:]] == ["bad3.xml", "bad5.xml"]
+    assert one.classes == {"cat": 8} and [o.path for o in one.outputs] == ["out-3", "out-5"]
+    assert one.balanced
