@@ -254,7 +254,8 @@ def _publish(job: Job, tasks: Sequence[Task], reports: Sequence[Report]) -> list
 
     outputs = []
     for out in sorted(written, key=order):
-        final = join(_parent(staging), relative_posix(out.path, staging))
+        parent, name = dirname(staging), relative_posix(out.path, staging)
+        final = join(parent, name) if parent else name
         move(out.path, final)
         outputs.append(OutputFile(final, out.size, out.kind))
     return outputs
