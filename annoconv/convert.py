@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from annoconv.columnar import SplitRouter, box_count, class_counts_of, only_keys
-from annoconv.engines import EngineName, check_engine, run_job
+from annoconv.engines import EngineName, engine_runner, run_job
 from annoconv.errors import AnnoconvError, AnnotationError, FormatError, SkipRecord
 from annoconv.formats import (
     BadItem,
@@ -42,6 +42,8 @@ from annoconv.schema import PIXEL, ImageRecord
 
 if TYPE_CHECKING:
     import pyarrow as pa
+
+    from annoconv.engines.partitioned import TaskRunner
 
 
 def open_reader(
@@ -265,8 +267,11 @@ def convert(
     `distributed.Client`; without one a LocalCluster of `workers` processes is started).
     Every engine writes the same examples and the same shard contents (docs/engines.md).
     """
-    check_engine(engine, workers, scheduler)
-    with using_storage_options(storage_options):
+    # The engine starts first: its workers get ready while the survey runs here.
+    with (
+        engine_runner(engine, workers, scheduler) as runner,
+        using_storage_options(storage_options),
+    ):
         return _convert(
             source,
             output,
@@ -287,9 +292,7 @@ def convert(
             progress=progress,
             read_options=read_options,
             write_options=write_options,
-            engine=engine,
-            workers=workers,
-            scheduler=scheduler,
+            runner=runner,
         )
 
 
@@ -314,9 +317,7 @@ def _convert(
     progress: bool,
     read_options: Mapping[str, Any] | None,
     write_options: Mapping[str, Any] | None,
-    engine: EngineName,
-    workers: int | None,
-    scheduler: Any,
+    runner: TaskRunner | None,
 ) -> Report:
     # An archive of images is streamed by `feed_images`; readers and writers see no folder.
     archive, images = (
@@ -374,7 +375,7 @@ def _convert(
         on_error=on_error,
         progress=progress,
     )
-    report = run_job(job, reader, engine=engine, workers=workers, scheduler=scheduler)
+    report = run_job(job, reader, runner)
     if label_map_output is not None and resolved is not None:
         size = resolved.write(label_map_output)
         report.outputs.append(OutputFile(label_map_output, size, "label_map"))

@@ -112,7 +112,10 @@ def main() -> None:
                 ]
                 result = best_of(command, args.repeat)
                 local_best = result["seconds"] if engine == "local" else local_best
-                same = "-" if engine == "local" else str(same_files(Path(tmp) / "local", folder))
+                local = Path(tmp) / "local"
+                same = (
+                    str(same_files(local, folder)) if local.is_dir() and engine != "local" else "-"
+                )
                 converting = result.get("convert_seconds", result["seconds"])
                 speedup = (
                     f"  ({local_best / converting:.2f}x local)"

@@ -1,6 +1,6 @@
 """Engines run a conversion that `convert()` has settled (a `convert.Job`).
 
-- ``local``: in this process, streaming, as it always did (`engines.local`).
+- ``local``: in this process, streaming, as it always did.
 - ``processes``: tasks on N local processes, for one big machine (`engines.processes`).
 - ``dask``: tasks on a Dask cluster, an existing one or a LocalCluster (`engines.dask`, needs
   ``annoconv[dask]``).
@@ -14,12 +14,15 @@ determinism contract. Nothing here imports Dask until the ``dask`` engine is use
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 from annoconv.errors import AnnoconvError
 
 if TYPE_CHECKING:
     from annoconv.convert import Job
+    from annoconv.engines.partitioned import TaskRunner
     from annoconv.formats.base import Reader
     from annoconv.report import Report
 
@@ -39,25 +42,31 @@ def check_engine(engine: str, workers: int | None, scheduler: Any) -> None:
         raise AnnoconvError("workers needs engine 'processes' or 'dask'")
 
 
-def run_job(
-    job: Job,
-    reader: Reader,
-    *,
-    engine: EngineName = "local",
-    workers: int | None = None,
-    scheduler: Any = None,
-) -> Report:
-    """Run `job` (whose source `reader` reads) on `engine`; returns the whole run's report."""
+@contextlib.contextmanager
+def engine_runner(
+    engine: EngineName = "local", workers: int | None = None, scheduler: Any = None
+) -> Iterator[TaskRunner | None]:
+    """The runner of the parallel engines, started on entry (its workers start up while the
+    caller makes its first pass) and stopped on exit; None for the local engine."""
     check_engine(engine, workers, scheduler)
     if engine == "local":
+        yield None
+    elif engine == "processes":
+        from annoconv.engines.processes import ProcessRunner
+
+        with ProcessRunner(workers) as runner:
+            yield runner
+    else:
+        from annoconv.engines.dask import DaskRunner
+
+        with DaskRunner(workers, scheduler) as dask_runner:
+            yield dask_runner
+
+
+def run_job(job: Job, reader: Reader, runner: TaskRunner | None) -> Report:
+    """Run `job` (whose source `reader` reads) in this process, or as tasks on `runner`."""
+    if runner is None:
         return job.run(reader, job.writer)
     from annoconv.engines.partitioned import run_partitioned
 
-    if engine == "processes":
-        from annoconv.engines.processes import ProcessRunner
-
-        return run_partitioned(job, reader, ProcessRunner(workers))
-    from annoconv.engines.dask import DaskRunner
-
-    with DaskRunner(workers, scheduler) as runner:
-        return run_partitioned(job, reader, runner)
+    return run_partitioned(job, reader, runner)

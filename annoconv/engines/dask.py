@@ -19,11 +19,11 @@ from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from annoconv.engines.partitioned import Task, run_task
 from annoconv.errors import AnnoconvError, MissingDependencyError
 
 if TYPE_CHECKING:
     from annoconv.convert import Job
+    from annoconv.engines.partitioned import Task
     from annoconv.report import Report
 
 
@@ -78,6 +78,8 @@ class DaskRunner:
             self._cluster.close()
 
     def run_all(self, job: Job, tasks: Sequence[Task]) -> list[Report]:
+        from annoconv.engines.partitioned import run_task
+
         run = uuid.uuid4().hex[:8]
         # The job is a task of its own rather than scattered data: a worker holding it may
         # die, and the scheduler can rebuild a task's result but not lost scattered data.

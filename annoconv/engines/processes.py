@@ -1,49 +1,77 @@
 """The ``processes`` engine: a run's tasks on a pool of local processes (one big machine).
 
-Workers are started with ``spawn`` (safe with threads, and the same on every platform); each
-receives the job once, when it starts, and then only the small task descriptions.
+Workers are started with ``spawn`` (safe with threads, and the same on every platform) as soon
+as the run begins, so they start up while the driver makes its first pass. The job goes to
+them once, through a temporary file each worker reads on its first task; tasks themselves are
+small.
 """
 
 from __future__ import annotations
 
 import multiprocessing
 import os
+import pickle
+import tempfile
 from collections.abc import Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
+from types import TracebackType
 from typing import TYPE_CHECKING
 
-from annoconv.engines.partitioned import Task, run_task
 from annoconv.errors import AnnoconvError
 
 if TYPE_CHECKING:
     from annoconv.convert import Job
+    from annoconv.engines.partitioned import Task
     from annoconv.report import Report
 
-_job: Job | None = None
+#: In a worker: the job it last read, by the path of its file.
+_loaded: tuple[str, Job] | None = None
 
 
 class ProcessRunner:
     def __init__(self, workers: int | None = None) -> None:
         self.parallelism = workers or os.cpu_count() or 1
+        context = multiprocessing.get_context("spawn")
+        self._pool = ProcessPoolExecutor(self.parallelism, context)
+        for _ in range(self.parallelism):
+            self._pool.submit(_get_ready)
+
+    def __enter__(self) -> ProcessRunner:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
     def run_all(self, job: Job, tasks: Sequence[Task]) -> list[Report]:
-        context = multiprocessing.get_context("spawn")
-        workers = min(self.parallelism, len(tasks))
-        with ProcessPoolExecutor(workers, context, initializer=_receive, initargs=(job,)) as pool:
-            futures = [pool.submit(_run, task) for task in tasks]
+        with tempfile.NamedTemporaryFile(prefix="annoconv-job-", delete=False) as handle:
+            pickle.dump(job, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        try:
+            futures = [self._pool.submit(_run, handle.name, task) for task in tasks]
             wait(futures)
+        finally:
+            os.remove(handle.name)
         return [_result(future, task) for future, task in zip(futures, tasks, strict=True)]
 
 
-def _receive(job: Job) -> None:
-    global _job
-    _job = job
+def _get_ready() -> None:
+    """Import what tasks run, while the driver is still surveying."""
+    import annoconv.engines.partitioned  # noqa: F401
 
 
-def _run(task: Task) -> Report:
-    assert _job is not None, "the worker was started without its job"
-    return run_task(_job, task)
+def _run(path: str, task: Task) -> Report:
+    global _loaded
+    from annoconv.engines.partitioned import run_task
+
+    if _loaded is None or _loaded[0] != path:
+        with open(path, "rb") as handle:
+            _loaded = (path, pickle.load(handle))
+    return run_task(_loaded[1], task)
 
 
 def _result(future: Future[Report], task: Task) -> Report:
