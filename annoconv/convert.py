@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from annoconv.columnar import SplitRouter, box_count, class_counts_of, only_keys
-from annoconv.engines import EngineName, engine_runner, run_job
+from annoconv.engines import EngineName, engine_runner, run_job, survey_labels
 from annoconv.errors import AnnoconvError, AnnotationError, FormatError, SkipRecord
 from annoconv.formats import (
     BadItem,
@@ -155,12 +155,15 @@ def survey(
     sample: int | None = None,
     seed: int = 0,
     selection: ClassSelection | None = None,
+    label_pairs: Iterable[tuple[str, list[str]]] | None = None,
 ) -> Survey:
     """One pass over the readable records, keeping only small per-image facts; with
-    `sample`, only those of a uniform sample of that many images (see `ops.sample_keys`)."""
+    `sample`, only those of a uniform sample of that many images (see `ops.sample_keys`).
+    `label_pairs` stands for `reader.labels()` when an engine has read them in parallel."""
     entries: Iterable[tuple[str, list[str], int]]
     if weigh is None:
-        entries = ((key, labels, 1) for key, labels in reader.labels())
+        pairs = reader.labels() if label_pairs is None else label_pairs
+        entries = ((key, names, 1) for key, names in pairs)
     else:
         entries = (
             (item.key, [obj.label for obj in item.objects], weigh(item))
@@ -346,7 +349,10 @@ def _convert(
     facts = None
     if needs_map or label_map is not None or fractions or writer_class.needs_keys or sample:
         weigh = writer_class.weigher(images=images, **options) if writer_class.needs_keys else None
-        facts = survey(reader, weigh, sample=sample, seed=seed, selection=selection)
+        pairs = survey_labels(reader, runner) if runner is not None and weigh is None else None
+        facts = survey(
+            reader, weigh, sample=sample, seed=seed, selection=selection, label_pairs=pairs
+        )
     resolved = settle_label_map(
         facts.counts if facts else Counter(),
         label_map,

@@ -174,12 +174,17 @@ def test_tensorflow_reads_the_dask_shards(voc: Path, cluster: object, tmp_path: 
 def test_processes_engine_with_skipped_items_matches_local(
     voc_with_bad: Path, tmp_path: Path
 ) -> None:
-    options = {"write_options": {"shards": 4}, "on_error": "skip"}
-    local = _convert_to(tmp_path / "local", voc_with_bad, "out.record", **options)
-    procs = _convert_to(
-        tmp_path / "procs", voc_with_bad, "out.record", engine="processes", workers=2, **options
-    )
+    # First-seen label ids: the workers' survey must keep the reading order.
+    options = {"write_options": {"shards": 4}, "on_error": "skip", "label_map_order": "first-seen"}
+    runs = {}
+    for name, engine in (("local", {}), ("procs", {"engine": "processes", "workers": 2})):
+        maps = {"label_map_output": str(tmp_path / name / "label_map.pbtxt")}
+        runs[name] = _convert_to(
+            tmp_path / name, voc_with_bad, "out.record", **options, **maps, **engine
+        )
+    local, procs = runs["local"], runs["procs"]
     assert _files(tmp_path / "procs") == _files(tmp_path / "local")
+    assert b"cat" in (tmp_path / "procs" / "label_map.pbtxt").read_bytes()
     _same_report(
         local,
         Report(

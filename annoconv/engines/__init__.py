@@ -15,7 +15,7 @@ determinism contract. Nothing here imports Dask until the ``dask`` engine is use
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any, Literal
 
 from annoconv.errors import AnnoconvError
@@ -70,3 +70,11 @@ def run_job(job: Job, reader: Reader, runner: TaskRunner | None) -> Report:
     from annoconv.engines.partitioned import run_partitioned
 
     return run_partitioned(job, reader, runner)
+
+
+def survey_labels(reader: Reader, runner: TaskRunner) -> Iterable[tuple[str, list[str]]] | None:
+    """`reader.labels()` read by the runner's workers, in the same order; None for readers
+    that cannot hand out their files (they are surveyed here)."""
+    from annoconv.engines.partitioned import parallel_labels
+
+    return parallel_labels(reader, runner)

@@ -15,9 +15,9 @@ from __future__ import annotations
 import logging
 import os
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from annoconv.errors import AnnoconvError, MissingDependencyError
 
@@ -25,6 +25,10 @@ if TYPE_CHECKING:
     from annoconv.convert import Job
     from annoconv.engines.partitioned import Task
     from annoconv.report import Report
+
+
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 def _given(job: Job) -> Job:
@@ -76,6 +80,15 @@ class DaskRunner:
             self.client.close()
         if self._cluster is not None:
             self._cluster.close()
+
+    def map(self, function: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
+        run = uuid.uuid4().hex[:8]
+        keys = [f"annoconv-{run}-part-{index}" for index in range(len(items))]
+        futures = self.client.map(function, items, key=keys)
+        try:
+            return list(self.client.gather(futures))
+        finally:
+            self.client.cancel(futures)
 
     def run_all(self, job: Job, tasks: Sequence[Task]) -> list[Report]:
         from annoconv.engines.partitioned import run_task

@@ -24,12 +24,14 @@ import posixpath
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from functools import partial
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from annoconv.errors import AnnoconvError
 from annoconv.formats.base import Reader, ReadResult, ShardPartition, SingleFileWriter
 from annoconv.io.fs import (
     AtomicFile,
+    current_storage_options,
     dirname,
     is_remote,
     join,
@@ -46,6 +48,8 @@ from annoconv.schema import ImageRecord
 if TYPE_CHECKING:
     from annoconv.convert import Job
 
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 #: Single-file outputs are cut into this many parts per worker (uneven file sizes even out).
 PARTS_PER_WORKER = 2
 _COPY_CHUNK = 1 << 20
@@ -56,6 +60,11 @@ class TaskRunner(Protocol):
 
     #: How many tasks can run at once.
     parallelism: int
+
+    def map(self, function: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
+        """`function` of every item on the workers, the results in order (small results,
+        such as the labels of a run of files)."""
+        ...
 
     def run_all(self, job: Job, tasks: Sequence[Task]) -> list[Report]:
         """`run_task(job, task)` for every task, waiting for all of them (none may still be
@@ -182,6 +191,25 @@ def plan_tasks(job: Job, reader: Reader, parallelism: int, staging: str) -> list
         Task(index, staging, reader.only_files(_run(uris, index, count)), part=index)
         for index in range(count)
     ]
+
+
+def parallel_labels(reader: Reader, runner: TaskRunner) -> list[tuple[str, list[str]]] | None:
+    """The survey pass (`Reader.labels()`) over runs of the reader's files on the workers,
+    joined in reading order, so the driver reads none of them; None for readers that cannot
+    hand out their files."""
+    files = reader.image_files()
+    if files is None:
+        return None
+    uris = [uri for _key, uri in files]
+    count = max(1, min(len(uris), runner.parallelism * PARTS_PER_WORKER))
+    parts = [reader.only_files(_run(uris, index, count)) for index in range(count)]
+    surveyed = runner.map(partial(_labels_of, options=current_storage_options()), parts)
+    return [pair for labels in surveyed for pair in labels]
+
+
+def _labels_of(reader: Reader, options: Mapping[str, Any]) -> list[tuple[str, list[str]]]:
+    with using_storage_options(options):
+        return list(reader.labels())
 
 
 def _run(items: Sequence[str], index: int, count: int) -> list[str]:

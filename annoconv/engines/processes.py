@@ -12,11 +12,11 @@ import multiprocessing
 import os
 import pickle
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from annoconv.errors import AnnoconvError
 
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
     from annoconv.engines.partitioned import Task
     from annoconv.report import Report
 
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 #: In a worker: the job it last read, by the path of its file.
 _loaded: tuple[str, Job] | None = None
 
@@ -48,6 +50,11 @@ class ProcessRunner:
     ) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
+    def map(self, function: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
+        futures = [self._pool.submit(function, item) for item in items]
+        wait(futures)
+        return [_result(future, f"part {index}") for index, future in enumerate(futures)]
+
     def run_all(self, job: Job, tasks: Sequence[Task]) -> list[Report]:
         with tempfile.NamedTemporaryFile(prefix="annoconv-job-", delete=False) as handle:
             pickle.dump(job, handle, protocol=pickle.HIGHEST_PROTOCOL)
@@ -56,7 +63,8 @@ class ProcessRunner:
             wait(futures)
         finally:
             os.remove(handle.name)
-        return [_result(future, task) for future, task in zip(futures, tasks, strict=True)]
+        done = zip(futures, tasks, strict=True)
+        return [_result(future, f"task {task.index}") for future, task in done]
 
 
 def _get_ready() -> None:
@@ -74,11 +82,11 @@ def _run(path: str, task: Task) -> Report:
     return run_task(_loaded[1], task)
 
 
-def _result(future: Future[Report], task: Task) -> Report:
+def _result(future: Future[_R], what: str) -> _R:
     error = future.exception()
     if isinstance(error, BrokenProcessPool):
         raise AnnoconvError(
-            f"a worker process died while the run's task {task.index} was pending or running "
+            f"a worker process died while the run's {what} was pending or running "
             "(killed, or out of memory); nothing was published"
         ) from error
     if error is not None:
