@@ -179,18 +179,15 @@ def plan_tasks(job: Job, reader: Reader, parallelism: int, staging: str) -> list
         for split in job.destinations()
     }
     files = reader.image_files()
-    if all(plan is not None for plan in plans.values()):
-        return _shard_tasks(job, reader, files, plans, staging)  # type: ignore[arg-type]
+    sharded = {split: plan for split, plan in plans.items() if plan is not None}
+    if len(sharded) == len(plans):
+        return _shard_tasks(job, reader, files, sharded, staging)
     if files is None or not issubclass(job.writer_class, SingleFileWriter):
         # A whole-source reader into a single file, or a writer of neither shards nor one
         # joinable file (Parquet, a VOC folder): one task does the run.
         return [Task(0, staging, None)]
-    uris = [uri for _key, uri in files]
-    count = max(1, min(len(uris), parallelism * PARTS_PER_WORKER))
-    return [
-        Task(index, staging, reader.only_files(_run(uris, index, count)), part=index)
-        for index in range(count)
-    ]
+    runs = _file_runs(reader, files, parallelism)
+    return [Task(index, staging, run, part=index) for index, run in enumerate(runs)]
 
 
 def parallel_labels(reader: Reader, runner: TaskRunner) -> list[tuple[str, list[str]]] | None:
@@ -200,10 +197,8 @@ def parallel_labels(reader: Reader, runner: TaskRunner) -> list[tuple[str, list[
     files = reader.image_files()
     if files is None:
         return None
-    uris = [uri for _key, uri in files]
-    count = max(1, min(len(uris), runner.parallelism * PARTS_PER_WORKER))
-    parts = [reader.only_files(_run(uris, index, count)) for index in range(count)]
-    surveyed = runner.map(partial(_labels_of, options=current_storage_options()), parts)
+    runs = _file_runs(reader, files, runner.parallelism)
+    surveyed = runner.map(partial(_labels_of, options=current_storage_options()), runs)
     return [pair for labels in surveyed for pair in labels]
 
 
@@ -212,9 +207,13 @@ def _labels_of(reader: Reader, options: Mapping[str, Any]) -> list[tuple[str, li
         return list(reader.labels())
 
 
-def _run(items: Sequence[str], index: int, count: int) -> list[str]:
-    """The `index`-th of `count` runs of consecutive items, as even as can be."""
-    return list(items[len(items) * index // count : len(items) * (index + 1) // count])
+def _file_runs(reader: Reader, files: Sequence[tuple[str, str]], parallelism: int) -> list[Reader]:
+    """The reader cut into runs of consecutive files, `PARTS_PER_WORKER` per worker, as even
+    as can be (at least one run, even of no files)."""
+    uris = [uri for _key, uri in files]
+    count = max(1, min(len(uris), parallelism * PARTS_PER_WORKER))
+    bounds = [len(uris) * index // count for index in range(count + 1)]
+    return [reader.only_files(uris[bounds[i] : bounds[i + 1]]) for i in range(count)]
 
 
 def _shard_tasks(
