@@ -351,6 +351,9 @@ def test_engine_usage_errors(voc: Path, tmp_path: Path) -> None:
         convert(str(voc), str(tmp_path / "x.csv"), engine="spark")  # type: ignore[arg-type]
     with pytest.raises(AnnoconvError, match="workers"):
         convert(str(voc), str(tmp_path / "x.csv"), workers=2)
+    with pytest.raises(AnnoconvError, match="running scheduler"):
+        convert(str(voc), str(tmp_path / "x.csv"), engine="dask", workers=2, scheduler="tcp://h:1")
+    assert not list(tmp_path.iterdir())
 
 
 def test_dask_stays_optional(voc: Path, tmp_path: Path) -> None:

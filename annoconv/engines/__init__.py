@@ -40,6 +40,8 @@ def check_engine(engine: str, workers: int | None, scheduler: Any) -> None:
         raise AnnoconvError("a scheduler is only used with engine 'dask'")
     if workers is not None and engine == "local":
         raise AnnoconvError("workers needs engine 'processes' or 'dask'")
+    if workers is not None and scheduler is not None:
+        raise AnnoconvError("workers sizes a LocalCluster; a running scheduler has its own")
 
 
 @contextlib.contextmanager
