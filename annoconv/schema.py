@@ -46,7 +46,8 @@ class ArrowType:
         self.name = name
 
 
-Int32 = Annotated[int, ArrowType("int32")]
+#: Sizes are stored as int32 (Arrow, Parquet), so larger values are refused when a record is made.
+Int32 = Annotated[int, ArrowType("int32"), Field(le=2**31 - 1)]
 
 
 class ObjectAnnotation(BaseModel):
