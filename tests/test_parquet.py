@@ -171,6 +171,20 @@ def test_embedded_images_are_the_files_bytes(voc: Path, tmp_path: Path) -> None:
         ParquetWriter(str(tmp_path / "x.parquet"), flat=True, embed_images=True)
 
 
+def test_embedded_images_bound_the_row_groups(
+    voc: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import annoconv.formats.parquet as parquet_module
+
+    monkeypatch.setattr(parquet_module, "EMBEDDED_CHUNK_BYTES", 1)
+    monkeypatch.setattr(parquet_module, "EMBEDDED_GROUP_BYTES", 1)
+    out = tmp_path / "small-groups.parquet"
+    convert(str(voc), str(out), write_options={"embed_images": True})
+    assert pq.ParquetFile(out).metadata.num_row_groups == 3  # one image each
+    images = pq.read_table(out).column("image").to_pylist()
+    assert images[0]["bytes"] == (voc / "a.jpg").read_bytes()
+
+
 def test_row_groups_are_bounded_and_images_may_span_them(voc: Path, tmp_path: Path) -> None:
     records = list(read(str(voc)))
     for flat in (False, True):
