@@ -369,7 +369,7 @@ def _run_labelmap(args: argparse.Namespace) -> int:
 
 def _run_stats(args: argparse.Namespace) -> int:
     from annoconv.convert import open_reader
-    from annoconv.ops import dataset_stats
+    from annoconv.stats import dataset_stats
 
     reader = open_reader(args.source, from_format=args.from_format, images=args.images)
     stats = dataset_stats(reader, on_error=args.on_error)
