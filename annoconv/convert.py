@@ -250,7 +250,9 @@ def convert(
     Everything left out is counted in the report with its reason.
     """
     read_options = dict(read_options or {})
-    filters = build_filters(
+    # Each pass gets its own filters (they count what they change).
+    make_filters = partial(
+        build_filters,
         classes=classes,
         exclude_classes=exclude_classes,
         rename=rename,
@@ -267,7 +269,7 @@ def convert(
         from_format = source_format(source, from_format)
         if classes is not None and _takes(get_format(from_format).reader, "classes"):
             read_options.update(classes=list(classes), keep_empty=keep_empty)
-            filters = [step for step in filters if not isinstance(step, ClassSelection)]
+            make_filters = partial(make_filters, classes=None)
         reader = open_reader(
             source, from_format=from_format, images=images, read_options=read_options
         )
@@ -294,7 +296,7 @@ def convert(
             weigh,
             sample=sample,
             seed=seed,
-            transforms=filters,
+            transforms=make_filters(),
             dedup=dedup,
             keep_labels=bool(fractions and stratify),
         )
@@ -331,7 +333,7 @@ def convert(
         writer: Writer = SplitWriter(writers, assignment)
     else:
         writer = make_writer(output, facts.weights if facts else None)
-    steps = [*filters, *([facts.dedup] if facts and facts.dedup else [])]
+    steps = [*make_filters(), *([facts.dedup] if facts and facts.dedup else [])]
     items: Iterable[ReadResult] = apply_all(steps, reader)
     if sample is not None and facts is not None:
         items = _only(items, facts.weights, f"not in the sample of {sample}")

@@ -84,6 +84,7 @@ def _keep_boxes(
         return
     if dropped:
         yield Dropped(reason, boxes=dropped)
+    if dropped or any(new is not old for new, old in zip(kept, record.objects, strict=True)):
         record = record.model_copy(update={"objects": kept})
     yield record
 

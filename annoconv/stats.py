@@ -181,7 +181,7 @@ class DatasetStats:
 def _percentile_line(title: str, values: Sequence[float]) -> str:
     if not values:
         return f"{title}: none"
-    shown = ", ".join(f"p{p} {value:.4g}" for p, value in percentiles(values).items())
+    shown = ", ".join(f"{p} {value:.4g}" for p, value in percentiles(values).items())
     return f"{title}: {shown}"
 
 
