@@ -11,7 +11,7 @@ the run's report (a group whose annotations differ is marked conflicting).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 
@@ -65,14 +65,17 @@ class ImageHashes:
     def scan(
         self, records: Iterable[ImageRecord], images: str | None, *, threads: int = 8
     ) -> Iterator[ImageRecord]:
-        """The records, unchanged, hashing each one's image on the way."""
+        """The records, unchanged, hashing each one's image on the way (a record that
+        already carries its image's SHA-256, as TFRecord's do, is taken at its word)."""
         finder = RecordImages(images)
-        for record, future in prefetch(
-            records, lambda r: partial(_hash, finder, r), threads=threads
-        ):
-            assert future is not None
+
+        def job(record: ImageRecord) -> Callable[[], str] | None:
+            return None if record.sha256 else partial(_hash, finder, record)
+
+        for record, future in prefetch(records, job, threads=threads):
             try:
-                self.hashes[record.key] = (future.result(), annotation_digest(record))
+                sha = future.result() if future is not None else str(record.sha256)
+                self.hashes[record.key] = (sha, annotation_digest(record))
             except AnnotationError as error:
                 source = record.source or record.key
                 self.failed[record.key] = AnnotationError(
