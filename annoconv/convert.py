@@ -279,6 +279,8 @@ def convert(
     fractions = parse_split(split) if isinstance(split, str) else split
     if fractions and split_lists:
         raise AnnoconvError("give either a split by ratio or split lists, not both")
+    if stratify and not fractions:
+        raise AnnoconvError("stratify needs a split by ratio (split=...)")
     needs_map = writer_class.needs_label_map or label_map_output is not None
     facts = None
     if (

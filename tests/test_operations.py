@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 import pytest
 from factories import Box, draw_image, labelimg_xml, write
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image, ImageStat
 
 from annoconv import AnnotationError, convert
@@ -205,6 +207,30 @@ def test_stratified_split_covers_every_class_with_exact_sizes() -> None:
     assert assign_stratified(labels, fractions, seed=4) != first
 
 
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(st.lists(st.sampled_from("abcdef"), max_size=3), min_size=1, max_size=60),
+    st.sampled_from([(0.7, 0.3), (0.8, 0.1, 0.1), (0.5, 0.5)]),
+    st.integers(0, 5),
+)
+def test_stratified_split_properties(
+    image_labels: list[list[str]], shares: tuple[float, ...], seed: int
+) -> None:
+    labels = {f"k{index}": names for index, names in enumerate(image_labels)}
+    fractions = {f"s{index}": share for index, share in enumerate(shares)}
+    assignment = assign_stratified(labels, fractions, seed)
+    assert set(assignment) == set(labels)
+    sizes = Counter(assignment.values())
+    for name, share in fractions.items():
+        assert abs(sizes[name] - len(labels) * share) < 1
+    holders = Counter(label for names in labels.values() for label in set(names))
+    for label, count in holders.items():
+        splits = {assignment[key] for key, names in labels.items() if label in names}
+        if count >= len(fractions) and len(labels) >= 4 * len(fractions) * len(holders):
+            assert splits == set(fractions), label  # room enough: every class everywhere
+    assert assign_stratified(dict(reversed(labels.items())), fractions, seed) == assignment
+
+
 def test_split_lists_match_keys_names_and_stems(tmp_path: Path) -> None:
     train = write(tmp_path / "train.txt", "# VOC style\n000001\n000002  1\n\n")
     split_of = read_split_lists({"train": str(train), "test": ["sub/000003.xml", "x.xml"]})
@@ -268,6 +294,7 @@ def test_stratified_split_and_sample_through_convert(tmp_path: Path) -> None:
     out = tmp_path / "s.csv"
     report = convert(str(ann), str(out), split="train=0.75,test=0.25", stratify=True, seed=1)
     train, test = rows(tmp_path / "s-train.csv"), rows(tmp_path / "s-test.csv")
+    assert not {r.split(",")[0] for r in train} & {r.split(",")[0] for r in test}
     assert (
         len({r.split(",")[0] for r in train}) == 30 and len({r.split(",")[0] for r in test}) == 10
     )
