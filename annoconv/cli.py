@@ -284,6 +284,7 @@ def build_parser() -> argparse.ArgumentParser:
     _split_options(merge)
     _selection_options(merge)
     _operation_options(merge)
+    _openimages_options(merge)
     _columns(merge)
     _tfrecord_options(merge)
     _frcnn_options(merge)
@@ -423,7 +424,10 @@ def _run_merge(args: argparse.Namespace) -> int:
         raise UsageError("merge needs at least two sources, then the output")
     to_format = args.to_format or infer_format(args.output, for_writing=True)
     specs = [MergeSource(source, from_format=args.from_format) for source in sources]
-    report = merge(specs, args.output, **_convert_options(args, to_format))
+    read_options = _given(args, _READ_OPTIONS)
+    report = merge(
+        specs, args.output, read_options=read_options, **_convert_options(args, to_format)
+    )
     _finish(report, args)
     return EXIT_OK
 

@@ -11,6 +11,7 @@ annotations: differing ones are reported as conflicts (the run's warnings), both
 from __future__ import annotations
 
 import contextlib
+import inspect
 import posixpath
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -127,18 +128,30 @@ def _describe(source: Source) -> str:
     return source if isinstance(source, str) else ",".join(source)
 
 
-def open_merged(sources: Iterable[str | MergeSource], *, images: str | None = None) -> MergedReader:
-    """A MergedReader over `sources` (paths, or MergeSource for per-source settings)."""
-    from annoconv.convert import open_reader
+def open_merged(
+    sources: Iterable[str | MergeSource],
+    *,
+    images: str | None = None,
+    read_options: Mapping[str, Any] | None = None,
+) -> MergedReader:
+    """A MergedReader over `sources` (paths, or MergeSource for per-source settings).
+    `read_options` go to every source whose reader takes them (e.g. Open Images'
+    `class_descriptions`); a MergeSource's own options override them."""
+    from annoconv.convert import open_reader, source_format
+    from annoconv.formats import get_format
 
     readers, names = [], []
     for index, given in enumerate(sources, 1):
         spec = given if isinstance(given, MergeSource) else MergeSource(given)
+        name = source_format(spec.source, spec.from_format)
+        factory = get_format(name).reader
+        accepted = inspect.signature(factory).parameters if factory else {}
+        options = {key: value for key, value in (read_options or {}).items() if key in accepted}
         reader = open_reader(
             spec.source,
-            from_format=spec.from_format,
+            from_format=name,
             images=spec.images or images,
-            read_options=spec.read_options,
+            read_options={**options, **spec.read_options},
         )
         readers.append(reader)
         names.append(spec.name or f"source{index}")
@@ -148,14 +161,19 @@ def open_merged(sources: Iterable[str | MergeSource], *, images: str | None = No
 
 
 def merge(
-    sources: Iterable[str | MergeSource], output: str, *, images: str | None = None, **options: Any
+    sources: Iterable[str | MergeSource],
+    output: str,
+    *,
+    images: str | None = None,
+    read_options: Mapping[str, Any] | None = None,
+    **options: Any,
 ) -> Report:
     """Merge `sources` into one dataset at `output` with one label map; `options` are those
     of `convert()` (filters, dedup, split, label map, writer options...). Conflicting
     duplicates across sources are listed in the report's warnings."""
     from annoconv.convert import convert
 
-    reader = open_merged(sources, images=images)
+    reader = open_merged(sources, images=images, read_options=read_options)
     report = convert(reader, output, images=images, **options)
     report.warnings.extend(reader.conflicts)
     return report

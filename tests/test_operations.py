@@ -576,3 +576,37 @@ def test_cli_operation_flags(voc: Path, roboflow: Path, tmp_path: Path, capsys: 
     assert main(["convert", str(voc), str(tmp_path / "bad.csv"), "--stratify", "-q"]) == 2
     assert "--stratify needs --split" in capsys.readouterr().err
     assert not (tmp_path / "bad.csv").exists()
+
+
+def test_merge_open_images_and_csv_with_rename_through_the_cli(tmp_path: Path) -> None:
+    from oi_factory import CAMERA, PHONE, Row, bbox_csv, class_descriptions
+
+    oi = tmp_path / "oi"
+    write(oi / "bbox.csv", bbox_csv([Row("000a1", CAMERA), Row("000b2", PHONE)]))
+    write(oi / "classes.csv", class_descriptions())
+    draw_image(oi / "images" / "000a1.jpg", 100, 50)
+    draw_image(oi / "images" / "000b2.jpg", 200, 100)
+    ours = write(tmp_path / "ours" / "boxes.csv", HEADER + "p.jpg,40,30,cell phone,1,2,30,20\n")
+    out = tmp_path / "merged.csv"
+    code = main(
+        [
+            "merge",
+            str(oi / "bbox.csv"),
+            str(ours),
+            str(out),
+            "--class-descriptions",
+            str(oi / "classes.csv"),
+            "--images",
+            str(oi / "images"),
+            "--rename",
+            "cell phone=Mobile phone",
+            "-q",
+        ]
+    )
+    assert code == 0
+    # Open Images boxes (x 0.1-0.5, y 0.2-0.6) in pixels of their images; one class name for both.
+    assert rows(out) == [
+        "000a1.jpg,100,50,Camera,10,10,50,30",
+        "000b2.jpg,200,100,Mobile phone,20,20,100,60",
+        "p.jpg,40,30,Mobile phone,1,2,30,20",
+    ]
