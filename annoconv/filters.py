@@ -23,7 +23,13 @@ from typing import Literal
 from annoconv.errors import BoxOutsideError
 from annoconv.formats import BadItem, Dropped, ReadResult
 from annoconv.report import Report
-from annoconv.schema import NORMALIZED, ImageRecord, ObjectAnnotation, format_number
+from annoconv.schema import (
+    NORMALIZED,
+    ImageRecord,
+    ObjectAnnotation,
+    format_number,
+    outside_problem,
+)
 
 #: (image key, its boxes' labels, its weight): what the first pass keeps per image.
 Entry = tuple[str, list[str], int]
@@ -251,7 +257,7 @@ class BoxesOutside(Transform):
             if record is None:
                 yield item
             elif self.policy == "drop":
-                kept = [obj for obj in record.objects if clip_box(record, obj) == obj]
+                kept = [obj for obj in record.objects if not is_outside(record, obj)]
                 yield from _keep_boxes(record, kept, "outside the image", self.keep_empty)
             else:
                 yield from self._clip(record)
@@ -262,7 +268,7 @@ class BoxesOutside(Transform):
             clipped = clip_box(record, obj)
             if clipped is None:
                 continue
-            self.clipped += clipped != obj
+            self.clipped += clipped is not obj
             kept.append(clipped)
         yield from _keep_boxes(
             record, kept, "outside the image (empty when clipped)", self.keep_empty
@@ -278,6 +284,11 @@ def recovered(item: ReadResult) -> ImageRecord | None:
     if isinstance(item, BadItem) and isinstance(item.error, BoxOutsideError):
         return item.error.record
     return None
+
+
+def is_outside(record: ImageRecord, obj: ObjectAnnotation) -> bool:
+    """Whether `obj` reaches outside `record`'s image, as the schema's validation judges."""
+    return outside_problem(obj, record.coords, record.width, record.height) is not None
 
 
 def clip_box(record: ImageRecord, obj: ObjectAnnotation) -> ObjectAnnotation | None:

@@ -152,7 +152,7 @@ class ImageRecord(BaseModel):
         if info.context and not info.context.get(_CHECK_BOUNDS, True):
             return self
         for index, obj in enumerate(self.objects):
-            problem = _outside_problem(obj, self.coords, self.width, self.height)
+            problem = outside_problem(obj, self.coords, self.width, self.height)
             if problem:
                 raise PydanticCustomError(
                     BOX_OUTSIDE,
@@ -199,9 +199,10 @@ def _scaler(width: int, height: int, to_normalized: bool) -> Any:
     return scale
 
 
-def _outside_problem(
+def outside_problem(
     obj: ObjectAnnotation, space: CoordSpace, width: int | None, height: int | None
 ) -> str | None:
+    """What puts `obj` outside its image (beyond the tolerances above), or None."""
     if space == NORMALIZED:
         low, high_x, high_y, tol = 0.0, 1.0, 1.0, NORMALIZED_TOLERANCE
     elif width is not None and height is not None:

@@ -26,7 +26,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from annoconv.filters import clip_box, recovered
+from annoconv.filters import is_outside, recovered
 from annoconv.formats import BadItem, Dropped, ReadResult
 from annoconv.report import ErrorHandler, ErrorPolicy, Report
 from annoconv.schema import NORMALIZED, ImageRecord
@@ -85,7 +85,7 @@ class DatasetStats:
             where = f"{record.key}: {obj.label}"
             if obj.xmax == obj.xmin or obj.ymax == obj.ymin:
                 self._suspect("zero_area", where)
-            if outside and clip_box(record, obj) != obj:
+            if outside and is_outside(record, obj):
                 self._suspect("outside", where)
             if record.coords == NORMALIZED and not record.has_size:
                 continue

@@ -610,3 +610,32 @@ def test_merge_open_images_and_csv_with_rename_through_the_cli(tmp_path: Path) -
         "000b2.jpg,200,100,Mobile phone,20,20,100,60",
         "p.jpg,40,30,Mobile phone,1,2,30,20",
     ]
+
+
+def test_clip_normalized_boxes_from_a_rejected_record() -> None:
+    """Normalized records (TFRecord's) are checked against [0, 1]: the schema rejects the
+    record with a BoxOutsideError carrying it, and the clip policy takes it back."""
+    from annoconv.errors import BoxOutsideError
+    from annoconv.filters import BoxesOutside
+    from annoconv.formats import BadItem
+    from annoconv.schema import make_object, make_record
+
+    objects = [
+        make_object("x", None, label="a", xmin=0.1, ymin=0.2, xmax=1.02, ymax=0.6),
+        make_object("x", None, label="a", xmin=-0.5, ymin=0.2, xmax=-0.1, ymax=0.6),
+    ]
+    with pytest.raises(BoxOutsideError) as info:
+        make_record(
+            "x.record", "record 0", key="k", filename="k.jpg", coords="normalized", objects=objects
+        )
+    assert str(info.value) == "x.record: record 0: object[1] ('a'): xmax 1.02 is outside [0, 1]"
+    error = info.value
+    items = list(BoxesOutside("clip").apply([BadItem(error, boxes=2)]))
+    assert [type(item).__name__ for item in items] == ["Dropped", "ImageRecord"]
+    assert (items[0].reason, items[0].images, items[0].boxes) == (  # type: ignore[union-attr]
+        "outside the image (empty when clipped)",
+        0,
+        1,
+    )
+    (box,) = items[1].objects  # type: ignore[union-attr]
+    assert (box.xmin, box.xmax, box.ymin, box.ymax) == (0.1, 1.0, 0.2, 0.6)
