@@ -524,6 +524,7 @@ def test_stats_plot_without_matplotlib_names_the_extra(
 
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     monkeypatch.setitem(sys.modules, "matplotlib.figure", None)
+    monkeypatch.setitem(sys.modules, "matplotlib.backends.backend_agg", None)
     code = main(["stats", str(roboflow), "--plot", str(tmp_path / "p.png"), "-q"])
     assert code == 1
     assert "pip install 'annoconv[plot]'" in capsys.readouterr().err
