@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, TypeVar
 
 from annoconv.errors import AnnoconvError
+from annoconv.io.fs import decode_line, exists, join, read_bytes
 
 
 def __getattr__(name: str) -> Any:
@@ -184,8 +185,6 @@ def read_split_lists(lists: Mapping[str, str | Iterable[str]]) -> dict[str, str]
     """{entry: split} from {split: file path or entries}. A file has one image id, key or
     stem per line (the first word: VOC's per-class lists add a column); blank lines and
     `#` comments are skipped. An entry listed under two splits is an error."""
-    from annoconv.io.fs import decode_line, read_bytes
-
     split_of: dict[str, str] = {}
     for name, listing in lists.items():
         if isinstance(listing, str):
@@ -206,8 +205,6 @@ def read_split_lists(lists: Mapping[str, str | Iterable[str]]) -> dict[str, str]
 def voc_imagesets(folder: str) -> dict[str, str]:
     """{split: list file} of a VOC dataset: `ImageSets/Main/{train,val,test}.txt` under
     `folder` (the VOC root, its ImageSets folder, or the Main folder itself)."""
-    from annoconv.io.fs import exists, join
-
     for candidate in (join(folder, "ImageSets", "Main"), join(folder, "Main"), folder):
         found = {
             name: join(candidate, f"{name}.txt")
