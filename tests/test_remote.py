@@ -302,8 +302,9 @@ def test_transcode_a_red_book_tarball_on_s3(
             tar.addfile(info, io.BytesIO(data))
     s3.pipe(f"{s3_bucket}/I20200107.tar", tarball.getvalue())
     dst = tmp_path / "pngs"
-    with using_storage_options(s3_storage_options):
-        report = transcode_images(f"s3://{s3_bucket}/I20200107.tar", str(dst), to="png")
+    report = transcode_images(
+        f"s3://{s3_bucket}/I20200107.tar", str(dst), to="png", storage_options=s3_storage_options
+    )
     assert sorted(Path(p).relative_to(dst).as_posix() for p in report.written) == [
         "I20200107/US1-20200107/US1-20200107-D00001.png",
         "y/2.png",

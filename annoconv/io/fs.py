@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import glob as globlib
 import json
 import os
@@ -16,7 +17,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import IO, Any, TypeVar
+from typing import IO, Any, TypeVar, cast
 
 from annoconv.errors import (
     AccessDeniedError,
@@ -26,6 +27,7 @@ from annoconv.errors import (
 )
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 GLOB_CHARS = frozenset("*?[")
 #: The annoconv extra that installs the fsspec implementation of a protocol.
@@ -74,6 +76,18 @@ def using_storage_options(options: Mapping[str, Any] | None) -> Iterator[None]:
     finally:
         with _options_lock:
             _options = previous
+
+
+def applies_storage_options(func: F) -> F:
+    """Decorates an API function that takes a `storage_options` keyword: the whole call runs
+    inside `using_storage_options(storage_options)`."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with using_storage_options(kwargs.get("storage_options")):
+            return func(*args, **kwargs)
+
+    return cast(F, wrapper)
 
 
 def current_storage_options() -> dict[str, Any]:
