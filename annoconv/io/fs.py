@@ -164,6 +164,11 @@ def _fs_kwargs(uri: str) -> dict[str, Any]:
 
 #: Errors that say something about the path, not the connection: never retried.
 _PERMANENT = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+#: botocore's errors for credentials that are missing or incomplete (matched by name: botocore
+#: is an optional dependency).
+_CREDENTIAL_ERRORS = frozenset(
+    {"NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError"}
+)
 _TRANSIENT_ERRNOS = {errno.EIO, errno.EAGAIN, errno.ETIMEDOUT, errno.ECONNRESET, None}
 
 
@@ -181,6 +186,10 @@ def storage_errors(uri: str) -> Iterator[None]:
         raise AccessDeniedError(
             uri, f"permission denied ({_detail(exc)}); check the credentials and the policy"
         ) from None
+    except Exception as exc:
+        if type(exc).__name__ not in _CREDENTIAL_ERRORS:
+            raise
+        raise AccessDeniedError(uri, f"no usable credentials ({exc})") from None
 
 
 def _detail(exc: OSError) -> str:
@@ -228,14 +237,16 @@ def is_dir(uri: str) -> bool:
     if not is_remote(uri):
         return os.path.isdir(_local(uri))
     fs, path = filesystem(uri)
-    return bool(fs.isdir(path))
+    with storage_errors(uri):
+        return bool(fs.isdir(path))
 
 
 def exists(uri: str) -> bool:
     if not is_remote(uri):
         return os.path.exists(_local(uri))
     fs, path = filesystem(uri)
-    return bool(fs.exists(path))
+    with storage_errors(uri):
+        return bool(fs.exists(path))
 
 
 def join(root: str, *parts: str) -> str:
