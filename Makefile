@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 DEMO_OUT ?= build/demo
 
-.PHONY: demo test lint typecheck install install-test examples clean
+.PHONY: demo test lint typecheck install install-test install-docs docs examples clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,15 @@ install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
 
+$(VENV)/.installed-docs: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[docs]'
+	touch $@
+
+install-docs: $(VENV)/.installed-docs
+
+# The site, built offline in strict mode (any warning fails) into build/site.
+DOCS_BUILD = NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --quiet --config-file mkdocs.yml
+
 demo: install
 	@rm -rf $(DEMO_OUT)
 	$(BIN)/annoconv xml2csv examples/uspto/annotations $(DEMO_OUT)/uspto.csv --images examples/uspto/images
@@ -33,13 +42,19 @@ demo: install
 	@echo "demo outputs are in $(DEMO_OUT)/"
 
 lint: install-test
-	$(BIN)/ruff check annoconv tests examples benchmarks
-	$(BIN)/ruff format --check annoconv tests examples benchmarks
+	$(BIN)/ruff check annoconv tests examples benchmarks docs
+	$(BIN)/ruff format --check annoconv tests examples benchmarks docs
 
 typecheck: install-test
 	$(BIN)/mypy annoconv
 
+docs: install-docs
+	$(DOCS_BUILD)
+	@echo "the site is in build/site/"
+
+# The test extra includes the docs tools, so the strict docs build runs with the tests.
 test: lint typecheck
+	$(DOCS_BUILD)
 	$(BIN)/python -m pytest -q
 
 examples: install
