@@ -251,6 +251,27 @@ def test_page_code_runs(
             run_block(block, work, env, namespace)
 
 
+# --- the site -----------------------------------------------------------------------------
+
+
+def test_site_builds_in_strict_mode(tmp_path: Path) -> None:
+    """`make docs`: any warning (a broken link or anchor, a page missing from the nav, an API
+    name that does not resolve) fails the build."""
+    site = tmp_path / "site"
+    done = subprocess.run(
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        cwd=ROOT,
+        env={"PYTHONPATH": str(ROOT), "NO_MKDOCS_2_WARNING": "1", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert 'id="xml2tfrecord"' in (site / "cli" / "index.html").read_text(encoding="utf-8")
+    assert 'id="annoconv.convert.convert"' in (site / "api" / "index.html").read_text("utf-8")
+
+
 # --- generated pages ----------------------------------------------------------------------
 
 
