@@ -234,6 +234,17 @@ def run_block(block: Block, work: Path, env: dict[str, str], namespace: dict[str
         exec(compile(block.code, block.where, "exec"), namespace)
 
 
+def test_console_output_must_appear_in_order() -> None:
+    steps = console_steps("$ annoconv stats x\nclass  boxes\n...\ntotal  3\n$ ls\n")
+    assert steps == [("annoconv stats x", ["class  boxes", "...", "total  3"]), ("ls", [])]
+    printed = ["class  boxes", "a  1", "b  2", "total  3  "]
+    assert_shown_output(steps[0][1], printed, "page.md:1", "annoconv stats x")
+    with pytest.raises(AssertionError, match="did not print 'total  3'"):
+        assert_shown_output(steps[0][1], printed[::-1], "page.md:1", "annoconv stats x")
+    with pytest.raises(AssertionError, match="before any"):
+        console_steps("output first\n$ ls\n")
+
+
 PAGES_WITH_CODE = [
     page for page in PAGES if any(block.skip is None for block in runnable_blocks(page))
 ]
