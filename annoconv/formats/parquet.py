@@ -150,9 +150,15 @@ class ParquetWriter(Writer):
         """A split goes to a hive partition of the output folder: ``OUT/split=NAME/...``."""
         return join(output, f"{SPLIT}={split}", "part-00000.parquet")
 
-    def write(self, record: ImageRecord) -> None:
+    @property
+    def embeds_images(self) -> bool:
+        """Whether `write()` takes image bytes (`image_data=`, from an archive or prefetched
+        from remote storage, see `io.feed`); else it reads them itself."""
+        return self.embed_images
+
+    def write(self, record: ImageRecord, image_data: bytes | None = None) -> None:
         if self._finder is not None:
-            data = read_bytes(self._finder.find(record))
+            data = image_data if image_data is not None else read_bytes(self._finder.find(record))
             self._image_cells.append({"bytes": data, "path": record.filename})
             self._image_bytes += len(data)
         self._records.append(record)
