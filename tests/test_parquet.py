@@ -452,3 +452,30 @@ def test_csv_batch_reasons_and_fallbacks(tmp_path: Path) -> None:
         "line 3: expected 8 fields as in the header, got 2"
     ]
     assert pq.read_table(tmp_path / "q.parquet").column("filename").to_pylist() == ["a,b.jpg"]
+
+
+def test_convert_takes_the_columnar_path_only_when_nothing_needs_records(
+    open_images: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    module = sys.modules["annoconv.convert"]
+    taken: list[bool] = []
+    real = module.run_batches
+
+    def spy(*args: object, **kwargs: object) -> object:
+        report = real(*args, **kwargs)  # type: ignore[arg-type]
+        taken.append(report is not None)
+        return report
+
+    monkeypatch.setattr(module, "run_batches", spy)
+    bbox, descriptions, _ = open_images
+    cache = tmp_path / "oi.parquet"
+    convert(str(bbox), str(cache), read_options={"class_descriptions": str(descriptions)})
+    assert taken == [True]
+    convert(str(cache), str(tmp_path / "split"), to_format="parquet", split="a=0.5,b=0.5")
+    assert taken == [True, True]
+    renamed = convert(str(cache), str(tmp_path / "renamed.parquet"), rename={"Camera": "cam"})
+    assert taken == [True, True]  # a filter works on records
+    assert renamed.classes["cam"] > 0
+    assert "Camera" not in renamed.classes
