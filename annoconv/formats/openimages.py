@@ -598,6 +598,9 @@ class _Pending:
 # --- reading the CSV --------------------------------------------------------------------------
 
 
+_LINE_END = re.compile("\r\n|\r|\n")
+
+
 def _header(uri: str) -> list[str]:
     """The cells of the first line of a CSV file (a UTF-8 BOM removed)."""
     with open_input(uri) as handle:
@@ -606,7 +609,12 @@ def _header(uri: str) -> list[str]:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise AnnotationError(uri, "the header is not valid UTF-8", "line 1") from None
-    return next(csv.reader([text.rstrip("\r\n")]), [])
+    # pyarrow ends lines at "\r" too (old Mac files), which readline() does not.
+    first = _LINE_END.split(text, maxsplit=1)[0]
+    try:
+        return next(csv.reader([first]), [])
+    except csv.Error as exc:
+        raise AnnotationError(uri, f"malformed CSV header: {exc}", "line 1") from None
 
 
 def _bbox_columns(uri: str) -> tuple[str, ...]:
