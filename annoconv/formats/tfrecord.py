@@ -317,13 +317,38 @@ class TFRecordReader(Reader):
 
 
 def tfrecord_files(source: Source) -> list[str]:
-    """The files of a source; a shard prefix expands to its shards, in order."""
+    """The files of a source; a shard prefix expands to its shards, in order, and must name
+    one complete set (an interrupted publish or an older run's shards could leave another)."""
     if isinstance(source, str) and not exists(source):
         shards = shards_of(source)
         if shards:
-            return shards
+            return _complete_set(source, shards)
     files, _ = expand_source(source, ())
     return files
+
+
+def _complete_set(prefix: str, shards: list[str]) -> list[str]:
+    found: dict[int, set[int]] = {}
+    for shard in shards:
+        match = SHARD_PATTERN.search(shard)
+        if match:
+            found.setdefault(int(match.group(2)), set()).add(int(match.group(1)))
+    if len(found) > 1:
+        sets = ", ".join(f"{len(found[count])} of {count}" for count in sorted(found))
+        raise AnnotationError(
+            prefix, f"shards of more than one set ({sets}): remove the stale ones and read again"
+        )
+    for count, indices in found.items():
+        missing = [shard_name(prefix, i, count) for i in range(count) if i not in indices]
+        if missing:
+            shown = ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
+            raise AnnotationError(
+                prefix,
+                f"incomplete shard set: {len(indices)} of {count} shards present; missing {shown}",
+            )
+        if max(indices) >= count:
+            raise AnnotationError(prefix, f"a shard numbered beyond its set of {count}")
+    return shards
 
 
 def _values(features: Mapping[str, tuple[str, list[Any]]], key: str) -> list[Any]:
