@@ -46,7 +46,8 @@ class ArrowType:
         self.name = name
 
 
-Int32 = Annotated[int, ArrowType("int32")]
+#: Stored as Arrow int32, so bounded like one (a width of 1e30 in an XML is no image size).
+Int32 = Annotated[int, ArrowType("int32"), Field(le=2**31 - 1)]
 
 
 class ObjectAnnotation(BaseModel):
