@@ -300,8 +300,8 @@ def check_error(error: AnnoconvError, uri: str) -> None:
 
 
 def check_record(record: ImageRecord) -> None:
-    for size in (record.width, record.height):
-        assert size is None or size > 0
+    for size in (record.width, record.height, record.depth):
+        assert size is None or 0 < size < 2**31, size  # Arrow int32, as the schema says
     for obj in record.objects:
         box = (obj.xmin, obj.ymin, obj.xmax, obj.ymax)
         assert all(math.isfinite(v) for v in box), box
@@ -418,6 +418,7 @@ def test_huge_numbers_nan_and_negative_sizes_are_errors_not_records(
     for slot, value in [
         ("xmin", "nan"), ("xmax", "inf"), ("ymin", "-inf"), ("xmax", "1e400"),
         ("width", "-64"), ("height", "-1"), ("xmin", "-5"), ("ymax", str(2**64)),
+        ("width", "1e30"), ("height", str(2**31)), ("xmax", "1e300"),
     ]:  # fmt: skip
         if slot in case.valid:
             check_outcome(case, case.fill({**case.valid, slot: value}), workdir)
