@@ -15,6 +15,8 @@ from annoconv.errors import AnnotationError
 from annoconv.formats.base import BadItem, ReadResult, Writer
 from annoconv.report import ErrorHandler, Report, SkippedItem
 
+pytestmark = pytest.mark.timeout(30)
+
 convert_module = importlib.import_module("annoconv.convert")
 original_write_one = convert_module._write_one
 
