@@ -360,6 +360,28 @@ def _text(features: Mapping[str, tuple[str, list[Any]]], key: str) -> str | None
     return values[0].decode("utf-8", "replace") if values else None
 
 
+#: The list kind of every feature the reader uses, as the OD API's decoder expects it.
+FEATURE_KINDS = {
+    **dict.fromkeys((Keys.HEIGHT, Keys.WIDTH, Keys.OBJECT_CLASS_LABEL), "int64"),
+    **dict.fromkeys((Keys.OBJECT_DIFFICULT, *_OBJECT_FLAGS, Keys.IMAGE_CLASS_LABEL), "int64"),
+    **dict.fromkeys((Keys.BBOX_XMIN, Keys.BBOX_XMAX, Keys.BBOX_YMIN, Keys.BBOX_YMAX), "float"),
+    **dict.fromkeys((Keys.FILENAME, Keys.SOURCE_ID, Keys.SHA256, Keys.ENCODED), "bytes"),
+    **dict.fromkeys((Keys.FORMAT, Keys.OBJECT_CLASS_TEXT, Keys.OBJECT_VIEW), "bytes"),
+    Keys.IMAGE_CLASS_TEXT: "bytes",
+}
+
+
+def check_kinds(features: Mapping[str, tuple[str, list[Any]]], source: str, where: str) -> None:
+    """An AnnotationError for a feature holding another kind of list than the schema's (a
+    `bytes_list` of widths, a `float_list` of class names): values are never coerced."""
+    for key, kind in FEATURE_KINDS.items():
+        found, values = features.get(key, (kind, []))
+        if values and found != kind:
+            raise AnnotationError(
+                source, f"{key} holds a {found}_list, expected {kind}_list", where
+            )
+
+
 def example_record(
     features: Mapping[str, tuple[str, list[Any]]],
     source: str,
@@ -367,6 +389,7 @@ def example_record(
     label_map: LabelMap | None = None,
 ) -> ImageRecord:
     """An ImageRecord from decoded OD API features."""
+    check_kinds(features, source, where)
     boxes = [
         _values(features, key)
         for key in (Keys.BBOX_XMIN, Keys.BBOX_YMIN, Keys.BBOX_XMAX, Keys.BBOX_YMAX)
@@ -504,6 +527,10 @@ def _inspect_file(uri: str, label_map: LabelMap | None, result: Inspection) -> N
             where = f"{uri}: record {index}"
             try:
                 features = decode_example(payload)
+                check_kinds(features, uri, f"record {index}")
+            except AnnotationError as error:
+                result.problems.append(str(error))
+                continue
             except (ValueError, AnnoconvError) as error:
                 result.problems.append(f"{where}: {error}")
                 continue
