@@ -34,13 +34,14 @@ from annoconv.formats.base import BadItem, Dropped
 from annoconv.formats.csv import CsvReader
 from annoconv.formats.frcnn import FrcnnReader
 from annoconv.formats.openimages import OpenImagesReader, read_class_descriptions
-from annoconv.formats.tfrecord import TFRecordReader
+from annoconv.formats.tfrecord import FEATURE_KINDS, TFRecordReader, inspect_tfrecords
 from annoconv.formats.voc import VocReader
 from annoconv.labelmap import LabelMap
 from annoconv.schema import ImageRecord
 from annoconv.tfexample import (
     Keys,
     bytes_feature,
+    decode_example,
     encode_example,
     float_feature,
     frame_record,
@@ -268,6 +269,9 @@ CASES = [
 ]  # fmt: skip
 
 
+TFRECORD = next(case for case in CASES if case.name == "tfrecord")
+
+
 # --- what every outcome must look like -----------------------------------------------------------
 
 
@@ -422,3 +426,35 @@ def test_huge_numbers_nan_and_negative_sizes_are_errors_not_records(
     ]:  # fmt: skip
         if slot in case.valid:
             check_outcome(case, case.fill({**case.valid, slot: value}), workdir)
+
+
+# --- TFRecord: features of the wrong kind -------------------------------------------------------
+
+WRONG_LISTS = {
+    "bytes": lambda: bytes_feature([b"7"]),
+    "float": lambda: float_feature([0.5]),
+    "int64": lambda: int64_feature([7]),
+}
+
+
+@pytest.mark.parametrize("key", sorted(FEATURE_KINDS))
+def test_tfrecord_feature_of_the_wrong_kind_is_named(key: str, workdir: Path) -> None:
+    """A `bytes_list` of widths or a `float_list` of class names is an error naming the
+    feature, for the reader and for `inspect` alike, never a value coerced into a record."""
+    valid = {**PIXEL_SLOTS, **NORMALIZED_SLOTS, **TEXT_SLOTS, "flag": "1"}
+    payload = decode_example(examples(valid)[0])
+    for kind, make in WRONG_LISTS.items():
+        if kind == FEATURE_KINDS[key]:
+            continue
+        features = {name: _encodable(value) for name, value in payload.items()}
+        features[key] = make()
+        (item,) = check_outcome(TFRECORD, frame_record(encode_example(features)), workdir)
+        expected = f"record 0: {key} holds a {kind}_list, expected {FEATURE_KINDS[key]}_list"
+        assert isinstance(item, BadItem) and str(item.error).endswith(expected), item
+        uri = str(workdir / f"input{TFRECORD.suffix}")
+        assert inspect_tfrecords([uri]).problems == [f"{uri}: {expected}"]
+
+
+def _encodable(feature: tuple[str, list[Any]]) -> Any:
+    kind, values = feature
+    return {"bytes": bytes_feature, "float": float_feature, "int64": int64_feature}[kind](values)
