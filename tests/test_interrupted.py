@@ -35,6 +35,7 @@ from PIL import Image
 
 from annoconv.errors import AnnotationError
 from annoconv.formats.tfrecord import TFRecordReader, shard_name, tfrecord_files
+from annoconv.labelmap import LabelMap
 from annoconv.tfexample import (
     TFRecordWriter,
     bytes_feature,
@@ -98,14 +99,15 @@ class Conversion:
     name: str
     #: The command's arguments after `annoconv`, given the dataset and the sink.
     arguments: Callable[[Path, LocalSink], list[str]]
-    #: Checks one file found under a final name with annoconv's own reader.
-    check_file: Callable[[LocalSink, str], None]
+    #: Checks one file found under a final name (its name and bytes) with annoconv's reader.
+    check_file: Callable[[LocalSink, str, bytes], None]
     #: Reads a shard set (prefix) the way users do; None for single-file outputs.
     shard_prefix: str | None = None
 
 
-def check_shard(sink: LocalSink, name: str) -> None:
-    if not name.endswith(f"-of-{SHARDS:05d}"):
+def check_shard(sink: LocalSink, name: str, data: bytes) -> None:
+    if name == "label_map.pbtxt":
+        assert LabelMap.parse(data.decode("utf-8")).names == ("bird", "cat", "dog")
         return
     payloads = list(iter_tfrecords(sink.destination(name), verify=True))  # every CRC
     assert payloads, name
@@ -113,8 +115,8 @@ def check_shard(sink: LocalSink, name: str) -> None:
         assert decode_example(payload)["image/object/class/text"][1]
 
 
-def check_csv(sink: LocalSink, name: str) -> None:
-    rows = Path(sink.destination(name)).read_text(encoding="utf-8").splitlines()
+def check_csv(sink: LocalSink, name: str, data: bytes) -> None:
+    rows = data.decode("utf-8").splitlines()
     assert len(rows) == 1 + 2 * IMAGES and rows[0].startswith("filename,width,height")
 
 
@@ -168,7 +170,7 @@ def verdict(conversion: Conversion, sink: LocalSink, reference: dict[str, bytes]
     found = sink.final_files()
     for name, data in found.items():
         assert name in reference, f"unexpected final file {name}"
-        conversion.check_file(sink, name)
+        conversion.check_file(sink, name, data)
         assert data == reference[name], f"{name} is under its final name but not complete"
     if not found:
         return "absent"
