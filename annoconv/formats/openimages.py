@@ -127,7 +127,9 @@ _MID_PREFIXES = ("/m/", "/g/")
 _FLAG_TEXTS = pa.array(["1", "0", "-1", ""])
 # Decimal numbers Arrow and Python parse alike; other texts are checked one by one.
 _DECIMAL = r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
-_ROW_NUMBER = re.compile(r"^CSV parse error: Row #(\d+): ")
+# Parse errors read "CSV parse error: Row #N: ...", conversion errors (bad UTF-8 in a cell)
+# "In CSV column #C: Row #N: ...".
+_ROW_NUMBER = re.compile(r"^(?:CSV parse error: |In CSV column #\d+: )Row #(\d+): ")
 _LOW, _HIGH = 0.0 - NORMALIZED_TOLERANCE, 1.0 + NORMALIZED_TOLERANCE
 
 _PROBLEM_FIELDS = [
