@@ -270,6 +270,7 @@ CASES = [
 
 
 TFRECORD = next(case for case in CASES if case.name == "tfrecord")
+OPEN_IMAGES = next(case for case in CASES if case.name == "openimages")
 
 
 # --- what every outcome must look like -----------------------------------------------------------
@@ -458,3 +459,14 @@ def test_tfrecord_feature_of_the_wrong_kind_is_named(key: str, workdir: Path) ->
 def _encodable(feature: tuple[str, list[Any]]) -> Any:
     kind, values = feature
     return {"bytes": bytes_feature, "float": float_feature, "int64": int64_feature}[kind](values)
+
+
+def test_open_images_bad_utf8_in_a_cell_names_the_row(workdir: Path) -> None:
+    rows = OPEN_IMAGES.sample().splitlines(keepends=True)
+    rows[2] = rows[2].replace(b"000a", b"0\xff0a")
+    (item,) = check_outcome(OPEN_IMAGES, b"".join(rows), workdir)
+    assert isinstance(item, BadItem)
+    assert (item.error.where, item.error.message) == (
+        "row 2",
+        "malformed CSV: CSV conversion error to string: invalid UTF8 data",
+    )
