@@ -99,3 +99,49 @@ def test_boxes_lost_between_reader_and_writer_are_caught(source: Path, tmp_path:
 
     with pytest.raises(LostItems, match=r"2 box\(es\) came in, \(1, 1\) were written"):
         run_with(drops_a_box, source, tmp_path)
+
+
+def test_runs_that_write_batches_are_checked_item_by_item_only(tmp_path: Path) -> None:
+    """Record batches (the columnar path) bypass the per-item step, so the totals of a run
+    that wrote any cannot be recounted; its items still are, and a run that wrote no batch
+    is audited in full."""
+    from annoconv.formats.csv import CsvWriter
+
+    class BatchCsvWriter(CsvWriter):
+        def write_batch(self, batch: object) -> None:
+            pass
+
+    def run(batches_first: bool, batches_later: bool) -> Ledger:
+        mine, report = Ledger(), Report()
+        writer = BatchCsvWriter(str(tmp_path / "out.csv"))
+        step = mine.wrap(original_write_one)
+        if batches_first:
+            writer.write_batch(None)
+            report.images_read += 5  # as the batch path counts the rows it hands over
+        bad = BadItem(AnnotationError("c.xml", "broken"), boxes=2)
+        step(bad, writer, report, ErrorHandler("skip", report))
+        if batches_later:
+            writer.write_batch(None)
+            report.images_read += 5
+        mine.audit(report)
+        return mine
+
+    assert run(batches_first=False, batches_later=False).audited == 1
+    assert run(batches_first=True, batches_later=False).audited == 0
+    assert run(batches_first=False, batches_later=True).audited == 0
+    report = Report()
+    writer = BatchCsvWriter(str(tmp_path / "out.csv"))
+    with pytest.raises(LostItems):
+        Ledger().wrap(original_write_one)(
+            BadItem(AnnotationError("d.xml", "broken")), writer, report, _SilentHandler(report)
+        )
+
+
+class _SilentHandler(ErrorHandler):
+    """Skips without recording anything: the bug the per-item check catches."""
+
+    def __init__(self, report: Report) -> None:
+        super().__init__("skip", report)
+
+    def skip(self, error: AnnotationError, images: int = 1, boxes: int = 0) -> None:
+        pass
