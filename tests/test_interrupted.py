@@ -8,9 +8,10 @@ a run, between the renames that publish its files: then the files present are st
 and an incomplete shard set is refused by annoconv's reader, naming the missing shards. A rerun
 into the same folder completes and writes byte-identical output.
 
-Kills land at seeded random times over the length of an uninterrupted run, and right after the
-run's first temporary file appears (so some surely land mid-write); the assertions hold for
-any kill point, so timing changes which case a kill exercises, never the verdict.
+Kills land at a seeded random time of the start-up (before any output is opened), right as
+the run's first temporary file appears (so one surely lands mid-write), and at seeded random
+times over the writing phase as an uninterrupted run measured it; the assertions hold for any
+kill point, so timing changes which case a kill exercises, never the verdict.
 
 A `Sink` says where outputs go and how to list and read them; the S3 variant adds one.
 """
