@@ -10,7 +10,10 @@ appears in the report's skipped list, with a source and a reason, for exactly th
 
 Report.check_balance() only compares the report's counters with each other, so it cannot see an
 item that vanishes without being counted as read; the ledger does (tests/test_ledger.py).
-`conftest.py` installs one ledger for every test, so every `convert()` the suite runs is checked.
+`conftest.py` installs one ledger for every test, so every `convert()` the suite runs in its
+own process is checked. Runs in other processes (the command started as a subprocess, Dask
+workers) are not; tests of those check the report JSON's counts themselves. Runs that hand
+record batches to `write_batch()` have their items checked but not their totals.
 """
 
 from __future__ import annotations
