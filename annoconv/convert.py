@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import inspect
 import sys
-from collections import Counter, deque
+from collections import Counter
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Literal
 
+from annoconv.dedup import Dedup, ImageHashes
 from annoconv.errors import AnnoconvError, AnnotationError, FormatError, SkipRecord
+from annoconv.filters import ClassSelection, OutsidePolicy, Transform, apply_all, build_filters
 from annoconv.formats import (
     BadItem,
     Dropped,
@@ -21,10 +24,20 @@ from annoconv.formats import (
     get_format,
     infer_format,
 )
-from annoconv.io.fs import GLOB_CHARS, exists, shards_of
+from annoconv.io.archives import is_archive
+from annoconv.io.feed import feed_images
+from annoconv.io.fs import GLOB_CHARS, applies_storage_options, exists, shards_of
 from annoconv.io.images import ImageInfo, RecordImages, read_image_info
+from annoconv.io.pool import prefetch
 from annoconv.labelmap import LabelMap, LabelMapItem, LabelOrder
-from annoconv.ops import assign_splits, parse_split, sample_keys
+from annoconv.ops import (
+    assign_from_lists,
+    assign_splits,
+    assign_stratified,
+    parse_split,
+    read_split_lists,
+    sample_keys,
+)
 from annoconv.report import ErrorHandler, ErrorPolicy, OutputFile, Report
 from annoconv.schema import PIXEL, ImageRecord
 
@@ -89,42 +102,9 @@ class Survey:
 
     counts: Counter[str] = field(default_factory=Counter)
     weights: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ClassSelection:
-    """Keeps only the boxes of some classes, for readers that cannot select themselves.
-
-    Boxes of other classes, and images they leave without boxes (unless `keep_empty`), are
-    counted as dropped. Images that had no boxes to begin with stay: they are negatives.
-    """
-
-    classes: frozenset[str]
-    keep_empty: bool = False
-    reason: str = "not in --classes"
-
-    def apply(self, items: Iterable[ReadResult]) -> Iterator[ReadResult]:
-        for item in items:
-            if not isinstance(item, ImageRecord) or not item.objects:
-                yield item
-                continue
-            kept = [obj for obj in item.objects if obj.label in self.classes]
-            dropped = len(item.objects) - len(kept)
-            if not kept and not self.keep_empty:
-                yield Dropped(self.reason, images=1, boxes=dropped)
-                continue
-            if dropped:
-                yield Dropped(self.reason, boxes=dropped)
-                item = item.model_copy(update={"objects": kept})
-            yield item
-
-    def survey(
-        self, entries: Iterable[tuple[str, list[str], int]]
-    ) -> Iterator[tuple[str, list[str], int]]:
-        for key, labels, weight in entries:
-            kept = [label for label in labels if label in self.classes]
-            if kept or not labels or self.keep_empty:
-                yield key, kept, weight
+    labels: dict[str, list[str]] = field(default_factory=dict)
+    hashes: ImageHashes | None = None
+    dedup: Dedup | None = None
 
 
 def _takes(factory: Callable[..., object] | None, option: str) -> bool:
@@ -138,26 +118,43 @@ def survey(
     sample: int | None = None,
     seed: int = 0,
     selection: ClassSelection | None = None,
+    transforms: Sequence[Transform] = (),
+    dedup: bool = False,
+    keep_labels: bool = False,
 ) -> Survey:
-    """One pass over the readable records, keeping only small per-image facts; with
-    `sample`, only those of a uniform sample of that many images (see `ops.sample_keys`)."""
+    """One pass over the readable records, keeping only small per-image facts, as the
+    `transforms` leave them; with `dedup`, every image is hashed and only the first of each
+    set of duplicates is kept; with `sample`, only a uniform sample of that many images
+    (see `ops.sample_keys`); with `keep_labels`, each image's labels are kept too."""
+    steps = [*([selection] if selection is not None else []), *transforms]
+    result = Survey()
     entries: Iterable[tuple[str, list[str], int]]
-    if weigh is None:
+    if weigh is None and not dedup and all(step.on_labels for step in steps):
         entries = ((key, labels, 1) for key, labels in reader.labels())
+        for step in steps:
+            entries = step.survey(entries)
     else:
-        entries = (
-            (item.key, [obj.label for obj in item.objects], weigh(item))
-            for item in reader
-            if isinstance(item, ImageRecord)
+        records: Iterable[ImageRecord] = (
+            item for item in apply_all(steps, reader) if isinstance(item, ImageRecord)
         )
-    if selection is not None:
-        entries = selection.survey(entries)
+        if dedup:
+            result.hashes = ImageHashes()
+            records = result.hashes.scan(records, reader.images)
+        entries = (
+            (item.key, [obj.label for obj in item.objects], weigh(item) if weigh else 1)
+            for item in records
+        )
+    if result.hashes is not None:
+        entries = list(entries)  # every image hashed before duplicates can be told apart
+        result.dedup = Dedup(result.hashes)
+        entries = [entry for entry in entries if entry[0] not in result.dedup.dropped]
     if sample is not None:
         entries = sample_keys(entries, sample, seed, key=lambda entry: entry[0])
-    result = Survey()
     for key, labels, weight in entries:
         result.counts.update(labels)
         result.weights[key] = weight
+        if keep_labels:
+            result.labels[key] = labels
     return result
 
 
@@ -199,8 +196,9 @@ def split_destination(output: str, split: str) -> str:
     return f"{output[:cut]}{stem}-{split}{dot}{suffix}"
 
 
+@applies_storage_options
 def convert(
-    source: Source,
+    source: Source | Reader,
     output: str,
     *,
     from_format: str | None = None,
@@ -220,8 +218,19 @@ def convert(
     progress: bool = False,
     read_options: Mapping[str, Any] | None = None,
     write_options: Mapping[str, Any] | None = None,
+    stratify: bool = False,
+    split_lists: Mapping[str, str | Iterable[str]] | None = None,
+    exclude_classes: Sequence[str] | None = None,
+    rename: Mapping[str, str] | None = None,
+    min_size: float | tuple[float, float] | None = None,
+    min_area: float | None = None,
+    drop_difficult: bool = False,
+    boxes_outside: OutsidePolicy = "fail",
+    dedup: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> Report:
-    """Convert `source` (a file, folder, glob or list of files) into `output`.
+    """Convert `source` (a file, folder, glob or list of files, or an open Reader such as
+    `merge.MergedReader`) into `output`.
 
     Formats are inferred from the paths unless named. `classes` keeps only those classes'
     boxes (images left without any are dropped unless `keep_empty`; readers that can select
@@ -234,26 +243,84 @@ def convert(
     pixel size get it from their image's header when the writer works in pixels. With
     ``on_error="skip"`` bad items are left out and listed in the returned report instead of
     stopping the run. Outputs appear only when the whole run succeeded.
+
+    The operations of docs/operations.md, in the order they apply: `boxes_outside`
+    (``"clip"`` or ``"drop"`` boxes reaching outside the image instead of failing),
+    `classes`, `exclude_classes`, `rename` (``{"cell phone": "Mobile phone"}``; the label map
+    is built after renaming), `min_size` (``w`` or ``(w, h)``) and `min_area` in the data's
+    coordinate space, `drop_difficult`, `dedup` (byte-identical images by SHA-256), `sample`,
+    then the split: by ratio (`split`, with `stratify` spreading every class over every
+    split), or by `split_lists` (``{"train": "train.txt", ...}``, see `ops.read_split_lists`).
+    Everything left out is counted in the report with its reason.
+
+    Any path may be an fsspec URL (``s3://``, ``memory://``, ``zip://…::s3://…``);
+    `storage_options` reach every remote filesystem of the run (for s3 e.g.
+    ``{"endpoint_url": ..., "anon": False}``; see `annoconv.io.fs.using_storage_options`).
+    `images` may be a tar or zip archive (also remote, also with ZIPs inside a tar): it is
+    streamed once and each annotation's image is taken as it passes (see annoconv.io.feed).
     """
+    # An archive of images is streamed by `feed_images`; readers and writers see no folder.
+    archive, images = (
+        (images, None) if images is not None and is_archive(images) else (None, images)
+    )
     read_options = dict(read_options or {})
-    selection = None
-    # Inferred once: inference may open the source to sniff it.
-    from_format = source_format(source, from_format)
-    if classes is not None:
-        if _takes(get_format(from_format).reader, "classes"):
+    # Each pass gets its own filters (they count what they change).
+    make_filters = partial(
+        build_filters,
+        classes=classes,
+        exclude_classes=exclude_classes,
+        rename=rename,
+        min_size=min_size,
+        min_area=min_area,
+        drop_difficult=drop_difficult,
+        boxes_outside=boxes_outside,
+        keep_empty=keep_empty,
+    )
+    if isinstance(source, Reader):
+        reader = source
+    else:
+        # Inferred once: inference may open the source to sniff it.
+        from_format = source_format(source, from_format)
+        if classes is not None and _takes(get_format(from_format).reader, "classes"):
             read_options.update(classes=list(classes), keep_empty=keep_empty)
-        else:
-            selection = ClassSelection(frozenset(classes), keep_empty)
-    reader = open_reader(source, from_format=from_format, images=images, read_options=read_options)
+            make_filters = partial(make_filters, classes=None)
+        reader = open_reader(
+            source, from_format=from_format, images=images, read_options=read_options
+        )
     writer_class = _writer_class(output, to_format)
     options = dict(write_options or {})
+    if archive is not None and options.get("shard_size") is not None:
+        raise FormatError(
+            f"shard_size needs the image sizes before writing; {archive} is an archive read "
+            "once while writing: give the number of shards instead"
+        )
     _check_options(writer_class, options, f"{writer_class.__name__}")
     fractions = parse_split(split) if isinstance(split, str) else split
+    if fractions and split_lists:
+        raise AnnoconvError("give either a split by ratio or split lists, not both")
+    if stratify and not fractions:
+        raise AnnoconvError("stratify needs a split by ratio (split=...)")
     needs_map = writer_class.needs_label_map or label_map_output is not None
     facts = None
-    if needs_map or label_map is not None or fractions or writer_class.needs_keys or sample:
+    if (
+        needs_map
+        or label_map is not None
+        or fractions
+        or split_lists
+        or writer_class.needs_keys
+        or sample
+        or dedup
+    ):
         weigh = writer_class.weigher(images=images, **options) if writer_class.needs_keys else None
-        facts = survey(reader, weigh, sample=sample, seed=seed, selection=selection)
+        facts = survey(
+            reader,
+            weigh,
+            sample=sample,
+            seed=seed,
+            transforms=make_filters(),
+            dedup=dedup,
+            keep_labels=bool(fractions and stratify),
+        )
     resolved = settle_label_map(
         facts.counts if facts else Counter(),
         label_map,
@@ -268,25 +335,37 @@ def convert(
             options["keys"] = {key: facts.weights[key] for key in keys}
         return writer_class(destination, label_map=resolved, images=images, **options)
 
+    assignment = None
     if fractions and facts is not None:
-        assignment = assign_splits(facts.weights, fractions, seed)
-        members: dict[str, list[str]] = {name: [] for name in fractions}
+        if stratify:
+            assignment = assign_stratified(facts.labels, fractions, seed)
+        else:
+            assignment = assign_splits(facts.weights, fractions, seed)
+    elif split_lists and facts is not None:
+        assignment = assign_from_lists(facts.weights, read_split_lists(split_lists))
+    if assignment is not None:
+        names = list(fractions or split_lists or {})
+        members: dict[str, list[str]] = {name: [] for name in names}
         for key, name in assignment.items():
             members[name].append(key)
         writers = {
-            name: make_writer(split_destination(output, name), members[name]) for name in fractions
+            name: make_writer(split_destination(output, name), members[name]) for name in names
         }
         writer: Writer = SplitWriter(writers, assignment)
     else:
         writer = make_writer(output, facts.weights if facts else None)
-    items: Iterable[ReadResult] = reader
-    if selection is not None:
-        items = selection.apply(items)
+    steps = [*make_filters(), *([facts.dedup] if facts and facts.dedup else [])]
+    items: Iterable[ReadResult] = apply_all(steps, reader)
     if sample is not None and facts is not None:
         items = _only(items, facts.weights, f"not in the sample of {sample}")
-    if writer.coords == PIXEL:
+    if split_lists and assignment is not None:
+        items = _only(items, assignment, "not in any split list")
+    if writer.coords == PIXEL and archive is None:
         items = fill_sizes(items, images)
+    items, writer = feed_images(items, writer, archive or images, source)
     report = run(items, writer, on_error=on_error, progress=progress, total=reader.count_hint())
+    for step in steps:
+        step.finish(report)
     if label_map_output is not None and resolved is not None:
         size = resolved.write(label_map_output)
         report.outputs.append(OutputFile(label_map_output, size, "label_map"))
@@ -309,17 +388,14 @@ def fill_sizes(
     header. Headers are read by a bounded thread pool (at most `window` records in flight,
     order kept); an image that cannot be found or read makes its record a BadItem."""
     finder = RecordImages(images)
-    pending: deque[tuple[ReadResult, Future[ImageInfo] | None]] = deque()
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        for item in items:
-            job = None
-            if isinstance(item, ImageRecord) and not item.has_size:
-                job = pool.submit(_image_info, finder, item)
-            pending.append((item, job))
-            if len(pending) >= window:
-                yield _with_size(*pending.popleft())
-        while pending:
-            yield _with_size(*pending.popleft())
+
+    def job(item: ReadResult) -> Callable[[], ImageInfo] | None:
+        if isinstance(item, ImageRecord) and not item.has_size:
+            return partial(_image_info, finder, item)
+        return None
+
+    for item, future in prefetch(items, job, threads=threads, window=window):
+        yield _with_size(item, future)
 
 
 def _image_info(finder: RecordImages, record: ImageRecord) -> ImageInfo:
@@ -373,13 +449,21 @@ class SplitWriter(Writer):
         self.writers = dict(writers)
         self.assignment = assignment
 
-    def write(self, record: ImageRecord) -> None:
+    @property
+    def embeds_images(self) -> bool:
+        return all(getattr(writer, "embeds_images", False) for writer in self.writers.values())
+
+    def write(self, record: ImageRecord, image_data: bytes | None = None) -> None:
         name = self.assignment.get(record.key)
         if name is None:
             raise AnnotationError(
                 record.source, f"image {record.key!r} was not seen when splitting"
             )
-        self.writers[name].write(record.model_copy(update={"split": name}))
+        marked = record.model_copy(update={"split": name})
+        if image_data is None:
+            self.writers[name].write(marked)
+        else:
+            self.writers[name].write(marked, image_data=image_data)  # type: ignore[call-arg]
 
     def close(self) -> list[OutputFile]:
         outputs = [output for writer in self.writers.values() for output in writer.close()]

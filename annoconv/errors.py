@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from annoconv.schema import ImageRecord
+
 
 class AnnoconvError(Exception):
     """Base class of every error annoconv raises on purpose."""
@@ -25,6 +30,32 @@ class AnnotationError(AnnoconvError):
         if self.source:
             return self
         return AnnotationError(source, self.message, self.where)
+
+
+class BoxOutsideError(AnnotationError):
+    """A record whose boxes reach outside its image; `record` is the record as read (built
+    without that check), for the `boxes_outside` policies that clip or drop such boxes."""
+
+    def __init__(
+        self,
+        source: str | None,
+        message: str,
+        where: str | None = None,
+        *,
+        record: ImageRecord | None = None,
+    ) -> None:
+        super().__init__(source, message, where)
+        self.record = record
+
+    def with_source(self, source: str) -> AnnotationError:
+        return (
+            self
+            if self.source
+            else BoxOutsideError(source, self.message, self.where, record=self.record)
+        )
+
+    def relocated(self, where: str | None) -> BoxOutsideError:
+        return BoxOutsideError(self.source, self.message, where, record=self.record)
 
 
 class SkipRecord(AnnotationError):
@@ -55,3 +86,23 @@ class UnknownClassesError(LabelMapError):
             f"{len(self.unknown)} class(es) not in the label map{where}: {listed}; "
             "add them to the map or pass --extend-label-map"
         )
+
+
+class StorageError(AnnoconvError):
+    """A file or object that cannot be reached; renders as one line naming its URL."""
+
+    def __init__(self, uri: str, problem: str) -> None:
+        super().__init__(uri, problem)
+        self.uri = uri
+        self.problem = problem
+
+    def __str__(self) -> str:
+        return f"{self.uri}: {self.problem}"
+
+
+class NotFoundError(StorageError, FileNotFoundError):
+    """No such file, object or bucket (still a FileNotFoundError for callers that catch it)."""
+
+
+class AccessDeniedError(StorageError, PermissionError):
+    """The credentials in use may not read or write this path (still a PermissionError)."""

@@ -34,7 +34,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
-from annoconv.errors import AnnotationError
+from annoconv.errors import AnnotationError, BoxOutsideError
 from annoconv.formats.base import (
     BadItem,
     Format,
@@ -341,6 +341,8 @@ def _record(uri: str, layout: _Layout, key: str, rows: list[tuple[int, list[str]
         )
     except AnnotationError as error:
         culprit = _culprit_line(uri, key, layout.space, parsed)
+        if isinstance(error, BoxOutsideError):
+            raise error.relocated(culprit or error.where) from None
         raise AnnotationError(uri, error.message, culprit or error.where) from None
 
 

@@ -95,6 +95,8 @@ class TFRecordShardWriter(Writer):
     coords = None
     needs_label_map = True
     needs_keys = True
+    #: `write()` takes the image's bytes when the caller has them (see annoconv.io.feed).
+    embeds_images = True
 
     def __init__(
         self,
@@ -139,9 +141,9 @@ class TFRecordShardWriter(Writer):
 
         return weigh
 
-    def write(self, record: ImageRecord) -> None:
+    def write(self, record: ImageRecord, image_data: bytes | None = None) -> None:
         assert self.label_map is not None
-        image = self._embed(record)
+        image = self._embed(record, image_data)
         if image.note:
             self.warnings.append(image.note)
         payload = encode_example(example_features(record, image, self.label_map))
@@ -165,8 +167,10 @@ class TFRecordShardWriter(Writer):
             return self._assignment[key]
         return shard_of(key, self.count)
 
-    def _embed(self, record: ImageRecord) -> EmbeddedImage:
-        uri = self._images.find(record)
+    def _embed(self, record: ImageRecord, data: bytes | None) -> EmbeddedImage:
+        # Given bytes come with the record's `image_uri` naming where they were taken from.
+        uri = record.image_uri if data is not None and record.image_uri else None
+        uri = uri or self._images.find(record)
         size = (record.width, record.height) if record.has_size else None
         return embed_image(
             uri,
@@ -174,6 +178,7 @@ class TFRecordShardWriter(Writer):
             size_policy=self.size_policy,
             jpeg_quality=self.jpeg_quality,
             source=record.source or record.key,
+            data=data,
         )
 
 

@@ -135,6 +135,7 @@ def embed_image(
     jpeg_quality: int = 95,
     source: str | None = None,
     exif: ExifPolicy = "auto",
+    data: bytes | None = None,
 ) -> EmbeddedImage:
     """The bytes of the image at `uri` to embed, checked against the annotation's size.
 
@@ -143,6 +144,8 @@ def embed_image(
     disagrees with the image follows `size_policy`: "fail" raises AnnotationError, "warn"
     trusts the image and returns the box `scale` and a `note`, "skip" raises SkipImage.
     `exif` chooses the frame of an image with an EXIF orientation (see the module doc).
+    `data` is the image's bytes when the caller already holds them (an archive member, a
+    prefetched object); `uri` then only names the image.
 
     Raises AnnotationError naming `source` and the image when the image is missing,
     unreadable or truncated.
@@ -153,7 +156,8 @@ def embed_image(
         raise ValueError(f"jpeg_quality must be 1-100, got {jpeg_quality}")
     if annotated_size is not None and min(annotated_size) <= 0:
         annotated_size = None
-    data = _read(uri, source)
+    if data is None:
+        data = _read(uri, source)
     kind = _embeddable_kind(data)
     _check_complete(uri, source, kind, data)
     try:

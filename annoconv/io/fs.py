@@ -7,14 +7,27 @@ protocol (``s3://``, ``memory://``, ...) goes through fsspec.
 from __future__ import annotations
 
 import contextlib
+import errno
+import functools
 import glob as globlib
+import json
 import os
 import posixpath
+import threading
+import time
 import uuid
-from collections.abc import Iterator, Sequence
-from typing import IO, Any
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import IO, Any, TypeVar, cast
 
-from annoconv.errors import AnnotationError, MissingDependencyError
+from annoconv.errors import (
+    AccessDeniedError,
+    AnnotationError,
+    MissingDependencyError,
+    NotFoundError,
+)
+
+T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 GLOB_CHARS = frozenset("*?[")
 #: The annoconv extra that installs the fsspec implementation of a protocol.
@@ -29,12 +42,189 @@ def _local(uri: str) -> str:
     return uri.removeprefix("file://")
 
 
+# --- storage options ---------------------------------------------------------------------
+#
+# One process-wide setting rather than a parameter threaded through every reader, writer and
+# image lookup: every remote open and listing goes through `filesystem()` or `open_input()`,
+# which read it, and so do the worker threads of the image pools (a ContextVar would not reach
+# them). `convert(storage_options=...)` and the CLI's --storage-option set it for one run.
+
+_options_lock = threading.Lock()
+_options: dict[str, Any] = {}
+#: Options that botocore takes as client arguments, which s3fs wants under `client_kwargs`.
+_S3_CLIENT_OPTIONS = ("endpoint_url", "region_name")
+
+
+@contextlib.contextmanager
+def using_storage_options(options: Mapping[str, Any] | None) -> Iterator[None]:
+    """Inside the block, every remote filesystem is opened with `options` (e.g.
+    ``{"endpoint_url": "http://127.0.0.1:9000", "anon": False}``); None or {} changes nothing.
+
+    The options apply to the storage protocol of each URL (the last one of a chained URL such
+    as ``zip://a.tif::s3://bucket/a.zip``). For s3, `endpoint_url` and `region_name` are moved
+    into ``client_kwargs`` as s3fs expects. The setting is process-wide (threads see it).
+    """
+    global _options
+    if not options:
+        yield
+        return
+    with _options_lock:
+        previous = _options
+        _options = {**previous, **options}
+    try:
+        yield
+    finally:
+        with _options_lock:
+            _options = previous
+
+
+def applies_storage_options(func: F) -> F:
+    """Decorates an API function that takes a `storage_options` keyword: the whole call runs
+    inside `using_storage_options(storage_options)`."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with using_storage_options(kwargs.get("storage_options")):
+            return func(*args, **kwargs)
+
+    return cast(F, wrapper)
+
+
+def current_storage_options() -> dict[str, Any]:
+    """The options `using_storage_options` set (for handing them to other processes)."""
+    return dict(_options)
+
+
+def parse_storage_option(text: str) -> tuple[str, Any]:
+    """`KEY=VALUE` from the command line: true/false, none/null, integers, floats and JSON
+    objects or lists become Python values, anything else stays text. A dotted key
+    (`client_kwargs.region_name=eu-west-1`) makes a nested option."""
+    key, sep, raw = text.partition("=")
+    key = key.strip()
+    if not sep or not key:
+        raise ValueError(f"storage option {text!r} is not KEY=VALUE (e.g. endpoint_url=http://...)")
+    value = _option_value(raw.strip())
+    for part in reversed(key.split(".")[1:]):
+        value = {part: value}
+    return key.split(".")[0], value
+
+
+def merge_storage_options(pairs: Sequence[tuple[str, Any]]) -> dict[str, Any]:
+    """Options from several `parse_storage_option` results, nested dicts merged."""
+    merged: dict[str, Any] = {}
+    for key, value in pairs:
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    return merged
+
+
+def _option_value(raw: str) -> Any:
+    lowered = raw.lower()
+    if lowered in ("true", "false"):
+        return lowered == "true"
+    if lowered in ("none", "null"):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(raw)
+        except ValueError:
+            pass
+    if raw.startswith(("{", "[")):
+        try:
+            return json.loads(raw)
+        except json.JSONDecodeError:
+            raise ValueError(f"storage option value {raw!r} is not valid JSON") from None
+    return raw
+
+
+def _protocols(uri: str) -> list[str]:
+    return [part.split("://", 1)[0] for part in uri.split("::") if "://" in part]
+
+
+def _fs_kwargs(uri: str) -> dict[str, Any]:
+    """The keyword arguments fsspec takes for `uri` under the current storage options."""
+    options = dict(_options)
+    protocols = _protocols(uri)
+    if not options or not protocols:
+        return {}
+    target = protocols[-1]
+    if target in ("s3", "s3a"):
+        client = dict(options.pop("client_kwargs", None) or {})
+        for name in _S3_CLIENT_OPTIONS:
+            if name in options:
+                client[name] = options.pop(name)
+        if client:
+            options["client_kwargs"] = client
+    return options if len(protocols) == 1 else {target: options}
+
+
+# --- errors and retries -------------------------------------------------------------------
+
+#: Errors that say something about the path, not the connection: never retried.
+_PERMANENT = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+#: botocore's errors for credentials that are missing or incomplete (matched by name: botocore
+#: is an optional dependency).
+_CREDENTIAL_ERRORS = frozenset(
+    {"NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError"}
+)
+_TRANSIENT_ERRNOS = {errno.EIO, errno.EAGAIN, errno.ETIMEDOUT, errno.ECONNRESET, None}
+
+
+@contextlib.contextmanager
+def storage_errors(uri: str) -> Iterator[None]:
+    """Missing and forbidden paths as one-line errors naming `uri` (NotFoundError is still a
+    FileNotFoundError, AccessDeniedError a PermissionError)."""
+    try:
+        yield
+    except (NotFoundError, AccessDeniedError):
+        raise
+    except FileNotFoundError as exc:
+        raise NotFoundError(uri, f"not found ({_detail(exc)})") from None
+    except PermissionError as exc:
+        raise AccessDeniedError(
+            uri, f"permission denied ({_detail(exc)}); check the credentials and the policy"
+        ) from None
+    except Exception as exc:
+        if type(exc).__name__ not in _CREDENTIAL_ERRORS:
+            raise
+        raise AccessDeniedError(uri, f"no usable credentials ({exc})") from None
+
+
+def _detail(exc: OSError) -> str:
+    return exc.strerror or (str(exc.args[0]) if exc.args else type(exc).__name__)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether an error may go away when tried again (a dropped connection, a timeout, a
+    server error that s3fs reports as EIO), as opposed to a missing or forbidden path."""
+    if isinstance(exc, _PERMANENT):
+        return False
+    if isinstance(exc, (ConnectionError, TimeoutError)):
+        return True
+    return isinstance(exc, OSError) and exc.errno in _TRANSIENT_ERRNOS
+
+
+def retrying(action: Callable[[], T], *, attempts: int = 3, backoff: float = 0.25) -> T:
+    """`action()`, tried again after transient errors (`attempts` in all, the wait doubling
+    from `backoff` seconds); other errors and the last attempt's error propagate."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return action()
+        except Exception as exc:
+            if attempt == attempts or not is_transient(exc):
+                raise
+            time.sleep(backoff * 2 ** (attempt - 1))
+    raise AssertionError("unreachable")
+
+
 def filesystem(uri: str) -> tuple[Any, str]:
     """The fsspec filesystem for a remote URI and the path within it."""
     from fsspec.core import url_to_fs
 
     try:
-        fs, path = url_to_fs(uri)
+        fs, path = url_to_fs(uri, **_fs_kwargs(uri))
     except ImportError as exc:
         protocol = uri.split("://", 1)[0]
         extra = _PROTOCOL_EXTRAS.get(protocol)
@@ -47,14 +237,16 @@ def is_dir(uri: str) -> bool:
     if not is_remote(uri):
         return os.path.isdir(_local(uri))
     fs, path = filesystem(uri)
-    return bool(fs.isdir(path))
+    with storage_errors(uri):
+        return bool(fs.isdir(path))
 
 
 def exists(uri: str) -> bool:
     if not is_remote(uri):
         return os.path.exists(_local(uri))
     fs, path = filesystem(uri)
-    return bool(fs.exists(path))
+    with storage_errors(uri):
+        return bool(fs.exists(path))
 
 
 def join(root: str, *parts: str) -> str:
@@ -80,7 +272,8 @@ def list_files(root: str, suffixes: Sequence[str] | None = None) -> list[str]:
     wanted = tuple(s.lower() for s in suffixes) if suffixes else None
     if is_remote(root):
         fs, path = filesystem(root)
-        found = [_remote_join(root, path, p) for p in fs.find(path)]
+        with storage_errors(root):
+            found = [_remote_join(root, path, p) for p in fs.find(path)]
     else:
         found = []
         for folder, dirs, files in os.walk(_local(root)):
@@ -168,7 +361,7 @@ def open_input(uri: str) -> Iterator[IO[bytes]]:
         return
     import fsspec
 
-    with fsspec.open(uri, "rb") as handle:
+    with storage_errors(uri), fsspec.open(uri, "rb", **_fs_kwargs(uri)) as handle:
         yield handle
 
 
@@ -184,15 +377,26 @@ def decode_line(uri: str, raw: bytes, line: int) -> str:
 
 
 def read_bytes(uri: str) -> bytes:
-    with open_input(uri) as handle:
-        return handle.read()
+    """The whole file; remote reads are retried on transient errors."""
+
+    def read() -> bytes:
+        with open_input(uri) as handle:
+            return handle.read()
+
+    return retrying(read) if is_remote(uri) else read()
 
 
 def size_of(uri: str) -> int:
     if not is_remote(uri):
         return os.path.getsize(_local(uri))
     fs, path = filesystem(uri)
-    return int(fs.size(path))
+    with storage_errors(uri):
+        return int(fs.size(path))
+
+
+#: Filesystems whose files honour ``autocommit=False`` (others, like ``memory://``, would
+#: show a partial file under its final name, so they get a hidden temporary and a move).
+_DEFERRED_COMMIT = frozenset({"s3", "s3a", "gs", "gcs"})
 
 
 class AtomicFile:
@@ -200,17 +404,21 @@ class AtomicFile:
 
     Locally it is written to a hidden sibling (``.NAME.partial-XXXXXXXX``) and renamed into
     place, so a failed or killed run never leaves a file that looks complete. On other
-    filesystems fsspec's deferred commit is used (an S3 multipart upload completes only on
-    commit).
+    filesystems fsspec's deferred commit is used: an S3 upload is a multipart upload that is
+    completed on commit and aborted on abort (a killed run leaves only an incomplete upload,
+    which no listing shows and a bucket lifecycle rule removes). Filesystems without deferred
+    commit get the hidden sibling and a move.
     """
 
     def __init__(self, uri: str) -> None:
         self.uri = uri
         self._done = False
+        self._remote_temp: str | None = None
         if is_remote(uri):
-            fs, path = filesystem(uri)
             self._temp: str | None = None
-            self.handle: IO[bytes] = fs.open(path, "wb", autocommit=False)
+            self._fs, self._path = filesystem(uri)
+            with storage_errors(uri):
+                self.handle: IO[bytes] = self._open_remote()
         else:
             final = os.path.abspath(_local(uri))
             os.makedirs(os.path.dirname(final), exist_ok=True)
@@ -220,18 +428,24 @@ class AtomicFile:
             )
             self.handle = open(self._temp, "wb")  # noqa: SIM115 - closed in commit/abort
 
+    def _open_remote(self) -> IO[bytes]:
+        if _protocols(self.uri)[-1] in _DEFERRED_COMMIT:
+            return self._fs.open(self._path, "wb", autocommit=False)  # type: ignore[no-any-return]
+        folder, name = posixpath.split(self._path)
+        self._remote_temp = posixpath.join(folder, f".{name}.partial-{uuid.uuid4().hex[:8]}")
+        return self._fs.open(self._remote_temp, "wb")  # type: ignore[no-any-return]
+
     def write(self, data: bytes) -> int:
-        return self.handle.write(data)
+        with storage_errors(self.uri):
+            return self.handle.write(data)
 
     def commit(self) -> int:
         """Publish the file under its final name; returns its size in bytes."""
         if self._done:
             raise RuntimeError(f"{self.uri} was already committed or aborted")
-        self._done = True
         if self._temp is None:
-            self.handle.commit()  # type: ignore[attr-defined]
-            self.handle.close()
-            return size_of(self.uri)
+            return self._commit_remote()
+        self._done = True
         # No fsync: the rename already guarantees that no run, failed or killed, leaves a
         # complete-looking file; syncing every small file would dominate folder outputs.
         self.handle.close()
@@ -243,14 +457,35 @@ class AtomicFile:
             raise
         return os.path.getsize(_local(self.uri))
 
+    def _commit_remote(self) -> int:
+        # close() first: it uploads the last buffered part (without committing, autocommit
+        # being off); committing before it would complete the upload without that part.
+        try:
+            with storage_errors(self.uri):
+                self.handle.close()
+                if self._remote_temp is None:
+                    self.handle.commit()  # type: ignore[attr-defined]
+                else:
+                    self._fs.mv(self._remote_temp, self._path)
+        except BaseException:
+            self.abort()
+            raise
+        self._done = True
+        return size_of(self.uri)
+
     def abort(self) -> None:
         """Throw the partial file away; safe to call more than once."""
         if self._done:
             return
         self._done = True
         if self._temp is None:
+            # Cleaning up must not hide the error that made the run abort.
             with contextlib.suppress(Exception):
-                self.handle.discard()  # type: ignore[attr-defined]
+                if self._remote_temp is None:
+                    self.handle.discard()  # type: ignore[attr-defined]
+                else:
+                    self.handle.close()
+                    self._fs.rm(self._remote_temp)
             return
         self.handle.close()
         with contextlib.suppress(FileNotFoundError):

@@ -11,6 +11,8 @@ import os
 import posixpath
 import re
 from dataclasses import dataclass
+from io import BytesIO
+from typing import IO
 
 from PIL import Image, UnidentifiedImageError
 
@@ -78,7 +80,20 @@ def read_image_info(uri: str) -> ImageInfo:
     Raises AnnotationError naming the image when it is missing or not a readable image.
     """
     try:
-        with open_input(uri) as handle, Image.open(handle) as image:
+        with open_input(uri) as handle:
+            return _header_info(handle, uri)
+    except FileNotFoundError:
+        raise AnnotationError(uri, "image file not found") from None
+
+
+def image_info_of_bytes(data: bytes, name: str) -> ImageInfo:
+    """`read_image_info` for an image already in memory (an archive member) named `name`."""
+    return _header_info(BytesIO(data), name)
+
+
+def _header_info(handle: IO[bytes], name: str) -> ImageInfo:
+    try:
+        with Image.open(handle) as image:
             width, height = _stored_size(image)
             return ImageInfo(
                 width=width,
@@ -88,13 +103,13 @@ def read_image_info(uri: str) -> ImageInfo:
                 exif_orientation=_exif_orientation(image),
             )
     except FileNotFoundError:
-        raise AnnotationError(uri, "image file not found") from None
+        raise
     except UnidentifiedImageError:
-        raise AnnotationError(uri, "not an image file Pillow can identify") from None
+        raise AnnotationError(name, "not an image file Pillow can identify") from None
     # Pillow raises all sorts of exceptions on damaged or hostile headers; each one means
     # "this image cannot be read" and must name the file rather than end the run.
     except Exception as exc:
-        raise AnnotationError(uri, f"cannot read the image header: {exc}") from None
+        raise AnnotationError(name, f"cannot read the image header: {exc}") from None
 
 
 def _stored_size(image: Image.Image) -> tuple[int, int]:

@@ -1,0 +1,282 @@
+"""Images inside tar and zip archives, read in one sequential pass, never extracted.
+
+USPTO ships its drawings as weekly tarballs of 6 GB and more: the yellow book
+(``grant_yb2_<date>.tar``) holds single-page Group 4 TIFFs in nested folders, the red book
+(``I<date>.tar``) one ZIP per patent holding its XML and ``-D00001.TIF`` drawing sheets.
+`iter_members` walks such an archive — local or any fsspec URL, plain or compressed tar
+(``tarfile`` in stream mode ``r|*``), or a ZIP — and hands out the bytes of the members a
+caller wants, one at a time: memory is bounded by the largest wanted member (and by the
+largest ZIP nested in a tar, which is read whole to open it).
+
+Member names are posix paths relative to the archive's root. The members of a ZIP inside a
+tar are named after the ZIP without its extension: ``I20200107/US1-20200107.ZIP`` holding
+``US1-20200107-D00001.TIF`` gives ``I20200107/US1-20200107/US1-20200107-D00001.TIF``.
+
+Hostile archives: names that are absolute or hold ``..``, symbolic and hard links, devices
+and members larger than `max_member_size` (a header may lie about the size) are passed over
+and reported through `on_skip`, never read; a stream that ends before a member's declared
+size is an `ArchiveError`.
+"""
+
+from __future__ import annotations
+
+import io
+import posixpath
+import tarfile
+import zipfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import IO
+
+from annoconv.errors import AnnoconvError
+from annoconv.io.fs import is_dir, open_input
+from annoconv.io.images import _WINDOWS_ABSOLUTE, IMAGE_SUFFIXES
+
+#: Archive file names we stream from, compared lower-cased.
+TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
+ZIP_SUFFIXES = (".zip",)
+ARCHIVE_SUFFIXES = TAR_SUFFIXES + ZIP_SUFFIXES
+#: Default bound on one member's bytes (the largest USPTO sheet is a few MB).
+MAX_MEMBER_SIZE = 256 * 2**20
+#: Default bound on a ZIP nested in a tar, which is held in memory to be opened.
+MAX_NESTED_ZIP_SIZE = 512 * 2**20
+
+SkipCallback = Callable[[str, str], None]
+
+
+class ArchiveError(AnnoconvError):
+    """An archive that cannot be read on (damaged, cut short, not an archive)."""
+
+
+@dataclass(frozen=True)
+class Member:
+    """One regular file of an archive and its bytes."""
+
+    name: str  # posix path inside the archive (nested ZIPs: see the module doc)
+    data: bytes
+    uri: str  # an fsspec-style URL naming it, for messages: ``tar://NAME::ARCHIVE``
+
+
+def is_archive(uri: str) -> bool:
+    """Whether `uri` names a tar or zip archive (by its name; a folder never is one)."""
+    return uri.lower().rstrip("/").endswith(ARCHIVE_SUFFIXES) and not is_dir(uri)
+
+
+def safe_name(name: str) -> str | None:
+    """`name` as a clean relative posix path, or None when it is absolute or climbs out
+    with ``..`` (such a member must never be written or matched)."""
+    cleaned = name.replace("\\", "/")
+    if cleaned.startswith("/") or _WINDOWS_ABSOLUTE.match(cleaned):
+        return None
+    parts = [part for part in cleaned.split("/") if part not in ("", ".")]
+    if not parts or ".." in parts:
+        return None
+    return "/".join(parts)
+
+
+def iter_members(
+    uri: str,
+    wanted: Callable[[str], bool] = lambda name: True,
+    *,
+    on_skip: SkipCallback | None = None,
+    max_member_size: int = MAX_MEMBER_SIZE,
+    max_nested_zip_size: int = MAX_NESTED_ZIP_SIZE,
+) -> Iterator[Member]:
+    """The regular members of the archive at `uri` whose (safe) name `wanted` accepts, in
+    archive order, with their bytes; ZIPs inside a tar are opened and walked in turn.
+
+    Members passed over for safety or size are reported as ``on_skip(name, reason)``.
+    """
+    limits = _Limits(max_member_size, max_nested_zip_size, on_skip or (lambda name, why: None))
+    lowered = uri.lower().rstrip("/")
+    try:
+        with open_input(uri) as handle:
+            if lowered.endswith(ZIP_SUFFIXES):
+                yield from _zip_members(handle, uri, "", wanted, limits)
+            else:
+                yield from _tar_members(handle, uri, wanted, limits)
+    except (tarfile.TarError, zipfile.BadZipFile, EOFError) as exc:
+        raise ArchiveError(f"{uri}: cannot read the archive on: {exc}") from None
+
+
+@dataclass(frozen=True)
+class _Limits:
+    member: int
+    nested_zip: int
+    skip: SkipCallback
+
+
+def _tar_members(
+    handle: IO[bytes], uri: str, wanted: Callable[[str], bool], limits: _Limits
+) -> Iterator[Member]:
+    # A large buffer: skipping a 500 MB member reads it through in buffer-sized steps.
+    with tarfile.open(fileobj=handle, mode="r|*", bufsize=2**20) as tar:
+        for info in tar:
+            # Stream mode still keeps every header it has read; a tarball of a million
+            # members would hold them all.
+            tar.members.clear()  # type: ignore[attr-defined]
+            name = _checked(info, limits)
+            if name is None:
+                continue
+            is_zip = name.lower().endswith(ZIP_SUFFIXES)
+            if not is_zip and not wanted(name):
+                continue
+            bound = limits.nested_zip if is_zip else limits.member
+            if info.size > bound:
+                limits.skip(name, f"{info.size} bytes is over the limit of {bound} bytes")
+                continue
+            data = _read_tar_member(tar, info, uri)
+            if is_zip:
+                inner_uri = f"tar://{name}::{uri}"
+                prefix = name[: -len(posixpath.splitext(name)[1])]
+                try:
+                    yield from _zip_members(io.BytesIO(data), inner_uri, prefix, wanted, limits)
+                except zipfile.BadZipFile as exc:
+                    limits.skip(name, f"not a readable ZIP: {exc}")
+            else:
+                yield Member(name, data, f"tar://{name}::{uri}")
+
+
+def _checked(info: tarfile.TarInfo, limits: _Limits) -> str | None:
+    """The member's safe name if it is a regular file to consider, else None (reported)."""
+    if info.isdir():
+        return None
+    name = safe_name(info.name)
+    if name is None:
+        limits.skip(info.name, "unsafe name (absolute or with '..')")
+        return None
+    if info.issym() or info.islnk():
+        limits.skip(name, f"a link (to {info.linkname!r}); links are never followed")
+        return None
+    if not info.isfile():
+        limits.skip(name, "not a regular file")
+        return None
+    return name
+
+
+def _read_tar_member(tar: tarfile.TarFile, info: tarfile.TarInfo, uri: str) -> bytes:
+    stream = tar.extractfile(info)
+    assert stream is not None  # a regular file
+    try:
+        data = stream.read()
+    except tarfile.ReadError:
+        data = b""
+    if len(data) != info.size:
+        raise ArchiveError(
+            f"{uri}: {info.name}: the archive ends before the {info.size} bytes its header "
+            "promises (cut short, or a header that lies)"
+        )
+    return data
+
+
+def _zip_members(
+    handle: IO[bytes], uri: str, prefix: str, wanted: Callable[[str], bool], limits: _Limits
+) -> Iterator[Member]:
+    with zipfile.ZipFile(handle) as archive:
+        # In the order the bytes lie, so a remote ZIP is read front to back.
+        for info in sorted(archive.infolist(), key=lambda i: i.header_offset):
+            if info.is_dir():
+                continue
+            safe = safe_name(info.filename)
+            name = safe if safe is None or not prefix else f"{prefix}/{safe}"
+            if name is None:
+                limits.skip(f"{prefix}/{info.filename}" if prefix else info.filename, "unsafe name")
+                continue
+            if _zip_is_link(info):
+                limits.skip(name, "a symbolic link; links are never followed")
+                continue
+            if not wanted(name):
+                continue
+            if info.file_size > limits.member:
+                limits.skip(name, f"{info.file_size} bytes is over the limit of {limits.member}")
+                continue
+            yield Member(
+                name, _read_zip_member(archive, info, limits.member), f"zip://{safe}::{uri}"
+            )
+
+
+def _zip_is_link(info: zipfile.ZipInfo) -> bool:
+    unix_mode = info.external_attr >> 16
+    return (unix_mode & 0o170000) == 0o120000
+
+
+def _read_zip_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
+    # zipfile stops at the declared size and checks the CRC, so a member that inflates to
+    # more than it declares fails here instead of filling memory.
+    with archive.open(info) as stream:
+        data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise zipfile.BadZipFile(f"{info.filename} inflates to more than {limit} bytes")
+    return data
+
+
+# --- matching annotations to members ---------------------------------------------------------
+
+
+def _path_key(name: str) -> str:
+    """Lower-cased posix path without its image extension: `P1/280.TIF` -> `p1/280`."""
+    path = name.replace("\\", "/").lower().removeprefix("./")
+    root, extension = posixpath.splitext(path)
+    return root if extension in IMAGE_SUFFIXES else path
+
+
+@dataclass(frozen=True)
+class _Choice:
+    member: str
+    by_path: bool
+
+
+class MemberMatcher:
+    """Decides, as members stream by, which annotations a member is the image of.
+
+    Each annotation names its image by a relative path (`wanted`, e.g. ``p1/280.jpg``).
+    A member matches **by path** when its path, extensions ignored and case-insensitively,
+    ends with that relative path (``grant/P1/280.TIF``), and **by stem** when only the file
+    stems agree. A member that matches some annotation by path is that annotation's and no
+    other's. As a member is written the moment it passes, a later member that matches the
+    same annotation equally well (or better, by path after a stem match) cannot be chosen
+    instead: that is an ambiguity, raised as ArchiveError naming both members.
+    """
+
+    def __init__(self, wanted: list[str], sources: list[str]) -> None:
+        self._wanted = [_path_key(name) for name in wanted]
+        self._sources = sources
+        self._names = wanted
+        self._by_stem: dict[str, list[int]] = {}
+        for index, key in enumerate(self._wanted):
+            self._by_stem.setdefault(posixpath.basename(key), []).append(index)
+        self._chosen: dict[int, _Choice] = {}
+
+    def wants(self, name: str) -> bool:
+        return posixpath.basename(_path_key(name)) in self._by_stem
+
+    def match(self, name: str) -> list[int]:
+        """The annotations (indexes) to write with member `name` now."""
+        key = _path_key(name)
+        candidates = self._by_stem.get(posixpath.basename(key), [])
+        by_path = [
+            i for i in candidates if key == self._wanted[i] or key.endswith("/" + self._wanted[i])
+        ]
+        hits = by_path or candidates
+        chosen = []
+        for index in hits:
+            previous = self._chosen.get(index)
+            if previous is None:
+                self._chosen[index] = _Choice(name, bool(by_path))
+                chosen.append(index)
+            elif bool(by_path) >= previous.by_path:
+                raise self._ambiguity(index, previous, name, bool(by_path))
+        return chosen
+
+    def unmatched(self) -> list[int]:
+        return [index for index in range(len(self._wanted)) if index not in self._chosen]
+
+    def _ambiguity(self, index: int, previous: _Choice, name: str, by_path: bool) -> ArchiveError:
+        how = "by path" if by_path else "by stem"
+        before = "by path" if previous.by_path else "by stem"
+        return ArchiveError(
+            f"{self._sources[index]}: image {self._names[index]!r} is ambiguous in the archive: "
+            f"{previous.member} (matched {before}) and {name} (matched {how}); members are "
+            "written as the archive streams by, so the annotations' folders must tell them "
+            "apart (mirror the archive's folders under the annotations folder)"
+        )
