@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import random
 import struct
+import tarfile
 import zlib
 from collections.abc import Callable
 from pathlib import Path
@@ -193,3 +194,20 @@ def test_a_real_image_drawn_by_pillow_is_not_mistaken_for_corrupt(tmp_path: Path
         write(tmp_path / f"ok-{suffix}.xml", xml)
     report = convert(str(tmp_path), str(tmp_path / "out" / "a.record"))
     assert (report.images_written, report.boxes_written, report.skipped) == (4, 8, [])
+
+
+def test_images_in_an_archive_name_the_unreadable_member(tmp_path: Path) -> None:
+    """Size filling from a tar archive's members: the same verdicts, naming the member."""
+    ann = dataset(tmp_path / "ann", with_size=False)
+    archive = tmp_path / "images.tar"
+    with tarfile.open(archive, "w") as tar:
+        for image in sorted(ann.glob("*.jpg")):
+            tar.add(image, arcname=f"scans/{image.name}")
+            image.unlink()
+    report = convert(str(ann), str(tmp_path / "out.csv"), images=str(archive), on_error="skip")
+    reasons = {Path(item.source).stem: item.reason for item in report.skipped}
+    assert sorted(reasons) == sorted(BAD_HEADERS)
+    for name, reason in reasons.items():
+        member = f"tar://scans/{name}.jpg::{archive}"  # fsspec's URL of an archive member
+        assert reason.startswith(f"image size is unknown and image {member} cannot be read: ")
+    assert report.images_written == len(CORRUPT) + 2 - len(BAD_HEADERS)
