@@ -435,9 +435,11 @@ def _with_size(item: ReadResult, job: Future[ImageInfo] | None) -> ReadResult:
     try:
         info = job.result()
     except AnnotationError as error:
-        needed = AnnotationError(
-            item.source or item.key, f"image size is unknown and {error.message}", error.where
-        )
+        source = item.source or item.key
+        problem = error.message
+        if error.source and error.source != source:  # the header reader names the image
+            problem = f"image {error.source} cannot be read: {problem}"
+        needed = AnnotationError(source, f"image size is unknown and {problem}", error.where)
         return BadItem(needed, boxes=len(item.objects))
     update = {"width": info.width, "height": info.height, "depth": item.depth or info.depth}
     return item.model_copy(update=update)

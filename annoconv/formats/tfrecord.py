@@ -322,13 +322,38 @@ class TFRecordReader(Reader):
 
 
 def tfrecord_files(source: Source) -> list[str]:
-    """The files of a source; a shard prefix expands to its shards, in order."""
+    """The files of a source; a shard prefix expands to its shards, in order, and must name
+    one complete set (an interrupted publish or an older run's shards could leave another)."""
     if isinstance(source, str) and not exists(source):
         shards = shards_of(source)
         if shards:
-            return shards
+            return _complete_set(source, shards)
     files, _ = expand_source(source, ())
     return files
+
+
+def _complete_set(prefix: str, shards: list[str]) -> list[str]:
+    found: dict[int, set[int]] = {}
+    for shard in shards:
+        match = SHARD_PATTERN.search(shard)
+        if match:
+            found.setdefault(int(match.group(2)), set()).add(int(match.group(1)))
+    if len(found) > 1:
+        sets = ", ".join(f"{len(found[count])} of {count}" for count in sorted(found))
+        raise AnnotationError(
+            prefix, f"shards of more than one set ({sets}): remove the stale ones and read again"
+        )
+    for count, indices in found.items():
+        missing = [shard_name(prefix, i, count) for i in range(count) if i not in indices]
+        if missing:
+            shown = ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
+            raise AnnotationError(
+                prefix,
+                f"incomplete shard set: {len(indices)} of {count} shards present; missing {shown}",
+            )
+        if max(indices) >= count:
+            raise AnnotationError(prefix, f"a shard numbered beyond its set of {count}")
+    return shards
 
 
 def _values(features: Mapping[str, tuple[str, list[Any]]], key: str) -> list[Any]:
@@ -340,6 +365,28 @@ def _text(features: Mapping[str, tuple[str, list[Any]]], key: str) -> str | None
     return values[0].decode("utf-8", "replace") if values else None
 
 
+#: The list kind of every feature the reader uses, as the OD API's decoder expects it.
+FEATURE_KINDS = {
+    **dict.fromkeys((Keys.HEIGHT, Keys.WIDTH, Keys.OBJECT_CLASS_LABEL), "int64"),
+    **dict.fromkeys((Keys.OBJECT_DIFFICULT, *_OBJECT_FLAGS, Keys.IMAGE_CLASS_LABEL), "int64"),
+    **dict.fromkeys((Keys.BBOX_XMIN, Keys.BBOX_XMAX, Keys.BBOX_YMIN, Keys.BBOX_YMAX), "float"),
+    **dict.fromkeys((Keys.FILENAME, Keys.SOURCE_ID, Keys.SHA256, Keys.ENCODED), "bytes"),
+    **dict.fromkeys((Keys.FORMAT, Keys.OBJECT_CLASS_TEXT, Keys.OBJECT_VIEW), "bytes"),
+    Keys.IMAGE_CLASS_TEXT: "bytes",
+}
+
+
+def check_kinds(features: Mapping[str, tuple[str, list[Any]]], source: str, where: str) -> None:
+    """An AnnotationError for a feature holding another kind of list than the schema's (a
+    `bytes_list` of widths, a `float_list` of class names): values are never coerced."""
+    for key, kind in FEATURE_KINDS.items():
+        found, values = features.get(key, (kind, []))
+        if values and found != kind:
+            raise AnnotationError(
+                source, f"{key} holds a {found}_list, expected {kind}_list", where
+            )
+
+
 def example_record(
     features: Mapping[str, tuple[str, list[Any]]],
     source: str,
@@ -347,6 +394,7 @@ def example_record(
     label_map: LabelMap | None = None,
 ) -> ImageRecord:
     """An ImageRecord from decoded OD API features."""
+    check_kinds(features, source, where)
     boxes = [
         _values(features, key)
         for key in (Keys.BBOX_XMIN, Keys.BBOX_YMIN, Keys.BBOX_XMAX, Keys.BBOX_YMAX)
@@ -484,6 +532,10 @@ def _inspect_file(uri: str, label_map: LabelMap | None, result: Inspection) -> N
             where = f"{uri}: record {index}"
             try:
                 features = decode_example(payload)
+                check_kinds(features, uri, f"record {index}")
+            except AnnotationError as error:
+                result.problems.append(str(error))
+                continue
             except (ValueError, AnnoconvError) as error:
                 result.problems.append(f"{where}: {error}")
                 continue

@@ -145,7 +145,7 @@ def _with_member(
         try:
             info = image_info_of_bytes(data, uri)
         except AnnotationError as error:
-            problem = f"image size is unknown and {error.message}"
+            problem = f"image size is unknown and image {uri} cannot be read: {error.message}"
             return BadItem(
                 AnnotationError(record.source or record.key, problem), boxes=len(record.objects)
             )
