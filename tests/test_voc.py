@@ -1025,6 +1025,12 @@ def test_plain_documents_read_as_lxml_reads_them(tmp_path: Path, text: str, fast
             assert mine.model_fields_set == theirs.model_fields_set
     result = voc.read_voc_file(uri, key)
     assert (str(result.error) if isinstance(result, BadItem) else result) == expected
+    # The survey's labels: from the same grammar, or from lxml when it is not plain.
+    names = voc._plain_labels(data)
+    assert (names is not None) == (voc._plain_document(data) is not None)
+    if names is not None:
+        root = voc.parse_voc_xml(data, uri)
+        assert names == [(name.text or "").strip() for name in root.iterfind("object/name")]
 
 
 def test_plain_labels_match_lxml(tmp_path: Path) -> None:

@@ -103,19 +103,20 @@ class VocReader(Reader):
     def __iter__(self) -> Iterator[ReadResult]:
         files, root = self._files()
         locator = ImageLocator(self.images, root)
-        for uri, key in zip(files, _keys(files, root), strict=True):
-            yield read_voc_file(uri, key, locator)
+        for uri in files:
+            yield read_voc_file(uri, relative_posix(uri, root), locator)
 
     def labels(self) -> Iterator[tuple[str, list[str]]]:
         files, root = self._files()
-        for uri, key in zip(files, _keys(files, root), strict=True):
+        for uri in files:
+            key = relative_posix(uri, root)
             try:
                 data = read_bytes(uri)
             except OSError:
                 continue
-            plain = _plain_document(data)
-            if plain is not None:
-                yield key, [(item[_NAME] or "").strip() for item in plain.items if item[_IS_OBJECT]]
+            names = _plain_labels(data)
+            if names is not None:
+                yield key, names
                 continue
             try:
                 xml = parse_voc_xml(data, uri)
@@ -184,6 +185,8 @@ _GROUP = (
     "</(?P=group)>"
 )
 _ITEM = re.compile(f"{_WS}(?:{_OBJECT}|{_LEAF}|{_GROUP})")
+_ITEMS = re.compile(f"(?:{_ITEM.pattern})*")
+_OBJECT_NAMES = re.compile(f"<object>{_WS}<name>({_CHARS})</name>")
 # Indices into the groups of an _ITEM match (None for a group that took no part).
 _IS_OBJECT, _NAME, _POSE, _TRUNCATED, _DIFFICULT, _OCCLUDED = range(6)
 _XMIN, _YMIN, _XMAX, _YMAX = range(6, 10)
@@ -216,6 +219,38 @@ class _PlainDocument:
 
 def _plain_document(data: bytes) -> _PlainDocument | None:
     """The items of a document the fast path can read, or None to use lxml instead."""
+    start = _plain_start(data)
+    if start is None:
+        return None
+    text, head = start
+    items = []
+    position = head.end()
+    match = _ITEM.match
+    while (item := match(text, position)) is not None:
+        items.append(item.groups())
+        position = item.end()
+    if _TAIL.fullmatch(text, position) is None:
+        return None
+    verified = head.group("v1")
+    return _PlainDocument(items, verified if verified is not None else head.group("v2"))
+
+
+def _plain_labels(data: bytes) -> list[str] | None:
+    """The object names of a document the fast path can read (as `labels()` gives them),
+    or None to use lxml instead. The grammar is checked in one call, the items not kept."""
+    start = _plain_start(data)
+    if start is None:
+        return None
+    text, head = start
+    items = _ITEMS.match(text, head.end())
+    if items is None or _TAIL.fullmatch(text, items.end()) is None:
+        return None
+    return [name.strip() for name in _OBJECT_NAMES.findall(text, head.end())]
+
+
+def _plain_start(data: bytes) -> tuple[str, re.Match[str]] | None:
+    """A document's text (line ends normalized) and its matched start up to the root's
+    start tag, when the bytes can be plain; None when they cannot."""
     if len(data) > _PLAIN_LIMIT or b"&" in data or 0 in data.translate(_TO_NUL):
         return None
     try:
@@ -227,18 +262,7 @@ def _plain_document(data: bytes) -> _PlainDocument | None:
     if "\ufffe" in text or "\uffff" in text or "]]>" in text:
         return None
     head = _HEAD.match(text)
-    if head is None:
-        return None
-    items = []
-    position = head.end()
-    match = _ITEM.match
-    while (item := match(text, position)) is not None:
-        items.append(item.groups())
-        position = item.end()
-    if _TAIL.fullmatch(text, position) is None:
-        return None
-    verified = head.group("v1")
-    return _PlainDocument(items, verified if verified is not None else head.group("v2"))
+    return None if head is None else (text, head)
 
 
 def _plain_record(document: _PlainDocument, uri: str, key: str) -> ImageRecord | None:
@@ -268,12 +292,9 @@ def _plain_record(document: _PlainDocument, uri: str, key: str) -> ImageRecord |
     if not image_name or dimensions is None:
         return None
     width, height, depth = dimensions
-    built = []
-    for item in objects:
-        obj = _plain_object(item, width + PIXEL_TOLERANCE, height + PIXEL_TOLERANCE)
-        if obj is None:
-            return None
-        built.append(obj)
+    built = _plain_objects(objects, width, height)
+    if built is None:
+        return None
     filename_in_key = posixpath.join(posixpath.dirname(key), _basename(image_name))
     if not filename_in_key:
         return None
@@ -311,64 +332,58 @@ def _plain_size(body: str) -> tuple[int, int, int | None] | None:
     return width, height, depth
 
 
-def _plain_object(
-    item: tuple[str | None, ...], x_limit: float, y_limit: float
-) -> ObjectAnnotation | None:
-    """The object of a plain `<object>`, or None where `_object` or the record's checks
-    would raise (the slow path then raises with its message). Boxes must lie within
-    [0, limit] give or take PIXEL_TOLERANCE."""
-    label = (item[_NAME] or "").strip()
-    truncated = _plain_flag(item[_TRUNCATED])
-    difficult = _plain_flag(item[_DIFFICULT])
-    occluded = _plain_flag(item[_OCCLUDED])
-    # The grammar admits only plain decimals here, which float() always takes.
-    xmin, ymin = float(item[_XMIN]), float(item[_YMIN])  # type: ignore[arg-type]
-    xmax, ymax = float(item[_XMAX]), float(item[_YMAX])  # type: ignore[arg-type]
-    low = -PIXEL_TOLERANCE
-    if (
-        not label
-        or truncated is None
-        or difficult is None
-        or occluded is None
-        or not low <= xmin <= xmax <= x_limit
-        or not low <= ymin <= ymax <= y_limit
-    ):
-        return None
-    pose = item[_POSE]
-    if pose is not None:
-        pose = pose.strip()
-    return trusted_object(
-        label=label,
-        pose=pose if pose and pose != UNSPECIFIED_POSE else None,
-        truncated=truncated,
-        difficult=difficult,
-        occluded=occluded,
-        xmin=xmin,
-        ymin=ymin,
-        xmax=xmax,
-        ymax=ymax,
-    )
+def _plain_objects(
+    items: list[tuple[str | None, ...]], width: int, height: int
+) -> list[ObjectAnnotation] | None:
+    """The objects of plain `<object>` items, or None where `_object` or the record's checks
+    would raise for any of them (the slow path then raises with its message)."""
+    objects = []
+    low, x_limit, y_limit = -PIXEL_TOLERANCE, width + PIXEL_TOLERANCE, height + PIXEL_TOLERANCE
+    flag_texts = _FLAG_TEXTS
+    for item in items:
+        label = (item[_NAME] or "").strip()
+        # The usual texts ("0", "1", absent) looked up directly, the rest as `_flag` reads them.
+        text = item[_TRUNCATED]
+        truncated = flag_texts[text] if text in flag_texts else _plain_flag(text)
+        text = item[_DIFFICULT]
+        difficult = flag_texts[text] if text in flag_texts else _plain_flag(text)
+        text = item[_OCCLUDED]
+        occluded = flag_texts[text] if text in flag_texts else _plain_flag(text)
+        # The grammar admits only plain decimals here, which float() always takes.
+        xmin, ymin = float(item[_XMIN]), float(item[_YMIN])  # type: ignore[arg-type]
+        xmax, ymax = float(item[_XMAX]), float(item[_YMAX])  # type: ignore[arg-type]
+        if (
+            not label
+            or truncated is None
+            or difficult is None
+            or occluded is None
+            or not low <= xmin <= xmax <= x_limit
+            or not low <= ymin <= ymax <= y_limit
+        ):
+            return None
+        pose = item[_POSE]
+        if pose is not None:
+            pose = pose.strip()
+        objects.append(
+            trusted_object(
+                label=label,
+                pose=pose if pose and pose != UNSPECIFIED_POSE else None,
+                truncated=truncated,
+                difficult=difficult,
+                occluded=occluded,
+                xmin=xmin,
+                ymin=ymin,
+                xmax=xmax,
+                ymax=ymax,
+            )
+        )
+    return objects
 
 
 def _plain_flag(text: str | None) -> Flag | None:
     """A flag as `_flag` reads it; None where `_flag` raises."""
-    if text in _FLAG_TEXTS:
-        return _FLAG_TEXTS[text]
-    assert text is not None
-    text = text.strip()
+    text = (text or "").strip()
     return _FLAG_VALUES.get(text.lower()) if text else UNKNOWN
-
-
-def _keys(files: list[str], root: str) -> Iterator[str]:
-    """Each file's key: its path relative to `root` in posix form (`relative_posix`, without
-    its cost for the usual case of a plain local path below the root)."""
-    prefix = root.rstrip(os.sep) + os.sep if root and not is_remote(root) else None
-    for uri in files:
-        rest = uri[len(prefix) :] if prefix and uri.startswith(prefix) else None
-        if rest and not is_remote(uri) and f"{os.sep}." not in os.sep + rest:
-            yield rest.replace(os.sep, "/")
-        else:
-            yield relative_posix(uri, root)
 
 
 def parse_voc_xml(data: bytes, source: str) -> etree._Element:
