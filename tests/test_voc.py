@@ -1050,3 +1050,37 @@ def test_plain_labels_match_lxml(tmp_path: Path) -> None:
         "plain.xml": ["dog", "cat"],
         "unknown-size.xml": ["x"],
     }
+
+
+SIGNIFICANT = st.sampled_from([*"<>/&;\"'=? \t\n\r!-[]x0.1e", "\x00", "\u00e9", "\ufffe"])
+
+
+@st.composite
+def mutated_plain(draw: st.DrawFn) -> bytes:
+    """PLAIN with a few characters inserted, deleted or replaced: mostly near-misses of the
+    grammar, which the fast path must either read exactly as lxml does or leave to lxml."""
+    text = PLAIN
+    for _ in range(draw(st.integers(1, 3))):
+        at = draw(st.sampled_from(range(len(text) + 1)))  # uniform, not biased to 0
+        action = draw(st.sampled_from(["insert", "delete", "replace"]))
+        char = draw(SIGNIFICANT)
+        if action == "insert":
+            text = text[:at] + char + text[at:]
+        elif action == "delete":
+            text = text[:at] + text[at + 1 :]
+        else:
+            text = text[:at] + char + text[at + 1 :]
+    return text.encode("utf-8", "surrogatepass")
+
+
+@settings(max_examples=300, deadline=None)
+@given(mutated_plain())
+def test_mutated_documents_read_as_lxml_reads_them(data: bytes) -> None:
+    uri, key = "/data/ann/1/a.xml", "1/a.xml"
+    quick = fast_path(data, uri, key)
+    if quick is not None:
+        assert quick == slow_path(data, uri, key)
+    names = voc._plain_labels(data)
+    if names is not None:
+        root = voc.parse_voc_xml(data, uri)
+        assert names == [(name.text or "").strip() for name in root.iterfind("object/name")]
