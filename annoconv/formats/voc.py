@@ -162,9 +162,10 @@ def read_voc_file(uri: str, key: str, locator: ImageLocator | None = None) -> Re
 #
 # Most files are plain labelImg output: UTF-8, no entities, comments, CDATA or namespaces, one
 # level of nesting outside the objects, each object laid out as labelImg writes it. For those a
-# regular grammar below proves the document well formed and yields every value in two regex
-# calls, with no tree built. Anything else, and any file whose values would raise an error,
-# goes through lxml and `_record` instead, so results and error messages are the same either way.
+# regular grammar below proves the document well formed and yields its values with one regex
+# match per top-level element, with no tree built. Anything else, and any file whose values
+# would raise an error, goes through lxml and `_record` instead, so results and error messages
+# are the same either way.
 
 _WS = "[ \t\r\n]*"
 _TAG = "[A-Za-z_][A-Za-z0-9_.-]*"
