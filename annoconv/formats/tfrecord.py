@@ -18,6 +18,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Literal
 
 from annoconv.errors import AnnoconvError, AnnotationError
@@ -27,7 +28,14 @@ from annoconv.io.fs import exists, expand_source, shards_of, size_of
 from annoconv.io.images import RecordImages
 from annoconv.ops import assign_shards, shard_of
 from annoconv.report import OutputFile
-from annoconv.schema import NORMALIZED, ImageRecord, ObjectAnnotation, make_object, make_record
+from annoconv.schema import (
+    NORMALIZED,
+    UNKNOWN,
+    ImageRecord,
+    ObjectAnnotation,
+    make_object,
+    make_record,
+)
 from annoconv.tfexample import (
     Feature,
     Keys,
@@ -57,6 +65,8 @@ _SIZE_UNITS = {
     "GIB": 2**30,
 }
 
+_LABEL = attrgetter("label")
+_POSE = attrgetter("pose")
 # The OI flags the OD API reads; written as -1/0/1 like the OD API's own OID tools.
 _OBJECT_FLAGS = {
     Keys.OBJECT_TRUNCATED: "truncated",
@@ -201,6 +211,9 @@ def example_features(
     """The OD API features of one image."""
     objects = record.objects
     xmin, ymin, xmax, ymax = normalized_boxes(record, image)
+    labels = list(map(_LABEL, objects))
+    # Each label looked up once, in first-seen order (so a missing one fails as before).
+    ids = {label: label_map.id_of(label) for label in dict.fromkeys(labels)}
     features: dict[str, Feature] = {
         Keys.HEIGHT: int64_feature([image.height]),
         Keys.WIDTH: int64_feature([image.width]),
@@ -213,16 +226,18 @@ def example_features(
         Keys.BBOX_XMAX: float_feature(xmax),
         Keys.BBOX_YMIN: float_feature(ymin),
         Keys.BBOX_YMAX: float_feature(ymax),
-        Keys.OBJECT_CLASS_TEXT: bytes_feature([obj.label.encode() for obj in objects]),
-        Keys.OBJECT_CLASS_LABEL: int64_feature([label_map.id_of(obj.label) for obj in objects]),
+        Keys.OBJECT_CLASS_TEXT: bytes_feature([label.encode() for label in labels]),
+        Keys.OBJECT_CLASS_LABEL: int64_feature([ids[label] for label in labels]),
         # The OD API treats any non-zero `difficult` as difficult: unknown is written as 0.
         Keys.OBJECT_DIFFICULT: int64_feature([max(obj.difficult, 0) for obj in objects]),
     }
     for key, flag in _OBJECT_FLAGS.items():
-        if any(getattr(obj, flag) != -1 for obj in objects):
-            features[key] = int64_feature([getattr(obj, flag) for obj in objects])
-    if any(obj.pose is not None for obj in objects):
-        features[Keys.OBJECT_VIEW] = bytes_feature([(obj.pose or "").encode() for obj in objects])
+        column = list(map(attrgetter(flag), objects))
+        if column.count(UNKNOWN) != len(column):
+            features[key] = int64_feature(column)
+    poses = list(map(_POSE, objects))
+    if poses.count(None) != len(poses):
+        features[Keys.OBJECT_VIEW] = bytes_feature([(pose or "").encode() for pose in poses])
     labels = [item for item in record.image_labels if item.label in label_map]
     if labels:
         features[Keys.IMAGE_CLASS_TEXT] = bytes_feature([item.label.encode() for item in labels])

@@ -263,8 +263,26 @@ def relative_posix(path: str, root: str) -> str:
     """`path` relative to `root`, with forward slashes whatever the platform."""
     if is_remote(path):
         return posixpath.relpath(path.split("://", 1)[1], root.split("://", 1)[1])
-    rel = os.path.relpath(_local(path), _local(root))
-    return rel.replace(os.sep, "/")
+    path, root = _local(path), _local(root)
+    # The usual case, a plain path below the root, without os.path.relpath's normalizing
+    # of both paths (it costs more than reading a small file).
+    prefix = root.rstrip(os.sep) + os.sep
+    if root and path.startswith(prefix):
+        rest = path[len(prefix) :]
+        if _plain_relative(rest):
+            return rest.replace(os.sep, "/")
+    return os.path.relpath(path, root).replace(os.sep, "/")
+
+
+def _plain_relative(rest: str) -> bool:
+    """Whether `rest` is a relative path relpath would give back unchanged: no empty, `.`
+    or `..` components (so also no hidden names, to keep the test simple)."""
+    return bool(rest) and not (
+        os.sep + "." in os.sep + rest
+        or os.sep * 2 in os.sep + rest
+        or rest.endswith(os.sep)
+        or (os.altsep is not None and os.altsep in rest)
+    )
 
 
 def list_files(root: str, suffixes: Sequence[str] | None = None) -> list[str]:
@@ -378,12 +396,15 @@ def decode_line(uri: str, raw: bytes, line: int) -> str:
 
 def read_bytes(uri: str) -> bytes:
     """The whole file; remote reads are retried on transient errors."""
+    if not is_remote(uri):
+        with open(_local(uri), "rb") as handle:  # skips open_input's generator: a hot path
+            return handle.read()
 
     def read() -> bytes:
         with open_input(uri) as handle:
             return handle.read()
 
-    return retrying(read) if is_remote(uri) else read()
+    return retrying(read)
 
 
 def size_of(uri: str) -> int:
