@@ -20,10 +20,16 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import settings
 from ledger import Ledger
 from s3server import DUMMY_AWS_ENV, UNSET_AWS_ENV, moto_server
 
 from annoconv.report import Report
+
+# Property tests are bounded by their example counts and by pytest-timeout where they fuzz;
+# hypothesis' default 200 ms deadline only made them flaky on a busy machine.
+settings.register_profile("annoconv", deadline=None)
+settings.load_profile("annoconv")
 
 # The module, not the `convert` function that `annoconv` exports under the same name.
 convert_module = importlib.import_module("annoconv.convert")
