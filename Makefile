@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 DEMO_OUT ?= build/demo
 
-.PHONY: demo test lint typecheck install install-test examples clean
+.PHONY: demo test lint typecheck install install-test install-docs docs examples clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -23,6 +23,16 @@ install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
 
+$(VENV)/.installed-docs: pyproject.toml | $(PY)
+	$(PY) -m pip install --quiet -e '.[docs]'
+	touch $@
+
+install-docs: $(VENV)/.installed-docs
+
+# The site, built offline in strict mode (any warning fails) into build/site. No --quiet:
+# it hides the warnings strict mode counts. tests/test_docs.py runs the same build.
+DOCS_BUILD = NO_MKDOCS_2_WARNING=1 $(BIN)/mkdocs build --strict --config-file mkdocs.yml
+
 demo: install
 	@rm -rf $(DEMO_OUT)
 	$(BIN)/annoconv xml2csv examples/uspto/annotations $(DEMO_OUT)/uspto.csv --images examples/uspto/images
@@ -33,17 +43,24 @@ demo: install
 	@echo "demo outputs are in $(DEMO_OUT)/"
 
 lint: install-test
-	$(BIN)/ruff check annoconv tests examples benchmarks
-	$(BIN)/ruff format --check annoconv tests examples benchmarks
+	$(BIN)/ruff check annoconv tests examples benchmarks docs
+	$(BIN)/ruff format --check annoconv tests examples benchmarks docs
 
 typecheck: install-test
 	$(BIN)/mypy annoconv
 
+docs: install-docs
+	$(DOCS_BUILD)
+	@echo "the site is in build/site/"
+
+# The test extra includes the docs tools: the suite builds the site in strict mode.
 test: lint typecheck
 	$(BIN)/python -m pytest -q
 
 examples: install
 	$(PY) examples/make_example_data.py
+	$(PY) examples/make_openimages_data.py
+	$(PY) examples/make_links_data.py
 
 clean:
 	rm -rf build .mypy_cache .pytest_cache .ruff_cache

@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from typing import NoReturn, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from annoconv.errors import AnnoconvError, FormatError, MissingDependencyError
 from annoconv.report import ERROR_POLICIES, Report
@@ -171,6 +171,78 @@ def _selection_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _rename_spec(text: str) -> tuple[str, str]:
+    from annoconv.filters import parse_rename
+
+    return _argument_type(parse_rename)(text)
+
+
+def _min_size_spec(text: str) -> tuple[float, float]:
+    from annoconv.filters import parse_min_size
+
+    return _argument_type(parse_min_size)(text)
+
+
+def _lists_spec(text: str) -> dict[str, str]:
+    """`train=train.txt,test=test.txt` -> {"train": "train.txt", "test": "test.txt"}."""
+    lists: dict[str, str] = {}
+    for part in text.split(","):
+        name, sep, path = (piece.strip() for piece in part.partition("="))
+        if not sep or not name or not path:
+            raise argparse.ArgumentTypeError(f"{part.strip()!r} is not NAME=FILE")
+        lists[name] = path
+    return lists
+
+
+def _operation_options(parser: argparse.ArgumentParser) -> None:
+    """Filters, renames, dedup and the other splits (docs/operations.md)."""
+    group = parser.add_argument_group("operations")
+    group.add_argument("--drop-classes", nargs="+", metavar="NAME", help="drop these classes")
+    group.add_argument(
+        "--rename",
+        action="append",
+        type=_rename_spec,
+        metavar="OLD=NEW",
+        help="rename a class (repeatable; two classes renamed to one are merged)",
+    )
+    group.add_argument(
+        "--min-size",
+        type=_min_size_spec,
+        metavar="N|WxH",
+        help="drop boxes narrower/lower than this (pixels, or fractions for normalized data)",
+    )
+    group.add_argument(
+        "--min-area", type=float, metavar="A", help="drop boxes smaller than this area"
+    )
+    group.add_argument("--drop-difficult", action="store_true", help="drop `difficult` boxes")
+    group.add_argument(
+        "--boxes-outside",
+        choices=("fail", "clip", "drop"),
+        default="fail",
+        help="boxes reaching outside the image: fail (default), clip them to it, or drop them",
+    )
+    group.add_argument(
+        "--dedup", action="store_true", help="drop byte-identical images (SHA-256), keep one"
+    )
+    group.add_argument(
+        "--stratify",
+        action="store_true",
+        help="with --split: spread every class over every split where possible",
+    )
+    lists = group.add_mutually_exclusive_group()
+    lists.add_argument(
+        "--split-lists",
+        type=_lists_spec,
+        metavar="NAME=FILE,...",
+        help="split by lists of image ids/keys/stems, e.g. train=train.txt,test=test.txt",
+    )
+    lists.add_argument(
+        "--voc-imagesets",
+        metavar="DIR",
+        help="split by a VOC dataset's ImageSets/Main/{train,val,test}.txt",
+    )
+
+
 def _openimages_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("Open Images input")
     group.add_argument(
@@ -248,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
     _label_map_options(convert)
     _split_options(convert)
     _selection_options(convert)
+    _operation_options(convert)
     _openimages_options(convert)
     _columns(convert)
     _tfrecord_options(convert)
@@ -256,6 +329,25 @@ def build_parser() -> argparse.ArgumentParser:
     _parquet_options(convert)
     _common(convert)
     convert.set_defaults(handler=_run_convert)
+
+    merge = commands.add_parser(
+        "merge", help="merge several sources (any formats) into one dataset, one label map"
+    )
+    merge.add_argument(
+        "paths", metavar="SRC... DST", nargs="+", help="two or more sources, then the output"
+    )
+    merge.add_argument("--to", dest="to_format", metavar="FORMAT", help="output format")
+    _reading(merge)
+    _label_map_options(merge)
+    _split_options(merge)
+    _selection_options(merge)
+    _operation_options(merge)
+    _openimages_options(merge)
+    _columns(merge)
+    _tfrecord_options(merge)
+    _frcnn_options(merge)
+    _common(merge)
+    merge.set_defaults(handler=_run_merge)
 
     xml2csv = commands.add_parser(
         "xml2csv", help="labelImg VOC XML folder -> CSV (filename,width,height,class,...)"
@@ -325,6 +417,16 @@ def build_parser() -> argparse.ArgumentParser:
     stats = commands.add_parser("stats", help="classes, images and boxes of a dataset")
     stats.add_argument("source", metavar="SRC")
     stats.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    stats.add_argument(
+        "--plot", metavar="PNG", help="also draw class counts and box size histograms"
+    )
+    stats.add_argument(
+        "--tiny",
+        type=float,
+        default=4.0,
+        metavar="PX",
+        help="boxes below this width or height in pixels count as tiny (default 4)",
+    )
     _reading(stats)
     _common(stats)
     stats.set_defaults(handler=_run_stats)
@@ -392,38 +494,93 @@ def _run_convert(args: argparse.Namespace) -> int:
     from annoconv.convert import convert
     from annoconv.formats import infer_format
 
-    write_options = _given(args, _WRITE_OPTIONS)
-    columns = _split_columns(getattr(args, "columns", None))
-    if columns:
-        write_options["columns"] = columns
-    read_options = _given(args, _READ_OPTIONS)
     to_format = args.to_format or infer_format(args.output, for_writing=True)
     report = convert(
         args.source,
         args.output,
         from_format=args.from_format,
-        to_format=to_format,
-        images=args.images,
-        label_map=args.label_map,
-        extend_label_map=args.extend_label_map,
-        label_map_order=args.label_map_order,
-        label_map_output=_label_map_beside(args, to_format),
-        label_map_names=getattr(args, "label_map_names", "ids"),
-        split=args.split,
-        classes=getattr(args, "classes", None),
-        keep_empty=getattr(args, "keep_empty", False),
-        sample=getattr(args, "sample", None),
-        seed=args.seed,
-        on_error=args.on_error,
-        progress=not args.quiet,
-        read_options=read_options,
-        write_options=write_options,
-        engine=getattr(args, "engine", "local"),
-        workers=getattr(args, "workers", None),
-        scheduler=getattr(args, "scheduler", None),
+        read_options=_given(args, _READ_OPTIONS),
+        **_convert_options(args, to_format),
     )
     _finish(report, args)
     return EXIT_OK
+
+
+def _run_merge(args: argparse.Namespace) -> int:
+    from annoconv.formats import infer_format
+    from annoconv.merge import MergeSource, merge
+
+    *sources, args.output = args.paths
+    if len(sources) < 2:
+        raise UsageError("merge needs at least two sources, then the output")
+    to_format = args.to_format or infer_format(args.output, for_writing=True)
+    specs = [MergeSource(source, from_format=args.from_format) for source in sources]
+    read_options = _given(args, _READ_OPTIONS)
+    report = merge(
+        specs, args.output, read_options=read_options, **_convert_options(args, to_format)
+    )
+    _finish(report, args)
+    return EXIT_OK
+
+
+def _convert_options(args: argparse.Namespace, to_format: str) -> dict[str, Any]:
+    """The convert() options the command line gives (all but the source and its reading)."""
+    write_options = _given(args, _WRITE_OPTIONS)
+    columns = _split_columns(getattr(args, "columns", None))
+    if columns:
+        write_options["columns"] = columns
+    return {
+        "to_format": to_format,
+        "images": args.images,
+        "label_map": args.label_map,
+        "extend_label_map": args.extend_label_map,
+        "label_map_order": args.label_map_order,
+        "label_map_output": _label_map_beside(args, to_format),
+        "label_map_names": getattr(args, "label_map_names", "ids"),
+        "split": args.split,
+        "classes": getattr(args, "classes", None),
+        "keep_empty": getattr(args, "keep_empty", False),
+        "sample": getattr(args, "sample", None),
+        "seed": args.seed,
+        "on_error": args.on_error,
+        "progress": not args.quiet,
+        "write_options": write_options,
+        **_operations(args),
+        **_engine(args),
+    }
+
+
+def _engine(args: argparse.Namespace) -> dict[str, Any]:
+    """The options of `_engine_options`, for the commands that have them."""
+    if not hasattr(args, "engine"):
+        return {}
+    return {"engine": args.engine, "workers": args.workers, "scheduler": args.scheduler}
+
+
+def _operations(args: argparse.Namespace) -> dict[str, Any]:
+    """The options of `_operation_options`, as convert() takes them."""
+    if not hasattr(args, "boxes_outside"):
+        return {}
+    split_lists = args.split_lists
+    if args.voc_imagesets:
+        from annoconv.ops import voc_imagesets
+
+        split_lists = voc_imagesets(args.voc_imagesets)
+    if args.stratify and not args.split:
+        raise UsageError("--stratify needs --split NAME=FRACTION,...")
+    if split_lists and args.split:
+        raise UsageError("give --split or split lists (--split-lists, --voc-imagesets), not both")
+    return {
+        "exclude_classes": args.drop_classes,
+        "rename": dict(args.rename) if args.rename else None,
+        "min_size": args.min_size,
+        "min_area": args.min_area,
+        "drop_difficult": args.drop_difficult,
+        "boxes_outside": args.boxes_outside,
+        "dedup": args.dedup,
+        "stratify": args.stratify,
+        "split_lists": split_lists,
+    }
 
 
 def _label_map_beside(args: argparse.Namespace, to_format: str) -> str | None:
@@ -463,16 +620,22 @@ def _run_labelmap(args: argparse.Namespace) -> int:
 
 def _run_stats(args: argparse.Namespace) -> int:
     from annoconv.convert import open_reader
-    from annoconv.ops import dataset_stats
+    from annoconv.stats import dataset_stats
 
     reader = open_reader(args.source, from_format=args.from_format, images=args.images)
-    stats = dataset_stats(reader, on_error=args.on_error)
+    stats = dataset_stats(reader, on_error=args.on_error, tiny=args.tiny)
     if args.json:
         print(json.dumps(stats.to_dict(), indent=2, ensure_ascii=False))
     else:
         print(stats.table())
         for item in stats.report.skipped:
             print(f"skipped {item.source}: {item.reason}", file=sys.stderr)
+    if args.plot:
+        from annoconv.plot import plot_stats
+
+        plot_stats(stats, args.plot)
+        if not args.quiet:
+            print(f"wrote {args.plot}", file=sys.stderr)
     return EXIT_OK
 
 

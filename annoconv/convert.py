@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import inspect
 import sys
-from collections import Counter, deque
-from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections import Counter
+from collections.abc import Callable, Collection, Container, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, Literal
 
 from annoconv.columnar import SplitRouter, box_count, class_counts_of, only_keys
+from annoconv.dedup import Dedup, ImageHashes
 from annoconv.engines import EngineName, engine_runner, run_job, survey_labels
 from annoconv.errors import AnnoconvError, AnnotationError, FormatError, SkipRecord
+from annoconv.filters import ClassSelection, OutsidePolicy, Transform, apply_all, build_filters
 from annoconv.formats import (
     BadItem,
     BatchesUnavailable,
@@ -29,21 +32,27 @@ from annoconv.io.archives import is_archive
 from annoconv.io.feed import feed_images
 from annoconv.io.fs import (
     GLOB_CHARS,
+    applies_storage_options,
     current_storage_options,
     exists,
     shards_of,
-    using_storage_options,
 )
 from annoconv.io.images import ImageInfo, RecordImages, read_image_info
+from annoconv.io.pool import prefetch
 from annoconv.labelmap import LabelMap, LabelMapItem, LabelOrder
-from annoconv.ops import assign_splits, parse_split, sample_keys
+from annoconv.ops import (
+    assign_from_lists,
+    assign_splits,
+    assign_stratified,
+    parse_split,
+    read_split_lists,
+    sample_keys,
+)
 from annoconv.report import ErrorHandler, ErrorPolicy, OutputFile, Report
 from annoconv.schema import PIXEL, ImageRecord
 
 if TYPE_CHECKING:
     import pyarrow as pa
-
-    from annoconv.engines.partitioned import TaskRunner
 
 
 def open_reader(
@@ -106,42 +115,9 @@ class Survey:
 
     counts: Counter[str] = field(default_factory=Counter)
     weights: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class ClassSelection:
-    """Keeps only the boxes of some classes, for readers that cannot select themselves.
-
-    Boxes of other classes, and images they leave without boxes (unless `keep_empty`), are
-    counted as dropped. Images that had no boxes to begin with stay: they are negatives.
-    """
-
-    classes: frozenset[str]
-    keep_empty: bool = False
-    reason: str = "not in --classes"
-
-    def apply(self, items: Iterable[ReadResult]) -> Iterator[ReadResult]:
-        for item in items:
-            if not isinstance(item, ImageRecord) or not item.objects:
-                yield item
-                continue
-            kept = [obj for obj in item.objects if obj.label in self.classes]
-            dropped = len(item.objects) - len(kept)
-            if not kept and not self.keep_empty:
-                yield Dropped(self.reason, images=1, boxes=dropped)
-                continue
-            if dropped:
-                yield Dropped(self.reason, boxes=dropped)
-                item = item.model_copy(update={"objects": kept})
-            yield item
-
-    def survey(
-        self, entries: Iterable[tuple[str, list[str], int]]
-    ) -> Iterator[tuple[str, list[str], int]]:
-        for key, labels, weight in entries:
-            kept = [label for label in labels if label in self.classes]
-            if kept or not labels or self.keep_empty:
-                yield key, kept, weight
+    labels: dict[str, list[str]] = field(default_factory=dict)
+    hashes: ImageHashes | None = None
+    dedup: Dedup | None = None
 
 
 def _takes(factory: Callable[..., object] | None, option: str) -> bool:
@@ -155,29 +131,48 @@ def survey(
     sample: int | None = None,
     seed: int = 0,
     selection: ClassSelection | None = None,
-    label_pairs: Iterable[tuple[str, list[str]]] | None = None,
+    transforms: Sequence[Transform] = (),
+    dedup: bool = False,
+    keep_labels: bool = False,
+    label_pairs: Callable[[], Iterable[tuple[str, list[str]]] | None] | None = None,
 ) -> Survey:
-    """One pass over the readable records, keeping only small per-image facts; with
-    `sample`, only those of a uniform sample of that many images (see `ops.sample_keys`).
-    `label_pairs` stands for `reader.labels()` when an engine has read them in parallel."""
+    """One pass over the readable records, keeping only small per-image facts, as the
+    `transforms` leave them; with `dedup`, every image is hashed and only the first of each
+    set of duplicates is kept; with `sample`, only a uniform sample of that many images
+    (see `ops.sample_keys`); with `keep_labels`, each image's labels are kept too.
+    `label_pairs` gives what `reader.labels()` would, when an engine reads them in parallel."""
+    steps = [*([selection] if selection is not None else []), *transforms]
+    result = Survey()
     entries: Iterable[tuple[str, list[str], int]]
-    if weigh is None:
-        pairs = reader.labels() if label_pairs is None else label_pairs
-        entries = ((key, names, 1) for key, names in pairs)
+    if weigh is None and not dedup and all(step.on_labels for step in steps):
+        pairs = label_pairs() if label_pairs is not None else None
+        if pairs is None:
+            pairs = reader.labels()
+        entries = ((key, labels, 1) for key, labels in pairs)
+        for step in steps:
+            entries = step.survey(entries)
     else:
-        entries = (
-            (item.key, [obj.label for obj in item.objects], weigh(item))
-            for item in reader
-            if isinstance(item, ImageRecord)
+        records: Iterable[ImageRecord] = (
+            item for item in apply_all(steps, reader) if isinstance(item, ImageRecord)
         )
-    if selection is not None:
-        entries = selection.survey(entries)
+        if dedup:
+            result.hashes = ImageHashes()
+            records = result.hashes.scan(records, reader.images)
+        entries = (
+            (item.key, [obj.label for obj in item.objects], weigh(item) if weigh else 1)
+            for item in records
+        )
+    if result.hashes is not None:
+        entries = list(entries)  # every image hashed before duplicates can be told apart
+        result.dedup = Dedup(result.hashes)
+        entries = [entry for entry in entries if entry[0] not in result.dedup.dropped]
     if sample is not None:
         entries = sample_keys(entries, sample, seed, key=lambda entry: entry[0])
-    result = Survey()
     for key, labels, weight in entries:
         result.counts.update(labels)
         result.weights[key] = weight
+        if keep_labels:
+            result.labels[key] = labels
     return result
 
 
@@ -219,8 +214,9 @@ def split_destination(output: str, split: str) -> str:
     return f"{output[:cut]}{stem}-{split}{dot}{suffix}"
 
 
+@applies_storage_options
 def convert(
-    source: Source,
+    source: Source | Reader,
     output: str,
     *,
     from_format: str | None = None,
@@ -240,12 +236,22 @@ def convert(
     progress: bool = False,
     read_options: Mapping[str, Any] | None = None,
     write_options: Mapping[str, Any] | None = None,
+    stratify: bool = False,
+    split_lists: Mapping[str, str | Iterable[str]] | None = None,
+    exclude_classes: Sequence[str] | None = None,
+    rename: Mapping[str, str] | None = None,
+    min_size: float | tuple[float, float] | None = None,
+    min_area: float | None = None,
+    drop_difficult: bool = False,
+    boxes_outside: OutsidePolicy = "fail",
+    dedup: bool = False,
     storage_options: Mapping[str, Any] | None = None,
     engine: EngineName = "local",
     workers: int | None = None,
     scheduler: Any = None,
 ) -> Report:
-    """Convert `source` (a file, folder, glob or list of files) into `output`.
+    """Convert `source` (a file, folder, glob or list of files, or an open Reader such as
+    `merge.MergedReader`) into `output`.
 
     Formats are inferred from the paths unless named. `classes` keeps only those classes'
     boxes (images left without any are dropped unless `keep_empty`; readers that can select
@@ -259,6 +265,15 @@ def convert(
     ``on_error="skip"`` bad items are left out and listed in the returned report instead of
     stopping the run. Outputs appear only when the whole run succeeded.
 
+    The operations of docs/operations.md, in the order they apply: `boxes_outside`
+    (``"clip"`` or ``"drop"`` boxes reaching outside the image instead of failing),
+    `classes`, `exclude_classes`, `rename` (``{"cell phone": "Mobile phone"}``; the label map
+    is built after renaming), `min_size` (``w`` or ``(w, h)``) and `min_area` in the data's
+    coordinate space, `drop_difficult`, `dedup` (byte-identical images by SHA-256), `sample`,
+    then the split: by ratio (`split`, with `stratify` spreading every class over every
+    split), or by `split_lists` (``{"train": "train.txt", ...}``, see `ops.read_split_lists`).
+    Everything left out is counted in the report with its reason.
+
     Any path may be an fsspec URL (``s3://``, ``memory://``, ``zip://…::s3://…``);
     `storage_options` reach every remote filesystem of the run (for s3 e.g.
     ``{"endpoint_url": ..., "anon": False}``; see `annoconv.io.fs.using_storage_options`).
@@ -270,132 +285,131 @@ def convert(
     `distributed.Client`; without one a LocalCluster of `workers` processes is started).
     Every engine writes the same examples and the same shard contents (docs/engines.md).
     """
-    # The engine starts first: its workers get ready while the survey runs here.
-    with (
-        engine_runner(engine, workers, scheduler) as runner,
-        using_storage_options(storage_options),
-    ):
-        return _convert(
-            source,
-            output,
-            from_format=from_format,
-            to_format=to_format,
-            images=images,
-            label_map=label_map,
-            extend_label_map=extend_label_map,
-            label_map_order=label_map_order,
-            label_map_output=label_map_output,
-            label_map_names=label_map_names,
-            split=split,
+    # The engine starts first: its workers get ready while the source is opened.
+    with engine_runner(engine, workers, scheduler) as runner:
+        # An archive of images is streamed by `feed_images`; readers and writers see no folder.
+        archive, images = (
+            (images, None) if images is not None and is_archive(images) else (None, images)
+        )
+        read_options = dict(read_options or {})
+        # Each pass gets its own filters (they count what they change).
+        make_filters = partial(
+            build_filters,
             classes=classes,
+            exclude_classes=exclude_classes,
+            rename=rename,
+            min_size=min_size,
+            min_area=min_area,
+            drop_difficult=drop_difficult,
+            boxes_outside=boxes_outside,
             keep_empty=keep_empty,
+        )
+        if isinstance(source, Reader):
+            reader = source
+        else:
+            # Inferred once: inference may open the source to sniff it.
+            from_format = source_format(source, from_format)
+            if classes is not None and _takes(get_format(from_format).reader, "classes"):
+                read_options.update(classes=list(classes), keep_empty=keep_empty)
+                make_filters = partial(make_filters, classes=None)
+            reader = open_reader(
+                source, from_format=from_format, images=images, read_options=read_options
+            )
+        writer_class = _writer_class(output, to_format)
+        options = dict(write_options or {})
+        if archive is not None and options.get("shard_size") is not None:
+            raise FormatError(
+                f"shard_size needs the image sizes before writing; {archive} is an archive read "
+                "once while writing: give the number of shards instead"
+            )
+        _check_options(writer_class, options, f"{writer_class.__name__}")
+        fractions = parse_split(split) if isinstance(split, str) else split
+        if fractions and split_lists:
+            raise AnnoconvError("give either a split by ratio or split lists, not both")
+        if stratify and not fractions:
+            raise AnnoconvError("stratify needs a split by ratio (split=...)")
+        needs_map = writer_class.needs_label_map or label_map_output is not None
+        facts = None
+        if (
+            needs_map
+            or label_map is not None
+            or fractions
+            or split_lists
+            or writer_class.needs_keys
+            or sample
+            or dedup
+        ):
+            weigh = (
+                writer_class.weigher(images=images, **options) if writer_class.needs_keys else None
+            )
+            facts = survey(
+                reader,
+                weigh,
+                sample=sample,
+                seed=seed,
+                transforms=make_filters(),
+                dedup=dedup,
+                keep_labels=bool(fractions and stratify),
+                label_pairs=partial(survey_labels, reader, runner) if runner is not None else None,
+            )
+        resolved = settle_label_map(
+            facts.counts if facts else Counter(),
+            label_map,
+            needed=needs_map or (facts is not None and writer_class.label_map_from_survey),
+            extend=extend_label_map,
+            order=label_map_order,
+            class_ids=reader.class_ids() if label_map_names == "ids" else None,
+        )
+
+        assignment = None
+        if fractions and facts is not None:
+            if stratify:
+                assignment = assign_stratified(facts.labels, fractions, seed)
+            else:
+                assignment = assign_splits(facts.weights, fractions, seed)
+        elif split_lists and facts is not None:
+            assignment = assign_from_lists(facts.weights, read_split_lists(split_lists))
+
+        job = Job(
+            source=source,
+            from_format=from_format,
+            images=images,
+            archive=archive,
+            storage_options=current_storage_options(),
+            read_options=read_options,
+            output=output,
+            writer_class=writer_class,
+            write_options=options,
+            label_map=resolved,
+            weights=facts.weights if facts is not None else None,
+            splits=assignment,
+            split_names=tuple(fractions or split_lists or {}) if assignment is not None else (),
+            by_lists=bool(split_lists),
+            make_filters=make_filters,
+            dedup=facts.dedup if facts is not None else None,
             sample=sample,
-            seed=seed,
             on_error=on_error,
             progress=progress,
-            read_options=read_options,
-            write_options=write_options,
-            runner=runner,
         )
+        report = run_job(job, reader, runner)
+        if label_map_output is not None and resolved is not None:
+            size = resolved.write(label_map_output)
+            report.outputs.append(OutputFile(label_map_output, size, "label_map"))
+        return report
 
 
-def _convert(
-    source: Source,
-    output: str,
-    *,
-    from_format: str | None,
-    to_format: str | None,
-    images: str | None,
-    label_map: str | LabelMap | None,
-    extend_label_map: bool,
-    label_map_order: LabelOrder,
-    label_map_output: str | None,
-    label_map_names: Literal["ids", "labels"],
-    split: Mapping[str, float] | str | None,
-    classes: Sequence[str] | None,
-    keep_empty: bool,
-    sample: int | None,
-    seed: int,
-    on_error: ErrorPolicy,
-    progress: bool,
-    read_options: Mapping[str, Any] | None,
-    write_options: Mapping[str, Any] | None,
-    runner: TaskRunner | None,
-) -> Report:
-    # An archive of images is streamed by `feed_images`; readers and writers see no folder.
-    archive, images = (
-        (images, None) if images is not None and is_archive(images) else (None, images)
-    )
-    read_options = dict(read_options or {})
-    selection = None
-    # Inferred once: inference may open the source to sniff it.
-    from_format = source_format(source, from_format)
-    if classes is not None:
-        if _takes(get_format(from_format).reader, "classes"):
-            read_options.update(classes=list(classes), keep_empty=keep_empty)
-        else:
-            selection = ClassSelection(frozenset(classes), keep_empty)
-    reader = open_reader(source, from_format=from_format, images=images, read_options=read_options)
-    writer_class = _writer_class(output, to_format)
-    options = dict(write_options or {})
-    if archive is not None and options.get("shard_size") is not None:
-        raise FormatError(
-            f"shard_size needs the image sizes before writing; {archive} is an archive read "
-            "once while writing: give the number of shards instead"
-        )
-    _check_options(writer_class, options, f"{writer_class.__name__}")
-    fractions = parse_split(split) if isinstance(split, str) else split
-    needs_map = writer_class.needs_label_map or label_map_output is not None
-    facts = None
-    if needs_map or label_map is not None or fractions or writer_class.needs_keys or sample:
-        weigh = writer_class.weigher(images=images, **options) if writer_class.needs_keys else None
-        pairs = survey_labels(reader, runner) if runner is not None and weigh is None else None
-        facts = survey(
-            reader, weigh, sample=sample, seed=seed, selection=selection, label_pairs=pairs
-        )
-    resolved = settle_label_map(
-        facts.counts if facts else Counter(),
-        label_map,
-        needed=needs_map or (facts is not None and writer_class.label_map_from_survey),
-        extend=extend_label_map,
-        order=label_map_order,
-        class_ids=reader.class_ids() if label_map_names == "ids" else None,
-    )
-
-    job = Job(
-        source=source,
-        from_format=from_format,
-        images=images,
-        archive=archive,
-        storage_options=current_storage_options(),
-        read_options=read_options,
-        output=output,
-        writer_class=writer_class,
-        write_options=options,
-        label_map=resolved,
-        weights=facts.weights if facts is not None else None,
-        splits=assign_splits(facts.weights, fractions, seed) if fractions and facts else None,
-        split_names=tuple(fractions) if fractions and facts is not None else (),
-        selection=selection,
-        sample=sample,
-        on_error=on_error,
-        progress=progress,
-    )
-    report = run_job(job, reader, runner)
-    if label_map_output is not None and resolved is not None:
-        size = resolved.write(label_map_output)
-        report.outputs.append(OutputFile(label_map_output, size, "label_map"))
-    return report
+def _split_destination(writer_class: type[Writer], output: str, split: str) -> str:
+    return writer_class.split_destination(output, split) or split_destination(output, split)
 
 
 @dataclass(frozen=True)
 class Job:
     """What `convert()` settled before writing anything (reader, writer, label map, splits,
-    keys): small picklable facts from which an engine runs the conversion, whole or in parts
-    (see `annoconv.engines`)."""
+    keys, operations): small picklable facts from which an engine runs the conversion, whole
+    or in parts (see `annoconv.engines`)."""
 
-    source: Source
-    from_format: str
+    source: Source | Reader
+    from_format: str | None
     images: str | None
     #: A tar or zip archive the images are streamed from (`images` is None then).
     archive: str | None
@@ -408,15 +422,21 @@ class Job:
     label_map: LabelMap | None
     #: Every image key the survey kept, with its weight; None when there was no survey.
     weights: Mapping[str, int] | None
-    #: Each key's split, when splitting.
+    #: Each key's split, when splitting (by ratio or by lists).
     splits: Mapping[str, str] | None
     split_names: tuple[str, ...]
-    selection: ClassSelection | None
+    #: Whether the split comes from split lists (keys in none of them are left out).
+    by_lists: bool
+    #: Makes a fresh set of the run's filters (they count what they change) for each pass.
+    make_filters: Callable[[], list[Transform]]
+    dedup: Dedup | None
     sample: int | None
     on_error: ErrorPolicy
     progress: bool
 
     def open_reader(self) -> Reader:
+        if isinstance(self.source, Reader):
+            return self.source
         return open_reader(
             self.source,
             from_format=self.from_format,
@@ -439,7 +459,7 @@ class Job:
             return None
         if not split or self.splits is None:
             return dict(self.weights)
-        return {key: weight for key, weight in self.weights.items() if self.splits[key] == split}
+        return {key: self.weights[key] for key, name in self.splits.items() if name == split}
 
     def writer(
         self,
@@ -467,22 +487,6 @@ class Job:
             return writers[""]
         return SplitWriter(writers, self.splits)
 
-    def items(
-        self, reader: Reader, keep: Callable[[ReadResult], bool] | None = None
-    ) -> Iterable[ReadResult]:
-        """What the reader gives, selected and sampled; only the items `keep` accepts (a
-        task's share) get their missing image sizes read, for writers in pixels."""
-        items: Iterable[ReadResult] = reader
-        if self.selection is not None:
-            items = self.selection.apply(items)
-        if self.sample is not None and self.weights is not None:
-            items = _only(items, self.weights, f"not in the sample of {self.sample}")
-        if keep is not None:
-            items = filter(keep, items)
-        if self.writer_class.coords == PIXEL and self.archive is None:
-            items = fill_sizes(items, self.images)
-        return items
-
     def run(
         self,
         reader: Reader,
@@ -490,31 +494,50 @@ class Job:
         keep: Callable[[ReadResult], bool] | None = None,
         *,
         progress: bool | None = None,
+        whole: bool = True,
     ) -> Report:
-        """Stream the reader (only the items `keep` accepts) into a writer from `make_writer`:
-        as Arrow batches when reader and writer can (a second writer then takes the record
-        path if the data needs it after all), else record by record."""
+        """Stream the reader (only the items `keep` accepts, before any operation counts
+        them) into a writer from `make_writer`: as Arrow batches when reader and writer can
+        and no operation needs records (a second writer takes the record path if the data
+        needs it after all), else record by record. A part of a run (`whole=False`) leaves
+        the run-wide dedup findings to the driver."""
         progress = self.progress if progress is None else progress
+        steps = [*self.make_filters(), *([self.dedup] if self.dedup is not None else [])]
         writer = make_writer()
-        usable = keep is None and self.selection is None and writer.takes_batches
-        batches = reader.batches() if usable else None
+        batches = None
+        if not steps and keep is None and self.archive is None and writer.takes_batches:
+            batches = reader.batches()
         if batches is not None:
-            if self.sample is not None and self.weights is not None:
-                batches = only_keys(batches, self.weights, f"not in the sample of {self.sample}")
+            for keys, reason in self._kept():
+                batches = only_keys(batches, keys, reason)
             report = run_batches(batches, writer, on_error=self.on_error, progress=progress)
             if report is not None:
                 return report
             writer = make_writer()  # the data needed the record path after all
-        items, writer = feed_images(
-            self.items(reader, keep), writer, self.archive or self.images, self.source
-        )
-        return run(
+        items: Iterable[ReadResult] = reader if keep is None else filter(keep, reader)
+        items = apply_all(steps, items)
+        for keys, reason in self._kept():
+            items = _only(items, keys, reason)
+        if writer.coords == PIXEL and self.archive is None:
+            items = fill_sizes(items, self.images)
+        source = reader.source if isinstance(self.source, Reader) else self.source
+        items, writer = feed_images(items, writer, self.archive or self.images, source)
+        report = run(
             items, writer, on_error=self.on_error, progress=progress, total=reader.count_hint()
         )
+        for step in steps:
+            if whole or step is not self.dedup:
+                step.finish(report)
+        return report
 
-
-def _split_destination(writer_class: type[Writer], output: str, split: str) -> str:
-    return writer_class.split_destination(output, split) or split_destination(output, split)
+    def _kept(self) -> list[tuple[Collection[str], str]]:
+        """The keys the run keeps, each with the reason for leaving out the others."""
+        kept: list[tuple[Collection[str], str]] = []
+        if self.sample is not None and self.weights is not None:
+            kept.append((self.weights, f"not in the sample of {self.sample}"))
+        if self.by_lists and self.splits is not None:
+            kept.append((self.splits, "not in any split list"))
+        return kept
 
 
 def _only(items: Iterable[ReadResult], keys: Container[str], reason: str) -> Iterator[ReadResult]:
@@ -533,17 +556,14 @@ def fill_sizes(
     header. Headers are read by a bounded thread pool (at most `window` records in flight,
     order kept); an image that cannot be found or read makes its record a BadItem."""
     finder = RecordImages(images)
-    pending: deque[tuple[ReadResult, Future[ImageInfo] | None]] = deque()
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        for item in items:
-            job = None
-            if isinstance(item, ImageRecord) and not item.has_size:
-                job = pool.submit(_image_info, finder, item)
-            pending.append((item, job))
-            if len(pending) >= window:
-                yield _with_size(*pending.popleft())
-        while pending:
-            yield _with_size(*pending.popleft())
+
+    def job(item: ReadResult) -> Callable[[], ImageInfo] | None:
+        if isinstance(item, ImageRecord) and not item.has_size:
+            return partial(_image_info, finder, item)
+        return None
+
+    for item, future in prefetch(items, job, threads=threads, window=window):
+        yield _with_size(item, future)
 
 
 def _image_info(finder: RecordImages, record: ImageRecord) -> ImageInfo:
@@ -556,9 +576,11 @@ def _with_size(item: ReadResult, job: Future[ImageInfo] | None) -> ReadResult:
     try:
         info = job.result()
     except AnnotationError as error:
-        needed = AnnotationError(
-            item.source or item.key, f"image size is unknown and {error.message}", error.where
-        )
+        source = item.source or item.key
+        problem = error.message
+        if error.source and error.source != source:  # the header reader names the image
+            problem = f"image {error.source} cannot be read: {problem}"
+        needed = AnnotationError(source, f"image size is unknown and {problem}", error.where)
         return BadItem(needed, boxes=len(item.objects))
     update = {"width": info.width, "height": info.height, "depth": item.depth or info.depth}
     return item.model_copy(update=update)
@@ -575,8 +597,8 @@ def _writer_class(output: str, to_format: str | None) -> type[Writer]:
 def _check_options(factory: Callable[..., object], options: Mapping[str, Any], name: str) -> None:
     """Unknown options of a reader or writer are a usage error that lists the valid ones."""
     accepted = inspect.signature(factory).parameters
-    reserved = {"source", "destination", "label_map", "images", "keys", "partition"}
-    unknown = sorted(set(options) - set(accepted) | ({"keys", "partition"} & set(options)))
+    reserved = {"source", "destination", "label_map", "images", "keys"}
+    unknown = sorted(set(options) - set(accepted) | ({"keys"} & set(options)))
     if unknown:
         valid = sorted(set(accepted) - reserved)
         raise FormatError(

@@ -1,107 +1,26 @@
-"""Operations over streams of records: statistics, splits and shard assignment."""
+"""Operations over streams of records: splits (by ratio, stratified, from lists), shard
+assignment and sampling. Filters are in `filters`, dedup in `dedup`, statistics in `stats`."""
 
 from __future__ import annotations
 
 import hashlib
 import heapq
 import math
-from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from annoconv.formats import BadItem, Dropped, ReadResult
-from annoconv.report import ErrorHandler, ErrorPolicy, Report
-from annoconv.schema import ImageRecord
+from annoconv.errors import AnnoconvError
+from annoconv.io.fs import decode_line, exists, join, read_bytes
 
 
-@dataclass
-class DatasetStats:
-    """Counts over a dataset: images, boxes, and per class the boxes and images holding it."""
+def __getattr__(name: str) -> Any:
+    # DatasetStats and dataset_stats moved to annoconv.stats; imported lazily so that this
+    # module (used by the TFRecord writer) stays light.
+    if name in ("DatasetStats", "dataset_stats"):
+        from annoconv import stats
 
-    images: int = 0
-    negative_images: int = 0
-    boxes: int = 0
-    boxes_per_class: Counter[str] = field(default_factory=Counter)
-    images_per_class: Counter[str] = field(default_factory=Counter)
-    unknown_size: int = 0
-    min_size: tuple[int, int] | None = None
-    max_size: tuple[int, int] | None = None
-    max_boxes_per_image: int = 0
-    report: Report = field(default_factory=Report)
-
-    def add(self, record: ImageRecord) -> None:
-        labels = [obj.label for obj in record.objects]
-        self.images += 1
-        self.boxes += len(labels)
-        self.negative_images += not labels
-        self.boxes_per_class.update(labels)
-        self.images_per_class.update(set(labels))
-        self.max_boxes_per_image = max(self.max_boxes_per_image, len(labels))
-        if record.width is None or record.height is None:
-            self.unknown_size += 1
-            return
-        size = (record.width, record.height)
-        self.min_size = size if self.min_size is None else min(self.min_size, size, key=_area)
-        self.max_size = size if self.max_size is None else max(self.max_size, size, key=_area)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "images": self.images,
-            "negative_images": self.negative_images,
-            "boxes": self.boxes,
-            "classes": {
-                name: {"boxes": self.boxes_per_class[name], "images": self.images_per_class[name]}
-                for name in sorted(self.boxes_per_class)
-            },
-            "unknown_size": self.unknown_size,
-            "min_size": list(self.min_size) if self.min_size else None,
-            "max_size": list(self.max_size) if self.max_size else None,
-            "max_boxes_per_image": self.max_boxes_per_image,
-            "skipped": [item.__dict__ for item in self.report.skipped],
-        }
-
-    def table(self) -> str:
-        """The per-class table the CLI prints, with a total line."""
-        names = sorted(self.boxes_per_class)
-        width = max([len("class"), len("total"), *(len(name) for name in names)])
-        lines = [f"{'class':<{width}}  {'images':>8}  {'boxes':>8}"]
-        for name in names:
-            images, boxes = self.images_per_class[name], self.boxes_per_class[name]
-            lines.append(f"{name:<{width}}  {images:>8}  {boxes:>8}")
-        lines.append(f"{'total':<{width}}  {self.images:>8}  {self.boxes:>8}")
-        lines.append(f"negative images (no boxes): {self.negative_images}")
-        if self.min_size and self.max_size:
-            lines.append(
-                f"image sizes: {_size(self.min_size)} to {_size(self.max_size)}"
-                + (f", {self.unknown_size} unknown" if self.unknown_size else "")
-            )
-        elif self.unknown_size:
-            lines.append(f"image sizes: {self.unknown_size} unknown")
-        return "\n".join(lines)
-
-
-def _area(size: tuple[int, int]) -> int:
-    return size[0] * size[1]
-
-
-def _size(size: tuple[int, int]) -> str:
-    return f"{size[0]}x{size[1]}"
-
-
-def dataset_stats(items: Iterable[ReadResult], *, on_error: ErrorPolicy = "fail") -> DatasetStats:
-    """Statistics over a stream of records; bad items follow the error policy."""
-    stats = DatasetStats()
-    handler = ErrorHandler(on_error, stats.report)
-    for item in items:
-        if isinstance(item, Dropped):
-            stats.report.drop(item.reason, item.images, item.boxes)
-            continue
-        if isinstance(item, BadItem):
-            handler.handle(item.error, item.images, item.boxes)
-            continue
-        stats.add(item)
-    return stats
+        return getattr(stats, name)
+    raise AttributeError(f"module 'annoconv.ops' has no attribute {name!r}")
 
 
 # --- splits and shards ---------------------------------------------------------------------
@@ -202,3 +121,111 @@ def sample_keys(items: Iterable[_T], size: int, seed: int, *, key: Callable[[_T]
         return hashlib.sha256(prefix + name.encode()).digest(), name
 
     return heapq.nsmallest(size, items, key=rank)
+
+
+def assign_stratified(
+    labels: Mapping[str, Iterable[str]], fractions: Mapping[str, float], seed: int
+) -> dict[str, str]:
+    """Like `assign_splits` (the same exact split sizes, reproducible by seed, independent
+    of input order), but each class is spread over the splits in proportion, and every class
+    held by at least as many images as there are splits appears in every split.
+
+    Classes are placed rarest first: each image of the class not placed yet goes to the
+    split that most lacks that class and still has room; images without classes fill what
+    room is left.
+    """
+    check_split(fractions)
+    ranked = rank_keys(labels, seed)
+    room = split_counts(len(ranked), fractions)
+    holders: dict[str, list[str]] = {}
+    for key in ranked:
+        for label in sorted(set(labels[key])):
+            holders.setdefault(label, []).append(key)
+    assignment: dict[str, str] = {}
+    for label in sorted(holders, key=lambda name: (len(holders[name]), name)):
+        keys = holders[label]
+        lacking = _class_targets(len(keys), fractions)
+        for key in keys:
+            if key in assignment:
+                lacking[assignment[key]] -= 1
+        for key in keys:
+            if key not in assignment:
+                open_splits = [name for name in fractions if room[name] > 0]
+                name = max(open_splits, key=lambda split: (lacking[split], room[split]))
+                assignment[key] = name
+                lacking[name] -= 1
+                room[name] -= 1
+    for key in ranked:
+        if key not in assignment:
+            name = max(fractions, key=lambda split: room[split])
+            assignment[key] = name
+            room[name] -= 1
+    return assignment
+
+
+def _class_targets(count: int, fractions: Mapping[str, float]) -> dict[str, int]:
+    """How many of a class's `count` images each split should get: its share, but at least
+    one in every split when there are enough images."""
+    targets = split_counts(count, fractions)
+    if count >= len(fractions):
+        for name in fractions:
+            if targets[name] == 0:
+                targets[max(targets, key=lambda other: targets[other])] -= 1
+                targets[name] = 1
+    return targets
+
+
+# --- splits from given lists -------------------------------------------------------------
+
+#: The files of a VOC `ImageSets/Main` folder that name a split (trainval is train + val).
+VOC_IMAGESETS = ("train", "val", "test")
+
+
+def read_split_lists(lists: Mapping[str, str | Iterable[str]]) -> dict[str, str]:
+    """{entry: split} from {split: file path or entries}. A file has one image id, key or
+    stem per line (the first word: VOC's per-class lists add a column); blank lines and
+    `#` comments are skipped. An entry listed under two splits is an error."""
+    split_of: dict[str, str] = {}
+    for name, listing in lists.items():
+        if isinstance(listing, str):
+            raw = read_bytes(listing).splitlines()
+            entries = [decode_line(listing, line, number) for number, line in enumerate(raw, 1)]
+        else:
+            entries = list(listing)
+        for entry in entries:
+            words = entry.split("#", 1)[0].split()
+            if not words:
+                continue
+            other = split_of.setdefault(words[0], name)
+            if other != name:
+                raise AnnoconvError(f"image {words[0]!r} is listed in both {other!r} and {name!r}")
+    return split_of
+
+
+def voc_imagesets(folder: str) -> dict[str, str]:
+    """{split: list file} of a VOC dataset: `ImageSets/Main/{train,val,test}.txt` under
+    `folder` (the VOC root, its ImageSets folder, or the Main folder itself)."""
+    for candidate in (join(folder, "ImageSets", "Main"), join(folder, "Main"), folder):
+        found = {
+            name: join(candidate, f"{name}.txt")
+            for name in VOC_IMAGESETS
+            if exists(join(candidate, f"{name}.txt"))
+        }
+        if found:
+            return found
+    raise AnnoconvError(f"{folder}: no ImageSets/Main/{{train,val,test}}.txt found")
+
+
+def assign_from_lists(keys: Iterable[str], split_of: Mapping[str, str]) -> dict[str, str]:
+    """Each key's split by the lists: a list entry matches a key itself, its file name, or
+    its file name without extension (`000005` matches `VOC2007/Annotations/000005.xml`).
+    Keys matching no entry are left out."""
+    assignment: dict[str, str] = {}
+    for key in keys:
+        base = key.rsplit("/", 1)[-1]
+        for candidate in (key, base, base.rsplit(".", 1)[0]):
+            name = split_of.get(candidate)
+            if name is not None:
+                assignment[key] = name
+                break
+    return assignment

@@ -37,6 +37,16 @@ class OutputFile:
     kind: str
 
 
+@dataclass(frozen=True)
+class DuplicateGroup:
+    """Images with byte-identical files (one SHA-256): the first key is kept, the others
+    dropped; `conflicting` when their annotations differ."""
+
+    sha256: str
+    keys: list[str]
+    conflicting: bool = False
+
+
 @dataclass
 class Report:
     images_read: int = 0
@@ -47,6 +57,9 @@ class Report:
     classes: Counter[str] = field(default_factory=Counter)
     outputs: list[OutputFile] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    #: What operations changed without leaving anything out, e.g. "boxes clipped to the image".
+    adjusted: Counter[str] = field(default_factory=Counter)
+    duplicates: list[DuplicateGroup] = field(default_factory=list)
 
     def drop(self, reason: str, images: int, boxes: int) -> None:
         """Count images/boxes left out on purpose, one entry per reason however many."""
@@ -73,6 +86,8 @@ class Report:
         self.classes.update(other.classes)
         self.outputs.extend(other.outputs)
         self.warnings.extend(other.warnings)
+        self.adjusted.update(other.adjusted)
+        self.duplicates.extend(other.duplicates)
 
     @property
     def images_skipped(self) -> int:
@@ -115,6 +130,8 @@ class Report:
             "skipped": [item.__dict__ for item in self.skipped],
             "outputs": [item.__dict__ for item in self.outputs],
             "warnings": list(self.warnings),
+            "adjusted": dict(sorted(self.adjusted.items())),
+            "duplicates": [item.__dict__ for item in self.duplicates],
         }
 
     def to_json(self) -> str:
@@ -129,12 +146,23 @@ class Report:
             f"{self.boxes_skipped} skipped",
         ]
         lines += [_skipped_line(item) for item in self.skipped]
+        lines += [f"adjusted: {count} {what}" for what, count in sorted(self.adjusted.items())]
+        lines += [_duplicate_line(group) for group in self.duplicates[:MAX_WARNINGS_SHOWN]]
+        if len(self.duplicates) > MAX_WARNINGS_SHOWN:
+            hidden = len(self.duplicates) - MAX_WARNINGS_SHOWN
+            lines.append(f"... and {hidden} more duplicate groups (all of them in --report-json)")
         lines += [f"warning: {text}" for text in self.warnings[:MAX_WARNINGS_SHOWN]]
         if len(self.warnings) > MAX_WARNINGS_SHOWN:
             hidden = len(self.warnings) - MAX_WARNINGS_SHOWN
             lines.append(f"... and {hidden} more warnings (all of them in --report-json)")
         lines += [f"wrote {out.path} ({out.size} bytes)" for out in self.outputs]
         return "\n".join(lines)
+
+
+def _duplicate_line(group: DuplicateGroup) -> str:
+    kept, *others = group.keys
+    conflict = " (CONFLICT: different annotations)" if group.conflicting else ""
+    return f"duplicate images{conflict}: kept {kept}, dropped {', '.join(others)}"
 
 
 def _skipped_line(item: SkippedItem) -> str:

@@ -16,9 +16,18 @@ import typing
 from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
-from annoconv.errors import AnnotationError
+from annoconv.errors import AnnotationError, BoxOutsideError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -35,6 +44,11 @@ NORMALIZED_TOLERANCE = 1e-4
 # Pixel coordinates may exceed the image by this much (float noise), never by a pixel.
 PIXEL_TOLERANCE = 1e-6
 
+#: The pydantic error type of a box outside its image (see `make_record`).
+BOX_OUTSIDE = "box_outside"
+# Validation context key that turns the inside-the-image check off (for BoxOutsideError.record).
+_CHECK_BOUNDS = "check_bounds"
+
 FLAG_FIELDS = ("difficult", "truncated", "occluded", "group_of", "depiction", "inside")
 BOX_FIELDS = ("xmin", "ymin", "xmax", "ymax")
 
@@ -46,7 +60,8 @@ class ArrowType:
         self.name = name
 
 
-Int32 = Annotated[int, ArrowType("int32")]
+#: Sizes are stored as int32 (Arrow, Parquet), so larger values are refused when a record is made.
+Int32 = Annotated[int, ArrowType("int32"), Field(le=2**31 - 1)]
 
 
 class ObjectAnnotation(BaseModel):
@@ -134,11 +149,17 @@ class ImageRecord(BaseModel):
     source: str | None = None
 
     @model_validator(mode="after")
-    def _boxes_inside(self) -> ImageRecord:
+    def _boxes_inside(self, info: ValidationInfo) -> ImageRecord:
+        if info.context and not info.context.get(_CHECK_BOUNDS, True):
+            return self
         for index, obj in enumerate(self.objects):
-            problem = _outside_problem(obj, self.coords, self.width, self.height)
+            problem = outside_problem(obj, self.coords, self.width, self.height)
             if problem:
-                raise ValueError(f"object[{index + 1}] ({obj.label!r}): {problem}")
+                raise PydanticCustomError(
+                    BOX_OUTSIDE,
+                    "{where}",
+                    {"where": f"object[{index + 1}] ({obj.label!r}): {problem}"},
+                )
         return self
 
     @property
@@ -179,9 +200,10 @@ def _scaler(width: int, height: int, to_normalized: bool) -> Any:
     return scale
 
 
-def _outside_problem(
+def outside_problem(
     obj: ObjectAnnotation, space: CoordSpace, width: int | None, height: int | None
 ) -> str | None:
+    """What puts `obj` outside its image (beyond the tolerances above), or None."""
     if space == NORMALIZED:
         low, high_x, high_y, tol = 0.0, 1.0, 1.0, NORMALIZED_TOLERANCE
     elif width is not None and height is not None:
@@ -218,7 +240,7 @@ def format_validation_error(error: ValidationError) -> tuple[str, str]:
     first = error.errors()[0]
     where = ".".join(str(part) for part in first["loc"]) or None
     message = first["msg"].removeprefix("Value error, ")
-    if "input" in first and first["type"] not in ("value_error", "assertion_error"):
+    if "input" in first and first["type"] not in ("value_error", "assertion_error", BOX_OUTSIDE):
         message = f"{message} (got {first['input']!r})"
     return where or "", message
 
@@ -234,13 +256,67 @@ def make_object(source: str | None, where: str | None, **fields: Any) -> ObjectA
 
 
 def make_record(source: str | None, where: str | None = None, **fields: Any) -> ImageRecord:
-    """Build an ImageRecord, turning validation errors into AnnotationErrors naming `source`."""
+    """Build an ImageRecord, turning validation errors into AnnotationErrors naming `source`.
+
+    A record whose only fault is a box outside the image raises BoxOutsideError, which
+    carries the record as read, so that a `boxes_outside="clip"` or `"drop"` policy can
+    repair it later while readers stay strict by default.
+    """
     try:
         return ImageRecord(source=source, **fields)
     except ValidationError as exc:
         field, message = format_validation_error(exc)
         location = "/".join(part for part in (where, field) if part) or None
+        if exc.errors()[0]["type"] == BOX_OUTSIDE:
+            record = ImageRecord.model_validate(
+                {"source": source, **fields}, context={_CHECK_BOUNDS: False}
+            )
+            raise BoxOutsideError(source, message, location, record=record) from None
         raise AnnotationError(source, message, location) from None
+
+
+def trusted_object(**fields: Any) -> ObjectAnnotation:
+    """An ObjectAnnotation from values the caller has already checked as its validators
+    would (a non-empty label, finite and ordered coordinates, flags in -1/0/1), built without
+    validating them again: for readers' hot paths, which fall back to `make_object` for
+    anything they have not checked."""
+    return _construct(ObjectAnnotation, _OBJECT_DEFAULTS, fields)
+
+
+def trusted_record(**fields: Any) -> ImageRecord:
+    """An ImageRecord from checked values (see `trusted_object`; the boxes must lie inside the
+    image), built without validation. `objects` must be given; `image_labels` defaults to
+    a new empty list."""
+    values = {**_RECORD_DEFAULTS, "image_labels": [], **fields}
+    return _construct(ImageRecord, values, {}, set(fields))
+
+
+_Model = typing.TypeVar("_Model", bound=BaseModel)
+
+
+def _construct(
+    model: type[_Model],
+    defaults: dict[str, Any],
+    fields: dict[str, Any],
+    fields_set: set[str] | None = None,
+) -> _Model:
+    # What pydantic's model_construct does for these plain models (no extras, no private
+    # attributes), minus its per-field bookkeeping; test_schema checks the result equals
+    # a validated model.
+    instance = model.__new__(model)
+    object.__setattr__(instance, "__dict__", {**defaults, **fields})
+    object.__setattr__(instance, "__pydantic_fields_set__", fields_set or set(fields))
+    object.__setattr__(instance, "__pydantic_extra__", None)
+    object.__setattr__(instance, "__pydantic_private__", None)
+    return instance
+
+
+_OBJECT_DEFAULTS = {name: info.default for name, info in ObjectAnnotation.model_fields.items()}
+_RECORD_DEFAULTS = {
+    name: info.default
+    for name, info in ImageRecord.model_fields.items()
+    if name not in ("objects", "image_labels")
+}
 
 
 # --- Arrow schema, derived from the models above -------------------------------------------

@@ -201,13 +201,14 @@ def _map_entry(key: str, feature: Feature) -> list[bytes]:
     body = feature.list_body()
     body_size = sum(map(len, body))
     value_head = feature.tag + _varint(body_size)
-    head = _key_field(key) + _FIELD_2 + _varint(len(value_head) + body_size) + value_head
+    head = _entry_key(key) + _varint(len(value_head) + body_size) + value_head
     return [_FIELD_1 + _varint(len(head) + body_size) + head, *body]
 
 
 @functools.lru_cache(maxsize=1 << 10)
-def _key_field(key: str) -> bytes:
-    return _length_delimited(_FIELD_1, key.encode())
+def _entry_key(key: str) -> bytes:
+    """A map entry's key field and the tag of its value field, the same for every Example."""
+    return _length_delimited(_FIELD_1, key.encode()) + _FIELD_2
 
 
 # --- decoding -------------------------------------------------------------------------------

@@ -44,9 +44,7 @@ def annoconv_convert(path: Path, descriptions: Path) -> dict[str, int]:
     from annoconv import convert
 
     out = _output(path, "annoconv")
-    report = convert(
-        str(path), str(out), read_options={"class_descriptions": str(descriptions)}
-    )
+    report = convert(str(path), str(out), read_options={"class_descriptions": str(descriptions)})
     size = out.stat().st_size
     os.remove(out)
     return {"images": report.images_written, "boxes": report.boxes_written, "bytes": size}

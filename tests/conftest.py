@@ -7,16 +7,32 @@
   line, as ``--storage-option endpoint_url=URL``.
 * `s3_bucket`: a fresh, empty bucket for one test; yields its name.
 * `s3`: an s3fs filesystem on the server, for putting inputs and reading outputs.
+
+`ledger` (autouse) checks that every conversion run in any test loses nothing: see
+tests/ledger.py.
 """
 
 from __future__ import annotations
 
+import importlib
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import settings
+from ledger import Ledger
 from s3server import DUMMY_AWS_ENV, UNSET_AWS_ENV, moto_server
+
+from annoconv.report import Report
+
+# Property tests are bounded by their example counts and by pytest-timeout where they fuzz;
+# hypothesis' default 200 ms deadline only made them flaky on a busy machine.
+settings.register_profile("annoconv", deadline=None)
+settings.load_profile("annoconv")
+
+# The module, not the `convert` function that `annoconv` exports under the same name.
+convert_module = importlib.import_module("annoconv.convert")
 
 
 @pytest.fixture(scope="session")
@@ -49,3 +65,17 @@ def s3_bucket(s3: Any) -> Iterator[str]:
     s3.mkdir(name)
     yield name
     s3.rm(name, recursive=True)
+
+
+@pytest.fixture(autouse=True)
+def ledger(monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
+    book = Ledger()
+    monkeypatch.setattr(convert_module, "_write_one", book.wrap(convert_module._write_one))
+    check_balance = Report.check_balance
+
+    def audited(report: Report) -> None:
+        book.audit(report)
+        check_balance(report)
+
+    monkeypatch.setattr(Report, "check_balance", audited)
+    yield book

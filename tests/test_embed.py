@@ -448,3 +448,27 @@ def test_bad_options_are_rejected(tmp_path: Path, options: dict[str, Any]) -> No
     path = draw_image(tmp_path / "a.png", 8, 8)
     with pytest.raises(ValueError):
         embed_image(str(path), annotated_size=None, **options)
+
+
+@pytest.mark.parametrize("policy", ["fail", "warn", "skip"])
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_header_fast_path_answers_as_pillow_does(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, suffix: str, policy: str
+) -> None:
+    path = str(save(scene(64, 48), tmp_path / f"a{suffix}"))
+
+    def outcome() -> list[EmbeddedImage | str]:
+        results: list[EmbeddedImage | str] = []
+        for size in [(64, 48), (32, 24), None, (0, 0)]:
+            try:
+                results.append(
+                    embed_image(path, annotated_size=size, size_policy=policy, source="a.xml")  # type: ignore[arg-type]
+                )
+            except AnnotationError as error:
+                results.append(f"{type(error).__name__}: {error}")
+        return results
+
+    fast = outcome()
+    monkeypatch.setattr("annoconv.io.embed.plain_image_size", lambda data: None)
+    assert fast == outcome()
+    assert isinstance(fast[0], EmbeddedImage) and not fast[0].transcoded

@@ -461,3 +461,38 @@ def test_report_merge_adds_counts_and_keeps_one_entry_per_drop_reason() -> None:
     assert [item.source for item in one.skipped[1:]] == ["bad3.xml", "bad5.xml"]
     assert one.classes == {"cat": 8} and [o.path for o in one.outputs] == ["out-3", "out-5"]
     assert one.balanced
+
+
+def test_operations_and_dedup_on_the_processes_engine_match_local(
+    voc: Path, tmp_path: Path
+) -> None:
+    """Filters count what they drop in every task, dedup's groups are reported once."""
+    source = tmp_path / "src"
+    for path in voc.rglob("*"):
+        if path.is_file():
+            write(source / path.relative_to(voc), path.read_bytes())
+    copy = (source / "part0" / "img000.xml").read_text().replace("img000.", "copy000.")
+    write(source / "part1" / "copy000.xml", copy)
+    suffix = next((source / "part0").glob("img000.*g")).suffix
+    write(
+        source / "part1" / f"copy000{suffix}", (source / "part0" / f"img000{suffix}").read_bytes()
+    )
+    options: dict[str, Any] = {
+        "dedup": True,
+        "exclude_classes": ["bird"],
+        "rename": {"cat": "feline"},
+        "split": SPLIT,
+        "write_options": {"shards": 2},
+    }
+    runs = {}
+    for name, engine in (("local", {}), ("procs", {"engine": "processes", "workers": 2})):
+        runs[name] = _convert_to(tmp_path / name, source, "ops.record", **options, **engine)
+    local, procs = runs["local"], runs["procs"]
+    assert _files(tmp_path / "procs") == _files(tmp_path / "local")
+    assert len(procs.duplicates) == len(local.duplicates) == 1
+    assert procs.duplicates[0].keys == local.duplicates[0].keys
+    assert sorted(procs.skipped, key=str) == sorted(local.skipped, key=str)
+    assert (
+        procs.classes == local.classes and "feline" in procs.classes and "bird" not in procs.classes
+    )
+    assert procs.adjusted == local.adjusted and procs.balanced

@@ -733,7 +733,7 @@ def test_invalid_utf8_is_a_clear_error(tmp_path: Path) -> None:
         bbox_csv([Row("000a")]).encode() + b"000b,xclick,/m/\xff,1,0,1,0,1,0,0,0,0,0\n"
     )
     ((message, _, _),) = errors_of(OpenImagesReader(str(path)))
-    assert message.startswith(f"{path}: malformed CSV: ")
+    assert message.startswith(f"{path}: row 2: malformed CSV: ")
     assert "UTF8" in message
 
 

@@ -31,7 +31,7 @@ from oi_factory import write as write_text
 from annoconv import AnnotationError, convert, read
 from annoconv.cli import main
 from annoconv.convert import run, run_batches
-from annoconv.formats.csv import CsvWriter
+from annoconv.formats.csv import CsvReader, CsvWriter
 from annoconv.formats.openimages import OpenImagesReader
 from annoconv.formats.parquet import ParquetReader, ParquetWriter
 from annoconv.schema import ImageRecord, arrow_schema, make_record
@@ -169,6 +169,20 @@ def test_embedded_images_are_the_files_bytes(voc: Path, tmp_path: Path) -> None:
         assert row["image"] == {"bytes": image.read_bytes(), "path": row["filename"]}
     with pytest.raises(ValueError, match="nested layout"):
         ParquetWriter(str(tmp_path / "x.parquet"), flat=True, embed_images=True)
+
+
+def test_embedded_images_bound_the_row_groups(
+    voc: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import annoconv.formats.parquet as parquet_module
+
+    monkeypatch.setattr(parquet_module, "EMBEDDED_CHUNK_BYTES", 1)
+    monkeypatch.setattr(parquet_module, "EMBEDDED_GROUP_BYTES", 1)
+    out = tmp_path / "small-groups.parquet"
+    convert(str(voc), str(out), write_options={"embed_images": True})
+    assert pq.ParquetFile(out).metadata.num_row_groups == 3  # one image each
+    images = pq.read_table(out).column("image").to_pylist()
+    assert images[0]["bytes"] == (voc / "a.jpg").read_bytes()
 
 
 def test_row_groups_are_bounded_and_images_may_span_them(voc: Path, tmp_path: Path) -> None:
@@ -370,3 +384,98 @@ def test_unsorted_open_images_falls_back_to_records(tmp_path: Path) -> None:
         by_records = Path(source).with_suffix(".records.parquet")
         run(OpenImagesReader(source), ParquetWriter(str(by_records)))
         assert by_records.read_bytes() == Path(source).with_suffix(".parquet").read_bytes()
+
+
+# --- our CSV on the columnar path --------------------------------------------------------------
+
+HEADER = "filename,width,height,class,xmin,ymin,xmax,ymax"
+CSV_CASES = {
+    # images in first-seen order, rows of one image apart, a negative image
+    "plain": f"{HEADER}\na.jpg,64,48,cat,1,2,3,4\nb.jpg,32,32,,,,,\na.jpg,64,48,dog,1.5,2,3.25,4\n",
+    "extras": "key,filename,width,height,depth,class,xmin,ymin,xmax,ymax,difficult,truncated,"
+    "pose,confidence,split,verified,other\n"
+    "k1,a.jpg,64,48,3,cat,1,2,3,4,1,,Left,0.5,train,TRUE,q\n"
+    "k1,a.jpg,64,48,3,dog,1e-5,2,3,4,0,-1,,,train,true,r\nk2,a.jpg,64,48,,,,,,,,,,,,,s\n",
+    "bad cells": f"{HEADER},occluded\na.jpg,64,48,cat,1,2,3,4,1\nb.jpg,64,48,cat,x,2,3,4,0\n"
+    "c.jpg,64,48,cat,1,2,300,4,0\nd.jpg,64,48,cat,1,2,3,4,7\ne.jpg,64,48,,1,2,3,4,0\n"
+    "f.jpg,99999999999,48,cat,1,2,3,4,0\ng.jpg,64,48,cat,1e999,2,3,4,0\n,64,48,cat,1,2,3,4,0\n",
+    "odd spellings": f"{HEADER},difficult\r\na.jpg,640.0,480,cat,1,2,3,4,1.0\r\n"
+    "a.jpg,640,480,cat,1,2,3,4,0\r\nb.jpg,0,,cat, 1,2,3,4,0\r\nc.jpg,64,48,cat,1,2,3,4,0\r\n"
+    "c.jpg,65,48,cat,1,2,3,4,0\r\n",
+    "normalized": "filename,width,height,class,xmin_norm,ymin_norm,xmax_norm,ymax_norm\n"
+    "a.jpg,64,48,cat,0.1,0.2,0.3,0.4\n",
+}
+
+
+@pytest.mark.parametrize("case", sorted(CSV_CASES))
+def test_csv_batches_match_records(case: str, tmp_path: Path) -> None:
+    path = write(tmp_path / "in.csv", CSV_CASES[case])
+
+    def parquet(batch: bool) -> ParquetWriter:
+        return ParquetWriter(str(tmp_path / f"out-{batch}.parquet"))
+
+    for policy in ("skip", "fail"):
+        by_records, by_batches = both_paths(lambda: CsvReader(str(path)), parquet, policy)
+        assert by_batches is not None  # the columnar path did not fall back
+        assert summary(by_records) == summary(by_batches)
+        if policy == "skip":
+            files = [(tmp_path / f"out-{batch}.parquet").read_bytes() for batch in (False, True)]
+            assert files[0] == files[1]
+
+
+def summary(result: object) -> object:
+    """A report without its output paths (which differ), or an error message."""
+    if isinstance(result, str):
+        return result
+    return {k: v for k, v in result.to_dict().items() if k != "outputs"}  # type: ignore[attr-defined]
+
+
+def test_csv_batch_reasons_and_fallbacks(tmp_path: Path) -> None:
+    path = write(tmp_path / "in.csv", CSV_CASES["bad cells"])
+    report = convert(str(path), str(tmp_path / "out.csv"), on_error="skip")
+    assert [s.reason for s in report.skipped] == [
+        "line 3: xmin: expected a number, got 'x'",
+        "line 4: object[1] ('cat'): xmax 300 is outside [0, 64] (image 64x48)",
+        "line 5: occluded: expected -1, 0 or 1, got '7'",
+        "line 6: class: empty on a row with coordinates (only a row with neither marks an image "
+        "without objects)",
+        "line 7: Input should be less than or equal to 2147483647 (got 99999999999)",
+        "line 8/xmin: coordinate must be a finite number, got inf",
+        "line 9: filename: empty",
+    ]
+    assert (tmp_path / "out.csv").read_text().splitlines() == [HEADER, "a.jpg,64,48,cat,1,2,3,4"]
+    # Quotes and rows of the wrong length are left to the CSV module: same results.
+    quoted = write(tmp_path / "q.csv", f'{HEADER}\n"a,b.jpg",64,48,cat,1,2,3,4\nc.jpg,1\n')
+    assert CsvReader(str(quoted)).batches() is not None
+    report = convert(str(quoted), str(tmp_path / "q.parquet"), on_error="skip")
+    assert [s.reason for s in report.skipped] == [
+        "line 3: expected 8 fields as in the header, got 2"
+    ]
+    assert pq.read_table(tmp_path / "q.parquet").column("filename").to_pylist() == ["a,b.jpg"]
+
+
+def test_convert_takes_the_columnar_path_only_when_nothing_needs_records(
+    open_images: tuple[Path, Path, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    module = sys.modules["annoconv.convert"]
+    taken: list[bool] = []
+    real = module.run_batches
+
+    def spy(*args: object, **kwargs: object) -> object:
+        report = real(*args, **kwargs)  # type: ignore[arg-type]
+        taken.append(report is not None)
+        return report
+
+    monkeypatch.setattr(module, "run_batches", spy)
+    bbox, descriptions, _ = open_images
+    cache = tmp_path / "oi.parquet"
+    convert(str(bbox), str(cache), read_options={"class_descriptions": str(descriptions)})
+    assert taken == [True]
+    convert(str(cache), str(tmp_path / "split"), to_format="parquet", split="a=0.5,b=0.5")
+    assert taken == [True, True]
+    renamed = convert(str(cache), str(tmp_path / "renamed.parquet"), rename={"Camera": "cam"})
+    assert taken == [True, True]  # a filter works on records
+    assert renamed.classes["cam"] > 0
+    assert "Camera" not in renamed.classes

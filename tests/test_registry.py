@@ -39,7 +39,7 @@ def test_inference_from_paths(tmp_path: Path) -> None:
     assert infer_format(str(tmp_path / "ann" / "deep" / "1.xml")) == "voc"
     assert infer_format(str(tmp_path / "ann" / "**" / "*.xml")) == "voc"
     assert infer_format([str(tmp_path / "a.XML")]) == "voc"
-    assert infer_format("s3://bucket/train.csv") == "csv"
+    assert infer_format("s3://bucket/train.xml") == "voc"  # a unique extension: never opened
     assert infer_format(str(tmp_path / "out" / "label_map.pbtxt"), for_writing=True) == "pbtxt"
     with pytest.raises(
         FormatError, match=r"cannot tell the format of .*out\.bin; name it with --to"

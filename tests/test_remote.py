@@ -20,6 +20,7 @@ from annoconv.cli import main
 from annoconv.errors import AccessDeniedError, AnnotationError, NotFoundError
 from annoconv.io.fs import (
     _fs_kwargs,
+    exists,
     filesystem,
     merge_storage_options,
     parse_storage_option,
@@ -302,11 +303,27 @@ def test_transcode_a_red_book_tarball_on_s3(
             tar.addfile(info, io.BytesIO(data))
     s3.pipe(f"{s3_bucket}/I20200107.tar", tarball.getvalue())
     dst = tmp_path / "pngs"
-    with using_storage_options(s3_storage_options):
-        report = transcode_images(f"s3://{s3_bucket}/I20200107.tar", str(dst), to="png")
+    report = transcode_images(
+        f"s3://{s3_bucket}/I20200107.tar", str(dst), to="png", storage_options=s3_storage_options
+    )
     assert sorted(Path(p).relative_to(dst).as_posix() for p in report.written) == [
         "I20200107/US1-20200107/US1-20200107-D00001.png",
         "y/2.png",
     ]
     with Image.open(dst / "y" / "2.png") as page:
         assert (page.format, page.mode, page.size) == ("PNG", "1", (40, 30))
+
+
+def test_missing_credentials_are_a_one_line_error(
+    s3_endpoint: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")  # no instance-role lookup
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    options = {"endpoint_url": s3_endpoint, "skip_instance_cache": True}
+    with (
+        using_storage_options(options),
+        pytest.raises(AccessDeniedError, match=r"^s3://bucket/ann: no usable credentials"),
+    ):
+        exists("s3://bucket/ann")

@@ -9,6 +9,7 @@ import pyarrow as pa
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 import annoconv
 from annoconv.errors import AnnotationError
@@ -19,6 +20,8 @@ from annoconv.schema import (
     arrow_schema,
     make_object,
     make_record,
+    trusted_object,
+    trusted_record,
 )
 
 
@@ -161,3 +164,22 @@ def test_public_api_is_lazy_and_complete() -> None:
         assert getattr(annoconv, name) is not None
     with pytest.raises(AttributeError):
         _ = annoconv.no_such_name
+
+
+def test_trusted_models_equal_validated_ones() -> None:
+    fields = dict(label="dog", pose="Left", truncated=0, difficult=1, occluded=-1)
+    box = dict(xmin=1.0, ymin=2.5, xmax=3.0, ymax=4.0)
+    trusted = trusted_object(**fields, **box)
+    validated = ObjectAnnotation(**fields, **box)
+    assert trusted == validated
+    assert trusted.model_fields_set == validated.model_fields_set
+    assert trusted.model_dump(exclude_unset=True) == validated.model_dump(exclude_unset=True)
+    record = dict(key="a.xml", filename="a.jpg", width=10, height=8, objects=[trusted])
+    made = trusted_record(**record)
+    assert made == ImageRecord(**record)
+    assert made.model_fields_set == ImageRecord(**record).model_fields_set
+    # Defaults are fresh per record, never shared.
+    assert made.image_labels == []
+    assert made.image_labels is not trusted_record(**record).image_labels
+    with pytest.raises(ValidationError):
+        made.key = "b"  # type: ignore[misc]  # still frozen

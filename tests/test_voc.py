@@ -25,7 +25,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from annoconv.errors import AnnotationError
-from annoconv.formats import get_format
+from annoconv.formats import get_format, voc
 from annoconv.formats.base import BadItem, ReadResult
 from annoconv.formats.voc import (
     FORMAT,
@@ -950,3 +950,137 @@ def test_write_then_read_gives_back_the_same_record(original: ImageRecord) -> No
                 before.xmax,
                 before.ymax,
             )
+
+
+# --- the plain-document fast path --------------------------------------------------------------
+
+PLAIN = labelimg_xml(
+    "a.jpg", 100, 80, [Box("dog", 1, 2, 30, 40), Box("cat", 5.5, 6, 7, 8.25)], verified=True
+)
+
+
+def slow_path(data: bytes, uri: str, key: str) -> ImageRecord | str:
+    """What lxml and `_record` make of a document: the record, or the error message."""
+    try:
+        return voc._record(voc.parse_voc_xml(data, uri), uri, key, None)
+    except AnnotationError as error:
+        return str(error)
+
+
+def fast_path(data: bytes, uri: str, key: str) -> ImageRecord | None:
+    plain = voc._plain_document(data)
+    return None if plain is None else voc._plain_record(plain, uri, key)
+
+
+@pytest.mark.parametrize(
+    ("text", "fast"),
+    [
+        (PLAIN, True),
+        (PLAIN.replace("\n", "\r\n"), True),
+        (PLAIN.replace('<annotation verified="yes">', "<annotation verified='no'>"), True),
+        ('<?xml version="1.0" encoding="UTF-8"?>\n' + PLAIN, True),
+        (PLAIN.replace("<pose>Unspecified</pose>", "<pose> Frontal </pose>"), True),
+        (PLAIN.replace("<difficult>0</difficult>", "<difficult> 1 </difficult>"), True),
+        (PLAIN.replace("<truncated>0</truncated>", "<truncated>yes</truncated>"), True),
+        (PLAIN.replace("<depth>3</depth>", "<depth></depth>"), True),
+        (PLAIN.replace("<folder>images</folder>", "<folder>a > b</folder>"), True),
+        (PLAIN.replace("<name>dog</name>", "<name>\u00e9t\u00e9\n chien </name>"), True),
+        # Not plain: lxml reads them (or refuses them) instead.
+        (" " + '<?xml version="1.0"?>' + PLAIN, False),
+        (PLAIN.replace("<name>dog</name>", "<name>R&amp;D</name>"), False),
+        (PLAIN.replace("<segmented>0</segmented>", "<!-- note --><segmented>0</segmented>"), False),
+        (PLAIN.replace("<segmented>0</segmented>", "<segmented/>"), False),
+        (PLAIN.replace("<name>dog</name>", "<name>d\x01og</name>"), False),
+        (PLAIN.replace("<name>dog</name>", "<name>dog</nam>"), False),
+        (PLAIN.replace("</annotation>", "</annotation><x/>"), False),
+        (PLAIN.replace("<xmin>1</xmin>", "<xmin>1e0</xmin>"), False),
+        (PLAIN.replace("<xmin>1</xmin>", "<xmin>nan</xmin>"), False),
+        (PLAIN.replace("<xmin>1</xmin>", "<xmin>1_0</xmin>"), False),
+        (PLAIN.replace("<xmin>1</xmin>", "<xmin>50</xmin>"), False),  # xmin > xmax
+        (PLAIN.replace("<xmax>30</xmax>", "<xmax>101</xmax>"), False),  # outside the image
+        (PLAIN.replace("<name>dog</name>", "<name> </name>"), False),
+        (PLAIN.replace("<difficult>0</difficult>", "<difficult>2</difficult>"), False),
+        (PLAIN.replace("<width>100</width>", "<width>100.5</width>"), False),
+        (PLAIN.replace("<width>100</width>", "<width>0</width>"), False),
+        (PLAIN.replace('verified="yes"', 'verified="maybe"'), False),
+        (PLAIN.replace("<filename>a.jpg</filename>", "<filename><x>a</x></filename>"), False),
+        (PLAIN.replace("\t\t<pose>", "\t\t<extra>1</extra><pose>", 1), False),
+        (PLAIN.replace("<object>", '<object id="1">', 1), False),
+        ('<?xml version="1.0" encoding="ISO-8859-1"?>\n' + PLAIN, False),
+        (PLAIN.replace("<annotation", "<annotatio", 1), False),
+    ],
+)
+def test_plain_documents_read_as_lxml_reads_them(tmp_path: Path, text: str, fast: bool) -> None:
+    assert text != PLAIN or fast  # every variant changes the plain file
+    data = text.encode()
+    uri, key = str(write(tmp_path / "1" / "a.xml", data)), "1/a.xml"
+    quick = fast_path(data, uri, key)
+    assert (quick is not None) == fast
+    expected = slow_path(data, uri, key)
+    if quick is not None:
+        assert isinstance(expected, ImageRecord)
+        assert quick == expected
+        assert quick.model_fields_set == expected.model_fields_set
+        for mine, theirs in zip(quick.objects, expected.objects, strict=True):
+            assert mine.model_fields_set == theirs.model_fields_set
+    result = voc.read_voc_file(uri, key)
+    assert (str(result.error) if isinstance(result, BadItem) else result) == expected
+    # The survey's labels: from the same grammar, or from lxml when it is not plain.
+    names = voc._plain_labels(data)
+    assert (names is not None) == (voc._plain_document(data) is not None)
+    if names is not None:
+        root = voc.parse_voc_xml(data, uri)
+        assert names == [(name.text or "").strip() for name in root.iterfind("object/name")]
+
+
+def test_plain_labels_match_lxml(tmp_path: Path) -> None:
+    texts = {
+        "plain.xml": PLAIN,
+        "entities.xml": PLAIN.replace("<name>dog</name>", "<name> R&amp;D </name>"),
+        "negative.xml": labelimg_xml("n.jpg", 10, 10, []),
+        "broken.xml": PLAIN.replace("</annotation>", ""),
+        "unknown-size.xml": labelimg_xml("u.jpg", None, None, [Box(" x ", 1, 1, 2, 2)]),
+    }
+    for name, text in texts.items():
+        write(tmp_path / name, text)
+    labels = dict(VocReader(str(tmp_path)).labels())
+    assert labels == {
+        "entities.xml": ["R&D", "cat"],
+        "negative.xml": [],
+        "plain.xml": ["dog", "cat"],
+        "unknown-size.xml": ["x"],
+    }
+
+
+SIGNIFICANT = st.sampled_from([*"<>/&;\"'=? \t\n\r!-[]x0.1e", "\x00", "\u00e9", "\ufffe"])
+
+
+@st.composite
+def mutated_plain(draw: st.DrawFn) -> bytes:
+    """PLAIN with a few characters inserted, deleted or replaced: mostly near-misses of the
+    grammar, which the fast path must either read exactly as lxml does or leave to lxml."""
+    text = PLAIN
+    for _ in range(draw(st.integers(1, 3))):
+        at = draw(st.sampled_from(range(len(text) + 1)))  # uniform, not biased to 0
+        action = draw(st.sampled_from(["insert", "delete", "replace"]))
+        char = draw(SIGNIFICANT)
+        if action == "insert":
+            text = text[:at] + char + text[at:]
+        elif action == "delete":
+            text = text[:at] + text[at + 1 :]
+        else:
+            text = text[:at] + char + text[at + 1 :]
+    return text.encode("utf-8", "surrogatepass")
+
+
+@settings(max_examples=300, deadline=None)
+@given(mutated_plain())
+def test_mutated_documents_read_as_lxml_reads_them(data: bytes) -> None:
+    uri, key = "/data/ann/1/a.xml", "1/a.xml"
+    quick = fast_path(data, uri, key)
+    if quick is not None:
+        assert quick == slow_path(data, uri, key)
+    names = voc._plain_labels(data)
+    if names is not None:
+        root = voc.parse_voc_xml(data, uri)
+        assert names == [(name.text or "").strip() for name in root.iterfind("object/name")]

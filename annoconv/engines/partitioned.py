@@ -99,6 +99,7 @@ def run_task(job: Job, task: Task) -> Report:
                 lambda: job.writer(lambda name: staged(task.staging, name, task.part), extra),
                 keep,
                 progress=False,
+                whole=False,
             )
     except AnnoconvError as error:
         failure = _detached(error)
@@ -160,6 +161,8 @@ def run_partitioned(job: Job, reader: Reader, runner: TaskRunner) -> Report:
         report = Report()
         for part in reports:
             report.merge(part)
+        if job.dedup is not None:
+            job.dedup.finish(report)  # the duplicates found by the survey, once
         report.outputs = _publish(job, tasks, reports)
     finally:
         remove_tree(staging)

@@ -102,9 +102,10 @@ def infer_format(path: Source, *, for_writing: bool = False) -> str:
     """The format name a path implies: a folder of .xml is VOC, `.csv` is CSV, and so on.
 
     The extension decides when it names a format; otherwise, for reading, a folder is looked
-    into. Remote paths with a known extension are never touched. When formats share an
-    extension (our CSV and Open Images' bbox CSV), reading asks their sniffers to look at the
-    content; writing takes the first registered.
+    into. When formats share an extension (our CSV and Open Images' bbox CSV), reading asks
+    their sniffers to look at the content (remote files too; a file that cannot be opened
+    sniffs as the first format, whose reader then reports why); writing takes the first
+    registered. Otherwise remote paths with a known extension are never touched.
     """
     from annoconv.io.fs import is_dir, source_suffixes
 

@@ -23,6 +23,10 @@ first-seen order. A width, height or depth that is empty or ``0`` (what labelImg
 does not know the size) is read as unknown. A file with only normalized coordinates
 (``xmin_norm``... and no ``xmin``...) is read in normalized space; when both are present the
 pixel columns win.
+
+Both directions have a columnar path (`CsvReader.batches`, `CsvWriter.write_batch`) giving
+the same records, bytes and errors without a Python object per row: cells are parsed and
+checked by pyarrow, and only the images a check flags are read the record way.
 """
 
 from __future__ import annotations
@@ -34,16 +38,17 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
-from annoconv.errors import AnnotationError
+from annoconv.errors import AnnotationError, BoxOutsideError
 from annoconv.formats.base import (
     BadItem,
     BatchesUnavailable,
+    BatchResult,
     Format,
     PerFileReader,
     ReadResult,
     SingleFileWriter,
 )
-from annoconv.io.fs import decode_line, open_input
+from annoconv.io.fs import decode_line, expand_source, open_input, read_bytes
 from annoconv.schema import (
     BOX_FIELDS,
     FLAG_FIELDS,
@@ -266,6 +271,14 @@ class CsvReader(PerFileReader):
     def read_file(self, uri: str) -> Iterator[ReadResult]:
         return _read_file(uri)
 
+    def batches(self) -> Iterator[BatchResult]:
+        """The columnar path: each file parsed by pyarrow and checked column by column; the
+        images a check flags are read the record way, for its exact result and message.
+        Files with what only the record path reads alike (quotes, blank lines, a lone CR,
+        text pyarrow cannot parse) make `convert()` fall back to it."""
+        files, _root = expand_source(self.source, self.extensions)
+        return (item for uri in files for item in _file_batches(uri))
+
 
 class _CellError(Exception):
     """A bad value in a row; becomes an AnnotationError naming the file and the line."""
@@ -422,6 +435,8 @@ def _record(uri: str, layout: _Layout, key: str, rows: list[tuple[int, list[str]
         )
     except AnnotationError as error:
         culprit = _culprit_line(uri, key, layout.space, parsed)
+        if isinstance(error, BoxOutsideError):
+            raise error.relocated(culprit or error.where) from None
         raise AnnotationError(uri, error.message, culprit or error.where) from None
 
 
@@ -558,6 +573,208 @@ def _verified(cell: str) -> bool | None:
     if text in ("0", "false"):
         return False
     raise _CellError(f"verified: expected 1 or 0, got {cell!r}")
+
+
+# --- the columnar path ------------------------------------------------------------------------
+
+_BOM = b"\xef\xbb\xbf"
+# Texts whose value the vectorized conversions give exactly as `_number`, `_size` and `_flag`
+# do; any other text makes its image a suspect, read the record way.
+_DECIMAL = r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
+_DIGITS = r"^[0-9]{1,10}$"
+_INT32_MAX = 2**31 - 1
+
+
+def _file_batches(uri: str) -> Iterator[BatchResult]:
+    """One CSV file as nested batches: images in first-seen order, as `_read_file` gives."""
+    data = read_bytes(uri).removeprefix(_BOM)
+    lines = data.replace(b"\r\n", b"\n")
+    if not data or b'"' in data or b"\r" in lines or b"\n\n" in lines or lines.startswith(b"\n"):
+        raise BatchesUnavailable(f"{uri} needs the CSV module's reading")
+    header_text = decode_line(uri, data.split(b"\n", 1)[0], 1).rstrip("\r")
+    try:
+        layout = _layout(uri, 1, next(csv.reader([header_text])))
+    except AnnotationError as error:
+        yield BadItem(error, images=0)
+        return
+    table = _parsed(uri, data, layout.fields)
+    if not table.num_rows:
+        return
+    yield from _table_batches(uri, layout, table)
+
+
+def _parsed(uri: str, data: bytes, fields: int) -> pa.Table:
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    names = [f"c{index}" for index in range(fields)]
+    try:
+        return pacsv.read_csv(
+            pa.BufferReader(data),
+            read_options=pacsv.ReadOptions(column_names=names, skip_rows=1),
+            parse_options=pacsv.ParseOptions(quote_char=False),
+            convert_options=pacsv.ConvertOptions(
+                column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowKeyError) as exc:
+        raise BatchesUnavailable(f"{uri}: {exc}") from None
+
+
+def _table_batches(uri: str, layout: _Layout, table: pa.Table) -> Iterator[BatchResult]:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from annoconv.columnar import nest, records_to_batch, run_starts, suspects
+
+    keys = table.column(f"c{layout.index[layout.group_column]}").combine_chunks()
+    order = pc.sort_indices(pc.index_in(keys, value_set=pc.unique(keys)))
+    table = table.take(order)
+    lines = pc.add(order, 2).to_pylist()  # the header is line 1; blank lines were refused
+    flat, bad_rows = _flat_rows(uri, layout, table)
+    nested = nest(flat)
+    starts = run_starts(flat.column("key").combine_chunks()).to_pylist()
+    ends = [*starts[1:], table.num_rows]
+    row_images = pc.subtract(pc.cumulative_sum(pc.cast(_run_marks(flat), pa.int64())), 1)
+    flagged = set(pc.take(row_images, pc.indices_nonzero(bad_rows)).to_pylist())
+    flagged.update(suspects(nested))
+    begin = 0
+    for image in sorted(flagged):
+        if image > begin:
+            yield nested.slice(begin, image - begin)
+        rows = table.slice(starts[image], ends[image] - starts[image])
+        numbered = list(zip(lines[starts[image] : ends[image]], _row_lists(rows), strict=True))
+        key = flat.column("key")[starts[image]].as_py()
+        try:
+            yield records_to_batch([_record(uri, layout, key, numbered)])
+        except AnnotationError as error:
+            yield BadItem(error, images=1, boxes=_box_rows(layout, numbered))
+        begin = image + 1
+    if begin < nested.num_rows:
+        yield nested.slice(begin)
+
+
+def _run_marks(flat: pa.Table) -> pa.Array:
+    """True on the first row of each image (runs of equal keys)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    keys = flat.column("key").combine_chunks()
+    changed = pc.not_equal(keys[1:], keys[:-1])
+    return pa.concat_arrays([pa.array([True]), pc.fill_null(changed, True)])
+
+
+def _row_lists(rows: pa.Table) -> list[list[str]]:
+    columns = [column.to_pylist() for column in rows.columns]
+    return [list(cells) for cells in zip(*columns, strict=True)]
+
+
+def _box_rows(layout: _Layout, rows: list[tuple[int, list[str]]]) -> int:
+    at = [layout.index[name] for name in ("class", *layout.box_columns)]
+    return sum(1 for _line, row in rows if any(row[position] for position in at))
+
+
+def _flat_rows(uri: str, layout: _Layout, table: pa.Table) -> tuple[pa.Table, pa.Array]:
+    """The rows in the flat schema, and where a cell needs the record path's reading (an
+    unusual spelling, a bad value, rows of one image that disagree)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    from annoconv.schema import flat_arrow_schema
+
+    count = table.num_rows
+
+    def cell(name: str) -> pa.Array:
+        return table.column(f"c{layout.index[name]}").combine_chunks()
+
+    def optional(name: str) -> pa.Array:
+        return cell(name) if name in layout.index else pa.repeat(pa.scalar(""), count)
+
+    odd: list[pa.Array] = []
+    label = cell("class")
+    box_texts = [cell(name) for name in layout.box_columns]
+    is_box = pc.not_equal(label, "")
+    for texts in box_texts:
+        is_box = pc.or_(is_box, pc.not_equal(texts, ""))
+    odd.append(pc.and_(pc.equal(label, ""), is_box))
+    columns: dict[str, pa.Array] = {}
+    for name, texts in zip(BOX_FIELDS, box_texts, strict=True):
+        plain = pc.match_substring_regex(texts, _DECIMAL)
+        odd.append(pc.and_(is_box, pc.invert(plain)))
+        columns[name] = pc.cast(pc.if_else(pc.and_(is_box, plain), texts, None), pa.float64())
+    columns["class"] = pc.if_else(is_box, label, None)
+    for name in FLAG_FIELDS:
+        texts = optional(name)
+        spelled = pc.is_in(texts, value_set=pa.array(["-1", "0", "1"]))
+        odd.append(pc.and_(pc.invert(spelled), pc.not_equal(texts, "")))
+        flag = pc.cast(pc.if_else(spelled, texts, "-1"), pa.int8())
+        columns[name] = pc.if_else(is_box, flag, None)
+    pose = optional("pose")
+    columns["pose"] = pc.if_else(pc.and_(is_box, pc.not_equal(pose, "")), pose, None)
+    confidence = optional("confidence")
+    plain = pc.match_substring_regex(confidence, _DECIMAL)
+    odd.append(pc.and_(pc.not_equal(confidence, ""), pc.invert(plain)))
+    usable = pc.and_(is_box, plain)
+    columns["confidence"] = pc.cast(pc.if_else(usable, confidence, None), pa.float64())
+    columns["box_source"] = pa.nulls(count, pa.string())
+    columns["filename"] = cell("filename")
+    odd.append(pc.equal(columns["filename"], ""))
+    for name in ("width", "height", "depth"):
+        texts = optional(name)
+        digits = pc.match_substring_regex(texts, _DIGITS)
+        odd.append(pc.and_(pc.not_equal(texts, ""), pc.invert(digits)))
+        values = pc.cast(pc.if_else(digits, texts, None), pa.int64())
+        odd.append(pc.fill_null(pc.greater(values, _INT32_MAX), False))
+        usable = pc.and_(
+            pc.fill_null(pc.greater(values, 0), False), pc.less_equal(values, _INT32_MAX)
+        )
+        columns[name] = pc.cast(pc.if_else(usable, values, None), pa.int32())
+    key = cell(layout.group_column)
+    odd.append(pc.equal(key, ""))
+    columns["key"] = key
+    columns["coords"] = pa.repeat(pa.scalar(layout.space), count)
+    columns["image_labels"] = pa.repeat(
+        pa.scalar([], flat_arrow_schema().field("image_labels").type), count
+    )
+    for name in ("split", "path"):
+        texts = optional(name)
+        columns[name] = pc.if_else(pc.equal(texts, ""), None, texts)
+    verified = pc.utf8_lower(optional("verified"))
+    spellings = pa.array(["", "1", "0", "true", "false"])
+    odd.append(pc.invert(pc.is_in(verified, value_set=spellings)))
+    truth = pc.is_in(verified, value_set=pa.array(["1", "true"]))
+    columns["verified"] = pc.if_else(pc.equal(verified, ""), None, truth)
+    columns["image_uri"] = pa.nulls(count, pa.string())
+    columns["sha256"] = pa.nulls(count, pa.string())
+    columns["source"] = pa.repeat(pa.scalar(uri), count)
+    schema = flat_arrow_schema()
+    flat = pa.Table.from_arrays([columns[f.name] for f in schema], schema=schema)
+    odd.append(_disagreeing(flat))
+    bad = odd[0]
+    for more in odd[1:]:
+        bad = pc.or_(bad, pc.fill_null(more, True))
+    return flat, bad
+
+
+def _disagreeing(flat: pa.Table) -> pa.Array:
+    """Rows whose image fields differ from their image's first row (the record path's
+    "all rows of one image must agree")."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    firsts = pc.subtract(pc.cumulative_sum(pc.cast(_run_marks(flat), pa.int64())), 1)
+    starts = pc.indices_nonzero(_run_marks(flat))
+    first_row = pc.take(starts, firsts)
+    differs = pa.repeat(pa.scalar(False), flat.num_rows)
+    for name in ("filename", "width", "height", "depth", "split", "path", "verified"):
+        values = flat.column(name).combine_chunks()
+        first = pc.take(values, first_row)
+        same = pc.or_(
+            pc.fill_null(pc.equal(values, first), False),
+            pc.and_(pc.is_null(values), pc.is_null(first)),
+        )
+        differs = pc.or_(differs, pc.invert(same))
+    return differs
 
 
 FORMAT = Format(

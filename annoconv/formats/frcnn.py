@@ -156,6 +156,10 @@ def _check_field(source: str, name: str, value: str) -> None:
         raise AnnotationError(
             source, f"{name} {value!r} has leading or trailing whitespace, which readers strip"
         )
+    if value.startswith("\ufeff"):
+        raise AnnotationError(
+            source, f"{name} {value!r} starts with U+FEFF, which readers take for a byte-order mark"
+        )
 
 
 def _check_class(source: str, label: str) -> None:

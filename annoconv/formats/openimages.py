@@ -78,7 +78,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from annoconv.columnar import assemble, run_starts
-from annoconv.errors import AnnoconvError, AnnotationError
+from annoconv.errors import AnnotationError
 from annoconv.formats.base import (
     BadItem,
     BatchesUnavailable,
@@ -140,7 +140,9 @@ _MID_PREFIXES = ("/m/", "/g/")
 _FLAG_TEXTS = pa.array(["1", "0", "-1", ""])
 # Decimal numbers Arrow and Python parse alike; other texts are checked one by one.
 _DECIMAL = r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
-_ROW_NUMBER = re.compile(r"^CSV parse error: Row #(\d+): ")
+# Parse errors read "CSV parse error: Row #N: ...", conversion errors (bad UTF-8 in a cell)
+# "In CSV column #C: Row #N: ...".
+_ROW_NUMBER = re.compile(r"^(?:CSV parse error: |In CSV column #\d+: )Row #(\d+): ")
 _LOW, _HIGH = 0.0 - NORMALIZED_TOLERANCE, 1.0 + NORMALIZED_TOLERANCE
 
 _PROBLEM_FIELDS = [
@@ -621,6 +623,9 @@ class _Pending:
 # --- reading the CSV --------------------------------------------------------------------------
 
 
+_LINE_END = re.compile("\r\n|\r|\n")
+
+
 def _header(uri: str) -> list[str]:
     """The cells of the first line of a CSV file (a UTF-8 BOM removed)."""
     with open_input(uri) as handle:
@@ -629,7 +634,12 @@ def _header(uri: str) -> list[str]:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise AnnotationError(uri, "the header is not valid UTF-8", "line 1") from None
-    return next(csv.reader([text.rstrip("\r\n")]), [])
+    # pyarrow ends lines at "\r" too (old Mac files), which readline() does not.
+    first = _LINE_END.split(text, maxsplit=1)[0]
+    try:
+        return next(csv.reader([first]), [])
+    except csv.Error as exc:
+        raise AnnotationError(uri, f"malformed CSV header: {exc}", "line 1") from None
 
 
 def _bbox_columns(uri: str) -> tuple[str, ...]:
@@ -1375,7 +1385,7 @@ def sniff(path: str) -> str:
     try:
         files = expand_source(path, (".csv",))[0]
         header = _header(files[0]) if files else []
-    except (OSError, AnnoconvError, csv.Error):
+    except Exception:  # a guess only: the chosen reader reports the real problem when it reads
         return "csv"
     return "openimages" if IMAGE_ID in header and LABEL in header else "csv"
 

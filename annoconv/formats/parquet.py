@@ -84,6 +84,10 @@ NESTED, FLAT = "nested", "flat"
 ROW_GROUP_SIZE = 65_536
 #: Records converted to Arrow at a time on the record path.
 _RECORD_CHUNK = 4_096
+#: With embedded images: image bytes gathered before they go into a batch, and before the
+#: rows gathered so far make a row group (however few), so memory stays bounded.
+EMBEDDED_CHUNK_BYTES = 16 << 20
+EMBEDDED_GROUP_BYTES = 128 << 20
 SPLIT = "split"
 _PARTITION = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)=(.*)$")
 
@@ -132,6 +136,8 @@ class ParquetWriter(Writer):
         self._image_cells: list[dict[str, Any]] = []
         self._pending: list[pa.RecordBatch] = []
         self._pending_rows = 0
+        self._pending_bytes = 0
+        self._image_bytes = 0
         self._classes: Counter[str] = Counter()
         self._spaces: set[str] = set()
         self._file: AtomicFile | None = None
@@ -144,12 +150,19 @@ class ParquetWriter(Writer):
         """A split goes to a hive partition of the output folder: ``OUT/split=NAME/...``."""
         return join(output, f"{SPLIT}={split}", "part-00000.parquet")
 
-    def write(self, record: ImageRecord) -> None:
+    @property
+    def embeds_images(self) -> bool:
+        """Whether `write()` takes image bytes (`image_data=`, from an archive or prefetched
+        from remote storage, see `io.feed`); else it reads them itself."""
+        return self.embed_images
+
+    def write(self, record: ImageRecord, image_data: bytes | None = None) -> None:
         if self._finder is not None:
-            uri = self._finder.find(record)
-            self._image_cells.append({"bytes": read_bytes(uri), "path": record.filename})
+            data = image_data if image_data is not None else read_bytes(self._finder.find(record))
+            self._image_cells.append({"bytes": data, "path": record.filename})
+            self._image_bytes += len(data)
         self._records.append(record)
-        if len(self._records) >= _RECORD_CHUNK:
+        if len(self._records) >= _RECORD_CHUNK or self._image_bytes >= EMBEDDED_CHUNK_BYTES:
             self._flush_records()
 
     def write_batch(self, batch: pa.RecordBatch) -> None:
@@ -195,7 +208,7 @@ class ParquetWriter(Writer):
                 [*batch.columns, images],
                 schema=batch.schema.append(pa.field(IMAGE_COLUMN, image_arrow_type())),
             )
-        self._records, self._image_cells = [], []
+        self._records, self._image_cells, self._image_bytes = [], [], 0
         self._add(batch)
 
     def _add(self, batch: pa.RecordBatch) -> None:
@@ -211,22 +224,29 @@ class ParquetWriter(Writer):
             rows = rows.drop_columns([SPLIT])
         self._pending.append(rows.select(self.schema.names))
         self._pending_rows += rows.num_rows
+        self._pending_bytes += rows.nbytes
         self._write_groups(final=False)
 
     def _write_groups(self, *, final: bool) -> None:
         """Writes full row groups from the queue (and the rest when `final`). Row groups are
-        cut at fixed row counts, whatever the batches, so both paths write the same file."""
-        if self._pending_rows < self.row_group_size and not (final and self._pending_rows):
+        cut at fixed row counts, whatever the batches, so both paths write the same file;
+        with embedded images (records only) also once the rows hold `EMBEDDED_GROUP_BYTES`."""
+        heavy = self.embed_images and self._pending_bytes >= EMBEDDED_GROUP_BYTES
+        everything = final or heavy
+        if self._pending_rows < self.row_group_size and not (everything and self._pending_rows):
             return
         table = pa.Table.from_batches(self._pending, schema=self.schema)
         start = 0
-        while table.num_rows - start >= self.row_group_size or (final and start < table.num_rows):
+        while table.num_rows - start >= self.row_group_size or (
+            everything and start < table.num_rows
+        ):
             group = table.slice(start, self.row_group_size).combine_chunks()
             self._write_group(group)
             start += group.num_rows
         rest = table.slice(start)
         self._pending = rest.to_batches()
         self._pending_rows = rest.num_rows
+        self._pending_bytes = rest.nbytes
 
     def _write_group(self, group: pa.Table) -> None:
         """Encodes and writes a row group in a thread of its own (pyarrow lets go of the GIL)

@@ -18,6 +18,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Literal
 
 from annoconv.errors import AnnoconvError, AnnotationError
@@ -35,7 +36,14 @@ from annoconv.io.fs import exists, expand_source, shards_of, size_of
 from annoconv.io.images import RecordImages
 from annoconv.ops import assign_shards, shard_of
 from annoconv.report import OutputFile
-from annoconv.schema import NORMALIZED, ImageRecord, ObjectAnnotation, make_object, make_record
+from annoconv.schema import (
+    NORMALIZED,
+    UNKNOWN,
+    ImageRecord,
+    ObjectAnnotation,
+    make_object,
+    make_record,
+)
 from annoconv.tfexample import (
     Feature,
     Keys,
@@ -65,6 +73,8 @@ _SIZE_UNITS = {
     "GIB": 2**30,
 }
 
+_LABEL = attrgetter("label")
+_POSE = attrgetter("pose")
 # The OI flags the OD API reads; written as -1/0/1 like the OD API's own OID tools.
 _OBJECT_FLAGS = {
     Keys.OBJECT_TRUNCATED: "truncated",
@@ -227,6 +237,9 @@ def example_features(
     """The OD API features of one image."""
     objects = record.objects
     xmin, ymin, xmax, ymax = normalized_boxes(record, image)
+    labels = list(map(_LABEL, objects))
+    # Each label looked up once, in first-seen order (so a missing one fails as before).
+    ids = {label: label_map.id_of(label) for label in dict.fromkeys(labels)}
     features: dict[str, Feature] = {
         Keys.HEIGHT: int64_feature([image.height]),
         Keys.WIDTH: int64_feature([image.width]),
@@ -239,16 +252,18 @@ def example_features(
         Keys.BBOX_XMAX: float_feature(xmax),
         Keys.BBOX_YMIN: float_feature(ymin),
         Keys.BBOX_YMAX: float_feature(ymax),
-        Keys.OBJECT_CLASS_TEXT: bytes_feature([obj.label.encode() for obj in objects]),
-        Keys.OBJECT_CLASS_LABEL: int64_feature([label_map.id_of(obj.label) for obj in objects]),
+        Keys.OBJECT_CLASS_TEXT: bytes_feature([label.encode() for label in labels]),
+        Keys.OBJECT_CLASS_LABEL: int64_feature([ids[label] for label in labels]),
         # The OD API treats any non-zero `difficult` as difficult: unknown is written as 0.
         Keys.OBJECT_DIFFICULT: int64_feature([max(obj.difficult, 0) for obj in objects]),
     }
     for key, flag in _OBJECT_FLAGS.items():
-        if any(getattr(obj, flag) != -1 for obj in objects):
-            features[key] = int64_feature([getattr(obj, flag) for obj in objects])
-    if any(obj.pose is not None for obj in objects):
-        features[Keys.OBJECT_VIEW] = bytes_feature([(obj.pose or "").encode() for obj in objects])
+        column = list(map(attrgetter(flag), objects))
+        if column.count(UNKNOWN) != len(column):
+            features[key] = int64_feature(column)
+    poses = list(map(_POSE, objects))
+    if poses.count(None) != len(poses):
+        features[Keys.OBJECT_VIEW] = bytes_feature([(pose or "").encode() for pose in poses])
     labels = [item for item in record.image_labels if item.label in label_map]
     if labels:
         features[Keys.IMAGE_CLASS_TEXT] = bytes_feature([item.label.encode() for item in labels])
@@ -348,13 +363,38 @@ class TFRecordReader(Reader):
 
 
 def tfrecord_files(source: Source) -> list[str]:
-    """The files of a source; a shard prefix expands to its shards, in order."""
+    """The files of a source; a shard prefix expands to its shards, in order, and must name
+    one complete set (an interrupted publish or an older run's shards could leave another)."""
     if isinstance(source, str) and not exists(source):
         shards = shards_of(source)
         if shards:
-            return shards
+            return _complete_set(source, shards)
     files, _ = expand_source(source, ())
     return files
+
+
+def _complete_set(prefix: str, shards: list[str]) -> list[str]:
+    found: dict[int, set[int]] = {}
+    for shard in shards:
+        match = SHARD_PATTERN.search(shard)
+        if match:
+            found.setdefault(int(match.group(2)), set()).add(int(match.group(1)))
+    if len(found) > 1:
+        sets = ", ".join(f"{len(found[count])} of {count}" for count in sorted(found))
+        raise AnnotationError(
+            prefix, f"shards of more than one set ({sets}): remove the stale ones and read again"
+        )
+    for count, indices in found.items():
+        missing = [shard_name(prefix, i, count) for i in range(count) if i not in indices]
+        if missing:
+            shown = ", ".join(missing[:3]) + (" ..." if len(missing) > 3 else "")
+            raise AnnotationError(
+                prefix,
+                f"incomplete shard set: {len(indices)} of {count} shards present; missing {shown}",
+            )
+        if max(indices) >= count:
+            raise AnnotationError(prefix, f"a shard numbered beyond its set of {count}")
+    return shards
 
 
 def _values(features: Mapping[str, tuple[str, list[Any]]], key: str) -> list[Any]:
@@ -366,6 +406,28 @@ def _text(features: Mapping[str, tuple[str, list[Any]]], key: str) -> str | None
     return values[0].decode("utf-8", "replace") if values else None
 
 
+#: The list kind of every feature the reader uses, as the OD API's decoder expects it.
+FEATURE_KINDS = {
+    **dict.fromkeys((Keys.HEIGHT, Keys.WIDTH, Keys.OBJECT_CLASS_LABEL), "int64"),
+    **dict.fromkeys((Keys.OBJECT_DIFFICULT, *_OBJECT_FLAGS, Keys.IMAGE_CLASS_LABEL), "int64"),
+    **dict.fromkeys((Keys.BBOX_XMIN, Keys.BBOX_XMAX, Keys.BBOX_YMIN, Keys.BBOX_YMAX), "float"),
+    **dict.fromkeys((Keys.FILENAME, Keys.SOURCE_ID, Keys.SHA256, Keys.ENCODED), "bytes"),
+    **dict.fromkeys((Keys.FORMAT, Keys.OBJECT_CLASS_TEXT, Keys.OBJECT_VIEW), "bytes"),
+    Keys.IMAGE_CLASS_TEXT: "bytes",
+}
+
+
+def check_kinds(features: Mapping[str, tuple[str, list[Any]]], source: str, where: str) -> None:
+    """An AnnotationError for a feature holding another kind of list than the schema's (a
+    `bytes_list` of widths, a `float_list` of class names): values are never coerced."""
+    for key, kind in FEATURE_KINDS.items():
+        found, values = features.get(key, (kind, []))
+        if values and found != kind:
+            raise AnnotationError(
+                source, f"{key} holds a {found}_list, expected {kind}_list", where
+            )
+
+
 def example_record(
     features: Mapping[str, tuple[str, list[Any]]],
     source: str,
@@ -373,6 +435,7 @@ def example_record(
     label_map: LabelMap | None = None,
 ) -> ImageRecord:
     """An ImageRecord from decoded OD API features."""
+    check_kinds(features, source, where)
     boxes = [
         _values(features, key)
         for key in (Keys.BBOX_XMIN, Keys.BBOX_YMIN, Keys.BBOX_XMAX, Keys.BBOX_YMAX)
@@ -510,6 +573,10 @@ def _inspect_file(uri: str, label_map: LabelMap | None, result: Inspection) -> N
             where = f"{uri}: record {index}"
             try:
                 features = decode_example(payload)
+                check_kinds(features, uri, f"record {index}")
+            except AnnotationError as error:
+                result.problems.append(str(error))
+                continue
             except (ValueError, AnnoconvError) as error:
                 result.problems.append(f"{where}: {error}")
                 continue

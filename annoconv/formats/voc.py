@@ -19,6 +19,7 @@ import posixpath
 import re
 import threading
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
 from lxml import etree
@@ -42,6 +43,7 @@ from annoconv.report import OutputFile
 from annoconv.schema import (
     BOX_FIELDS,
     PIXEL,
+    PIXEL_TOLERANCE,
     UNKNOWN,
     CoordSpace,
     Flag,
@@ -50,6 +52,8 @@ from annoconv.schema import (
     format_number,
     make_object,
     make_record,
+    trusted_object,
+    trusted_record,
 )
 
 if TYPE_CHECKING:
@@ -105,12 +109,20 @@ class VocReader(Reader):
     def labels(self) -> Iterator[tuple[str, list[str]]]:
         files, root = self._files()
         for uri in files:
+            key = relative_posix(uri, root)
             try:
-                xml = parse_voc_xml(read_bytes(uri), uri)
-            except (OSError, AnnotationError):
+                data = read_bytes(uri)
+            except OSError:
                 continue
-            names = [(name.text or "").strip() for name in xml.iterfind("object/name")]
-            yield relative_posix(uri, root), names
+            names = _plain_labels(data)
+            if names is not None:
+                yield key, names
+                continue
+            try:
+                xml = parse_voc_xml(data, uri)
+            except AnnotationError:
+                continue
+            yield key, [(name.text or "").strip() for name in xml.iterfind("object/name")]
 
     def count_hint(self) -> int:
         return len(self._files()[0])
@@ -140,6 +152,11 @@ def read_voc_file(uri: str, key: str, locator: ImageLocator | None = None) -> Re
         data = read_bytes(uri)
     except OSError as exc:
         return BadItem(AnnotationError(uri, f"cannot read the file: {exc.strerror or exc}"))
+    plain = _plain_document(data)
+    if plain is not None:
+        record = _plain_record(plain, uri, key)
+        if record is not None:
+            return record
     try:
         root = parse_voc_xml(data, uri)
     except AnnotationError as exc:
@@ -148,6 +165,235 @@ def read_voc_file(uri: str, key: str, locator: ImageLocator | None = None) -> Re
         return _record(root, uri, key, locator)
     except AnnotationError as exc:
         return BadItem(exc, boxes=len(root.findall("object")))
+
+
+# --- the plain-document fast path ---------------------------------------------------------------
+#
+# Most files are plain labelImg output: UTF-8, no entities, comments, CDATA or namespaces, one
+# level of nesting outside the objects, each object laid out as labelImg writes it. For those a
+# regular grammar below proves the document well formed and yields its values with one regex
+# match per top-level element, with no tree built. Anything else, and any file whose values
+# would raise an error, goes through lxml and `_record` instead, so results and error messages
+# are the same either way.
+
+_WS = "[ \t\r\n]*"
+_TAG = "[A-Za-z_][A-Za-z0-9_.-]*"
+_CHARS = "[^<&]*"
+_NUMBER = f"{_WS}-?[0-9]+(?:[.][0-9]+)?{_WS}"
+_OBJECT = (
+    f"(<object>){_WS}<name>({_CHARS})</name>{_WS}"
+    + "".join(f"(?:<{tag}>({_CHARS})</{tag}>{_WS})?" for tag in ("pose", *VOC_FLAGS))
+    + f"<bndbox>{_WS}"
+    + "".join(f"<{name}>({_NUMBER})</{name}>{_WS}" for name in BOX_FIELDS)
+    + "</bndbox>"
+    + _WS
+    + "</object>"
+)
+_LEAF = f"<(?!object>)(?P<leaf>{_TAG})>({_CHARS})</(?P=leaf)>"
+_GROUP = (
+    f"<(?!object>)(?P<group>{_TAG})>((?:{_WS}<(?P<inner>{_TAG})>{_CHARS}</(?P=inner)>)*{_WS})"
+    "</(?P=group)>"
+)
+_ITEM = re.compile(f"{_WS}(?:{_OBJECT}|{_LEAF}|{_GROUP})")
+_ITEMS = re.compile(f"(?:{_ITEM.pattern})*")
+_OBJECT_NAMES = re.compile(f"<object>{_WS}<name>({_CHARS})</name>")
+# Indices into the groups of an _ITEM match (None for a group that took no part).
+_IS_OBJECT, _NAME, _POSE, _TRUNCATED, _DIFFICULT, _OCCLUDED = range(6)
+_XMIN, _YMIN, _XMAX, _YMAX = range(6, 10)
+_LEAF_TAG, _LEAF_TEXT, _GROUP_TAG, _GROUP_BODY = 10, 11, 12, 13
+_QUOTED = "(?:\"(?P<v1>[^\"<&\t\n\r]*)\"|'(?P<v2>[^'<&\t\n\r]*)')"
+_DECLARATION = (
+    f"<[?]xml[ \t\r\n]+version{_WS}={_WS}(?:\"1[.]0\"|'1[.]0')"
+    f"(?:[ \t\r\n]+encoding{_WS}={_WS}(?:\"(?:UTF|utf)-8\"|'(?:UTF|utf)-8'))?"
+    f"(?:[ \t\r\n]+standalone{_WS}={_WS}(?:\"(?:yes|no)\"|'(?:yes|no)'))?{_WS}[?]>"
+)
+_HEAD = re.compile(
+    f"(?:{_DECLARATION})?{_WS}<annotation(?:[ \t\r\n]+verified{_WS}={_WS}{_QUOTED})?{_WS}>"
+)
+_TAIL = re.compile(f"{_WS}</annotation>{_WS}")
+_SIZE_LEAVES = re.compile(f"<({_TAG})>({_CHARS})</\\1>")
+# Bytes XML 1.0 does not allow, mapped to NUL (itself not allowed) for a one-pass check.
+_NOT_XML = bytes(range(32)).translate(None, b"\t\n\r")
+_TO_NUL = bytes(0 if byte in _NOT_XML else byte for byte in range(256))
+_PLAIN_LIMIT = 1 << 20  # larger files are rare and go through lxml's own limits
+_FLAG_TEXTS: dict[str | None, Flag] = {None: UNKNOWN, "": UNKNOWN, "0": 0, "1": 1}
+
+
+@dataclass(frozen=True)
+class _PlainDocument:
+    """A plain document's top-level items (groups of _ITEM matches) and `verified` attribute."""
+
+    items: list[tuple[str | None, ...]]
+    verified: str | None
+
+
+def _plain_document(data: bytes) -> _PlainDocument | None:
+    """The items of a document the fast path can read, or None to use lxml instead."""
+    start = _plain_start(data)
+    if start is None:
+        return None
+    text, head = start
+    items = []
+    position = head.end()
+    match = _ITEM.match
+    while (item := match(text, position)) is not None:
+        items.append(item.groups())
+        position = item.end()
+    if _TAIL.fullmatch(text, position) is None:
+        return None
+    verified = head.group("v1")
+    return _PlainDocument(items, verified if verified is not None else head.group("v2"))
+
+
+def _plain_labels(data: bytes) -> list[str] | None:
+    """The object names of a document the fast path can read (as `labels()` gives them),
+    or None to use lxml instead. The grammar is checked in one call, the items not kept."""
+    start = _plain_start(data)
+    if start is None:
+        return None
+    text, head = start
+    items = _ITEMS.match(text, head.end())
+    if items is None or _TAIL.fullmatch(text, items.end()) is None:
+        return None
+    return [name.strip() for name in _OBJECT_NAMES.findall(text, head.end())]
+
+
+def _plain_start(data: bytes) -> tuple[str, re.Match[str]] | None:
+    """A document's text (line ends normalized) and its matched start up to the root's
+    start tag, when the bytes can be plain; None when they cannot."""
+    if len(data) > _PLAIN_LIMIT or b"&" in data or 0 in data.translate(_TO_NUL):
+        return None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if "\r" in text:  # XML's end-of-line handling, as the parser applies it
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if "\ufffe" in text or "\uffff" in text or "]]>" in text:
+        return None
+    head = _HEAD.match(text)
+    return None if head is None else (text, head)
+
+
+def _plain_record(document: _PlainDocument, uri: str, key: str) -> ImageRecord | None:
+    """The record of a plain document, or None when `_record` must build it (for its checks,
+    its messages, or an image lookup when the size is missing)."""
+    first: dict[str | None, tuple[str | None, ...]] = {}
+    objects = []
+    for item in document.items:
+        if item[_IS_OBJECT]:
+            objects.append(item)
+        else:
+            first.setdefault(item[_LEAF_TAG] or item[_GROUP_TAG], item)
+    verified = None
+    if document.verified is not None:
+        verified = _VERIFIED_VALUES.get(document.verified.strip().lower())
+        if verified is None:
+            return None
+    filename, path, size = first.get("filename"), first.get("path"), first.get("size")
+    if any(item is not None and item[_GROUP_TAG] for item in (filename, path)):
+        return None
+    size_body = size[_GROUP_BODY] if size is not None else None
+    if size_body is None:
+        return None
+    recorded = (path[_LEAF_TEXT] or "").strip() if path else ""
+    image_name = ((filename[_LEAF_TEXT] or "").strip() if filename else "") or _basename(recorded)
+    dimensions = _plain_size(size_body)
+    if not image_name or dimensions is None:
+        return None
+    width, height, depth = dimensions
+    built = _plain_objects(objects, width, height)
+    if built is None:
+        return None
+    filename_in_key = posixpath.join(posixpath.dirname(key), _basename(image_name))
+    if not filename_in_key:
+        return None
+    return trusted_record(
+        source=uri,
+        key=key,
+        filename=filename_in_key,
+        width=width,
+        height=height,
+        depth=depth,
+        coords=PIXEL,
+        objects=built,
+        path=recorded or None,
+        image_uri=None,
+        verified=verified,
+    )
+
+
+def _plain_size(body: str) -> tuple[int, int, int | None] | None:
+    """(width, height, depth) of a `<size>` body, as `_size` reads it; None unless both
+    width and height are given, non-zero and valid."""
+    values: dict[str, str] = {}
+    for tag, text in _SIZE_LEAVES.findall(body):
+        values.setdefault(tag, text)
+    dimensions = []
+    for name in ("width", "height", "depth"):
+        text = values.get(name, "").strip()
+        value = _number(text) if text else None
+        if text and (value is None or value < 0 or not value.is_integer()):
+            return None
+        dimensions.append(None if value is None else int(value) or None)
+    width, height, depth = dimensions
+    if width is None or height is None:
+        return None
+    return width, height, depth
+
+
+def _plain_objects(
+    items: list[tuple[str | None, ...]], width: int, height: int
+) -> list[ObjectAnnotation] | None:
+    """The objects of plain `<object>` items, or None where `_object` or the record's checks
+    would raise for any of them (the slow path then raises with its message)."""
+    objects = []
+    low, x_limit, y_limit = -PIXEL_TOLERANCE, width + PIXEL_TOLERANCE, height + PIXEL_TOLERANCE
+    flag_texts = _FLAG_TEXTS
+    for item in items:
+        label = (item[_NAME] or "").strip()
+        # The usual texts ("0", "1", absent) looked up directly, the rest as `_flag` reads them.
+        text = item[_TRUNCATED]
+        truncated = flag_texts[text] if text in flag_texts else _plain_flag(text)
+        text = item[_DIFFICULT]
+        difficult = flag_texts[text] if text in flag_texts else _plain_flag(text)
+        text = item[_OCCLUDED]
+        occluded = flag_texts[text] if text in flag_texts else _plain_flag(text)
+        # The grammar admits only plain decimals here, which float() always takes.
+        xmin, ymin = float(item[_XMIN]), float(item[_YMIN])  # type: ignore[arg-type]
+        xmax, ymax = float(item[_XMAX]), float(item[_YMAX])  # type: ignore[arg-type]
+        if (
+            not label
+            or truncated is None
+            or difficult is None
+            or occluded is None
+            or not low <= xmin <= xmax <= x_limit
+            or not low <= ymin <= ymax <= y_limit
+        ):
+            return None
+        pose = item[_POSE]
+        if pose is not None:
+            pose = pose.strip()
+        objects.append(
+            trusted_object(
+                label=label,
+                pose=pose if pose and pose != UNSPECIFIED_POSE else None,
+                truncated=truncated,
+                difficult=difficult,
+                occluded=occluded,
+                xmin=xmin,
+                ymin=ymin,
+                xmax=xmax,
+                ymax=ymax,
+            )
+        )
+    return objects
+
+
+def _plain_flag(text: str | None) -> Flag | None:
+    """A flag as `_flag` reads it; None where `_flag` raises."""
+    text = (text or "").strip()
+    return _FLAG_VALUES.get(text.lower()) if text else UNKNOWN
 
 
 def parse_voc_xml(data: bytes, source: str) -> etree._Element:

@@ -24,6 +24,7 @@ import io
 import posixpath
 import tarfile
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO
@@ -169,13 +170,22 @@ def _read_tar_member(tar: tarfile.TarFile, info: tarfile.TarInfo, uri: str) -> b
     return data
 
 
+#: What a damaged or hostile ZIP raises besides BadZipFile: offsets out of the file (OSError),
+#: bad deflate data, an unknown method or version, encryption, a broken bz2/lzma stream.
+_ZIP_DAMAGE = (OSError, EOFError, zlib.error, NotImplementedError, RuntimeError, ValueError)
+
+
 def _zip_members(
     handle: IO[bytes], uri: str, prefix: str, wanted: Callable[[str], bool], limits: _Limits
 ) -> Iterator[Member]:
-    with zipfile.ZipFile(handle) as archive:
+    try:
+        opened = zipfile.ZipFile(handle)
+    except _ZIP_DAMAGE as exc:
+        raise zipfile.BadZipFile(str(exc)) from None
+    with opened as archive:
         # In the order the bytes lie, so a remote ZIP is read front to back.
         for info in sorted(archive.infolist(), key=lambda i: i.header_offset):
-            if info.is_dir():
+            if info.filename and info.is_dir():  # (a damaged directory can give no name)
                 continue
             safe = safe_name(info.filename)
             name = safe if safe is None or not prefix else f"{prefix}/{safe}"
@@ -203,8 +213,11 @@ def _zip_is_link(info: zipfile.ZipInfo) -> bool:
 def _read_zip_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int) -> bytes:
     # zipfile stops at the declared size and checks the CRC, so a member that inflates to
     # more than it declares fails here instead of filling memory.
-    with archive.open(info) as stream:
-        data = stream.read(limit + 1)
+    try:
+        with archive.open(info) as stream:
+            data = stream.read(limit + 1)
+    except _ZIP_DAMAGE as exc:
+        raise zipfile.BadZipFile(f"{info.filename}: {exc}") from None
     if len(data) > limit:
         raise zipfile.BadZipFile(f"{info.filename} inflates to more than {limit} bytes")
     return data

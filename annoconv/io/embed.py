@@ -42,6 +42,7 @@ from PIL import Image, UnidentifiedImageError
 
 from annoconv.errors import AnnotationError, SkipRecord
 from annoconv.io.fs import read_bytes
+from annoconv.io.headers import plain_image_size
 from annoconv.io.images import _exif_orientation, _stored_size
 
 SizePolicy = Literal["fail", "warn", "skip"]
@@ -160,6 +161,12 @@ def embed_image(
         data = _read(uri, source)
     kind = _embeddable_kind(data)
     _check_complete(uri, source, kind, data)
+    size = plain_image_size(data) if kind is not None else None
+    if kind is not None and size is not None:
+        # Orientation 1, stored frame: what Pillow would have told, without opening it.
+        frame = _Frame(size, 1, displayed=False, assumed=False)
+        scale, mismatch = _check_size(uri, source, frame, annotated_size, size_policy)
+        return _embedded(data, kind, frame.size, False, scale, mismatch)
     try:
         with Image.open(BytesIO(data)) as image:
             frame = _choose_frame(image, annotated_size, exif)

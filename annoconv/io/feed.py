@@ -16,16 +16,17 @@ offered to an `ImageFeed`, and the `FedWriter` wrapping the real writer takes th
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import Iterable, Iterator
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
+from functools import partial
 from typing import Any
 
 from annoconv.errors import AnnoconvError, AnnotationError
-from annoconv.formats.base import BadItem, ReadResult, Source, Writer
+from annoconv.formats.base import BadItem, Reader, ReadResult, Source, Writer
 from annoconv.io.archives import MemberMatcher, is_archive, iter_members
 from annoconv.io.fs import is_remote, read_bytes
 from annoconv.io.images import RecordImages, _stem, image_info_of_bytes
+from annoconv.io.pool import prefetch
 from annoconv.report import OutputFile
 from annoconv.schema import PIXEL, ImageRecord
 
@@ -77,7 +78,7 @@ def embeds_images(writer: Writer) -> bool:
 
 
 def feed_images(
-    items: Iterable[ReadResult], writer: Writer, images: str | None, source: Source
+    items: Iterable[ReadResult], writer: Writer, images: str | None, source: Source | Reader
 ) -> tuple[Iterable[ReadResult], Writer]:
     """The items and writer to run: with image bytes fed from an archive or prefetched from
     remote storage when the writer embeds images (or, for an archive, needs pixel sizes)."""
@@ -88,11 +89,19 @@ def feed_images(
         feed = ImageFeed()
         archive = archive_items(items, images, feed, embed=embeds)
         return archive, FedWriter(writer, feed) if embeds else writer
-    sources = [source] if isinstance(source, str) else list(source)
-    if embeds and any(is_remote(uri) for uri in [images or "", *sources]):
+    if embeds and any(is_remote(uri) for uri in [images or "", *_paths_of(source)]):
         feed = ImageFeed()
         return prefetch_items(items, images, feed), FedWriter(writer, feed)
     return items, writer
+
+
+def _paths_of(source: Source | Reader) -> list[str]:
+    """The annotation paths a source names (a Reader's own source, if it is one)."""
+    if isinstance(source, Reader):
+        source = source.source
+    if isinstance(source, str):
+        return [source]
+    return [path for path in source if isinstance(path, str)]
 
 
 def archive_items(
@@ -136,7 +145,7 @@ def _with_member(
         try:
             info = image_info_of_bytes(data, uri)
         except AnnotationError as error:
-            problem = f"image size is unknown and {error.message}"
+            problem = f"image size is unknown and image {uri} cannot be read: {error.message}"
             return BadItem(
                 AnnotationError(record.source or record.key, problem), boxes=len(record.objects)
             )
@@ -177,15 +186,12 @@ def prefetch_items(
     A fetch that fails offers nothing: the writer then looks for the image itself and
     reports the problem against the record."""
     finder = RecordImages(images)
-    pending: deque[tuple[ReadResult, Future[tuple[str, bytes]] | None]] = deque()
-    with ThreadPoolExecutor(max_workers=threads) as pool:
-        for item in items:
-            job = pool.submit(_fetch, finder, item) if isinstance(item, ImageRecord) else None
-            pending.append((item, job))
-            if len(pending) >= window:
-                yield _handed_over(*pending.popleft(), feed)
-        while pending:
-            yield _handed_over(*pending.popleft(), feed)
+
+    def job(item: ReadResult) -> Callable[[], tuple[str, bytes]] | None:
+        return partial(_fetch, finder, item) if isinstance(item, ImageRecord) else None
+
+    for item, future in prefetch(items, job, threads=threads, window=window):
+        yield _handed_over(item, future, feed)
 
 
 def _fetch(finder: RecordImages, record: ImageRecord) -> tuple[str, bytes]:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import functools
 import glob as globlib
 import json
 import os
@@ -17,7 +18,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import IO, Any, TypeVar
+from typing import IO, Any, TypeVar, cast
 
 from annoconv.errors import (
     AccessDeniedError,
@@ -27,6 +28,7 @@ from annoconv.errors import (
 )
 
 T = TypeVar("T")
+F = TypeVar("F", bound=Callable[..., Any])
 
 GLOB_CHARS = frozenset("*?[")
 #: The annoconv extra that installs the fsspec implementation of a protocol.
@@ -75,6 +77,18 @@ def using_storage_options(options: Mapping[str, Any] | None) -> Iterator[None]:
     finally:
         with _options_lock:
             _options = previous
+
+
+def applies_storage_options(func: F) -> F:
+    """Decorates an API function that takes a `storage_options` keyword: the whole call runs
+    inside `using_storage_options(storage_options)`."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        with using_storage_options(kwargs.get("storage_options")):
+            return func(*args, **kwargs)
+
+    return cast(F, wrapper)
 
 
 def current_storage_options() -> dict[str, Any]:
@@ -151,6 +165,11 @@ def _fs_kwargs(uri: str) -> dict[str, Any]:
 
 #: Errors that say something about the path, not the connection: never retried.
 _PERMANENT = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError)
+#: botocore's errors for credentials that are missing or incomplete (matched by name: botocore
+#: is an optional dependency).
+_CREDENTIAL_ERRORS = frozenset(
+    {"NoCredentialsError", "PartialCredentialsError", "CredentialRetrievalError"}
+)
 _TRANSIENT_ERRNOS = {errno.EIO, errno.EAGAIN, errno.ETIMEDOUT, errno.ECONNRESET, None}
 
 
@@ -168,6 +187,10 @@ def storage_errors(uri: str) -> Iterator[None]:
         raise AccessDeniedError(
             uri, f"permission denied ({_detail(exc)}); check the credentials and the policy"
         ) from None
+    except Exception as exc:
+        if type(exc).__name__ not in _CREDENTIAL_ERRORS:
+            raise
+        raise AccessDeniedError(uri, f"no usable credentials ({exc})") from None
 
 
 def _detail(exc: OSError) -> str:
@@ -215,14 +238,16 @@ def is_dir(uri: str) -> bool:
     if not is_remote(uri):
         return os.path.isdir(_local(uri))
     fs, path = filesystem(uri)
-    return bool(fs.isdir(path))
+    with storage_errors(uri):
+        return bool(fs.isdir(path))
 
 
 def exists(uri: str) -> bool:
     if not is_remote(uri):
         return os.path.exists(_local(uri))
     fs, path = filesystem(uri)
-    return bool(fs.exists(path))
+    with storage_errors(uri):
+        return bool(fs.exists(path))
 
 
 def join(root: str, *parts: str) -> str:
@@ -239,8 +264,26 @@ def relative_posix(path: str, root: str) -> str:
     """`path` relative to `root`, with forward slashes whatever the platform."""
     if is_remote(path):
         return posixpath.relpath(path.split("://", 1)[1], root.split("://", 1)[1])
-    rel = os.path.relpath(_local(path), _local(root))
-    return rel.replace(os.sep, "/")
+    path, root = _local(path), _local(root)
+    # The usual case, a plain path below the root, without os.path.relpath's normalizing
+    # of both paths (it costs more than reading a small file).
+    prefix = root.rstrip(os.sep) + os.sep
+    if root and path.startswith(prefix):
+        rest = path[len(prefix) :]
+        if _plain_relative(rest):
+            return rest.replace(os.sep, "/")
+    return os.path.relpath(path, root).replace(os.sep, "/")
+
+
+def _plain_relative(rest: str) -> bool:
+    """Whether `rest` is a relative path relpath would give back unchanged: no empty, `.`
+    or `..` components (so also no hidden names, to keep the test simple)."""
+    return bool(rest) and not (
+        os.sep + "." in os.sep + rest
+        or os.sep * 2 in os.sep + rest
+        or rest.endswith(os.sep)
+        or (os.altsep is not None and os.altsep in rest)
+    )
 
 
 def list_files(root: str, suffixes: Sequence[str] | None = None) -> list[str]:
@@ -354,12 +397,15 @@ def decode_line(uri: str, raw: bytes, line: int) -> str:
 
 def read_bytes(uri: str) -> bytes:
     """The whole file; remote reads are retried on transient errors."""
+    if not is_remote(uri):
+        with open(_local(uri), "rb") as handle:  # skips open_input's generator: a hot path
+            return handle.read()
 
     def read() -> bytes:
         with open_input(uri) as handle:
             return handle.read()
 
-    return retrying(read) if is_remote(uri) else read()
+    return retrying(read)
 
 
 def size_of(uri: str) -> int:

@@ -20,17 +20,18 @@ import json
 import os
 import posixpath
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from io import BytesIO
-from typing import Literal
+from typing import Any, Literal
 
 from PIL import Image
 
 from annoconv.errors import AnnotationError, NotFoundError
 from annoconv.io.archives import MAX_MEMBER_SIZE, is_archive, iter_members, safe_name
 from annoconv.io.fs import (
+    applies_storage_options,
     exists,
     is_remote,
     join,
@@ -83,6 +84,7 @@ class _Job:
     load: Callable[[], bytes]
 
 
+@applies_storage_options
 def transcode_images(
     source: str,
     output: str,
@@ -93,12 +95,14 @@ def transcode_images(
     overwrite: bool = False,
     on_error: ErrorPolicy = "fail",
     max_member_size: int = MAX_MEMBER_SIZE,
+    storage_options: Mapping[str, Any] | None = None,
 ) -> TranscodeReport:
     """Transcode every TIFF under `source` (a folder, local or remote, or an archive) into
     `output` as `to` ("png" or "jpeg"), keeping relative paths; see the module doc.
 
     An image that cannot be decoded raises AnnotationError under ``on_error="fail"`` and is
     reported in `skipped` under "skip"; unsafe archive members are always skipped.
+    `storage_options` apply to remote sources and outputs (see `io.fs.using_storage_options`).
     """
     if to not in _EXTENSION:
         raise ValueError(f"the target format must be png or jpeg, not {to!r}")

@@ -1,0 +1,179 @@
+"""Merging several sources, possibly of different formats, into one dataset.
+
+`MergedReader` reads its sources one after the other as one reader, so every operation of
+`convert()` (filters, dedup, sample, splits) and one label map apply to the whole. Keys that
+occur in more than one source are made unique by prefixing them with the source's name
+(`source1/`, `source2/`, ... unless named), and the image of such a record is looked up
+before its key changes. Images sharing a file name across sources are compared by their
+annotations: differing ones are reported as conflicts (the run's warnings), both are kept.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import inspect
+import posixpath
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from annoconv.dedup import annotation_digest
+from annoconv.errors import AnnotationError
+from annoconv.formats import Reader, ReadResult, Source
+from annoconv.io.images import RecordImages
+from annoconv.report import Report
+from annoconv.schema import ImageRecord
+
+
+@dataclass(frozen=True)
+class MergeSource:
+    """One source of a merge: its path(s), format (inferred when None), images folder,
+    reader options, and the name its colliding keys are prefixed with."""
+
+    source: Source
+    from_format: str | None = None
+    images: str | None = None
+    read_options: Mapping[str, Any] = field(default_factory=dict)
+    name: str | None = None
+
+
+class MergedReader(Reader):
+    """The records of several readers, in order, with keys unique across them."""
+
+    def __init__(
+        self,
+        readers: Sequence[Reader],
+        names: Sequence[str] | None = None,
+        *,
+        images: str | None = None,
+    ) -> None:
+        super().__init__([_describe(reader.source) for reader in readers], images=images)
+        self.readers = list(readers)
+        self.names = list(names or [f"source{index}" for index in range(1, len(readers) + 1)])
+        if len(set(self.names)) != len(self.names) or len(self.names) != len(self.readers):
+            raise ValueError("every merged source needs its own name")
+        self.conflicts: list[str] = []
+        self._colliding: set[str] | None = None
+
+    def colliding_keys(self) -> set[str]:
+        """Keys found in more than one source (one cheap labels() pass, done once)."""
+        if self._colliding is None:
+            seen: set[str] = set()
+            colliding: set[str] = set()
+            for reader in self.readers:
+                keys = {key for key, _ in reader.labels()}
+                colliding |= keys & seen
+                seen |= keys
+            self._colliding = colliding
+        return self._colliding
+
+    def __iter__(self) -> Iterator[ReadResult]:
+        self.conflicts = []
+        by_name: dict[str, tuple[str, str, str]] = {}
+        for name, reader in zip(self.names, self.readers, strict=True):
+            finder = RecordImages(reader.images)
+            own_images = reader.images != self.images
+            for item in reader:
+                if isinstance(item, ImageRecord):
+                    item = self._unique(item, name, finder, own_images)
+                    self._compare(item, name, by_name)
+                yield item
+
+    def _unique(
+        self, record: ImageRecord, name: str, finder: RecordImages, own_images: bool
+    ) -> ImageRecord:
+        """The record with its key made unique if it collides, and its image located when
+        the run's images folder would not find it (its own folder, or a changed key)."""
+        collides = record.key in self.colliding_keys()
+        if not collides and not own_images:
+            return record
+        update: dict[str, Any] = {"key": f"{name}/{record.key}"} if collides else {}
+        if record.image_uri is None:
+            # Not found: left for the writer to report, if it needs the image at all.
+            with contextlib.suppress(AnnotationError):
+                update["image_uri"] = finder.find(record)
+        return record.model_copy(update=update)
+
+    def _compare(
+        self, record: ImageRecord, name: str, by_name: dict[str, tuple[str, str, str]]
+    ) -> None:
+        base = posixpath.basename(record.filename)
+        digest = annotation_digest(record)
+        first = by_name.setdefault(base, (name, record.key, digest))
+        if first[0] != name and first[2] != digest:
+            self.conflicts.append(
+                f"conflict: image {base!r} is annotated differently in {first[0]} "
+                f"({first[1]}) and {name} ({record.key})"
+            )
+
+    def labels(self) -> Iterator[tuple[str, list[str]]]:
+        colliding = self.colliding_keys()
+        for name, reader in zip(self.names, self.readers, strict=True):
+            for key, labels in reader.labels():
+                yield (f"{name}/{key}" if key in colliding else key), labels
+
+    def class_ids(self) -> dict[str, str]:
+        ids: dict[str, str] = {}
+        for reader in self.readers:
+            for label, ident in reader.class_ids().items():
+                ids.setdefault(label, ident)
+        return ids
+
+    def count_hint(self) -> int | None:
+        hints = [reader.count_hint() for reader in self.readers]
+        return None if any(hint is None for hint in hints) else sum(h or 0 for h in hints)
+
+
+def _describe(source: Source) -> str:
+    return source if isinstance(source, str) else ",".join(source)
+
+
+def open_merged(
+    sources: Iterable[str | MergeSource],
+    *,
+    images: str | None = None,
+    read_options: Mapping[str, Any] | None = None,
+) -> MergedReader:
+    """A MergedReader over `sources` (paths, or MergeSource for per-source settings).
+    `read_options` go to every source whose reader takes them (e.g. Open Images'
+    `class_descriptions`); a MergeSource's own options override them."""
+    from annoconv.convert import open_reader, source_format
+    from annoconv.formats import get_format
+
+    readers, names = [], []
+    for index, given in enumerate(sources, 1):
+        spec = given if isinstance(given, MergeSource) else MergeSource(given)
+        name = source_format(spec.source, spec.from_format)
+        factory = get_format(name).reader
+        accepted = inspect.signature(factory).parameters if factory else {}
+        options = {key: value for key, value in (read_options or {}).items() if key in accepted}
+        reader = open_reader(
+            spec.source,
+            from_format=name,
+            images=spec.images or images,
+            read_options={**options, **spec.read_options},
+        )
+        readers.append(reader)
+        names.append(spec.name or f"source{index}")
+    if not readers:
+        raise ValueError("merge needs at least one source")
+    return MergedReader(readers, names, images=images)
+
+
+def merge(
+    sources: Iterable[str | MergeSource],
+    output: str,
+    *,
+    images: str | None = None,
+    read_options: Mapping[str, Any] | None = None,
+    **options: Any,
+) -> Report:
+    """Merge `sources` into one dataset at `output` with one label map; `options` are those
+    of `convert()` (filters, dedup, split, label map, writer options...). Conflicting
+    duplicates across sources are listed in the report's warnings."""
+    from annoconv.convert import convert
+
+    reader = open_merged(sources, images=images, read_options=read_options)
+    report = convert(reader, output, images=images, **options)
+    report.warnings.extend(reader.conflicts)
+    return report

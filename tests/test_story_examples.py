@@ -1,0 +1,235 @@
+"""The bundled story data and scripts (examples/), and the example plugin package.
+
+Generators must reproduce the committed data byte for byte; each story script must produce
+what an independent reading of the bundled files says it should; the plugin package is
+really installed (pip, into a scratch folder) and used by the `annoconv` command.
+"""
+
+from __future__ import annotations
+
+import csv
+import importlib.util
+import io
+import math
+import shutil
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+from od_protos import parse_with_protobuf
+from PIL import Image, ImageOps
+from test_examples import expected_rows, files_under
+
+from annoconv.formats.tfrecord import tfrecord_files
+from annoconv.tfexample import Keys, decode_example, iter_tfrecords
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+CAMERA, PHONE = "/m/0dv5r", "/m/050k8"
+
+
+def load_script(name: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, EXAMPLES / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def examples_in(prefix: Path) -> list[dict[str, tuple[str, list[object]]]]:
+    return [
+        decode_example(payload)
+        for uri in tfrecord_files(str(prefix))
+        for payload in iter_tfrecords(uri)
+    ]
+
+
+def values(example: dict[str, tuple[str, list[object]]], key: str) -> list[object]:
+    return example[key][1] if key in example else []
+
+
+# --- generated data -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("script", "folder"),
+    [("make_openimages_data.py", "openimages"), ("make_links_data.py", "links")],
+)
+def test_generator_reproduces_the_bundled_data(script: str, folder: str, tmp_path: Path) -> None:
+    out = tmp_path / folder
+    done = subprocess.run(
+        [sys.executable, EXAMPLES / script, out], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert files_under(out) == files_under(EXAMPLES / folder)
+
+
+def test_links_photos_are_annotated_in_their_displayed_frame() -> None:
+    """The data really has the EXIF problem: the XML size is the turned one."""
+    turned = 0
+    for xml in sorted((EXAMPLES / "links" / "photos").glob("*.xml")):
+        root = ET.parse(xml).getroot()
+        annotated = (int(root.findtext("size/width", "")), int(root.findtext("size/height", "")))
+        with Image.open(xml.with_suffix(".jpg")) as image:
+            orientation = image.getexif().get(0x0112, 1)
+            assert ImageOps.exif_transpose(image).size == annotated, xml.name
+            turned += image.size != annotated
+            assert (image.size != annotated) == (orientation in (6, 8)), xml.name
+    assert turned >= 4
+
+
+# --- story scripts ------------------------------------------------------------------------
+
+
+def test_story_uspto(tmp_path: Path) -> None:
+    assert load_script("story_uspto").main([str(tmp_path)]) == 0
+    rows_by_split = {}
+    for split in ("train", "test"):
+        with (tmp_path / f"uspto-{split}.csv").open(newline="", encoding="utf-8") as handle:
+            rows_by_split[split] = list(csv.reader(handle))[1:]
+    assert sorted(rows_by_split["train"] + rows_by_split["test"]) == sorted(expected_rows())
+    assert {row[0] for row in rows_by_split["train"]} & {
+        row[0] for row in rows_by_split["test"]
+    } == set()
+    images = {row[0] for rows in rows_by_split.values() for row in rows}
+    assert len({row[0] for row in rows_by_split["test"]}) == round(0.3 * len(images))
+    label_map = parse_with_protobuf((tmp_path / "label_map.pbtxt").read_text(encoding="utf-8"))
+    assert label_map == [("figure label", 1, None), ("patent image", 2, None)]
+    ids = {name: number for name, number, _ in label_map}
+    for split, rows in rows_by_split.items():
+        examples = examples_in(tmp_path / f"uspto-{split}.record")
+        assert len(tfrecord_files(str(tmp_path / f"uspto-{split}.record"))) == 2
+        # the TFRecord split holds the same images as the CSV split of the same seed
+        assert {values(e, Keys.FILENAME)[0].decode() for e in examples} == {r[0] for r in rows}
+        for example in examples:
+            assert values(example, Keys.FORMAT) == [b"png"]  # the G4 TIFFs, transcoded
+            texts = [t.decode() for t in values(example, Keys.OBJECT_CLASS_TEXT)]
+            assert values(example, Keys.OBJECT_CLASS_LABEL) == [ids[t] for t in texts]
+
+
+def open_images_subset() -> dict[str, list[tuple[str, float, float, float, float]]]:
+    """{ImageID: its Camera / Mobile phone boxes (name, xmin, ymin, xmax, ymax)}, by csv."""
+    names = dict(csv.reader((EXAMPLES / "openimages" / "class-descriptions-boxable.csv").open()))
+    boxes: dict[str, list[tuple[str, float, float, float, float]]] = {}
+    with (EXAMPLES / "openimages" / "train-annotations-bbox.csv").open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            if row["LabelName"] in (CAMERA, PHONE):
+                box = tuple(float(row[k]) for k in ("XMin", "YMin", "XMax", "YMax"))
+                boxes.setdefault(row["ImageID"], []).append((names[row["LabelName"]], *box))
+    return boxes
+
+
+def test_story_openimages(tmp_path: Path) -> None:
+    assert load_script("story_openimages").main([str(tmp_path)]) == 0
+    subset = open_images_subset()
+    prefix = "drive/My Drive/GP/Dataset/train/"
+    written: dict[str, set[str]] = {}
+    for split in ("train", "test"):
+        lines = (tmp_path / f"annotation-{split}.txt").read_text(encoding="utf-8").splitlines()
+        written[split] = {line.split(",")[0].removeprefix(prefix)[:-4] for line in lines}
+        for image_id in written[split]:
+            with Image.open(EXAMPLES / "openimages" / "images" / f"{image_id}.jpg") as image:
+                width, height = image.size
+            expected = {
+                f"{prefix}{image_id}.jpg,"
+                + ",".join(
+                    str(math.floor(v * scale + 0.5))
+                    for v, scale in zip(box[1:], (width, height, width, height), strict=True)
+                )
+                + f",{box[0]}"
+                for box in subset[image_id]
+            }
+            assert {line for line in lines if image_id in line} == expected
+    assert (len(written["train"]), len(written["test"])) == (8, 2)
+    assert set(written["train"]).isdisjoint(written["test"])
+    label_map = parse_with_protobuf((tmp_path / "label_map.pbtxt").read_text(encoding="utf-8"))
+    assert sorted((name, display) for name, _, display in label_map) == [
+        (PHONE, "Mobile phone"),
+        (CAMERA, "Camera"),
+    ]
+    for split in ("train", "test"):
+        examples = examples_in(tmp_path / f"camera-{split}.record")
+        assert {values(e, Keys.SOURCE_ID)[0].decode() for e in examples} == written[split]
+
+
+def test_story_links_embeds_turned_photos_whose_pixels_match_the_boxes(tmp_path: Path) -> None:
+    assert load_script("story_links").main([str(tmp_path)]) == 0
+    label_map = parse_with_protobuf((tmp_path / "label_map.pbtxt").read_text(encoding="utf-8"))
+    assert label_map == [("http", 1, None)]
+    seen, boxes = set(), 0
+    for split in ("train", "test"):
+        for example in examples_in(tmp_path / f"links-{split}.record"):
+            seen.add(values(example, Keys.SOURCE_ID)[0].decode())
+            data = values(example, Keys.ENCODED)[0]
+            assert isinstance(data, bytes)
+            with Image.open(io.BytesIO(data)) as image:
+                pixels = image.convert("RGB")
+            width, height = pixels.size
+            assert [width, height] == values(example, Keys.WIDTH) + values(example, Keys.HEIGHT)
+            corners = zip(
+                *(values(example, k) for k in (Keys.BBOX_XMIN, Keys.BBOX_YMIN, Keys.BBOX_YMAX)),
+                strict=True,
+            )
+            for xmin, ymin, ymax in corners:
+                # the blue link bar starts a few pixels right of the box's left edge, at its
+                # vertical middle: blue there means the pixels are in the boxes' frame
+                red, _, blue = pixels.getpixel(
+                    (int(xmin * width) + 8, int((ymin + ymax) / 2 * height))
+                )
+                assert blue > 140 and red < 100, (values(example, Keys.SOURCE_ID), red, blue)
+                boxes += 1
+    assert len(seen) == 10 and boxes == 26
+
+
+# --- the plugin package -------------------------------------------------------------------
+
+
+PIP_INSTALL = ("-m", "pip", "install", "--quiet", "--no-deps", "--no-index", "--no-build-isolation")
+
+
+def install_plugin(tmp_path: Path) -> Path:
+    """`pip install` the example plugin (offline, no deps) into a folder, as a user would
+    into a virtualenv; its dist-info carries the entry point."""
+    source = tmp_path / "plugin-src"
+    shutil.copytree(EXAMPLES / "plugin", source)
+    site = tmp_path / "site"
+    command = [sys.executable, *PIP_INSTALL, "--target", str(site), str(source)]
+    done = subprocess.run(command, capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    return site
+
+
+def test_plugin_package_registers_a_format_used_by_the_command(tmp_path: Path) -> None:
+    site = install_plugin(tmp_path)
+    env = {"PYTHONPATH": f"{ROOT}:{site}", "PATH": "/usr/bin:/bin"}
+
+    def annoconv(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "annoconv", *args]
+        return subprocess.run(
+            command, capture_output=True, text=True, env=env, cwd=tmp_path, check=False
+        )
+
+    listed = annoconv("formats")
+    assert listed.returncode == 0, listed.stderr
+    assert any(line.split()[0] == "jsonl" for line in listed.stdout.splitlines())
+    uspto = EXAMPLES / "uspto"
+    done = annoconv(
+        "convert", str(uspto / "annotations"), "u.jsonl", "--images", str(uspto / "images")
+    )
+    assert done.returncode == 0, done.stderr
+    lines = (tmp_path / "u.jsonl").read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 12
+    # back through the plugin's reader into the tutorial CSV: the XMLs' numbers, unchanged
+    done = annoconv("convert", "u.jsonl", "back.csv", "-q")
+    assert done.returncode == 0, done.stderr
+    with (tmp_path / "back.csv").open(newline="", encoding="utf-8") as handle:
+        assert list(csv.reader(handle))[1:] == expected_rows()
+    # a broken line is reported naming the file and line, as annoconv's own readers do
+    (tmp_path / "bad.jsonl").write_text(lines[0] + "\n{oops\n", encoding="utf-8")
+    done = annoconv("convert", "bad.jsonl", "bad.csv")
+    assert done.returncode == 1
+    assert "bad.jsonl: line 2: not JSON" in done.stderr
+    assert not (tmp_path / "bad.csv").exists()
