@@ -8,12 +8,14 @@ really installed (pip, into a scratch folder) and used by the `annoconv` command
 from __future__ import annotations
 
 import csv
+import hashlib
 import importlib.util
 import io
 import math
 import shutil
 import subprocess
 import sys
+import tarfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from types import ModuleType
@@ -84,11 +86,45 @@ def test_links_photos_are_annotated_in_their_displayed_frame() -> None:
 # --- story scripts ------------------------------------------------------------------------
 
 
-def test_story_uspto(tmp_path: Path) -> None:
-    assert load_script("story_uspto").main([str(tmp_path)]) == 0
+def shard_contents(prefix: Path) -> list[list[tuple[object, ...]]]:
+    """Per shard, its records (every feature, the image as its SHA-256), in a set order."""
+    shards = []
+    for uri in tfrecord_files(str(prefix)):
+        records = []
+        for payload in iter_tfrecords(uri):
+            example = decode_example(payload)
+            encoded = values(example, Keys.ENCODED)[0]
+            assert isinstance(encoded, bytes)
+            digest = hashlib.sha256(encoded).hexdigest()
+            assert values(example, Keys.SHA256) == [digest.encode()]
+            features = sorted((k, tuple(v)) for k, (_, v) in example.items() if k != Keys.ENCODED)
+            records.append((digest, *features))
+        shards.append(sorted(records))
+    return shards
+
+
+def test_story_uspto_from_a_tarball_equals_the_folder_run(tmp_path: Path) -> None:
+    story = load_script("story_uspto")
+    assert story.main([str(tmp_path), "--images-folder"]) == 0
+    assert story.main([str(tmp_path / "tar")]) == 0
+    with tarfile.open(tmp_path / "tar" / "grant_yb2_20190101.tar") as tar:
+        members = tar.getnames()
+    assert len(members) == 12 and all(m.endswith(".TIF") for m in members)
+    for split in ("train", "test"):
+        from_folder = shard_contents(tmp_path / f"uspto-{split}.record")
+        from_tar = shard_contents(tmp_path / "tar" / f"uspto-{split}.record")
+        assert from_tar == from_folder, split  # same shards, same records, same image bytes
+        assert sum(len(shard) for shard in from_tar) == (8 if split == "train" else 4)
+        for name in (f"uspto-{split}.csv", "label_map.pbtxt"):
+            assert (tmp_path / "tar" / name).read_bytes() == (tmp_path / name).read_bytes()
+    check_uspto_outputs(tmp_path / "tar")
+
+
+def check_uspto_outputs(out: Path) -> None:
+    """The CSV summaries, label map and shards of story_uspto.py in `out`, against the XMLs."""
     rows_by_split = {}
     for split in ("train", "test"):
-        with (tmp_path / f"uspto-{split}.csv").open(newline="", encoding="utf-8") as handle:
+        with (out / f"uspto-{split}.csv").open(newline="", encoding="utf-8") as handle:
             rows_by_split[split] = list(csv.reader(handle))[1:]
     assert sorted(rows_by_split["train"] + rows_by_split["test"]) == sorted(expected_rows())
     assert {row[0] for row in rows_by_split["train"]} & {
@@ -96,12 +132,12 @@ def test_story_uspto(tmp_path: Path) -> None:
     } == set()
     images = {row[0] for rows in rows_by_split.values() for row in rows}
     assert len({row[0] for row in rows_by_split["test"]}) == round(0.3 * len(images))
-    label_map = parse_with_protobuf((tmp_path / "label_map.pbtxt").read_text(encoding="utf-8"))
+    label_map = parse_with_protobuf((out / "label_map.pbtxt").read_text(encoding="utf-8"))
     assert label_map == [("figure label", 1, None), ("patent image", 2, None)]
     ids = {name: number for name, number, _ in label_map}
     for split, rows in rows_by_split.items():
-        examples = examples_in(tmp_path / f"uspto-{split}.record")
-        assert len(tfrecord_files(str(tmp_path / f"uspto-{split}.record"))) == 2
+        examples = examples_in(out / f"uspto-{split}.record")
+        assert len(tfrecord_files(str(out / f"uspto-{split}.record"))) == 2
         # the TFRecord split holds the same images as the CSV split of the same seed
         assert {values(e, Keys.FILENAME)[0].decode() for e in examples} == {r[0] for r in rows}
         for example in examples:
