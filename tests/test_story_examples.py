@@ -11,15 +11,19 @@ import csv
 import hashlib
 import importlib.util
 import io
+import json
 import math
 import shutil
 import subprocess
 import sys
 import tarfile
 import xml.etree.ElementTree as ET
+from collections import Counter
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 from od_protos import parse_with_protobuf
 from PIL import Image, ImageOps
@@ -218,6 +222,59 @@ def test_story_links_embeds_turned_photos_whose_pixels_match_the_boxes(tmp_path:
                 assert blue > 140 and red < 100, (values(example, Keys.SOURCE_ID), red, blue)
                 boxes += 1
     assert len(seen) == 10 and boxes == 26
+
+
+def nearest_rank(values: list[float], fractions: list[float]) -> list[float]:
+    ordered = sorted(values)
+    return [ordered[max(1, math.ceil(f * len(ordered))) - 1] for f in fractions]
+
+
+def test_story_look_counts_what_the_files_hold_and_finds_the_planted_copy(tmp_path: Path) -> None:
+    assert load_script("story_look").main([str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))
+    # independently, from the XMLs
+    classes: dict[str, dict[str, int]] = {}
+    images_with: Counter[str] = Counter()
+    widths, heights = [], []
+    for xml in sorted((EXAMPLES / "uspto" / "annotations").rglob("*.xml")):
+        objects = ET.parse(xml).getroot().findall("object")
+        images_with[str(len(objects))] += 1
+        for name in {o.findtext("name") for o in objects}:
+            classes.setdefault(str(name), {"boxes": 0, "images": 0})["images"] += 1
+        for obj in objects:
+            classes[str(obj.findtext("name"))]["boxes"] += 1
+            box = {
+                k: float(obj.findtext(f"bndbox/{k}", "")) for k in ("xmin", "ymin", "xmax", "ymax")
+            }
+            widths.append(box["xmax"] - box["xmin"])
+            heights.append(box["ymax"] - box["ymin"])
+    assert summary["pandas"] == {"classes": classes, "images_with": dict(images_with)}
+    ranks = [0, 0.05, 0.25, 0.5, 0.75, 0.95, 1]
+    assert summary["duckdb"]["box_width"] == nearest_rank(widths, ranks)
+    assert summary["duckdb"]["box_height"] == nearest_rank(heights, ranks)
+    oi_classes: dict[str, dict[str, Any]] = {}
+    names = dict(csv.reader((EXAMPLES / "openimages" / "class-descriptions-boxable.csv").open()))
+    with (EXAMPLES / "openimages" / "train-annotations-bbox.csv").open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            entry = oi_classes.setdefault(names[row["LabelName"]], {"boxes": 0, "images": set()})
+            entry["boxes"] += 1
+            entry["images"].add(row["ImageID"])
+    assert summary["duckdb"]["oi_classes"] == {
+        name: {"boxes": entry["boxes"], "images": len(entry["images"])}
+        for name, entry in oi_classes.items()
+    }
+    page = (EXAMPLES / "uspto" / "images" / "10165002" / "00000003.tif").read_bytes()
+    assert summary["duplicates"] == [
+        {
+            "sha256": hashlib.sha256(page).hexdigest(),
+            "keys": ["10165002/00000003.xml", "10165003/00000005.xml"],
+            "conflicting": False,
+        }
+    ]
+    kept = pq.read_table(tmp_path / "unique.parquet", columns=["key"])["key"].to_pylist()
+    assert len(kept) == 12 and "10165003/00000005.xml" not in kept
+    with Image.open(tmp_path / "uspto-stats.png") as plot:
+        assert (plot.format, plot.size) == ("PNG", (1600, 1000))
 
 
 # --- the plugin package -------------------------------------------------------------------
