@@ -61,7 +61,8 @@ class ArrowType:
 
 
 #: Sizes are stored as int32 (Arrow, Parquet), so larger values are refused when a record is made.
-Int32 = Annotated[int, ArrowType("int32"), Field(le=2**31 - 1)]
+MAX_INT32 = 2**31 - 1
+Int32 = Annotated[int, ArrowType("int32"), Field(le=MAX_INT32)]
 
 
 class ObjectAnnotation(BaseModel):

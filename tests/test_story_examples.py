@@ -8,16 +8,22 @@ really installed (pip, into a scratch folder) and used by the `annoconv` command
 from __future__ import annotations
 
 import csv
+import hashlib
 import importlib.util
 import io
+import json
 import math
 import shutil
 import subprocess
 import sys
+import tarfile
 import xml.etree.ElementTree as ET
+from collections import Counter
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
+import pyarrow.parquet as pq
 import pytest
 from od_protos import parse_with_protobuf
 from PIL import Image, ImageOps
@@ -84,11 +90,45 @@ def test_links_photos_are_annotated_in_their_displayed_frame() -> None:
 # --- story scripts ------------------------------------------------------------------------
 
 
-def test_story_uspto(tmp_path: Path) -> None:
-    assert load_script("story_uspto").main([str(tmp_path)]) == 0
+def shard_contents(prefix: Path) -> list[list[tuple[object, ...]]]:
+    """Per shard, its records (every feature, the image as its SHA-256), in a set order."""
+    shards = []
+    for uri in tfrecord_files(str(prefix)):
+        records = []
+        for payload in iter_tfrecords(uri):
+            example = decode_example(payload)
+            encoded = values(example, Keys.ENCODED)[0]
+            assert isinstance(encoded, bytes)
+            digest = hashlib.sha256(encoded).hexdigest()
+            assert values(example, Keys.SHA256) == [digest.encode()]
+            features = sorted((k, tuple(v)) for k, (_, v) in example.items() if k != Keys.ENCODED)
+            records.append((digest, *features))
+        shards.append(sorted(records))
+    return shards
+
+
+def test_story_uspto_from_a_tarball_equals_the_folder_run(tmp_path: Path) -> None:
+    story = load_script("story_uspto")
+    assert story.main([str(tmp_path), "--images-folder"]) == 0
+    assert story.main([str(tmp_path / "tar")]) == 0
+    with tarfile.open(tmp_path / "tar" / "grant_yb2_20190101.tar") as tar:
+        members = tar.getnames()
+    assert len(members) == 12 and all(m.endswith(".TIF") for m in members)
+    for split in ("train", "test"):
+        from_folder = shard_contents(tmp_path / f"uspto-{split}.record")
+        from_tar = shard_contents(tmp_path / "tar" / f"uspto-{split}.record")
+        assert from_tar == from_folder, split  # same shards, same records, same image bytes
+        assert sum(len(shard) for shard in from_tar) == (8 if split == "train" else 4)
+        for name in (f"uspto-{split}.csv", "label_map.pbtxt"):
+            assert (tmp_path / "tar" / name).read_bytes() == (tmp_path / name).read_bytes()
+    check_uspto_outputs(tmp_path / "tar")
+
+
+def check_uspto_outputs(out: Path) -> None:
+    """The CSV summaries, label map and shards of story_uspto.py in `out`, against the XMLs."""
     rows_by_split = {}
     for split in ("train", "test"):
-        with (tmp_path / f"uspto-{split}.csv").open(newline="", encoding="utf-8") as handle:
+        with (out / f"uspto-{split}.csv").open(newline="", encoding="utf-8") as handle:
             rows_by_split[split] = list(csv.reader(handle))[1:]
     assert sorted(rows_by_split["train"] + rows_by_split["test"]) == sorted(expected_rows())
     assert {row[0] for row in rows_by_split["train"]} & {
@@ -96,12 +136,12 @@ def test_story_uspto(tmp_path: Path) -> None:
     } == set()
     images = {row[0] for rows in rows_by_split.values() for row in rows}
     assert len({row[0] for row in rows_by_split["test"]}) == round(0.3 * len(images))
-    label_map = parse_with_protobuf((tmp_path / "label_map.pbtxt").read_text(encoding="utf-8"))
+    label_map = parse_with_protobuf((out / "label_map.pbtxt").read_text(encoding="utf-8"))
     assert label_map == [("figure label", 1, None), ("patent image", 2, None)]
     ids = {name: number for name, number, _ in label_map}
     for split, rows in rows_by_split.items():
-        examples = examples_in(tmp_path / f"uspto-{split}.record")
-        assert len(tfrecord_files(str(tmp_path / f"uspto-{split}.record"))) == 2
+        examples = examples_in(out / f"uspto-{split}.record")
+        assert len(tfrecord_files(str(out / f"uspto-{split}.record"))) == 2
         # the TFRecord split holds the same images as the CSV split of the same seed
         assert {values(e, Keys.FILENAME)[0].decode() for e in examples} == {r[0] for r in rows}
         for example in examples:
@@ -182,6 +222,59 @@ def test_story_links_embeds_turned_photos_whose_pixels_match_the_boxes(tmp_path:
                 assert blue > 140 and red < 100, (values(example, Keys.SOURCE_ID), red, blue)
                 boxes += 1
     assert len(seen) == 10 and boxes == 26
+
+
+def nearest_rank(values: list[float], fractions: list[float]) -> list[float]:
+    ordered = sorted(values)
+    return [ordered[max(1, math.ceil(f * len(ordered))) - 1] for f in fractions]
+
+
+def test_story_look_counts_what_the_files_hold_and_finds_the_planted_copy(tmp_path: Path) -> None:
+    assert load_script("story_look").main([str(tmp_path)]) == 0
+    summary = json.loads((tmp_path / "summary.json").read_text(encoding="utf-8"))
+    # independently, from the XMLs
+    classes: dict[str, dict[str, int]] = {}
+    images_with: Counter[str] = Counter()
+    widths, heights = [], []
+    for xml in sorted((EXAMPLES / "uspto" / "annotations").rglob("*.xml")):
+        objects = ET.parse(xml).getroot().findall("object")
+        images_with[str(len(objects))] += 1
+        for name in {o.findtext("name") for o in objects}:
+            classes.setdefault(str(name), {"boxes": 0, "images": 0})["images"] += 1
+        for obj in objects:
+            classes[str(obj.findtext("name"))]["boxes"] += 1
+            box = {
+                k: float(obj.findtext(f"bndbox/{k}", "")) for k in ("xmin", "ymin", "xmax", "ymax")
+            }
+            widths.append(box["xmax"] - box["xmin"])
+            heights.append(box["ymax"] - box["ymin"])
+    assert summary["pandas"] == {"classes": classes, "images_with": dict(images_with)}
+    ranks = [0, 0.05, 0.25, 0.5, 0.75, 0.95, 1]
+    assert summary["duckdb"]["box_width"] == nearest_rank(widths, ranks)
+    assert summary["duckdb"]["box_height"] == nearest_rank(heights, ranks)
+    oi_classes: dict[str, dict[str, Any]] = {}
+    names = dict(csv.reader((EXAMPLES / "openimages" / "class-descriptions-boxable.csv").open()))
+    with (EXAMPLES / "openimages" / "train-annotations-bbox.csv").open(newline="") as handle:
+        for row in csv.DictReader(handle):
+            entry = oi_classes.setdefault(names[row["LabelName"]], {"boxes": 0, "images": set()})
+            entry["boxes"] += 1
+            entry["images"].add(row["ImageID"])
+    assert summary["duckdb"]["oi_classes"] == {
+        name: {"boxes": entry["boxes"], "images": len(entry["images"])}
+        for name, entry in oi_classes.items()
+    }
+    page = (EXAMPLES / "uspto" / "images" / "10165002" / "00000003.tif").read_bytes()
+    assert summary["duplicates"] == [
+        {
+            "sha256": hashlib.sha256(page).hexdigest(),
+            "keys": ["10165002/00000003.xml", "10165003/00000005.xml"],
+            "conflicting": False,
+        }
+    ]
+    kept = pq.read_table(tmp_path / "unique.parquet", columns=["key"])["key"].to_pylist()
+    assert len(kept) == 12 and "10165003/00000005.xml" not in kept
+    with Image.open(tmp_path / "uspto-stats.png") as plot:
+        assert (plot.format, plot.size) == ("PNG", (1600, 1000))
 
 
 # --- the plugin package -------------------------------------------------------------------

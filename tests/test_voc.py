@@ -1084,3 +1084,11 @@ def test_mutated_documents_read_as_lxml_reads_them(data: bytes) -> None:
     if names is not None:
         root = voc.parse_voc_xml(data, uri)
         assert names == [(name.text or "").strip() for name in root.iterfind("object/name")]
+
+
+def test_a_size_beyond_int32_is_refused_on_the_fast_path_too(tmp_path: Path) -> None:
+    # A plain labelImg file takes the regex fast path, which must keep the schema's int32 bound.
+    write(tmp_path / "a.xml", labelimg_xml("a.jpg", 64, 2**31, [("dog", 1, 2, 30, 40)]))
+    (item,) = list(VocReader(str(tmp_path)))
+    assert isinstance(item, BadItem)
+    assert "a.xml" in str(item.error) and "2147483647" in str(item.error)

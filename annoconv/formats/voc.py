@@ -42,6 +42,7 @@ from annoconv.io.images import ImageLocator, read_image_info
 from annoconv.report import OutputFile
 from annoconv.schema import (
     BOX_FIELDS,
+    MAX_INT32,
     PIXEL,
     PIXEL_TOLERANCE,
     UNKNOWN,
@@ -333,7 +334,7 @@ def _plain_size(body: str) -> tuple[int, int, int | None] | None:
     for name in ("width", "height", "depth"):
         text = values.get(name, "").strip()
         value = _number(text) if text else None
-        if text and (value is None or value < 0 or not value.is_integer()):
+        if text and (value is None or not 0 <= value <= MAX_INT32 or not value.is_integer()):
             return None
         dimensions.append(None if value is None else int(value) or None)
     width, height, depth = dimensions
