@@ -53,7 +53,8 @@ def s3_storage_options(s3_endpoint: str) -> dict[str, Any]:
 
 @pytest.fixture
 def s3(s3_storage_options: dict[str, Any]) -> Any:
-    s3fs = pytest.importorskip("s3fs")
+    import s3fs
+
     fs = s3fs.S3FileSystem(client_kwargs=s3_storage_options)
     fs.invalidate_cache()
     return fs

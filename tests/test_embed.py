@@ -10,13 +10,12 @@ from typing import Any
 
 import numpy as np
 import pytest
+import tensorflow as tf
 from factories import draw_image, write
 from PIL import Image, ImageDraw, ImageFile, ImageOps
 
 from annoconv.errors import AnnotationError
 from annoconv.io.embed import EmbeddedImage, SkipImage, embed_image
-
-tf = pytest.importorskip("tensorflow")
 
 ANN = "ann/photo.xml"
 

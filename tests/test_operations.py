@@ -365,7 +365,7 @@ def test_dedup_then_sample_and_missing_images(with_duplicates: Path, tmp_path: P
 
 
 def test_merge_voc_and_csv_into_tfrecord_with_one_label_map(tmp_path: Path) -> None:
-    tf = pytest.importorskip("tensorflow")
+    import tensorflow as tf
     from test_tfrecord import read_examples
 
     voc = tmp_path / "voc"

@@ -30,8 +30,6 @@ from annoconv.io.fs import (
 )
 from annoconv.tfexample import iter_tfrecords
 
-pytest.importorskip("s3fs")
-
 
 def _tar_of(folder: Path, top: str) -> bytes:
     """The files under `folder` as a tar, below a top-level folder as USPTO tarballs have."""

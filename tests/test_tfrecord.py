@@ -10,14 +10,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import tensorflow as tf
 from factories import Box, draw_image, labelimg_xml, write
 from od_protos import parse_with_protobuf
 
 from annoconv import convert
 from annoconv.cli import main
 from annoconv.formats.tfrecord import shard_name
-
-tf = pytest.importorskip("tensorflow")
 
 # The TF Object Detection API decoder's keys_to_features (tf_example_decoder.py).
 OD_API_SPEC = {
