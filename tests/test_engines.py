@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import distributed
 import pytest
 from engine_hooks import FORMAT as KILLING_FORMAT
 from factories import Box, draw_image, labelimg_xml, write
@@ -24,7 +25,6 @@ from annoconv.formats import register
 from annoconv.report import Report
 from annoconv.tfexample import decode_example, iter_tfrecords
 
-distributed = pytest.importorskip("distributed")
 LABELS = ("cat", "dog", "bird")
 SPLIT = "train=0.7,test=0.3"
 
@@ -152,7 +152,8 @@ def test_dask_voc_to_tfrecord_splits_gives_the_local_shards_byte_for_byte(
 
 
 def test_tensorflow_reads_the_dask_shards(voc: Path, cluster: object, tmp_path: Path) -> None:
-    tf = pytest.importorskip("tensorflow")
+    import tensorflow as tf
+
     _convert_to(
         tmp_path, voc, "voc.record", engine="dask", scheduler=cluster, write_options={"shards": 2}
     )
