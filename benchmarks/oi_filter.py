@@ -14,12 +14,10 @@ Run: ``python benchmarks/oi_filter.py /tmp/oi/oidv6-train-annotations-bbox.csv [
 
 from __future__ import annotations
 
-import argparse
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from measuring import best_of, report_one
+from measuring import run_open_images_jobs
 
 CLASSES = ["Camera", "Mobile phone"]
 MIDS = ["/m/0dv5r", "/m/050k8"]
@@ -80,28 +78,8 @@ JOBS: dict[str, Callable[[Path, Path], dict[str, int]]] = {
 }
 
 
-def measure(name: str, path: Path, descriptions: Path, repeat: int) -> dict[str, float]:
-    return best_of([sys.executable, __file__, str(path), str(descriptions), "--one", name], repeat)
-
-
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("csv", type=Path)
-    parser.add_argument("descriptions", type=Path, nargs="?")
-    parser.add_argument("--repeat", type=int, default=1)
-    parser.add_argument("--one", choices=sorted(JOBS), help=argparse.SUPPRESS)
-    parser.add_argument("--jobs", nargs="+", choices=list(JOBS), default=list(JOBS))
-    args = parser.parse_args()
-    descriptions = args.descriptions or args.csv.parent / "class-descriptions-boxable.csv"
-    if args.one:
-        report_one(lambda: JOBS[args.one](args.csv, descriptions))
-        return
-    print(f"{args.csv} ({args.csv.stat().st_size / 1e9:.2f} GB)")
-    print(f"{'job':<24} {'best s':>8} {'peak RSS MB':>12}  counts")
-    for name in args.jobs:
-        result = measure(name, args.csv, descriptions, args.repeat)
-        counts = {k: v for k, v in result.items() if k not in ("seconds", "peak_rss_mb")}
-        print(f"{name:<24} {result['seconds']:>8.2f} {result['peak_rss_mb']:>12.0f}  {counts}")
+    run_open_images_jobs(__file__, __doc__, JOBS)
 
 
 if __name__ == "__main__":

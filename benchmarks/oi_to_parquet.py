@@ -15,13 +15,11 @@ after each run. Run: ``python benchmarks/oi_to_parquet.py /tmp/oi/oidv6-train-an
 
 from __future__ import annotations
 
-import argparse
 import os
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from measuring import best_of, report_one
+from measuring import run_open_images_jobs
 
 
 def _output(path: Path, job: str) -> Path:
@@ -57,26 +55,7 @@ JOBS: dict[str, Callable[[Path, Path], dict[str, int]]] = {
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("csv", type=Path)
-    parser.add_argument("descriptions", type=Path, nargs="?")
-    parser.add_argument("--repeat", type=int, default=1)
-    parser.add_argument("--one", choices=sorted(JOBS), help=argparse.SUPPRESS)
-    parser.add_argument("--jobs", nargs="+", choices=list(JOBS), default=list(JOBS))
-    args = parser.parse_args()
-    descriptions = args.descriptions or args.csv.parent / "class-descriptions-boxable.csv"
-    if args.one:
-        report_one(lambda: JOBS[args.one](args.csv, descriptions))
-        return
-    print(f"{args.csv} ({args.csv.stat().st_size / 1e9:.2f} GB)")
-    print(f"{'job':<20} {'best s':>8} {'peak RSS MB':>12}  counts")
-    results = {}
-    for name in args.jobs:
-        command = [sys.executable, __file__, str(args.csv), str(descriptions), "--one", name]
-        result = best_of(command, args.repeat)
-        results[name] = result
-        counts = {k: v for k, v in result.items() if k not in ("seconds", "peak_rss_mb")}
-        print(f"{name:<20} {result['seconds']:>8.2f} {result['peak_rss_mb']:>12.0f}  {counts}")
+    results = run_open_images_jobs(__file__, __doc__, JOBS)
     if len(results) == len(JOBS):
         ratio = results["annoconv"]["seconds"] / results["pyarrow_one_shot"]["seconds"]
         print(f"annoconv / pyarrow: {ratio:.2f}x")
