@@ -8,6 +8,7 @@ from __future__ import annotations
 import random
 import subprocess
 import sys
+import tarfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -497,3 +498,26 @@ def test_operations_and_dedup_on_the_processes_engine_match_local(
         procs.classes == local.classes and "feline" in procs.classes and "bird" not in procs.classes
     )
     assert procs.adjusted == local.adjusted and procs.balanced
+
+
+def test_images_from_an_archive_on_the_processes_engine_match_local(tmp_path: Path) -> None:
+    # Every patent folder holds a 00000002 page: only the folders tell the members apart, so
+    # the archive must be matched against all annotations, not one shard's.
+    examples = Path(__file__).resolve().parent.parent / "examples" / "uspto"
+    archive = tmp_path / "pages.tar"
+    with tarfile.open(archive, "w") as tar:
+        tar.add(examples / "images", arcname="grant_yb2/images")
+    options: dict[str, Any] = {
+        "images": str(archive),
+        "split": SPLIT,
+        "write_options": {"shards": 2},
+    }
+    source = examples / "annotations"
+    local = _convert_to(tmp_path / "local", source, "pages.record", **options)
+    parallel = _convert_to(
+        tmp_path / "parallel", source, "pages.record", engine="processes", workers=2, **options
+    )
+    assert local.images_written == 12
+    assert _files(tmp_path / "parallel") == _files(tmp_path / "local")
+    assert (parallel.images_written, parallel.boxes_written) == (12, 26)
+    assert parallel.classes == local.classes and parallel.balanced

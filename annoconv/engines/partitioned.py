@@ -177,6 +177,10 @@ def run_partitioned(job: Job, reader: Reader, runner: TaskRunner) -> Report:
 
 def plan_tasks(job: Job, reader: Reader, parallelism: int, staging: str) -> list[Task]:
     """The tasks of a run: one per output shard, or runs of files for single-file outputs."""
+    if job.archive is not None:
+        # Which annotation an archive member belongs to depends on all of them (a member that
+        # matches one by path is no other's), so one task streams the archive for the run.
+        return [Task(0, staging, None)]
     plans = {
         split: job.writer_class.shard_plan(job.keys(split), **job.write_options)
         for split in job.destinations()
