@@ -19,6 +19,7 @@ Image bytes never travel through the driver or the scheduler: each task reads it
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import posixpath
 import uuid
@@ -27,7 +28,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from annoconv.errors import AnnoconvError
+from annoconv.errors import AnnoconvError, UnsortedRange
 from annoconv.formats.base import Reader, ReadResult, ShardPartition, SingleFileWriter
 from annoconv.io.fs import (
     AtomicFile,
@@ -41,6 +42,7 @@ from annoconv.io.fs import (
     remove_tree,
     using_storage_options,
 )
+from annoconv.labelmap import LabelMap
 from annoconv.ops import shard_of
 from annoconv.report import OutputFile, Report
 from annoconv.schema import ImageRecord
@@ -85,6 +87,9 @@ class Task:
     partitions: Mapping[str, ShardPartition] = field(default_factory=dict)
     #: For single-file writers: the number of the part this task writes.
     part: int | None = None
+    #: Whether the part is a file of a dataset folder (``OUT/part-0000N.parquet``), published
+    #: as it is, rather than a piece the driver joins into one file.
+    dataset_part: bool = False
 
 
 def run_task(job: Job, task: Task) -> Report:
@@ -96,7 +101,7 @@ def run_task(job: Job, task: Task) -> Report:
             keep = _share(job, task) if task.reader is None and task.partitions else None
             return job.run(
                 reader,
-                lambda: job.writer(lambda name: staged(task.staging, name, task.part), extra),
+                lambda: job.writer(lambda name: _task_destination(job, task, name), extra),
                 keep,
                 progress=False,
                 whole=False,
@@ -104,6 +109,15 @@ def run_task(job: Job, task: Task) -> Report:
     except AnnoconvError as error:
         failure = _detached(error)
     raise failure
+
+
+def _task_destination(job: Job, task: Task, destination: str) -> str:
+    """Where `task` writes its share of `destination`, in the staging folder."""
+    if not task.dataset_part:
+        return staged(task.staging, destination, task.part)
+    # Without a split the output becomes a folder; a split's file already lies in one.
+    folder = dirname(destination) if job.split_names else destination
+    return staged(task.staging, join(folder, f"part-{task.part:05d}.parquet"))
 
 
 def _detached(error: AnnoconvError) -> AnnoconvError:
@@ -156,8 +170,17 @@ def run_partitioned(job: Job, reader: Reader, runner: TaskRunner) -> Report:
     """Run `job` as tasks on `runner`, publish the outputs and return the merged report."""
     staging = join(dirname(job.output), f".{_basename(job.output)}.annoconv-{uuid.uuid4().hex[:8]}")
     try:
-        tasks = plan_tasks(job, reader, runner.parallelism, staging)
-        reports = runner.run_all(job, tasks)
+        job, tasks = _range_tasks(job, reader, runner, staging) or (
+            job,
+            plan_tasks(job, reader, runner.parallelism, staging),
+        )
+        try:
+            reports = runner.run_all(job, tasks)
+        except UnsortedRange:
+            # A range the cuts could not tell was unsorted: the file goes in one task.
+            remove_tree(staging)
+            tasks = [Task(0, staging, None)]
+            reports = runner.run_all(job, tasks)
         report = Report()
         for part in reports:
             report.merge(part)
@@ -193,15 +216,70 @@ def plan_tasks(job: Job, reader: Reader, parallelism: int, staging: str) -> list
     return [Task(index, staging, run, part=index) for index, run in enumerate(runs)]
 
 
-def parallel_labels(reader: Reader, runner: TaskRunner) -> list[tuple[str, list[str]]] | None:
-    """The survey pass (`Reader.labels()`) over runs of the reader's files on the workers,
-    joined in reading order, so the driver reads none of them; None for readers that cannot
-    hand out their files."""
-    files = reader.image_files()
-    if files is None:
+def _range_tasks(
+    job: Job, reader: Reader, runner: TaskRunner, staging: str
+) -> tuple[Job, list[Task]] | None:
+    """For a whole-source reader of one big sorted CSV into one file (joined from parts) or
+    a dataset folder: one task per byte range (`Reader.byte_ranges`). A dataset's parts get
+    the label map the local engine's writer would build, settled here first. None when the
+    run cannot be cut so."""
+    single = issubclass(job.writer_class, SingleFileWriter)
+    if reader.image_files() is not None or not (single or job.writer_class.dataset_parts):
         return None
-    runs = _file_runs(reader, files, runner.parallelism)
-    surveyed = runner.map(partial(_labels_of, options=current_storage_options()), runs)
+    if any(
+        job.writer_class.shard_plan(job.keys(split), **job.write_options) is not None
+        for split in job.destinations()
+    ):
+        return None
+    parts = reader.byte_ranges(runner.parallelism * PARTS_PER_WORKER)
+    if parts is None:
+        return None
+    if not single and job.label_map is None:
+        label_map = _surveyed_label_map(job, parts, runner)
+        if label_map is None:
+            return None
+        job = dataclasses.replace(job, label_map=label_map)
+    tasks = [
+        Task(index, staging, part, part=index, dataset_part=not single)
+        for index, part in enumerate(parts)
+    ]
+    return job, tasks
+
+
+def _surveyed_label_map(job: Job, parts: Sequence[Reader], runner: TaskRunner) -> LabelMap | None:
+    """The map of the classes the run writes (sorted, ids from 1: what a writer without a
+    map builds), from a survey of the ranges on the workers; None if one is unsorted."""
+    from annoconv.convert import survey
+
+    transforms = job.make_filters()
+    if not all(step.on_labels for step in transforms):
+        return None  # operations that need whole records: not worth a survey of their own
+    try:
+        pairs = _labels_of_parts(parts, runner)
+    except UnsortedRange:
+        return None
+    found = survey(parts[0], transforms=transforms, label_pairs=lambda: pairs)
+    return LabelMap.from_classes(found.counts)
+
+
+def parallel_labels(reader: Reader, runner: TaskRunner) -> list[tuple[str, list[str]]] | None:
+    """The survey pass (`Reader.labels()`) over runs of the reader's files, or byte ranges of
+    its one CSV, on the workers, joined in reading order, so the driver reads none of them;
+    None for readers that can do neither."""
+    files = reader.image_files()
+    if files is not None:
+        return _labels_of_parts(_file_runs(reader, files, runner.parallelism), runner)
+    parts = reader.byte_ranges(runner.parallelism * PARTS_PER_WORKER)
+    if parts is None:
+        return None
+    try:
+        return _labels_of_parts(parts, runner)
+    except UnsortedRange:
+        return None
+
+
+def _labels_of_parts(parts: Sequence[Reader], runner: TaskRunner) -> list[tuple[str, list[str]]]:
+    surveyed = runner.map(partial(_labels_of, options=current_storage_options()), parts)
     return [pair for labels in surveyed for pair in labels]
 
 
@@ -273,7 +351,7 @@ def _publish(job: Job, tasks: Sequence[Task], reports: Sequence[Report]) -> list
     """Move every task's outputs to their final names, in the local engine's order."""
     written = [output for report in reports for output in report.outputs]
     destinations = list(job.destinations().values())
-    if tasks[0].part is not None:
+    if tasks[0].part is not None and not tasks[0].dataset_part:
         return [_join_parts(job, tasks, destination, written) for destination in destinations]
     staging = tasks[0].staging
     prefixes = [staged(staging, destination) for destination in destinations]
