@@ -662,3 +662,19 @@ def test_dask_cuts_csvs_on_s3_like_the_local_engine(
         assert _parquet_rows(handles) == _parquet_rows([whole])
     assert s3.cat(f"{s3_bucket}/dask/out.csv") == s3.cat(f"{s3_bucket}/local/out.csv")
     assert parted.images_written == local.images_written == 120
+
+
+def test_parquet_parts_replace_an_earlier_output_file_or_parts(
+    big_csvs: tuple[Path, Path], small_parts: None, cluster: object, tmp_path: Path
+) -> None:
+    bbox, _ours = big_csvs
+    out = tmp_path / "oi.parquet"
+    local = convert(str(bbox), str(out))  # a file where the parts' folder goes
+    dask: dict[str, Any] = {"engine": "dask", "scheduler": cluster}
+    convert(str(bbox), str(out), **dask)
+    expected = _dataset_rows(out)
+    assert len(expected) == local.images_written == 120
+    write(out / "part-00009.parquet", b"an earlier run's part")
+    convert(str(bbox), str(out), **dask)
+    assert sorted(p.name for p in out.iterdir()) == [f"part-0000{n}.parquet" for n in range(4)]
+    assert _dataset_rows(out) == expected

@@ -22,7 +22,9 @@ from __future__ import annotations
 import dataclasses
 import os
 import posixpath
+import re
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -34,11 +36,14 @@ from annoconv.io.fs import (
     AtomicFile,
     current_storage_options,
     dirname,
+    is_dir,
     is_remote,
     join,
+    list_files,
     move,
     open_input,
     relative_posix,
+    remove_file,
     remove_tree,
     using_storage_options,
 )
@@ -55,6 +60,7 @@ _R = TypeVar("_R")
 #: Single-file outputs are cut into this many parts per worker (uneven file sizes even out).
 PARTS_PER_WORKER = 2
 _COPY_CHUNK = 1 << 20
+_PART_FILE = re.compile(r"part-\d{5}\.parquet")
 
 
 class TaskRunner(Protocol):
@@ -255,11 +261,19 @@ def _surveyed_label_map(job: Job, parts: Sequence[Reader], runner: TaskRunner) -
     if not all(step.on_labels for step in transforms):
         return None  # operations that need whole records: not worth a survey of their own
     try:
+        if not transforms:  # only the classes are needed: each part sends back its counts
+            counted = runner.map(partial(_class_counts, options=current_storage_options()), parts)
+            return LabelMap.from_classes(sum(counted, Counter()))
         pairs = _labels_of_parts(parts, runner)
     except UnsortedRange:
         return None
     found = survey(parts[0], transforms=transforms, label_pairs=lambda: pairs)
     return LabelMap.from_classes(found.counts)
+
+
+def _class_counts(reader: Reader, options: Mapping[str, Any]) -> Counter[str]:
+    with using_storage_options(options):
+        return Counter(label for _key, labels in reader.labels() for label in labels)
 
 
 def parallel_labels(reader: Reader, runner: TaskRunner) -> list[tuple[str, list[str]]] | None:
@@ -360,13 +374,32 @@ def _publish(job: Job, tasks: Sequence[Task], reports: Sequence[Report]) -> list
         found = (i for i, prefix in enumerate(prefixes) if out.path.startswith(prefix))
         return next(found, len(prefixes)), out.path
 
+    def final_name(out: OutputFile) -> str:
+        parent, name = dirname(staging), relative_posix(out.path, staging)
+        return join(parent, name) if parent else name
+
+    if tasks[0].dataset_part:
+        _clear_old_parts([final_name(out) for out in written])
     outputs = []
     for out in sorted(written, key=order):
-        parent, name = dirname(staging), relative_posix(out.path, staging)
-        final = join(parent, name) if parent else name
+        final = final_name(out)
         move(out.path, final)
         outputs.append(OutputFile(final, out.size, out.kind))
     return outputs
+
+
+def _clear_old_parts(finals: Sequence[str]) -> None:
+    """Before part files are published into their folders: an earlier run's output there
+    (a single file where the folder goes, part files this run does not write) is removed,
+    so the folder reads as this run's dataset only."""
+    for folder in sorted({dirname(final) for final in finals}):
+        if not is_dir(folder):
+            remove_file(folder)
+            continue
+        for old in list_files(folder, [".parquet"]):
+            stale = _PART_FILE.fullmatch(_basename(old)) and dirname(old) == folder
+            if stale and old not in finals:
+                remove_file(old)
 
 
 def _join_parts(
