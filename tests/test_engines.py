@@ -588,9 +588,11 @@ def test_a_sorted_open_images_csv_is_cut_into_parquet_parts_holding_the_local_ro
     # With a split: each split's folder holds the parts, in the local split's order.
     split = {"split": SPLIT, "seed": 5}
     _convert_to(tmp_path / "local", bbox, "oi-split.parquet", **split)
-    _convert_to(
+    parted = _convert_to(
         tmp_path / engine, bbox, "oi-split.parquet", engine=engine, **engine_options, **split
     )
+    folders = [Path(o.path).parent.name for o in parted.outputs]
+    assert folders == ["split=train"] * 4 + ["split=test"] * 4  # the local order of splits
     for name in ("train", "test"):
         ours = tmp_path / engine / "oi-split.parquet" / f"split={name}"
         theirs = tmp_path / "local" / "oi-split.parquet" / f"split={name}"

@@ -369,6 +369,9 @@ def _publish(job: Job, tasks: Sequence[Task], reports: Sequence[Report]) -> list
         return [_join_parts(job, tasks, destination, written) for destination in destinations]
     staging = tasks[0].staging
     prefixes = [staged(staging, destination) for destination in destinations]
+    if tasks[0].dataset_part:  # a destination's parts lie in its folder
+        folders = [dirname(d) if job.split_names else d for d in destinations]
+        prefixes = [staged(staging, folder) + "/" for folder in folders]
 
     def order(out: OutputFile) -> tuple[int, str]:
         found = (i for i, prefix in enumerate(prefixes) if out.path.startswith(prefix))
