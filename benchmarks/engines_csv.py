@@ -50,9 +50,8 @@ def main() -> None:
     if args.one:
         report_one(lambda: convert_on(args.one, args.source, args.out, args.workers))
         return
-    print(
-        f"{'engine':<10} {'best s':>8} {'driver CPU s':>12} {'peak RSS MB':>12} {'parts':>6} {'same':>5}"
-    )
+    columns = f"{'best s':>8} {'driver CPU s':>12} {'peak RSS MB':>12} {'parts':>6} {'same':>5}"
+    print(f"{'engine':<10} {columns}")
     with tempfile.TemporaryDirectory() as tmp:
         for engine in ENGINES:
             out = Path(tmp) / engine / "oi.parquet"

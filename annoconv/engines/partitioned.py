@@ -8,7 +8,11 @@ splits, each key's output shard. It cuts the work into tasks:
   so every shard gets the same records in the same order. Readers that cannot hand out their
   files (CSV, Open Images) are read whole by every task, each keeping only its shard's images;
 - for writers of one file (CSV, Faster R-CNN txt), runs of consecutive annotation files; each
-  task writes a part, and the driver joins the parts in order (annotation text only).
+  task writes a part, and the driver joins the parts in order (annotation text only);
+- for a reader of one big sorted CSV (`Reader.byte_ranges`) into one file or a Parquet dataset,
+  byte ranges of the CSV cut between images: each task reads its range and writes a part,
+  joined as above or published as ``OUT/part-0000N.parquet``. A range found unsorted sends the
+  whole file back to one task.
 
 Tasks write straight to a staging folder beside the destination (``.NAME.annoconv-XXXXXXXX``)
 under names that depend only on the task, so a task run twice (a retried worker) writes the
