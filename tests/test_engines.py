@@ -680,3 +680,27 @@ def test_parquet_parts_replace_an_earlier_output_file_or_parts(
     convert(str(bbox), str(out), **dask)
     assert sorted(p.name for p in out.iterdir()) == [f"part-0000{n}.parquet" for n in range(4)]
     assert _dataset_rows(out) == expected
+
+
+def test_bad_rows_in_ranges_are_skipped_and_counted_as_by_the_local_engine(
+    big_csvs: tuple[Path, Path], small_parts: None, cluster: object, tmp_path: Path
+) -> None:
+    bbox, _ours = big_csvs
+    lines = bbox.read_text().splitlines(keepends=True)
+    for at in (5, len(lines) // 2, len(lines) - 3):  # in the first, a middle and the last range
+        cells = lines[at].split(",")
+        cells[4], cells[5] = "0.9", "0.1"  # XMin > XMax
+        lines[at] = ",".join(cells)
+    bad = str(write(tmp_path / "bad.csv", "".join(lines)))
+    local = convert(bad, str(tmp_path / "local.parquet"), on_error="skip")
+    dask = convert(
+        bad, str(tmp_path / "dask.parquet"), on_error="skip", engine="dask", scheduler=cluster
+    )
+    assert len(list((tmp_path / "dask.parquet").glob("part-*.parquet"))) == 4
+    assert _dataset_rows(tmp_path / "dask.parquet") == _dataset_rows(tmp_path / "local.parquet")
+    parts = sorted((tmp_path / "dask.parquet").glob("part-*.parquet"))
+    assert _label_maps(parts) == _label_maps([tmp_path / "local.parquet"])
+    assert len(local.skipped) == len(dask.skipped) == 3
+    for name in ("images_read", "boxes_read", "images_written", "boxes_written"):
+        assert getattr(dask, name) == getattr(local, name), name
+    assert dask.balanced and local.images_written == 117
