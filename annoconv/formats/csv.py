@@ -657,17 +657,19 @@ def _consecutive_key_column(uri: str) -> int | None:
     try:
         header = decode_line(uri, data.split(b"\n", 1)[0], 1).rstrip("\r")
         layout = _layout(uri, 1, next(csv.reader([header])))
-        table = _parsed(uri, data, layout.fields)
+        column = layout.index[layout.group_column]
+        table = _parsed(uri, data, layout.fields, only=[f"c{column}"])
     except (AnnotationError, BatchesUnavailable):
         return None
-    column = layout.index[layout.group_column]
     keys = table.column(f"c{column}").combine_chunks()
     if len(run_starts(keys)) != len(pc.unique(keys)):
         return None
     return column
 
 
-def _parsed(uri: str, data: bytes, fields: int) -> pa.Table:
+def _parsed(uri: str, data: bytes, fields: int, only: Sequence[str] = ()) -> pa.Table:
+    """The rows as string columns ``c0``, ``c1``...; with `only`, just those columns (every
+    row's field count is still checked)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -678,7 +680,9 @@ def _parsed(uri: str, data: bytes, fields: int) -> pa.Table:
             read_options=pacsv.ReadOptions(column_names=names, skip_rows=1),
             parse_options=pacsv.ParseOptions(quote_char=False),
             convert_options=pacsv.ConvertOptions(
-                column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False
+                column_types=dict.fromkeys(names, pa.string()),
+                strings_can_be_null=False,
+                include_columns=list(only),
             ),
         )
     except (pa.ArrowInvalid, pa.ArrowKeyError) as exc:
