@@ -110,3 +110,8 @@ class NotFoundError(StorageError, FileNotFoundError):
 
 class AccessDeniedError(StorageError, PermissionError):
     """The credentials in use may not read or write this path (still a PermissionError)."""
+
+
+class UnsortedRange(AnnoconvError):
+    """A byte range of a CSV that a parallel engine cut by key is not sorted by it (so the
+    file is not either); the engine runs the file in one task instead."""

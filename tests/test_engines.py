@@ -24,6 +24,7 @@ from annoconv.cli import main
 from annoconv.errors import AnnoconvError, AnnotationError, MissingDependencyError
 from annoconv.formats import register
 from annoconv.report import Report
+from annoconv.schema import ImageRecord
 from annoconv.tfexample import decode_example, iter_tfrecords
 
 LABELS = ("cat", "dog", "bird")
@@ -521,3 +522,209 @@ def test_images_from_an_archive_on_the_processes_engine_match_local(tmp_path: Pa
     assert _files(tmp_path / "parallel") == _files(tmp_path / "local")
     assert (parallel.images_written, parallel.boxes_written) == (12, 26)
     assert parallel.classes == local.classes and parallel.balanced
+
+
+# --- big CSV inputs cut into byte ranges --------------------------------------------------------
+
+
+@pytest.fixture
+def small_parts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Byte ranges of a few hundred bytes, so that the small test files are cut (the cuts are
+    made by the driver, this process)."""
+    import annoconv.io.ranges
+
+    monkeypatch.setattr(annoconv.io.ranges, "MIN_PART_BYTES", 600)
+
+
+@pytest.fixture(scope="module")
+def big_csvs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A sorted Open Images bbox CSV (120 images) and our CSV (90 images, rows by filename)."""
+    root = tmp_path_factory.mktemp("ranges")
+    bbox = write(root / "bbox.csv", bbox_csv(random_rows(random.Random(11), 120)))
+    rng = random.Random(12)
+    lines = ["filename,width,height,class,xmin,ymin,xmax,ymax"]
+    for index in range(90):
+        for _ in range(rng.randint(0 if index % 9 else 1, 4) or 1):
+            x0, y0 = rng.randint(0, 40), rng.randint(0, 30)
+            label = rng.choice(LABELS)
+            lines.append(f"i{index:03d}.jpg,100,80,{label},{x0},{y0},{x0 + 9},{y0 + 7}")
+    ours = write(root / "boxes.csv", "\n".join(lines) + "\n")
+    return Path(bbox), ours
+
+
+def _dataset_rows(folder: Path) -> list[dict[str, Any]]:
+    """The rows of a Parquet file, or of a folder's part files in part order."""
+    paths = [folder] if folder.is_file() else sorted(folder.glob("part-*.parquet"))
+    return _parquet_rows(paths)
+
+
+def _label_maps(paths: list[Path]) -> set[bytes]:
+    import pyarrow.parquet as pq
+
+    return {pq.read_metadata(path).metadata[b"annoconv.label_map"] for path in paths}
+
+
+def test_byte_ranges_cut_between_images_and_read_what_the_whole_reader_does(
+    big_csvs: tuple[Path, Path], small_parts: None, tmp_path: Path
+) -> None:
+    from annoconv.convert import open_reader
+    from annoconv.formats.base import Reader
+
+    def keys(reader: Reader) -> list[tuple[str, int]]:
+        return [(r.key, len(r.objects)) for r in reader if isinstance(r, ImageRecord)]
+
+    for source in big_csvs:
+        whole = open_reader(str(source))
+        parts = whole.byte_ranges(4)
+        assert parts is not None and len(parts) == 4
+        read = [keys(part) for part in parts]
+        assert [pair for part in read for pair in part] == keys(whole)
+        assert all(read)  # no empty part; and no image in two parts:
+        assert len({key for part in read for key, _ in part}) == sum(map(len, read))
+    # Cells that may hold a newline, or an image's rows apart: not cut.
+    text = big_csvs[1].read_text()
+    quoted = write(tmp_path / "quoted.csv", text.replace("i005.jpg", '"i005.jpg"'))
+    apart = write(tmp_path / "apart.csv", text + "i000.jpg,100,80,cat,1,1,5,5\n")
+    assert open_reader(str(quoted)).byte_ranges(4) is None
+    assert open_reader(str(apart)).byte_ranges(4) is None
+
+
+@pytest.mark.parametrize("engine", ["dask", "processes"])
+def test_a_sorted_open_images_csv_is_cut_into_parquet_parts_holding_the_local_rows(
+    big_csvs: tuple[Path, Path], small_parts: None, cluster: object, tmp_path: Path, engine: str
+) -> None:
+    bbox, _ours = big_csvs
+    engine_options = {"scheduler": cluster} if engine == "dask" else {"workers": 2}
+    local = _convert_to(tmp_path / "local", bbox, "oi.parquet")
+    other = _convert_to(tmp_path / engine, bbox, "oi.parquet", engine=engine, **engine_options)
+    parts = sorted((tmp_path / engine / "oi.parquet").glob("part-*.parquet"))
+    assert len(parts) == 4 and [o.path for o in other.outputs] == [str(p) for p in parts]
+    assert _dataset_rows(tmp_path / engine / "oi.parquet") == _dataset_rows(
+        tmp_path / "local" / "oi.parquet"
+    )
+    assert _label_maps(parts) == _label_maps([tmp_path / "local" / "oi.parquet"])
+    assert (other.images_written, other.boxes_written, other.classes) == (
+        local.images_written,
+        local.boxes_written,
+        local.classes,
+    )
+    assert local.images_written == 120 and other.balanced
+    # With a split: each split's folder holds the parts, in the local split's order.
+    split = {"split": SPLIT, "seed": 5}
+    _convert_to(tmp_path / "local", bbox, "oi-split.parquet", **split)
+    parted = _convert_to(
+        tmp_path / engine, bbox, "oi-split.parquet", engine=engine, **engine_options, **split
+    )
+    folders = [Path(o.path).parent.name for o in parted.outputs]
+    assert folders == ["split=train"] * 4 + ["split=test"] * 4  # the local order of splits
+    for name in ("train", "test"):
+        ours = tmp_path / engine / "oi-split.parquet" / f"split={name}"
+        theirs = tmp_path / "local" / "oi-split.parquet" / f"split={name}"
+        assert len(list(ours.glob("part-*.parquet"))) == 4
+        assert _dataset_rows(ours) == _dataset_rows(theirs / "part-00000.parquet")
+        assert len(_label_maps([*ours.glob("*.parquet"), theirs / "part-00000.parquet"])) == 1
+
+
+def test_our_csv_cut_into_ranges_joins_to_the_local_bytes_on_dask_and_processes(
+    big_csvs: tuple[Path, Path], small_parts: None, cluster: object, tmp_path: Path
+) -> None:
+    _bbox, ours = big_csvs
+    local = _convert_to(tmp_path / "local", ours, "out.csv")
+    dask = _convert_to(tmp_path / "dask", ours, "out.csv", engine="dask", scheduler=cluster)
+    procs = _convert_to(tmp_path / "procs", ours, "out.csv", engine="processes", workers=2)
+    assert _files(tmp_path / "dask") == _files(tmp_path / "procs") == _files(tmp_path / "local")
+    assert (tmp_path / "local" / "out.csv").read_bytes() == ours.read_bytes()
+    assert dask.images_written == procs.images_written == local.images_written == 90
+    assert dask.boxes_written == local.boxes_written
+
+
+def test_an_unsorted_open_images_csv_falls_back_to_one_task(
+    big_csvs: tuple[Path, Path], small_parts: None, tmp_path: Path
+) -> None:
+    bbox, _ours = big_csvs
+    lines = bbox.read_text().splitlines(keepends=True)
+    # Two early images swapped: inside the first range, so only its task can tell.
+    ids = [line.split(",", 1)[0] for line in lines[1:]]
+    second, third = sorted(set(ids))[1:3]
+    rows_of = {key: [line for line in lines[1:] if line.startswith(key + ",")] for key in ids}
+    start = lines.index(rows_of[second][0])
+    swapped = rows_of[third] + rows_of[second]
+    lines[start : start + len(swapped)] = swapped
+    unsorted = str(write(tmp_path / "unsorted.csv", "".join(lines)))
+    label_map = tmp_path / "map.pbtxt"
+    local = convert(unsorted, str(tmp_path / "local.parquet"), label_map_output=str(label_map))
+    options: dict[str, Any] = {"label_map": str(label_map), "engine": "processes", "workers": 2}
+    procs = convert(unsorted, str(tmp_path / "procs.parquet"), **options)
+    assert (tmp_path / "procs.parquet").is_file()  # one task, one file, as the local engine
+    assert _dataset_rows(tmp_path / "procs.parquet") == _dataset_rows(tmp_path / "local.parquet")
+    assert procs.images_written == local.images_written == 120
+
+
+def test_dask_cuts_csvs_on_s3_like_the_local_engine(
+    big_csvs: tuple[Path, Path],
+    small_parts: None,
+    cluster: object,
+    s3: Any,
+    s3_bucket: str,
+    s3_storage_options: dict[str, Any],
+) -> None:
+    bbox, ours = big_csvs
+    s3.put(str(bbox), f"{s3_bucket}/in/bbox.csv")
+    s3.put(str(ours), f"{s3_bucket}/in/boxes.csv")
+    base = f"s3://{s3_bucket}"
+    options: dict[str, Any] = {"storage_options": s3_storage_options}
+    dask: dict[str, Any] = {"engine": "dask", "scheduler": cluster, **options}
+    oi = {"from_format": "openimages"}
+    local = convert(f"{base}/in/bbox.csv", f"{base}/local/oi.parquet", **oi, **options)
+    parted = convert(f"{base}/in/bbox.csv", f"{base}/dask/oi.parquet", **oi, **dask)
+    convert(f"{base}/in/boxes.csv", f"{base}/local/out.csv", **options)
+    convert(f"{base}/in/boxes.csv", f"{base}/dask/out.csv", **dask)
+    s3.invalidate_cache()
+    found = sorted(s3.find(f"{s3_bucket}/dask"))
+    names = [f"{s3_bucket}/dask/oi.parquet/part-0000{n}.parquet" for n in range(4)]
+    assert found == sorted([*names, f"{s3_bucket}/dask/out.csv"])
+    handles = [s3.open(name) for name in names]
+    with s3.open(f"{s3_bucket}/local/oi.parquet") as whole:
+        assert _parquet_rows(handles) == _parquet_rows([whole])
+    assert s3.cat(f"{s3_bucket}/dask/out.csv") == s3.cat(f"{s3_bucket}/local/out.csv")
+    assert parted.images_written == local.images_written == 120
+
+
+def test_parquet_parts_replace_an_earlier_output_file_or_parts(
+    big_csvs: tuple[Path, Path], small_parts: None, cluster: object, tmp_path: Path
+) -> None:
+    bbox, _ours = big_csvs
+    out = tmp_path / "oi.parquet"
+    local = convert(str(bbox), str(out))  # a file where the parts' folder goes
+    dask: dict[str, Any] = {"engine": "dask", "scheduler": cluster}
+    convert(str(bbox), str(out), **dask)
+    expected = _dataset_rows(out)
+    assert len(expected) == local.images_written == 120
+    write(out / "part-00009.parquet", b"an earlier run's part")
+    convert(str(bbox), str(out), **dask)
+    assert sorted(p.name for p in out.iterdir()) == [f"part-0000{n}.parquet" for n in range(4)]
+    assert _dataset_rows(out) == expected
+
+
+def test_bad_rows_in_ranges_are_skipped_and_counted_as_by_the_local_engine(
+    big_csvs: tuple[Path, Path], small_parts: None, cluster: object, tmp_path: Path
+) -> None:
+    bbox, _ours = big_csvs
+    lines = bbox.read_text().splitlines(keepends=True)
+    for at in (5, len(lines) // 2, len(lines) - 3):  # in the first, a middle and the last range
+        cells = lines[at].split(",")
+        cells[4], cells[5] = "0.9", "0.1"  # XMin > XMax
+        lines[at] = ",".join(cells)
+    bad = str(write(tmp_path / "bad.csv", "".join(lines)))
+    local = convert(bad, str(tmp_path / "local.parquet"), on_error="skip")
+    dask = convert(
+        bad, str(tmp_path / "dask.parquet"), on_error="skip", engine="dask", scheduler=cluster
+    )
+    assert len(list((tmp_path / "dask.parquet").glob("part-*.parquet"))) == 4
+    assert _dataset_rows(tmp_path / "dask.parquet") == _dataset_rows(tmp_path / "local.parquet")
+    parts = sorted((tmp_path / "dask.parquet").glob("part-*.parquet"))
+    assert _label_maps(parts) == _label_maps([tmp_path / "local.parquet"])
+    assert len(local.skipped) == len(dask.skipped) == 3
+    for name in ("images_read", "boxes_read", "images_written", "boxes_written"):
+        assert getattr(dask, name) == getattr(local, name), name
+    assert dask.balanced and local.images_written == 117

@@ -6,10 +6,11 @@
   ``annoconv[dask]``).
 
 The two parallel engines share `engines.partitioned`: the driver cuts the work into tasks
-(whole output shards, or runs of annotation files), each task reads its own part of the
-source and writes its outputs straight to a staging folder beside the destination, and the
-driver publishes them once every task has succeeded. See docs/engines.md for the
-determinism contract. Nothing here imports Dask until the ``dask`` engine is used.
+(whole output shards, runs of annotation files, or byte ranges of one big CSV), each task
+reads its own part of the source and writes its outputs straight to a staging folder beside
+the destination, and the driver publishes them once every task has succeeded. See
+docs/engines.md for the determinism contract. Nothing here imports Dask until the ``dask``
+engine is used.
 """
 
 from __future__ import annotations

@@ -8,7 +8,11 @@ splits, each key's output shard. It cuts the work into tasks:
   so every shard gets the same records in the same order. Readers that cannot hand out their
   files (CSV, Open Images) are read whole by every task, each keeping only its shard's images;
 - for writers of one file (CSV, Faster R-CNN txt), runs of consecutive annotation files; each
-  task writes a part, and the driver joins the parts in order (annotation text only).
+  task writes a part, and the driver joins the parts in order (annotation text only);
+- for a reader of one big sorted CSV (`Reader.byte_ranges`) into one file or a Parquet dataset,
+  byte ranges of the CSV cut between images: each task reads its range and writes a part,
+  joined as above or published as ``OUT/part-0000N.parquet``. A range found unsorted sends the
+  whole file back to one task.
 
 Tasks write straight to a staging folder beside the destination (``.NAME.annoconv-XXXXXXXX``)
 under names that depend only on the task, so a task run twice (a retried worker) writes the
@@ -19,28 +23,35 @@ Image bytes never travel through the driver or the scheduler: each task reads it
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import posixpath
+import re
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
-from annoconv.errors import AnnoconvError
+from annoconv.errors import AnnoconvError, UnsortedRange
 from annoconv.formats.base import Reader, ReadResult, ShardPartition, SingleFileWriter
 from annoconv.io.fs import (
     AtomicFile,
     current_storage_options,
     dirname,
+    is_dir,
     is_remote,
     join,
+    list_files,
     move,
     open_input,
     relative_posix,
+    remove_file,
     remove_tree,
     using_storage_options,
 )
+from annoconv.labelmap import LabelMap
 from annoconv.ops import shard_of
 from annoconv.report import OutputFile, Report
 from annoconv.schema import ImageRecord
@@ -53,6 +64,7 @@ _R = TypeVar("_R")
 #: Single-file outputs are cut into this many parts per worker (uneven file sizes even out).
 PARTS_PER_WORKER = 2
 _COPY_CHUNK = 1 << 20
+_PART_FILE = re.compile(r"part-\d{5}\.parquet")
 
 
 class TaskRunner(Protocol):
@@ -85,6 +97,9 @@ class Task:
     partitions: Mapping[str, ShardPartition] = field(default_factory=dict)
     #: For single-file writers: the number of the part this task writes.
     part: int | None = None
+    #: Whether the part is a file of a dataset folder (``OUT/part-0000N.parquet``), published
+    #: as it is, rather than a piece the driver joins into one file.
+    dataset_part: bool = False
 
 
 def run_task(job: Job, task: Task) -> Report:
@@ -96,7 +111,7 @@ def run_task(job: Job, task: Task) -> Report:
             keep = _share(job, task) if task.reader is None and task.partitions else None
             return job.run(
                 reader,
-                lambda: job.writer(lambda name: staged(task.staging, name, task.part), extra),
+                lambda: job.writer(lambda name: _task_destination(job, task, name), extra),
                 keep,
                 progress=False,
                 whole=False,
@@ -104,6 +119,15 @@ def run_task(job: Job, task: Task) -> Report:
     except AnnoconvError as error:
         failure = _detached(error)
     raise failure
+
+
+def _task_destination(job: Job, task: Task, destination: str) -> str:
+    """Where `task` writes its share of `destination`, in the staging folder."""
+    if not task.dataset_part:
+        return staged(task.staging, destination, task.part)
+    # Without a split the output becomes a folder; a split's file already lies in one.
+    folder = dirname(destination) if job.split_names else destination
+    return staged(task.staging, join(folder, f"part-{task.part:05d}.parquet"))
 
 
 def _detached(error: AnnoconvError) -> AnnoconvError:
@@ -156,8 +180,17 @@ def run_partitioned(job: Job, reader: Reader, runner: TaskRunner) -> Report:
     """Run `job` as tasks on `runner`, publish the outputs and return the merged report."""
     staging = join(dirname(job.output), f".{_basename(job.output)}.annoconv-{uuid.uuid4().hex[:8]}")
     try:
-        tasks = plan_tasks(job, reader, runner.parallelism, staging)
-        reports = runner.run_all(job, tasks)
+        job, tasks = _range_tasks(job, reader, runner, staging) or (
+            job,
+            plan_tasks(job, reader, runner.parallelism, staging),
+        )
+        try:
+            reports = runner.run_all(job, tasks)
+        except UnsortedRange:
+            # A range the cuts could not tell was unsorted: the file goes in one task.
+            remove_tree(staging)
+            tasks = [Task(0, staging, None)]
+            reports = runner.run_all(job, tasks)
         report = Report()
         for part in reports:
             report.merge(part)
@@ -197,15 +230,78 @@ def plan_tasks(job: Job, reader: Reader, parallelism: int, staging: str) -> list
     return [Task(index, staging, run, part=index) for index, run in enumerate(runs)]
 
 
-def parallel_labels(reader: Reader, runner: TaskRunner) -> list[tuple[str, list[str]]] | None:
-    """The survey pass (`Reader.labels()`) over runs of the reader's files on the workers,
-    joined in reading order, so the driver reads none of them; None for readers that cannot
-    hand out their files."""
-    files = reader.image_files()
-    if files is None:
+def _range_tasks(
+    job: Job, reader: Reader, runner: TaskRunner, staging: str
+) -> tuple[Job, list[Task]] | None:
+    """For a whole-source reader of one big sorted CSV into one file (joined from parts) or
+    a dataset folder: one task per byte range (`Reader.byte_ranges`). A dataset's parts get
+    the label map the local engine's writer would build, settled here first. None when the
+    run cannot be cut so."""
+    single = issubclass(job.writer_class, SingleFileWriter)
+    if reader.image_files() is not None or not (single or job.writer_class.dataset_parts):
         return None
-    runs = _file_runs(reader, files, runner.parallelism)
-    surveyed = runner.map(partial(_labels_of, options=current_storage_options()), runs)
+    if any(
+        job.writer_class.shard_plan(job.keys(split), **job.write_options) is not None
+        for split in job.destinations()
+    ):
+        return None
+    parts = reader.byte_ranges(runner.parallelism * PARTS_PER_WORKER)
+    if parts is None:
+        return None
+    if not single and job.label_map is None:
+        label_map = _surveyed_label_map(job, parts, runner)
+        if label_map is None:
+            return None
+        job = dataclasses.replace(job, label_map=label_map)
+    tasks = [
+        Task(index, staging, part, part=index, dataset_part=not single)
+        for index, part in enumerate(parts)
+    ]
+    return job, tasks
+
+
+def _surveyed_label_map(job: Job, parts: Sequence[Reader], runner: TaskRunner) -> LabelMap | None:
+    """The map of the classes the run writes (sorted, ids from 1: what a writer without a
+    map builds), from a survey of the ranges on the workers; None if one is unsorted."""
+    from annoconv.convert import survey
+
+    transforms = job.make_filters()
+    if not all(step.on_labels for step in transforms):
+        return None  # operations that need whole records: not worth a survey of their own
+    try:
+        if not transforms:  # only the classes are needed: each part sends back its counts
+            counted = runner.map(partial(_class_counts, options=current_storage_options()), parts)
+            return LabelMap.from_classes(sum(counted, Counter()))
+        pairs = _labels_of_parts(parts, runner)
+    except UnsortedRange:
+        return None
+    found = survey(parts[0], transforms=transforms, label_pairs=lambda: pairs)
+    return LabelMap.from_classes(found.counts)
+
+
+def _class_counts(reader: Reader, options: Mapping[str, Any]) -> Counter[str]:
+    with using_storage_options(options):
+        return Counter(label for _key, labels in reader.labels() for label in labels)
+
+
+def parallel_labels(reader: Reader, runner: TaskRunner) -> list[tuple[str, list[str]]] | None:
+    """The survey pass (`Reader.labels()`) over runs of the reader's files, or byte ranges of
+    its one CSV, on the workers, joined in reading order, so the driver reads none of them;
+    None for readers that can do neither."""
+    files = reader.image_files()
+    if files is not None:
+        return _labels_of_parts(_file_runs(reader, files, runner.parallelism), runner)
+    parts = reader.byte_ranges(runner.parallelism * PARTS_PER_WORKER)
+    if parts is None:
+        return None
+    try:
+        return _labels_of_parts(parts, runner)
+    except UnsortedRange:
+        return None
+
+
+def _labels_of_parts(parts: Sequence[Reader], runner: TaskRunner) -> list[tuple[str, list[str]]]:
+    surveyed = runner.map(partial(_labels_of, options=current_storage_options()), parts)
     return [pair for labels in surveyed for pair in labels]
 
 
@@ -277,22 +373,44 @@ def _publish(job: Job, tasks: Sequence[Task], reports: Sequence[Report]) -> list
     """Move every task's outputs to their final names, in the local engine's order."""
     written = [output for report in reports for output in report.outputs]
     destinations = list(job.destinations().values())
-    if tasks[0].part is not None:
+    if tasks[0].part is not None and not tasks[0].dataset_part:
         return [_join_parts(job, tasks, destination, written) for destination in destinations]
     staging = tasks[0].staging
     prefixes = [staged(staging, destination) for destination in destinations]
+    if tasks[0].dataset_part:  # a destination's parts lie in its folder
+        folders = [dirname(d) if job.split_names else d for d in destinations]
+        prefixes = [staged(staging, folder) + "/" for folder in folders]
 
     def order(out: OutputFile) -> tuple[int, str]:
         found = (i for i, prefix in enumerate(prefixes) if out.path.startswith(prefix))
         return next(found, len(prefixes)), out.path
 
+    def final_name(out: OutputFile) -> str:
+        parent, name = dirname(staging), relative_posix(out.path, staging)
+        return join(parent, name) if parent else name
+
+    if tasks[0].dataset_part:
+        _clear_old_parts([final_name(out) for out in written])
     outputs = []
     for out in sorted(written, key=order):
-        parent, name = dirname(staging), relative_posix(out.path, staging)
-        final = join(parent, name) if parent else name
+        final = final_name(out)
         move(out.path, final)
         outputs.append(OutputFile(final, out.size, out.kind))
     return outputs
+
+
+def _clear_old_parts(finals: Sequence[str]) -> None:
+    """Before part files are published into their folders: an earlier run's output there
+    (a single file where the folder goes, part files this run does not write) is removed,
+    so the folder reads as this run's dataset only."""
+    for folder in sorted({dirname(final) for final in finals}):
+        if not is_dir(folder):
+            remove_file(folder)
+            continue
+        for old in list_files(folder, [".parquet"]):
+            stale = _PART_FILE.fullmatch(_basename(old)) and dirname(old) == folder
+            if stale and old not in finals:
+                remove_file(old)
 
 
 def _join_parts(

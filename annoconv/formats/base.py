@@ -109,6 +109,12 @@ class Reader(ABC):
         records as the whole reader does. Only for readers with `image_files()`."""
         raise NotImplementedError(f"{type(self).__name__} cannot read a subset of its files")
 
+    def byte_ranges(self, count: int) -> list[Reader] | None:
+        """For readers of one big CSV sorted by image: at most `count` readers of byte
+        ranges of it (`io.ranges`), each reading the rows of whole images, that together
+        read what this reader does in the same order; None when the source cannot be cut."""
+        return None
+
     def batches(self) -> Iterator[BatchResult] | None:
         """The columnar fast path: what iteration yields, in the same order, with the records
         as rows of Arrow record batches in the nested schema (`schema.arrow_schema()`, the
@@ -149,6 +155,9 @@ class Writer(ABC):
     #: Whether the writer takes the label map built from the data whenever a first pass runs
     #: anyway (a split, a sample), so that every split's output carries the same map.
     label_map_from_survey: ClassVar[bool] = False
+    #: Whether a partitioned run may write the output as a folder of part files
+    #: (``OUT/part-00000.parquet``...), read back as one dataset.
+    dataset_parts: ClassVar[bool] = False
 
     def __init__(
         self, destination: str, *, label_map: LabelMap | None = None, images: str | None = None

@@ -45,10 +45,13 @@ from annoconv.formats.base import (
     BatchResult,
     Format,
     PerFileReader,
+    Reader,
     ReadResult,
     SingleFileWriter,
+    Source,
 )
 from annoconv.io.fs import decode_line, expand_source, open_input, read_bytes
+from annoconv.io.ranges import comma_key, cut_ranges, open_range, read_range
 from annoconv.schema import (
     BOX_FIELDS,
     FLAG_FIELDS,
@@ -264,12 +267,42 @@ def _quote(cell: str) -> str:
 
 
 class CsvReader(PerFileReader):
-    """Reads one or more CSV files (a path or URL, a glob, or a list) into one record per image."""
+    """Reads one or more CSV files (a path or URL, a glob, or a list) into one record per image.
+    `byte_range` reads only those bytes of a single file (after its header), as cut by
+    `byte_ranges()`."""
 
     extensions = EXTENSIONS
 
+    def __init__(
+        self,
+        source: Source,
+        *,
+        images: str | None = None,
+        byte_range: tuple[int, int] | None = None,
+    ) -> None:
+        super().__init__(source, images=images)
+        self.byte_range = byte_range
+
     def read_file(self, uri: str) -> Iterator[ReadResult]:
-        return _read_file(uri)
+        return _read_file(uri, self.byte_range)
+
+    def byte_ranges(self, count: int) -> list[Reader] | None:
+        """Readers of byte ranges of a single file, cut between images; only for files that
+        the columnar path reads (no quotes, so no newline inside a cell) whose rows of each
+        image are consecutive (else first-seen grouping would join rows across ranges)."""
+        files, _root = expand_source(self.source, self.extensions)
+        if len(files) != 1 or self.byte_range is not None:
+            return None
+        column = _consecutive_key_column(files[0])
+        if column is None:
+            return None
+        cuts = cut_ranges(files[0], count, comma_key(column))
+        if cuts is None:
+            return None
+        return [
+            CsvReader(files[0], images=self.images, byte_range=byte_range)
+            for byte_range in cuts.ranges
+        ]
 
     def batches(self) -> Iterator[BatchResult]:
         """The columnar path: each file parsed by pyarrow and checked column by column; the
@@ -277,7 +310,7 @@ class CsvReader(PerFileReader):
         Files with what only the record path reads alike (quotes, blank lines, a lone CR,
         text pyarrow cannot parse) make `convert()` fall back to it."""
         files, _root = expand_source(self.source, self.extensions)
-        return (item for uri in files for item in _file_batches(uri))
+        return (item for uri in files for item in _file_batches(uri, self.byte_range))
 
 
 class _CellError(Exception):
@@ -311,8 +344,8 @@ class _Grouped:
     failure: AnnotationError | None = None
 
 
-def _read_file(uri: str) -> Iterator[ReadResult]:
-    with open_input(uri) as handle:
+def _read_file(uri: str, byte_range: tuple[int, int] | None = None) -> Iterator[ReadResult]:
+    with open_range(uri, byte_range) if byte_range else open_input(uri) as handle:
         rows = _numbered_rows(uri, handle)
         try:
             layout = _layout(uri, *_header(uri, rows))
@@ -585,11 +618,10 @@ _DIGITS = r"^[0-9]{1,10}$"
 _INT32_MAX = 2**31 - 1
 
 
-def _file_batches(uri: str) -> Iterator[BatchResult]:
+def _file_batches(uri: str, byte_range: tuple[int, int] | None = None) -> Iterator[BatchResult]:
     """One CSV file as nested batches: images in first-seen order, as `_read_file` gives."""
-    data = read_bytes(uri).removeprefix(_BOM)
-    lines = data.replace(b"\r\n", b"\n")
-    if not data or b'"' in data or b"\r" in lines or b"\n\n" in lines or lines.startswith(b"\n"):
+    data = (read_range(uri, byte_range) if byte_range else read_bytes(uri)).removeprefix(_BOM)
+    if not _columnar_readable(data):
         raise BatchesUnavailable(f"{uri} needs the CSV module's reading")
     header_text = decode_line(uri, data.split(b"\n", 1)[0], 1).rstrip("\r")
     try:
@@ -603,7 +635,41 @@ def _file_batches(uri: str) -> Iterator[BatchResult]:
     yield from _table_batches(uri, layout, table)
 
 
-def _parsed(uri: str, data: bytes, fields: int) -> pa.Table:
+def _columnar_readable(data: bytes) -> bool:
+    """Whether pyarrow reads `data` (BOM removed) as the CSV module does: no quotes, no
+    blank line, no lone CR."""
+    lines = data.replace(b"\r\n", b"\n")
+    return not (
+        not data or b'"' in data or b"\r" in lines or b"\n\n" in lines or lines.startswith(b"\n")
+    )
+
+
+def _consecutive_key_column(uri: str) -> int | None:
+    """The column of the image key of a file the columnar path reads, when the rows of each
+    image are consecutive in it; else None. Reads the whole file once."""
+    import pyarrow.compute as pc
+
+    from annoconv.columnar import run_starts
+
+    data = read_bytes(uri).removeprefix(_BOM)
+    if not _columnar_readable(data):
+        return None
+    try:
+        header = decode_line(uri, data.split(b"\n", 1)[0], 1).rstrip("\r")
+        layout = _layout(uri, 1, next(csv.reader([header])))
+        column = layout.index[layout.group_column]
+        table = _parsed(uri, data, layout.fields, only=[f"c{column}"])
+    except (AnnotationError, BatchesUnavailable):
+        return None
+    keys = table.column(f"c{column}").combine_chunks()
+    if len(run_starts(keys)) != len(pc.unique(keys)):
+        return None
+    return column
+
+
+def _parsed(uri: str, data: bytes, fields: int, only: Sequence[str] = ()) -> pa.Table:
+    """The rows as string columns ``c0``, ``c1``...; with `only`, just those columns (every
+    row's field count is still checked)."""
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
@@ -614,7 +680,9 @@ def _parsed(uri: str, data: bytes, fields: int) -> pa.Table:
             read_options=pacsv.ReadOptions(column_names=names, skip_rows=1),
             parse_options=pacsv.ParseOptions(quote_char=False),
             convert_options=pacsv.ConvertOptions(
-                column_types=dict.fromkeys(names, pa.string()), strings_can_be_null=False
+                column_types=dict.fromkeys(names, pa.string()),
+                strings_can_be_null=False,
+                include_columns=list(only),
             ),
         )
     except (pa.ArrowInvalid, pa.ArrowKeyError) as exc:

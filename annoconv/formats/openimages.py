@@ -61,7 +61,9 @@ from __future__ import annotations
 
 import bisect
 import contextlib
+import copy
 import csv
+import dataclasses
 import difflib
 import functools
 import io
@@ -78,7 +80,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from annoconv.columnar import assemble, run_starts
-from annoconv.errors import AnnotationError
+from annoconv.errors import AnnotationError, UnsortedRange
 from annoconv.formats.base import (
     BadItem,
     BatchesUnavailable,
@@ -90,6 +92,7 @@ from annoconv.formats.base import (
     Source,
 )
 from annoconv.io.fs import expand_source, open_input
+from annoconv.io.ranges import comma_key, cut_ranges, open_range
 from annoconv.schema import (
     NORMALIZED,
     NORMALIZED_TOLERANCE,
@@ -267,6 +270,8 @@ class _Options:
     block_size: int
     memory_budget: int
     tmp_dir: str | None
+    #: Read only these bytes of the file (and its header): a part of a partitioned run.
+    byte_range: tuple[int, int] | None = None
 
     @functools.cached_property
     def known_mids(self) -> pa.Array | None:
@@ -292,7 +297,8 @@ class OpenImagesReader(Reader):
 
     `batch_rows`, `block_size` (bytes pyarrow parses at once), `memory_budget` (bytes of
     selected rows held before spilling to disk) and `tmp_dir` (where spills go; the system's
-    temporary folder by default) tune speed and memory, never the output.
+    temporary folder by default) tune speed and memory, never the output. `byte_range`
+    reads only those bytes of a single file (after its header), as cut by `byte_ranges()`.
     """
 
     def __init__(
@@ -309,6 +315,7 @@ class OpenImagesReader(Reader):
         block_size: int = BLOCK_SIZE,
         memory_budget: int = MEMORY_BUDGET,
         tmp_dir: str | None = None,
+        byte_range: tuple[int, int] | None = None,
     ) -> None:
         super().__init__(source, images=images)
         for name, value in (
@@ -329,6 +336,7 @@ class OpenImagesReader(Reader):
             block_size=block_size,
             memory_budget=memory_budget,
             tmp_dir=tmp_dir,
+            byte_range=byte_range,
         )
         self.images_csv = _as_list(images_csv)
         self.image_labels = _as_list(image_labels)
@@ -383,6 +391,26 @@ class OpenImagesReader(Reader):
             return None
         return (item for uri in self._files() for item in _stream_file(uri, self.options))
 
+    def byte_ranges(self, count: int) -> list[Reader] | None:
+        """Readers of byte ranges of a single bbox CSV, cut between ImageIDs; None for
+        several files, or when the cuts show the file is not sorted by ImageID."""
+        files = self._files()
+        if len(files) != 1 or self.options.byte_range is not None:
+            return None
+        header = _header(files[0])
+        if IMAGE_ID not in header:
+            return None
+        cuts = cut_ranges(files[0], count, comma_key(header.index(IMAGE_ID)))
+        if cuts is None or any(before >= after for before, after in cuts.boundaries):
+            return None
+        parts: list[Reader] = []
+        for byte_range in cuts.ranges:
+            part = copy.copy(self)
+            part.source = files[0]
+            part.options = dataclasses.replace(self.options, byte_range=byte_range)
+            parts.append(part)
+        return parts
+
     def _files(self) -> list[str]:
         """The bbox CSVs: a folder or glob keeps only CSVs with a bbox header, as Open Images
         downloads put class descriptions and image lists beside the boxes."""
@@ -402,12 +430,13 @@ class OpenImagesReader(Reader):
                 yield _record(uri, image, side) if isinstance(image, _Image) else image
 
     def _side_tables(self, wanted: pa.Array | None) -> _SideTables:
+        whole = dataclasses.replace(self.options, byte_range=None)  # side files are read whole
         urls: dict[str, str] = {}
         for uri in self.images_csv:
-            _read_urls(uri, wanted, self.options, urls)
+            _read_urls(uri, wanted, whole, urls)
         labels: dict[str, list[ImageLabel]] = {}
         for uri in self.image_labels:
-            _read_image_labels(uri, wanted, self.options, labels)
+            _read_image_labels(uri, wanted, whole, labels)
         return _SideTables(urls, labels)
 
 
@@ -543,6 +572,8 @@ class _FilePass:
             if self._pending.rows >= self.options.batch_rows:
                 self._check_pending()
         if not self.all_ids.sorted and self._unsorted_from is None:
+            if self.options.byte_range is not None:
+                raise UnsortedRange(f"{self.uri} is not sorted by ImageID")
             self._unsorted_from = start
         if self._unsorted_from is not None:
             self.store.add(_markers(self.schema, pc.unique(ids)))
@@ -629,7 +660,8 @@ _LINE_END = re.compile("\r\n|\r|\n")
 def _header(uri: str) -> list[str]:
     """The cells of the first line of a CSV file (a UTF-8 BOM removed)."""
     with open_input(uri) as handle:
-        raw = handle.readline(1 << 20)
+        # fsspec's remote files take no size in readline(): read a bounded chunk instead.
+        raw = re.split(rb"\r\n|\r|\n", handle.read(1 << 20), maxsplit=1)[0]
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError:
@@ -697,7 +729,8 @@ def _read_csv(
     caller works on the batch before (the columnar path, which leaves parse errors to the
     record path).
     """
-    with open_input(uri) as handle:
+    byte_range = options.byte_range
+    with open_range(uri, byte_range) if byte_range else open_input(uri) as handle:
         try:
             reader = pacsv.open_csv(
                 handle,

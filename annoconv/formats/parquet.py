@@ -103,6 +103,7 @@ class ParquetWriter(Writer):
     """Writes records (or record batches) as a Parquet file, nested or flat; see the module."""
 
     label_map_from_survey = True
+    dataset_parts = True
 
     def __init__(
         self,

@@ -433,6 +433,17 @@ def move(source: str, target: str) -> None:
         fs.mv(path, filesystem(target)[1])
 
 
+def remove_file(uri: str) -> None:
+    """Remove one file; nothing happens when it does not exist."""
+    if not is_remote(uri):
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(_local(uri))
+        return
+    fs, path = filesystem(uri)
+    with contextlib.suppress(FileNotFoundError), storage_errors(uri):
+        fs.rm(path)
+
+
 def remove_tree(uri: str) -> None:
     """Remove a folder and everything under it; nothing happens when it does not exist."""
     if not is_remote(uri):
