@@ -266,12 +266,12 @@ def test_help_everywhere(command: list[str], capsys: pytest.CaptureFixture[str])
 
 def test_console_script_and_light_import(mixed: tuple[Path, Path], tmp_path: Path) -> None:
     """The installed `annoconv` command works, and neither importing the package nor a whole
-    conversion pulls in TensorFlow, Dask or s3fs."""
+    conversion pulls in TensorFlow, Dask, s3fs, pandas, matplotlib or DuckDB."""
     ann, images = mixed
     out = tmp_path / "train.csv"
     script = (
         "import sys, annoconv\n"
-        "heavy = ('tensorflow', 'dask', 's3fs', 'pandas')\n"
+        "heavy = ('tensorflow', 'dask', 'distributed', 's3fs', 'pandas', 'matplotlib', 'duckdb')\n"
         "assert not [m for m in heavy if m in sys.modules], sorted(sys.modules)\n"
         f"annoconv.convert({str(ann)!r}, {str(out)!r}, images={str(images)!r})\n"
         "print(sorted(m for m in heavy if m in sys.modules))\n"
