@@ -243,7 +243,7 @@ def _operation_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _openimages_options(parser: argparse.ArgumentParser) -> None:
+def _openimages_input(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
     group = parser.add_argument_group("Open Images input")
     group.add_argument(
         "--class-descriptions", metavar="CSV", help="class-descriptions-boxable.csv (MID,name)"
@@ -252,6 +252,11 @@ def _openimages_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument(
         "--image-labels", metavar="CSV", nargs="+", help="image-level label CSVs to attach"
     )
+    return group
+
+
+def _openimages_options(parser: argparse.ArgumentParser) -> None:
+    group = _openimages_input(parser)
     group.add_argument(
         "--label-map-names",
         choices=("ids", "labels"),
@@ -428,6 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="boxes below this width or height in pixels count as tiny (default 4)",
     )
     _reading(stats)
+    _openimages_input(stats)
     _common(stats)
     stats.set_defaults(handler=_run_stats)
 
@@ -622,7 +628,12 @@ def _run_stats(args: argparse.Namespace) -> int:
     from annoconv.convert import open_reader
     from annoconv.stats import dataset_stats
 
-    reader = open_reader(args.source, from_format=args.from_format, images=args.images)
+    reader = open_reader(
+        args.source,
+        from_format=args.from_format,
+        images=args.images,
+        read_options=_given(args, _READ_OPTIONS),
+    )
     stats = dataset_stats(reader, on_error=args.on_error, tiny=args.tiny)
     if args.json:
         print(json.dumps(stats.to_dict(), indent=2, ensure_ascii=False))

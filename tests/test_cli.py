@@ -303,3 +303,26 @@ def test_error_message_without_traceback_unless_debug(tmp_path: Path) -> None:
     assert quiet.returncode == 1 and "Traceback" not in quiet.stderr
     loud = subprocess.run([*base, "--debug"], capture_output=True, text=True, env=env)
     assert loud.returncode == 1 and "Traceback" in loud.stderr
+
+
+def test_stats_of_open_images_names_classes_from_the_descriptions(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    import csv
+    from collections import Counter
+
+    data = Path(__file__).resolve().parent.parent / "examples" / "openimages"
+    with open(data / "class-descriptions-boxable.csv", newline="", encoding="utf-8") as handle:
+        names = dict(csv.reader(handle))
+    with open(data / "train-annotations-bbox.csv", newline="", encoding="utf-8") as handle:
+        rows = list(csv.DictReader(handle))
+    expected = Counter(names[row["LabelName"]] for row in rows)
+    bbox, descriptions = (
+        data / "train-annotations-bbox.csv",
+        data / "class-descriptions-boxable.csv",
+    )
+    code = main(["stats", str(bbox), "--class-descriptions", str(descriptions), "--json"])
+    assert code == 0
+    stats = json.loads(capsys.readouterr().out)
+    assert {name: entry["boxes"] for name, entry in stats["classes"].items()} == expected
+    assert stats["images"] == len({row["ImageID"] for row in rows})
