@@ -326,3 +326,29 @@ def test_stats_of_open_images_names_classes_from_the_descriptions(
     stats = json.loads(capsys.readouterr().out)
     assert {name: entry["boxes"] for name, entry in stats["classes"].items()} == expected
     assert stats["images"] == len({row["ImageID"] for row in rows})
+
+
+def test_xml_shortcuts_take_the_selection_and_operation_flags(tmp_path: Path) -> None:
+    from annoconv.tfexample import decode_example, iter_tfrecords
+
+    uspto = Path(__file__).resolve().parent.parent / "examples" / "uspto"
+    ann, images = str(uspto / "annotations"), str(uspto / "images")
+    csv_out = tmp_path / "drawings.csv"
+    assert main(["xml2csv", ann, str(csv_out), "--images", images, "-q"]) == 0
+    all_rows = csv_out.read_text(encoding="utf-8").splitlines()[1:]
+    drop = ["--drop-classes", "figure label"]
+    assert main(["xml2csv", ann, str(csv_out), "--images", images, *drop, "-q"]) == 0
+    kept = csv_out.read_text(encoding="utf-8").splitlines()[1:]
+    assert kept == [row for row in all_rows if ",figure label," not in row]
+    assert len(kept) == 13 + 3  # 13 drawings, 3 negative pages
+
+    record = tmp_path / "pages.record"
+    rename = ["--classes", "patent image", "--rename", "patent image=drawing"]
+    assert main(["xml2tfrecord", ann, str(record), "--images", images, *rename, "-q"]) == 0
+    assert (tmp_path / "label_map.pbtxt").read_text() == 'item {\n  name: "drawing"\n  id: 1\n}\n'
+    texts = [
+        text
+        for payload in iter_tfrecords(str(record) + "-00000-of-00001", None)
+        for text in decode_example(payload)["image/object/class/text"][1]
+    ]
+    assert texts == [b"drawing"] * 13
