@@ -310,6 +310,7 @@ def convert(
             # Inferred once: inference may open the source to sniff it.
             from_format = source_format(source, from_format)
             if classes is not None and _takes(get_format(from_format).reader, "classes"):
+                # The reader selects the classes itself, faster than a filter can.
                 read_options.update(classes=list(classes), keep_empty=keep_empty)
                 make_filters = partial(make_filters, classes=None)
             reader = open_reader(
@@ -330,15 +331,13 @@ def convert(
             raise AnnoconvError("stratify needs a split by ratio (split=...)")
         needs_map = writer_class.needs_label_map or label_map_output is not None
         facts = None
-        if (
-            needs_map
-            or label_map is not None
-            or fractions
-            or split_lists
-            or writer_class.needs_keys
-            or sample
-            or dedup
-        ):
+        first_pass_needed = (
+            needs_map or writer_class.needs_keys or label_map is not None or dedup,
+            fractions,
+            split_lists,
+            sample,
+        )
+        if any(first_pass_needed):
             weigh = (
                 writer_class.weigher(images=images, **options) if writer_class.needs_keys else None
             )
@@ -361,15 +360,11 @@ def convert(
             class_ids=reader.class_ids() if label_map_names == "ids" else None,
         )
 
-        assignment = None
-        if fractions and facts is not None:
-            if stratify:
-                assignment = assign_stratified(facts.labels, fractions, seed)
-            else:
-                assignment = assign_splits(facts.weights, fractions, seed)
-        elif split_lists and facts is not None:
-            assignment = assign_from_lists(facts.weights, read_split_lists(split_lists))
-
+        assignment = (
+            _assign(facts, fractions, split_lists, stratify=stratify, seed=seed)
+            if facts is not None
+            else None
+        )
         job = Job(
             source=source,
             from_format=from_format,
@@ -396,6 +391,25 @@ def convert(
             size = resolved.write(label_map_output)
             report.outputs.append(OutputFile(label_map_output, size, "label_map"))
         return report
+
+
+def _assign(
+    facts: Survey,
+    fractions: Mapping[str, float] | None,
+    split_lists: Mapping[str, str | Iterable[str]] | None,
+    *,
+    stratify: bool,
+    seed: int,
+) -> dict[str, str] | None:
+    """Each surveyed image's split (by ratio, stratified or not, or from lists), or None
+    when the run has no split."""
+    if fractions:
+        if stratify:
+            return assign_stratified(facts.labels, fractions, seed)
+        return assign_splits(facts.weights, fractions, seed)
+    if split_lists:
+        return assign_from_lists(facts.weights, read_split_lists(split_lists))
+    return None
 
 
 def _split_destination(writer_class: type[Writer], output: str, split: str) -> str:
