@@ -13,11 +13,14 @@ the run's first temporary file appears (so one surely lands mid-write), and at s
 times over the writing phase as an uninterrupted run measured it; the assertions hold for any
 kill point, so timing changes which case a kill exercises, never the verdict.
 
-A `Sink` says where outputs go and how to list and read them; the S3 variant adds one.
+A `Sink` says where outputs go and how to list and read them: a local folder, or a prefix of a
+bucket on the tests' moto_server (kills there land at random times over a whole run, as S3
+shows no temporary object to wait for).
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -29,6 +32,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 from factories import labelimg_xml, write
@@ -36,6 +40,7 @@ from PIL import Image
 
 from annoconv.errors import AnnotationError
 from annoconv.formats.tfrecord import TFRecordReader, shard_name, tfrecord_files
+from annoconv.io.fs import using_storage_options
 from annoconv.labelmap import LabelMap
 from annoconv.tfexample import (
     TFRecordWriter,
@@ -81,6 +86,12 @@ class LocalSink:
     def destination(self, name: str) -> str:
         return str(self.root / name)
 
+    def options(self) -> list[str]:
+        return []
+
+    def reading(self) -> contextlib.AbstractContextManager[None]:
+        return contextlib.nullcontext()
+
     def final_files(self) -> dict[str, bytes]:
         if not self.root.exists():
             return {}
@@ -92,6 +103,46 @@ class LocalSink:
         return [p.name for p in self.root.iterdir() if ".partial-" in p.name]
 
 
+@dataclass
+class S3Sink:
+    """Outputs under a prefix of a bucket on the tests' moto_server. Objects are committed
+    when their upload completes, so an unfinished output is no object at all."""
+
+    s3: Any  # an s3fs filesystem on the server
+    root: str  # bucket/prefix
+    endpoint: str
+
+    def destination(self, name: str) -> str:
+        return f"s3://{self.root}/{name}"
+
+    def options(self) -> list[str]:
+        return ["--storage-option", f"endpoint_url={self.endpoint}"]
+
+    def reading(self) -> contextlib.AbstractContextManager[None]:
+        return using_storage_options({"endpoint_url": self.endpoint})
+
+    def final_files(self) -> dict[str, bytes]:
+        self.s3.invalidate_cache()
+        if not self.s3.exists(self.root):
+            return {}
+        paths = self.s3.ls(self.root, detail=False)
+        return {
+            path.rsplit("/", 1)[1]: self.s3.cat_file(path)
+            for path in paths
+            if not path.rsplit("/", 1)[1].startswith(".")
+        }
+
+    def temporary_files(self) -> list[str]:
+        self.s3.invalidate_cache()
+        if not self.s3.exists(self.root):
+            return []
+        names = [path.rsplit("/", 1)[1] for path in self.s3.ls(self.root, detail=False)]
+        return [name for name in names if name.startswith(".")]
+
+
+Sink = LocalSink | S3Sink
+
+
 # --- the conversions ----------------------------------------------------------------------------
 
 
@@ -99,24 +150,25 @@ class LocalSink:
 class Conversion:
     name: str
     #: The command's arguments after `annoconv`, given the dataset and the sink.
-    arguments: Callable[[Path, LocalSink], list[str]]
+    arguments: Callable[[Path, Sink], list[str]]
     #: Checks one file found under a final name (its name and bytes) with annoconv's reader.
-    check_file: Callable[[LocalSink, str, bytes], None]
+    check_file: Callable[[Sink, str, bytes], None]
     #: Reads a shard set (prefix) the way users do; None for single-file outputs.
     shard_prefix: str | None = None
 
 
-def check_shard(sink: LocalSink, name: str, data: bytes) -> None:
+def check_shard(sink: Sink, name: str, data: bytes) -> None:
     if name == "label_map.pbtxt":
         assert LabelMap.parse(data.decode("utf-8")).names == ("bird", "cat", "dog")
         return
-    payloads = list(iter_tfrecords(sink.destination(name), verify=True))  # every CRC
+    with sink.reading():
+        payloads = list(iter_tfrecords(sink.destination(name), verify=True))  # every CRC
     assert payloads, name
     for payload in payloads:
         assert decode_example(payload)["image/object/class/text"][1]
 
 
-def check_csv(sink: LocalSink, name: str, data: bytes) -> None:
+def check_csv(sink: Sink, name: str, data: bytes) -> None:
     rows = data.decode("utf-8").splitlines()
     assert len(rows) == 1 + 2 * IMAGES and rows[0].startswith("filename,width,height")
 
@@ -167,7 +219,7 @@ class Outcomes:
     mid_write: int = 0
 
 
-def verdict(conversion: Conversion, sink: LocalSink, reference: dict[str, bytes]) -> str:
+def verdict(conversion: Conversion, sink: Sink, reference: dict[str, bytes]) -> str:
     found = sink.final_files()
     for name, data in found.items():
         assert name in reference, f"unexpected final file {name}"
@@ -180,7 +232,7 @@ def verdict(conversion: Conversion, sink: LocalSink, reference: dict[str, bytes]
     if conversion.shard_prefix is not None:
         shards = [name for name in reference if name.startswith(f"{conversion.shard_prefix}-")]
         if not set(shards) <= found.keys() and set(shards) & found.keys():
-            with pytest.raises(AnnotationError, match="incomplete shard set"):
+            with sink.reading(), pytest.raises(AnnotationError, match="incomplete shard set"):
                 list(TFRecordReader(sink.destination(conversion.shard_prefix)))
     return "publishing"
 
@@ -230,13 +282,58 @@ def test_kill_9_at_random_points_then_rerun(
     assert set(outcomes.states) <= {"absent", "complete", "publishing"}, outcomes
 
 
-def tfrecord_files_or_none(conversion: Conversion, sink: LocalSink) -> int | None:
+#: Kills on S3, at seeded random times over an uninterrupted run's whole duration.
+KILLS_ON_S3 = 3
+
+
+@pytest.mark.parametrize("conversion", CONVERSIONS, ids=lambda c: c.name)
+def test_kill_9_while_writing_to_s3_then_rerun(
+    conversion: Conversion,
+    dataset: Path,
+    s3: Any,
+    s3_bucket: str,
+    s3_endpoint: str,
+    tmp_path: Path,
+) -> None:
+    """The same on S3, where an output is an object only once its upload completes: after a
+    kill no object under a final name is partial, and a rerun writes the same bytes."""
+
+    def arguments(sink: S3Sink) -> list[str]:
+        return [*conversion.arguments(dataset, sink), *sink.options()]
+
+    reference_sink = S3Sink(s3, f"{s3_bucket}/reference", s3_endpoint)
+    started = time.perf_counter()
+    finish(start(arguments(reference_sink)))
+    duration = time.perf_counter() - started
+    reference = reference_sink.final_files()
+    assert len(reference) == (SHARDS + 1 if conversion.shard_prefix else 1)
+
+    rng = random.Random(f"kill-s3-{conversion.name}")
+    states = []
+    for attempt in range(KILLS_ON_S3):
+        sink = S3Sink(s3, f"{s3_bucket}/attempt-{attempt}", s3_endpoint)
+        process = start(arguments(sink))
+        time.sleep(rng.uniform(0.2, 0.9) * duration)
+        process.send_signal(signal.SIGKILL)
+        process.communicate(timeout=60)
+        states.append(verdict(conversion, sink, reference))
+        finish(start(arguments(sink), tmp_path / "report.json"))  # the rerun
+        assert sink.final_files() == reference
+        assert not sink.temporary_files()
+        rerun = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+        assert rerun["images"] == {"read": IMAGES, "written": IMAGES, "skipped": 0}
+    assert set(states) <= {"absent", "complete", "publishing"}, states
+    assert set(states) - {"complete"}, f"no kill landed before the run ended: {states}"
+
+
+def tfrecord_files_or_none(conversion: Conversion, sink: Sink) -> int | None:
     if conversion.shard_prefix is None:
         return None
-    return len(tfrecord_files(sink.destination(conversion.shard_prefix)))
+    with sink.reading():
+        return len(tfrecord_files(sink.destination(conversion.shard_prefix)))
 
 
-def wait_for_temporary_file(sink: LocalSink, process: subprocess.Popen[bytes]) -> None:
+def wait_for_temporary_file(sink: Sink, process: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 60
     while not sink.temporary_files():
         assert process.poll() is None, "the run ended before any temporary file was seen"
