@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -161,21 +160,6 @@ def test_no_records_give_the_header_only(tmp_path: Path) -> None:
     assert read(tmp_path / "out.csv", HEADER) == []
 
 
-def test_abort_leaves_nothing(tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    writer = CsvWriter(str(out / "train.csv"))
-    writer.write(image("a.jpg", 10, 10, box("dog", 1, 1, 2, 2)))
-    assert [name for name in os.listdir(out) if ".partial" in name]  # it was streaming
-    writer.abort()
-    assert os.listdir(out) == []
-    writer.abort()  # twice is harmless
-
-
-def test_abort_before_any_record_creates_nothing(tmp_path: Path) -> None:
-    CsvWriter(str(tmp_path / "out" / "train.csv")).abort()
-    assert not (tmp_path / "out").exists()
-
-
 def test_unknown_size_is_refused_naming_the_annotation(tmp_path: Path) -> None:
     writer = CsvWriter(str(tmp_path / "out.csv"))
     good = image("a.jpg", 10, 10, box("dog", 1, 1, 2, 2))
@@ -195,13 +179,6 @@ def test_normalized_records_are_written_in_pixels(tmp_path: Path) -> None:
     record = image("a.jpg", 200, 100, box("dog", 0.25, 0.5, 0.75, 1.0), coords="normalized")
     data = write(tmp_path / "out.csv", [record])
     assert data == (HEADER + "a.jpg,200,100,dog,50,50,150,100\n").encode()
-
-
-def test_write_after_close_is_an_error(tmp_path: Path) -> None:
-    writer = CsvWriter(str(tmp_path / "out.csv"))
-    writer.close()
-    with pytest.raises(RuntimeError, match="already closed"):
-        writer.write(image("a.jpg", 10, 10))
 
 
 def test_format_is_registered() -> None:

@@ -286,28 +286,6 @@ def test_no_records_give_an_empty_file(tmp_path: Path) -> None:
     assert read(tmp_path / "out.txt", b"") == []
 
 
-def test_abort_leaves_nothing(tmp_path: Path) -> None:
-    out = tmp_path / "out"
-    writer = FrcnnWriter(str(out / "train.txt"))
-    writer.write(image("a.jpg", 10, 10, box("dog", 1, 1, 2, 2)))
-    assert [name for name in os.listdir(out) if ".partial" in name]  # it was streaming
-    writer.abort()
-    assert os.listdir(out) == []
-    writer.abort()  # twice is harmless
-
-
-def test_abort_before_any_record_creates_nothing(tmp_path: Path) -> None:
-    FrcnnWriter(str(tmp_path / "out" / "train.txt")).abort()
-    assert not (tmp_path / "out").exists()
-
-
-def test_write_after_close_is_an_error(tmp_path: Path) -> None:
-    writer = FrcnnWriter(str(tmp_path / "out.txt"))
-    writer.close()
-    with pytest.raises(RuntimeError, match="already closed"):
-        writer.write(image("a.jpg", 10, 10, box("dog", 1, 1, 2, 2)))
-
-
 def test_registered_under_its_name() -> None:
     assert get_format("frcnn") is FORMAT
     assert (FORMAT.extensions, FORMAT.reader, FORMAT.writer) == (
