@@ -10,9 +10,11 @@ from __future__ import annotations
 import csv
 import io
 import random
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
+
+from factories import draw_image
 
 BASE = ("ImageID", "Source", "LabelName", "Confidence", "XMin", "XMax", "YMin", "YMax")
 FLAGS = ("IsOccluded", "IsTruncated", "IsGroupOf", "IsDepiction", "IsInside")
@@ -143,6 +145,25 @@ def write(path: Path, text: str) -> str:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(text.encode("utf-8"))
     return str(path)
+
+
+def write_dataset(
+    root: Path,
+    rows: Sequence[Row],
+    *,
+    columns: int = 13,
+    bbox_name: str = "train-annotations-bbox.csv",
+    descriptions_name: str = "class-descriptions-boxable.csv",
+    image_size: Callable[[int], tuple[int, int]] = lambda index: (64, 48),
+) -> tuple[Path, Path, Path]:
+    """An Open Images subset under `root`: the bbox CSV of `rows`, the class descriptions, and
+    in `root/images` one drawn JPEG per image id (the n-th id, sorted, of `image_size(n)`)."""
+    bbox, descriptions, images = root / bbox_name, root / descriptions_name, root / "images"
+    write(bbox, bbox_csv(rows, columns=columns))
+    write(descriptions, class_descriptions())
+    for index, image_id in enumerate(sorted({row.image_id for row in rows})):
+        draw_image(images / f"{image_id}.jpg", *image_size(index))
+    return bbox, descriptions, images
 
 
 def image_id(rng: random.Random) -> str:

@@ -14,9 +14,9 @@ from oi_factory import (
     CLASSES,
     PHONE,
     bbox_csv,
-    class_descriptions,
     expected_boxes,
     random_rows,
+    write_dataset,
 )
 from oi_factory import write as write_text
 
@@ -29,14 +29,12 @@ from annoconv.formats.frcnn import pixel_int
 def open_images(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[Path, Path, Path]:
     rng = random.Random(7)
     rows = random_rows(rng, 40)
-    bbox = tmp_path / "oi" / "train-annotations-bbox.csv"
-    write_text(bbox, bbox_csv(rows, columns=request.param))
-    descriptions = tmp_path / "oi" / "class-descriptions-boxable.csv"
-    write_text(descriptions, class_descriptions())
-    images = tmp_path / "images"
-    for index, image_id in enumerate(sorted({row.image_id for row in rows})):
-        draw_image(images / f"{image_id}.jpg", 64 + index, 48 + index % 5)
-    return bbox, descriptions, images
+    return write_dataset(
+        tmp_path / "oi",
+        rows,
+        columns=request.param,
+        image_size=lambda index: (64 + index, 48 + index % 5),
+    )
 
 
 def subset(bbox: Path) -> dict[str, list]:

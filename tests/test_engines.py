@@ -17,7 +17,7 @@ import distributed
 import pytest
 from engine_hooks import FORMAT as KILLING_FORMAT
 from factories import Box, draw_image, labelimg_xml, write
-from oi_factory import CLASSES, bbox_csv, class_descriptions, random_rows
+from oi_factory import CLASSES, bbox_csv, random_rows, write_dataset
 
 from annoconv import convert
 from annoconv.cli import main
@@ -239,13 +239,7 @@ def test_csv_output_is_joined_from_parts_in_the_local_order(
 
 @pytest.fixture(scope="module")
 def open_images(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, Path]:
-    root = tmp_path_factory.mktemp("oi")
-    rows = random_rows(random.Random(4), 24)
-    bbox = write(root / "train-annotations-bbox.csv", bbox_csv(rows))
-    descriptions = write(root / "class-descriptions-boxable.csv", class_descriptions())
-    for image_id in sorted({row.image_id for row in rows}):
-        draw_image(root / "images" / f"{image_id}.jpg", 64, 48)
-    return bbox, descriptions, root / "images"
+    return write_dataset(tmp_path_factory.mktemp("oi"), random_rows(random.Random(4), 24))
 
 
 @pytest.mark.parametrize("engine", ["dask", "processes"])

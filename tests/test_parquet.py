@@ -25,6 +25,7 @@ from oi_factory import (
     expected_boxes,
     random_rows,
     shuffled,
+    write_dataset,
 )
 from oi_factory import write as write_text
 
@@ -206,14 +207,13 @@ def test_row_groups_are_bounded_and_images_may_span_them(voc: Path, tmp_path: Pa
 def open_images(tmp_path: Path) -> tuple[Path, Path, Path]:
     # Faster R-CNN txt cannot hold a class name with a comma.
     rows = random_rows(random.Random(5), 60, labels=(CAMERA, PHONE, PERSON, CAR))
-    bbox = tmp_path / "oi" / "bbox.csv"
-    write_text(bbox, bbox_csv(rows, columns=13))
-    descriptions = tmp_path / "oi" / "classes.csv"
-    write_text(descriptions, class_descriptions())
-    images = tmp_path / "images"
-    for index, image_id in enumerate(sorted({row.image_id for row in rows})):
-        draw_image(images / f"{image_id}.jpg", 40 + index, 30 + index % 7)
-    return bbox, descriptions, images
+    return write_dataset(
+        tmp_path / "oi",
+        rows,
+        bbox_name="bbox.csv",
+        descriptions_name="classes.csv",
+        image_size=lambda index: (40 + index, 30 + index % 7),
+    )
 
 
 def test_open_images_to_frcnn_through_parquet_is_byte_identical(
