@@ -31,7 +31,7 @@ from typing import IO
 
 from annoconv.errors import AnnoconvError
 from annoconv.io.fs import is_dir, open_input
-from annoconv.io.images import _WINDOWS_ABSOLUTE, IMAGE_SUFFIXES
+from annoconv.io.images import WINDOWS_ABSOLUTE, image_path_key
 
 #: Archive file names we stream from, compared lower-cased.
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
@@ -67,7 +67,7 @@ def safe_name(name: str) -> str | None:
     """`name` as a clean relative posix path, or None when it is absolute or climbs out
     with ``..`` (such a member must never be written or matched)."""
     cleaned = name.replace("\\", "/")
-    if cleaned.startswith("/") or _WINDOWS_ABSOLUTE.match(cleaned):
+    if cleaned.startswith("/") or WINDOWS_ABSOLUTE.match(cleaned):
         return None
     parts = [part for part in cleaned.split("/") if part not in ("", ".")]
     if not parts or ".." in parts:
@@ -226,13 +226,6 @@ def _read_zip_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int
 # --- matching annotations to members ---------------------------------------------------------
 
 
-def _path_key(name: str) -> str:
-    """Lower-cased posix path without its image extension: `P1/280.TIF` -> `p1/280`."""
-    path = name.replace("\\", "/").lower().removeprefix("./")
-    root, extension = posixpath.splitext(path)
-    return root if extension in IMAGE_SUFFIXES else path
-
-
 @dataclass(frozen=True)
 class _Choice:
     member: str
@@ -252,7 +245,7 @@ class MemberMatcher:
     """
 
     def __init__(self, wanted: list[str], sources: list[str]) -> None:
-        self._wanted = [_path_key(name) for name in wanted]
+        self._wanted = [image_path_key(name) for name in wanted]
         self._sources = sources
         self._names = wanted
         self._by_stem: dict[str, list[int]] = {}
@@ -261,11 +254,11 @@ class MemberMatcher:
         self._chosen: dict[int, _Choice] = {}
 
     def wants(self, name: str) -> bool:
-        return posixpath.basename(_path_key(name)) in self._by_stem
+        return posixpath.basename(image_path_key(name)) in self._by_stem
 
     def match(self, name: str) -> list[int]:
         """The annotations (indexes) to write with member `name` now."""
-        key = _path_key(name)
+        key = image_path_key(name)
         candidates = self._by_stem.get(posixpath.basename(key), [])
         by_path = [
             i for i in candidates if key == self._wanted[i] or key.endswith("/" + self._wanted[i])

@@ -43,7 +43,7 @@ from PIL import Image, UnidentifiedImageError
 from annoconv.errors import AnnotationError, SkipRecord
 from annoconv.io.fs import read_bytes
 from annoconv.io.headers import plain_image_size
-from annoconv.io.images import _exif_orientation, _stored_size
+from annoconv.io.images import exif_orientation, stored_size
 
 SizePolicy = Literal["fail", "warn", "skip"]
 ExifPolicy = Literal["auto", "apply", "ignore"]
@@ -228,8 +228,8 @@ def _embedded(
 def _choose_frame(
     image: Image.Image, annotated: tuple[int, int] | None, exif: ExifPolicy
 ) -> _Frame:
-    stored = _stored_size(image)
-    orientation = _exif_orientation(image)
+    stored = stored_size(image)
+    orientation = exif_orientation(image)
     displayed = _displayed_size(stored, orientation)
     if orientation == 1 or exif == "ignore":
         return _Frame(stored, orientation, displayed=False, assumed=False)
@@ -356,7 +356,7 @@ def _transcode(
 def _turned_pixels(image: Image.Image, frame: _Frame) -> Image.Image:
     image.load()
     # Pillow 13 turns TIFFs to their orientation on load and then drops the tag.
-    turned_on_load = frame.orientation != 1 and _exif_orientation(image) != frame.orientation
+    turned_on_load = frame.orientation != 1 and exif_orientation(image) != frame.orientation
     if frame.orientation == 1 or frame.displayed == turned_on_load:
         return image
     table = _TO_DISPLAYED if frame.displayed else _TO_STORED

@@ -25,7 +25,7 @@ from annoconv.errors import AnnoconvError, AnnotationError
 from annoconv.formats.base import BadItem, Reader, ReadResult, Source, Writer
 from annoconv.io.archives import MemberMatcher, is_archive, iter_members
 from annoconv.io.fs import is_remote, read_bytes
-from annoconv.io.images import RecordImages, _stem, image_info_of_bytes
+from annoconv.io.images import RecordImages, image_info_of_bytes, image_stem
 from annoconv.io.pool import prefetch
 from annoconv.report import OutputFile
 from annoconv.schema import PIXEL, ImageRecord
@@ -161,7 +161,7 @@ def _not_in_archive(
     reasons = [
         f"{name} was passed over: {why}"
         for name, why in passed_over.items()
-        if _stem(name) == _stem(record.filename)
+        if image_stem(name) == image_stem(record.filename)
     ]
     detail = (
         f" ({'; '.join(reasons)})"

@@ -46,7 +46,7 @@ _TIFF_IMAGE_WIDTH = 256
 _TIFF_IMAGE_LENGTH = 257
 # Palette images decode to RGB, or RGBA when the palette carries alpha.
 _PALETTE_DEPTH = {"P": 3, "PA": 4}
-_WINDOWS_ABSOLUTE = re.compile(r"^[A-Za-z]:[\\/]")
+WINDOWS_ABSOLUTE = re.compile(r"^[A-Za-z]:[\\/]")
 
 
 @dataclass(frozen=True)
@@ -94,13 +94,13 @@ def image_info_of_bytes(data: bytes, name: str) -> ImageInfo:
 def _header_info(handle: IO[bytes], name: str) -> ImageInfo:
     try:
         with Image.open(handle) as image:
-            width, height = _stored_size(image)
+            width, height = stored_size(image)
             return ImageInfo(
                 width=width,
                 height=height,
                 depth=_depth(image.mode),
                 format=_format_name(image.format),
-                exif_orientation=_exif_orientation(image),
+                exif_orientation=exif_orientation(image),
             )
     except FileNotFoundError:
         raise
@@ -112,7 +112,7 @@ def _header_info(handle: IO[bytes], name: str) -> ImageInfo:
         raise AnnotationError(name, f"cannot read the image header: {exc}") from None
 
 
-def _stored_size(image: Image.Image) -> tuple[int, int]:
+def stored_size(image: Image.Image) -> tuple[int, int]:
     """(width, height) as stored; Pillow reports TIFFs with orientation 5-8 already turned."""
     tags = getattr(image, "tag_v2", None)
     if image.format == "TIFF" and tags is not None:
@@ -132,7 +132,7 @@ def _format_name(name: str | None) -> str:
     return name or "unknown"
 
 
-def _exif_orientation(image: Image.Image) -> int:
+def exif_orientation(image: Image.Image) -> int:
     # A PNG's eXIf chunk may follow the pixel data; Pillow would decode the image to reach it.
     if image.format == "PNG" and "exif" not in image.info:
         return 1
@@ -249,7 +249,7 @@ class ImageLocator:
             return None
         index = self._tree_index(root)
         table = index.by_stem if by_stem else index.by_name
-        key = _stem(name) if by_stem else posixpath.basename(name).lower()
+        key = image_stem(name) if by_stem else posixpath.basename(name).lower()
         candidates = _prefer_suffix(table.get(key, []), root, name, by_stem)
         if len(candidates) > 1:
             listed = [relative_posix(c, root) for c in candidates]
@@ -259,7 +259,7 @@ class ImageLocator:
     def _search_folder(self, annotation_uri: str, filename: str, wanted: str) -> str | None:
         """A file beside `wanted` with the same stem and an image extension (step 5)."""
         folder = dirname(wanted)
-        candidates = self._listing(folder).get(_stem(wanted), [])
+        candidates = self._listing(folder).get(image_stem(wanted), [])
         if len(candidates) > 1:
             listed = [posixpath.basename(c.replace("\\", "/")) for c in candidates]
             raise _ambiguous(annotation_uri, filename, f"in {folder}", listed)
@@ -275,7 +275,7 @@ class ImageLocator:
         if folder not in self._listings:
             by_stem: dict[str, list[str]] = {}
             for uri in _image_files_in(folder):
-                by_stem.setdefault(_stem(uri), []).append(uri)
+                by_stem.setdefault(image_stem(uri), []).append(uri)
             self._listings[folder] = by_stem
         return self._listings[folder]
 
@@ -340,7 +340,7 @@ class _TreeIndex:
         for uri in files:
             base = posixpath.basename(uri.replace("\\", "/"))
             self.by_name.setdefault(base.lower(), []).append(uri)
-            self.by_stem.setdefault(_stem(base), []).append(uri)
+            self.by_stem.setdefault(image_stem(base), []).append(uri)
 
 
 def _is_file(uri: str) -> bool:
@@ -385,12 +385,12 @@ def _prefer_suffix(candidates: list[str], root: str, name: str, by_stem: bool) -
         return candidates
     wanted = name.lower()
     if by_stem:
-        wanted = posixpath.join(posixpath.dirname(wanted), _stem(wanted))
+        wanted = posixpath.join(posixpath.dirname(wanted), image_stem(wanted))
     matching = []
     for candidate in candidates:
         relative = relative_posix(candidate, root).lower()
         if by_stem:
-            relative = posixpath.join(posixpath.dirname(relative), _stem(relative))
+            relative = posixpath.join(posixpath.dirname(relative), image_stem(relative))
         if relative == wanted or relative.endswith("/" + wanted):
             matching.append(candidate)
     return matching or candidates
@@ -400,7 +400,7 @@ def _relative_name(filename: str) -> str:
     """`filename` as a relative posix path; absolute or escaping names keep their basename."""
     name = filename.strip().replace("\\", "/")
     parts = [part for part in name.split("/") if part not in ("", ".")]
-    if name.startswith("/") or _WINDOWS_ABSOLUTE.match(name) or ".." in parts:
+    if name.startswith("/") or WINDOWS_ABSOLUTE.match(name) or ".." in parts:
         return parts[-1] if parts and parts[-1] != ".." else ""
     return "/".join(parts)
 
@@ -416,18 +416,24 @@ def _usable_path(path: str | None, annotation_uri: str) -> str | None:
     path = path.strip()
     if is_remote(path):
         return path
-    if os.sep == "/" and ("\\" in path or _WINDOWS_ABSOLUTE.match(path)):
+    if os.sep == "/" and ("\\" in path or WINDOWS_ABSOLUTE.match(path)):
         return None
     if os.path.isabs(path):
         return path
     return join(dirname(annotation_uri), path)
 
 
-def _stem(name: str) -> str:
-    """Lower-cased basename without its image extension (other extensions are kept)."""
-    base = posixpath.basename(name.replace("\\", "/")).lower()
-    root, extension = posixpath.splitext(base)
-    return root if extension in IMAGE_SUFFIXES else base
+def image_path_key(name: str) -> str:
+    """Lower-cased posix path without its image extension (other extensions are kept), how
+    an annotation's image name and a found file are compared: `P1/280.TIF` -> `p1/280`."""
+    path = name.replace("\\", "/").lower().removeprefix("./")
+    root, extension = posixpath.splitext(path)
+    return root if extension in IMAGE_SUFFIXES else path
+
+
+def image_stem(name: str) -> str:
+    """The file name part of `image_path_key`: `P1/280.TIF` -> `280`."""
+    return posixpath.basename(image_path_key(name))
 
 
 def _ambiguous(
