@@ -72,6 +72,26 @@ def _reading(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _merge_reading(parser: argparse.ArgumentParser) -> None:
+    """--from and --images for every source, or per source as N=VALUE (repeatable)."""
+    parser.add_argument(
+        "--from",
+        dest="from_format",
+        metavar="[N=]FORMAT",
+        action="append",
+        default=[],
+        help="source format, of every source or, as N=FORMAT, of the Nth source (repeatable)",
+    )
+    parser.add_argument(
+        "--images",
+        metavar="[N=]DIR",
+        action="append",
+        default=[],
+        help="folder, URL or tar/zip archive holding the images, of every source or, as "
+        "N=DIR, of the Nth source (repeatable)",
+    )
+
+
 def _label_map_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--label-map", metavar="PBTXT", help="use this label map; unknown classes fail the run"
@@ -342,7 +362,7 @@ def build_parser() -> argparse.ArgumentParser:
         "paths", metavar="SRC... DST", nargs="+", help="two or more sources, then the output"
     )
     merge.add_argument("--to", dest="to_format", metavar="FORMAT", help="output format")
-    _reading(merge)
+    _merge_reading(merge)
     _label_map_options(merge)
     _split_options(merge)
     _selection_options(merge)
@@ -524,13 +544,43 @@ def _run_merge(args: argparse.Namespace) -> int:
     if len(sources) < 2:
         raise UsageError("merge needs at least two sources, then the output")
     to_format = args.to_format or infer_format(args.output, for_writing=True)
-    specs = [MergeSource(source, from_format=args.from_format) for source in sources]
+    args.from_format, formats = _per_source(args.from_format, len(sources), "--from")
+    args.images, images = _per_source(args.images, len(sources), "--images")
+    specs = [
+        MergeSource(
+            source,
+            from_format=formats.get(index, args.from_format),
+            images=images.get(index),
+        )
+        for index, source in enumerate(sources, 1)
+    ]
     read_options = _given(args, _READ_OPTIONS)
     report = merge(
         specs, args.output, read_options=read_options, **_convert_options(args, to_format)
     )
     _finish(report, args)
     return EXIT_OK
+
+
+def _per_source(values: list[str], sources: int, option: str) -> tuple[str | None, dict[int, str]]:
+    """The value for every source (or None) and the per-source ones (1-based) of an option
+    given as VALUE or N=VALUE."""
+    common: str | None = None
+    own: dict[int, str] = {}
+    for value in values:
+        number, separator, rest = value.partition("=")
+        if not (separator and number.isdigit()):
+            if common is not None:
+                raise UsageError(f"{option} for every source is given twice")
+            common = value
+            continue
+        index = int(number)
+        if not 1 <= index <= sources:
+            raise UsageError(f"{option} {value}: there are sources 1 to {sources}")
+        if index in own:
+            raise UsageError(f"{option} for source {index} is given twice")
+        own[index] = rest
+    return common, own
 
 
 def _convert_options(args: argparse.Namespace, to_format: str) -> dict[str, Any]:

@@ -613,6 +613,65 @@ def test_merge_open_images_and_csv_with_rename_through_the_cli(tmp_path: Path) -
     ]
 
 
+def test_merge_with_an_images_folder_per_source(tmp_path: Path) -> None:
+    """Each source's images are found in its own folder (`--images N=DIR`); the embedded
+    bytes are the right files, boxes normalized by the right sizes."""
+    import hashlib
+
+    from oi_factory import CAMERA, Row, bbox_csv, class_descriptions
+    from test_tfrecord import read_examples
+
+    voc = tmp_path / "voc"
+    write(voc / "p1.xml", labelimg_xml("p1.png", 40, 30, [("figure", 4, 3, 20, 15)]))
+    draw_image(tmp_path / "drawings" / "p1.png", 40, 30)
+    oi = tmp_path / "oi"
+    write(oi / "bbox.csv", bbox_csv([Row("000a1", CAMERA)]))
+    write(oi / "classes.csv", class_descriptions())
+    draw_image(oi / "images" / "000a1.jpg", 100, 50)
+    out = tmp_path / "out" / "all.record"
+    args = ["merge", str(voc), str(oi / "bbox.csv"), str(out), "-q"]
+    args += ["--images", f"1={tmp_path / 'drawings'}", "--images", f"2={oi / 'images'}"]
+    args += ["--class-descriptions", str(oi / "classes.csv")]
+    assert main(args) == 0
+
+    examples = {
+        e["image/filename"].decode(): e
+        for e in read_examples([out.with_name(out.name + "-00000-of-00001")])
+    }
+    assert sorted(examples) == ["000a1.jpg", "p1.png"]
+    drawing, photo = examples["p1.png"], examples["000a1.jpg"]
+    assert drawing["decoded_shape"] == (30, 40, 3) and photo["decoded_shape"] == (50, 100, 3)
+    for example, image in (
+        (drawing, tmp_path / "drawings" / "p1.png"),
+        (photo, oi / "images" / "000a1.jpg"),
+    ):
+        assert example["image/encoded"] == image.read_bytes()
+        assert (
+            example["image/key/sha256"].decode() == hashlib.sha256(image.read_bytes()).hexdigest()
+        )
+    assert [t.decode() for t in drawing["image/object/class/text"]] == ["figure"]
+    assert list(drawing["image/object/bbox/xmin"]) == pytest.approx([0.1])
+    assert list(drawing["image/object/bbox/ymax"]) == pytest.approx([0.5])
+    assert [t.decode() for t in photo["image/object/class/text"]] == ["Camera"]
+    assert list(photo["image/object/bbox/xmax"]) == pytest.approx([0.5])
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--images", "3=x"], "--images 3=x: there are sources 1 to 2"),
+        (["--from", "1=voc", "--from", "1=csv"], "--from for source 1 is given twice"),
+        (["--images", "a", "--images", "b"], "--images for every source is given twice"),
+    ],
+)
+def test_merge_per_source_option_errors(
+    tmp_path: Path, flags: list[str], message: str, capsys: Any
+) -> None:
+    sources = [str(tmp_path / "a.csv"), str(tmp_path / "b.csv")]
+    assert main(["merge", *sources, str(tmp_path / "out.csv"), *flags]) == 2
+    assert message in capsys.readouterr().err
+
+
 def test_clip_normalized_boxes_from_a_rejected_record() -> None:
     """Normalized records (TFRecord's) are checked against [0, 1]: the schema rejects the
     record with a BoxOutsideError carrying it, and the clip policy takes it back."""
