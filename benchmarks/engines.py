@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import argparse
 import filecmp
-import resource
 import sys
 import tempfile
 import time
@@ -28,20 +27,6 @@ from measuring import best_of, report_one
 
 ENGINES = ("local", "processes", "dask", "dask_running")
 OUTPUTS = {"tfrecord": "out.record", "csv": "out.csv"}
-
-
-def cpu_seconds() -> float:
-    """User + system CPU of this process and of its children that have ended (the pool's
-    processes, the LocalCluster's nannies and their workers)."""
-    used = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
-    return sum(usage.ru_utime + usage.ru_stime for usage in used)
-
-
-def timed_on(
-    engine: str, data: Path, out: Path, to: str, workers: int, shards: int
-) -> dict[str, Any]:
-    extra = convert_on(engine, data, out, to, workers, shards)
-    return {**extra, "cpu_seconds": cpu_seconds()}
 
 
 def convert_on(
@@ -87,7 +72,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.one:
         to = args.to[0]
-        report_one(lambda: timed_on(args.one, args.data, args.out, to, args.workers, args.shards))
+        report_one(lambda: convert_on(args.one, args.data, args.out, to, args.workers, args.shards))
         return
     columns = ("best s", "convert s", "CPU s", "peak RSS MB", "same")
     print(f"{'conversion':<10} {'engine':<14} " + " ".join(f"{c:>11}" for c in columns))

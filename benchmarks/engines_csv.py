@@ -64,7 +64,7 @@ def main() -> None:
                 else str(same_rows(Path(tmp) / "local" / "oi.parquet", out))
             )
             print(
-                f"{engine:<10} {result['seconds']:>8.2f} {result['cpu_seconds']:>12.2f} "
+                f"{engine:<10} {result['seconds']:>8.2f} {result['driver_cpu_seconds']:>12.2f} "
                 f"{result['peak_rss_mb']:>12.0f} {parts:>6} {same:>5}"
             )
 

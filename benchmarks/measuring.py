@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -15,25 +16,39 @@ from typing import Any
 
 
 def report_one(job: Callable[[], dict[str, Any] | None]) -> None:
-    """Run `job` here and print one JSON line: seconds, cpu_seconds (user + system: what the
-    job cost this process, less disturbed than wall time by other jobs on a shared machine),
-    peak_rss_mb and what the job returns."""
-    start, cpu_start = time.perf_counter(), time.process_time()
+    """Run `job` here and print one JSON line: seconds; cpu_seconds, user + system of this
+    process and of the worker processes it waited for (what the job cost, less disturbed than
+    wall time by other jobs on a shared machine); driver_cpu_seconds, this process's alone;
+    peak_rss_mb of this process; and what the job returns."""
+    start, cpu_start, driver_start = time.perf_counter(), _cpu_seconds(), time.process_time()
     extra = job() or {}
-    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    seconds = time.perf_counter() - start
+    cpu_seconds, driver_seconds = _cpu_seconds() - cpu_start, time.process_time() - driver_start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(
-        json.dumps(
-            {"seconds": seconds, "cpu_seconds": cpu_seconds, "peak_rss_mb": peak_mb, **extra}
-        )
-    )
+    line = {
+        "seconds": seconds,
+        "cpu_seconds": cpu_seconds,
+        "driver_cpu_seconds": driver_seconds,
+        "peak_rss_mb": peak_mb,
+    }
+    print(json.dumps({**line, **extra}))
 
 
-def best_of(command: Sequence[str], repeat: int) -> dict[str, Any]:
+def _cpu_seconds() -> float:
+    """User + system CPU of this process and of its children that have ended (a pool's
+    processes, a LocalCluster's nannies and their workers)."""
+    used = [resource.getrusage(who) for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)]
+    return sum(usage.ru_utime + usage.ru_stime for usage in used)
+
+
+def best_of(command: Sequence[str], repeat: int, *, cold: bool = False) -> dict[str, Any]:
     """Run `command` (which ends in `report_one`) `repeat` times, each in a fresh process: the
-    fastest run's line, with the highest peak RSS seen over all runs."""
+    fastest run's line, with the highest peak RSS seen over all runs. `cold` empties the
+    page cache before every run, so each reads its data (and Python its modules) from disk."""
     results = []
     for _ in range(repeat):
+        if cold:
+            drop_page_cache()
         done = subprocess.run(list(command), check=True, capture_output=True, text=True)
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
     best = min(results, key=lambda result: result["seconds"])
@@ -42,6 +57,15 @@ def best_of(command: Sequence[str], repeat: int) -> dict[str, Any]:
         "cpu_seconds": min(result["cpu_seconds"] for result in results),
         "peak_rss_mb": max(result["peak_rss_mb"] for result in results),
     }
+
+
+def drop_page_cache() -> None:
+    """Write back dirty pages, then drop the clean ones (Linux, as root)."""
+    os.sync()
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("3\n")
+    except OSError as error:
+        raise SystemExit(f"a cold run needs root to drop the page cache: {error}") from None
 
 
 OpenImagesJob = Callable[[Path, Path], "dict[str, int]"]
