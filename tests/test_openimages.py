@@ -44,9 +44,10 @@ from annoconv import formats
 from annoconv.convert import convert, run
 from annoconv.errors import AnnotationError, FormatError
 from annoconv.formats import get_format, infer_format, register
-from annoconv.formats import openimages as oi
 from annoconv.formats.base import BadItem, Dropped, ReadResult, Writer
 from annoconv.formats.openimages import FORMAT, OpenImagesReader, read_class_descriptions, sniff
+from annoconv.formats.openimages import order as oi_order
+from annoconv.formats.openimages.checks import floats
 from annoconv.report import ErrorPolicy, OutputFile, Report
 from annoconv.schema import ImageLabel, ImageRecord
 
@@ -425,7 +426,7 @@ def test_small_blocks_and_spills_change_nothing(
     path = write(tmp_path / "bbox.csv", bbox_csv(shuffled(rows, random.Random(3)), 21))
     baseline = records_of(OpenImagesReader(path))
     # Every batch its own run, merged two at a time in several rounds.
-    monkeypatch.setattr(oi, "MERGE_FAN_IN", 2)
+    monkeypatch.setattr(oi_order, "MERGE_FAN_IN", 2)
     spill = tmp_path / "spill"
     spill.mkdir()
     reader = OpenImagesReader(
@@ -803,13 +804,13 @@ def test_any_file_reads_as_the_csv_module_says(
 @settings(max_examples=300, deadline=None)
 def test_numbers_parse_exactly_as_python_floats(value: float, style: str) -> None:
     text = style.format(value)
-    (parsed,), _ = oi._floats(pa.array([text]))
+    (parsed,), _ = floats(pa.array([text]))
     assert parsed.as_py() == float(text)
 
 
 def test_float_parsing_slow_path_agrees(tmp_path: Path) -> None:
     texts = ["0.1", "abc", "1e-7", "", ".5", "nan", "0x1", "7."]
-    values, failing = oi._floats(pa.array(texts))
+    values, failing = floats(pa.array(texts))
     assert values.to_pylist()[:5] == [0.1, None, 1e-7, None, 0.5]
     assert values.to_pylist()[7] == 7.0
     assert failing.to_pylist() == [False, True, False, True, False, False, True, False]

@@ -1,0 +1,56 @@
+"""What one reader was asked for: the class names and selection, and the knobs that tune speed
+and memory (never the output), handed to every step of a file's reading."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import pyarrow as pa
+
+#: Bytes pyarrow parses at a time; larger blocks are no faster and cost more memory.
+BLOCK_SIZE = 1 << 20
+#: Rows handled at a time when checking and grouping.
+BATCH_ROWS = 65_536
+#: Bytes of selected rows kept in memory before they are spilled to disk.
+MEMORY_BUDGET = 128 << 20
+
+
+@dataclass(frozen=True)
+class Options:
+    names: Mapping[str, str] | None
+    descriptions: str | None
+    selected: Mapping[str, str] | None
+    keep_empty: bool
+    batch_rows: int
+    block_size: int
+    memory_budget: int
+    tmp_dir: str | None
+    #: Read only these bytes of the file (and its header): a part of a partitioned run.
+    byte_range: tuple[int, int] | None = None
+
+    @functools.cached_property
+    def known_mids(self) -> pa.Array | None:
+        return None if self.names is None else pa.array(list(self.names), pa.string())
+
+    @property
+    def known(self) -> tuple[pa.Array, str] | None:
+        """The described MIDs and the file describing them, for checking LabelNames; None
+        without class descriptions."""
+        if self.known_mids is None:
+            return None
+        return self.known_mids, self.descriptions or "the class descriptions"
+
+    @property
+    def selected_mids(self) -> pa.Array | None:
+        return None if self.selected is None else pa.array(list(self.selected), pa.string())
+
+    def label(self, mid: str) -> str:
+        """The label of a box's MID (checked to be described when there are descriptions)."""
+        return mid if self.names is None else self.names[mid]
+
+    def image_label(self, mid: str) -> str:
+        """The label of an image-level MID: image labels cover ~20k classes, and those the
+        (boxable) descriptions lack keep their MID."""
+        return mid if self.names is None else self.names.get(mid, mid)
