@@ -29,7 +29,7 @@ from annoconv.formats import (
     infer_format,
 )
 from annoconv.io.archives import is_archive
-from annoconv.io.feed import feed_images
+from annoconv.io.feed import AmbiguousImages, feed_images
 from annoconv.io.fs import (
     GLOB_CHARS,
     applies_storage_options,
@@ -509,12 +509,14 @@ class Job:
         *,
         progress: bool | None = None,
         whole: bool = True,
+        ambiguous: Mapping[str, AnnotationError] | None = None,
     ) -> Report:
         """Stream the reader (only the items `keep` accepts, before any operation counts
         them) into a writer from `make_writer`: as Arrow batches when reader and writer can
         and no operation needs records (a second writer takes the record path if the data
         needs it after all), else record by record. A part of a run (`whole=False`) leaves
-        the run-wide dedup findings to the driver."""
+        the run-wide dedup findings to the driver. Records whose image an archive holds
+        twice (`ambiguous`, by key) are skipped: see `io.feed.archive_items`."""
         progress = self.progress if progress is None else progress
         steps = [*self.make_filters(), *([self.dedup] if self.dedup is not None else [])]
         writer = make_writer()
@@ -535,10 +537,21 @@ class Job:
         if writer.coords == PIXEL and self.archive is None:
             items = fill_sizes(items, self.images)
         source = reader.source if isinstance(self.source, Reader) else self.source
-        items, writer = feed_images(items, writer, self.archive or self.images, source)
-        report = run(
-            items, writer, on_error=self.on_error, progress=progress, total=reader.count_hint()
+        items, writer = feed_images(
+            items,
+            writer,
+            self.archive or self.images,
+            source,
+            on_error=self.on_error,
+            ambiguous=ambiguous,
         )
+        try:
+            report = run(
+                items, writer, on_error=self.on_error, progress=progress, total=reader.count_hint()
+            )
+        except AmbiguousImages as found:  # the writer is aborted: once more, without them
+            again = partial(self.run, progress=progress, whole=whole, ambiguous=found.problems)
+            return again(reader, make_writer, keep)
         for step in steps:
             if whole or step is not self.dedup:
                 step.finish(report)

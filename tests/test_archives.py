@@ -19,6 +19,7 @@ from annoconv.cli import main
 from annoconv.errors import AnnotationError, NotFoundError
 from annoconv.io.archives import ArchiveError, iter_members
 from annoconv.io.transcode import transcode_images
+from annoconv.report import Report
 from annoconv.tfexample import decode_example, iter_tfrecords
 
 
@@ -201,6 +202,103 @@ def test_same_stem_in_two_folders_is_ambiguous_for_a_flat_annotation(tmp_path: P
         add(tar, "USD2/280.tif", tiff_bytes(8, 8, tmp_path))
     with pytest.raises(ArchiveError, match=r"280\.xml.*USD1/280\.TIF.*USD2/280\.tif"):
         convert(str(tmp_path / "ann"), str(tmp_path / "out.record"), images=str(archive))
+
+
+#: Members of `ambiguous_pages` in archive order, with their sizes. 280 and 283 are there
+#: twice, in folders the flat annotations do not name: 281 is written before the second 280
+#: shows the first ambiguity, 282 and 283 pass after it.
+AMBIGUOUS_PAGES = {
+    "a/280.jpg": (40, 30),
+    "a/281.png": (32, 24),
+    "b/280.jpg": (40, 30),
+    "c/283.jpg": (12, 10),
+    "b/282.jpg": (20, 16),
+    "d/283.jpg": (12, 10),
+}
+
+
+def ambiguity(stem: str, first: str, second: str) -> str:
+    return (
+        f"image '{stem}.jpg' is ambiguous in the archive: {first}/{stem}.jpg (matched by path) "
+        f"and {second}/{stem}.jpg (matched by path); members are written as the archive streams "
+        "by, so the annotations' folders must tell them apart (mirror the archive's folders "
+        "under the annotations folder)"
+    )
+
+
+def ambiguous_pages(tmp_path: Path) -> tuple[Path, Path]:
+    """Annotations 280-283 without a size (so a CSV needs the members' headers too) and a tar
+    of `AMBIGUOUS_PAGES`."""
+    ann = tmp_path / "ann"
+    boxes = {
+        "280": [Box("figure", 1, 1, 4, 4), Box("label", 2, 2, 6, 6)],
+        "281": [Box("figure", 2, 3, 30, 20)],
+        "282": [Box("label", 5, 6, 10, 12)],
+        "283": [Box("figure", 1, 1, 5, 5)],
+    }
+    for stem, objects in boxes.items():
+        write(ann / f"{stem}.xml", labelimg_xml(f"{stem}.jpg", None, None, objects))
+    archive = tmp_path / "pages.tar"
+    with tarfile.open(archive, "w") as tar:
+        for name, size in AMBIGUOUS_PAGES.items():
+            add(tar, name, draw_image(tmp_path / "drawn" / name, *size).read_bytes())
+    return ann, archive
+
+
+@pytest.mark.parametrize("output", ["boxes.csv", "pages.record"])
+def test_an_ambiguous_image_fails_the_run_naming_both_members(tmp_path: Path, output: str) -> None:
+    ann, archive = ambiguous_pages(tmp_path)
+    out = tmp_path / "out"
+    out.mkdir()
+    with pytest.raises(ArchiveError) as error:
+        convert(str(ann), str(out / output), images=str(archive))
+    assert str(error.value) == f"{ann / '280.xml'}: {ambiguity('280', 'a', 'b')}"
+    assert list(out.iterdir()) == []
+
+
+def assert_ambiguous_skipped(report: Report, ann: Path) -> None:
+    assert (report.images_read, report.images_written, report.images_skipped) == (4, 2, 2)
+    assert (report.boxes_read, report.boxes_written, report.boxes_skipped) == (5, 2, 3)
+    assert [(s.source, s.reason, s.images, s.boxes) for s in report.skipped] == [
+        (str(ann / "280.xml"), ambiguity("280", "a", "b"), 1, 2),
+        (str(ann / "283.xml"), ambiguity("283", "c", "d"), 1, 1),
+    ]
+    assert report.classes == {"figure": 1, "label": 1}
+
+
+def test_an_ambiguous_image_is_skipped_and_the_others_written_to_csv(tmp_path: Path) -> None:
+    ann, archive = ambiguous_pages(tmp_path)
+    out = tmp_path / "boxes.csv"
+    report = convert(str(ann), str(out), images=str(archive), on_error="skip")
+    assert_ambiguous_skipped(report, ann)
+    assert out.read_text().splitlines() == [
+        "filename,width,height,class,xmin,ymin,xmax,ymax",
+        "281.jpg,32,24,figure,2,3,30,20",
+        "282.jpg,20,16,label,5,6,10,12",
+    ]
+
+
+def test_an_ambiguous_image_is_skipped_and_the_others_written_to_tfrecords(
+    tmp_path: Path,
+) -> None:
+    from test_tfrecord import read_examples
+
+    ann, archive = ambiguous_pages(tmp_path)
+    report = convert(str(ann), str(tmp_path / "pages.record"), images=str(archive), on_error="skip")
+    assert_ambiguous_skipped(report, ann)
+    examples = read_examples([tmp_path / "pages.record-00000-of-00001"])
+    got = [
+        (e["image/filename"], e["decoded_shape"], e["image/object/class/text"].tolist())
+        for e in examples
+    ]
+    assert got == [(b"281.jpg", (24, 32, 3), [b"figure"]), (b"282.jpg", (16, 20, 3), [b"label"])]
+    boxes = [
+        [e[f"image/object/bbox/{c}"][0] for c in ("xmin", "ymin", "xmax", "ymax")] for e in examples
+    ]
+    assert boxes == [
+        pytest.approx([2 / 32, 3 / 24, 30 / 32, 20 / 24]),
+        pytest.approx([5 / 20, 6 / 16, 10 / 20, 12 / 16]),
+    ]
 
 
 def test_annotations_without_image_are_reported(tmp_path: Path) -> None:

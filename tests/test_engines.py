@@ -23,6 +23,7 @@ from annoconv import convert
 from annoconv.cli import main
 from annoconv.errors import AnnoconvError, AnnotationError, MissingDependencyError
 from annoconv.formats import register
+from annoconv.io.archives import ArchiveError
 from annoconv.report import Report
 from annoconv.schema import ImageRecord
 from annoconv.tfexample import decode_example, iter_tfrecords
@@ -516,6 +517,36 @@ def test_images_from_an_archive_on_the_processes_engine_match_local(tmp_path: Pa
     assert _files(tmp_path / "parallel") == _files(tmp_path / "local")
     assert (parallel.images_written, parallel.boxes_written) == (12, 26)
     assert parallel.classes == local.classes and parallel.balanced
+
+
+@pytest.mark.parametrize("engine", ["processes", "dask"])
+def test_an_ambiguous_archive_image_is_one_skipped_record_on_the_parallel_engines(
+    tmp_path: Path, engine: str, request: pytest.FixtureRequest
+) -> None:
+    # The archive run is one task, which starts over without the ambiguous records as the
+    # local engine does; under fail the task's error reaches the caller intact.
+    from test_archives import ambiguity, ambiguous_pages, assert_ambiguous_skipped
+
+    ann, archive = ambiguous_pages(tmp_path)
+    options: dict[str, Any] = {"images": str(archive), "write_options": {"shards": 2}}
+    on: dict[str, Any] = {"engine": engine, "workers": 2}
+    if engine == "dask":
+        on = {"engine": engine, "scheduler": request.getfixturevalue("cluster")}
+    local = _convert_to(tmp_path / "local", ann, "p.record", on_error="skip", **options)
+    (tmp_path / "failed").mkdir()
+    with pytest.raises(ArchiveError) as error:
+        _convert_to(tmp_path / "failed", ann, "p.record", **on, **options)
+    assert str(error.value) == f"{ann / '280.xml'}: {ambiguity('280', 'a', 'b')}"
+    assert _files(tmp_path / "failed") == {}
+    parallel = _convert_to(tmp_path / engine, ann, "p.record", on_error="skip", **on, **options)
+    assert_ambiguous_skipped(parallel, ann)
+    assert parallel.skipped == local.skipped
+    shards = sorted((tmp_path / engine).glob("p.record-*"))
+    assert sorted(source for shard in shards for source, _ in _records(shard)) == [
+        "281.xml",
+        "282.xml",
+    ]
+    assert _files(tmp_path / engine) == _files(tmp_path / "local")
 
 
 # --- big CSV inputs cut into byte ranges --------------------------------------------------------

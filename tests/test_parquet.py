@@ -369,6 +369,50 @@ def test_flat_tables_from_elsewhere(tmp_path: Path) -> None:
     ]
 
 
+def test_flat_errors_name_every_row_of_the_image(tmp_path: Path) -> None:
+    """An image's rows counted as they lie in the file: a.jpg has a row marking it besides
+    its two boxes (three rows), c.jpg spans two row groups."""
+    table = pa.table(
+        {
+            "filename": ["a.jpg", "a.jpg", "a.jpg", "b.jpg", "c.jpg", "c.jpg", "c.jpg", "d.jpg"],
+            "width": [64, 64, 64, 32, 0, 0, 0, 16],
+            "height": [48, 48, 48, 32, 40, 40, 40, 12],
+            "class": ["cat", None, "dog", "cat", None, "cat", "dog", "dog"],
+            "xmin": [1.0, None, 2.0, 5.0, None, 1.0, 2.0, 3.0],
+            "ymin": [2.0, None, 2.0, 1.0, None, 1.0, 2.0, 4.0],
+            "xmax": [3.0, None, 5.0, 3.0, None, 4.0, 5.0, 9.0],
+            "ymax": [4.0, None, 5.0, 2.0, None, 4.0, 5.0, 10.0],
+        }
+    )
+    path = tmp_path / "flat.parquet"
+    pq.write_table(table, path, row_group_size=3)
+
+    def csv(batch: bool) -> CsvWriter:
+        return CsvWriter(str(tmp_path / f"out-{batch}.csv"))
+
+    by_records, by_batches = both_paths(lambda: ParquetReader(str(path)), csv)
+    assert by_batches is not None
+    for report in (by_records, by_batches):
+        assert [(s.source, s.reason, s.boxes) for s in report.skipped] == [  # type: ignore[attr-defined]
+            (str(path), "row 4 (row group 1)/objects.0: xmin 5 > xmax 3", 1),
+            (
+                str(path),
+                "rows 5-7 (row groups 1-2)/width: Input should be greater than or equal to 1 "
+                "(got 0)",
+                2,
+            ),
+        ]
+        assert (report.images_written, report.boxes_written) == (2, 3)  # type: ignore[attr-defined]
+    for batch in (False, True):
+        assert (tmp_path / f"out-{batch}.csv").read_text().splitlines()[1:] == [
+            "a.jpg,64,48,cat,1,2,3,4",
+            "a.jpg,64,48,dog,2,2,5,5",
+            "d.jpg,16,12,dog,3,4,9,10",
+        ]
+    failed = both_paths(lambda: ParquetReader(str(path)), csv, "fail")
+    assert failed == (f"{path}: row 4 (row group 1)/objects.0: xmin 5 > xmax 3",) * 2
+
+
 def test_unsorted_open_images_falls_back_to_records(tmp_path: Path) -> None:
     rows = random_rows(random.Random(2), 80)
     sorted_csv = write_text(tmp_path / "sorted" / "bbox.csv", bbox_csv(rows))

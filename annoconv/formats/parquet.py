@@ -30,7 +30,8 @@ needs `key`, `filename`, `coords`, `objects`; a flat one `filename`, `class` and
 coordinates; missing optional columns are null, flags -1, `key` the filename and `coords`
 ``pixel``). Row groups are read one batch at a time. The rows of one image in a flat file must
 be consecutive. A record's `source` is the Parquet file it was read from; errors name the
-file and the row (counted from 1 in the file) with its row group.
+file and the image's row, or all its rows in a flat file (counted from 1 in the file), with
+their row group(s).
 """
 
 from __future__ import annotations
@@ -55,6 +56,7 @@ from annoconv.columnar import (
     nest,
     records_to_batch,
     row_records,
+    run_starts,
 )
 from annoconv.errors import AnnotationError
 from annoconv.formats.base import BadItem, BatchResult, Format, Reader, ReadResult, Source, Writer
@@ -439,13 +441,13 @@ class _FileReader:
                     self.uri, f"cannot read row group {group}: {exc}", f"row {first + 1}"
                 ) from None
 
-    def _where(self, rows: Sequence[int]) -> Any:
-        """Names row `index` of a batch whose rows are the file's `rows` (counted from 0)."""
+    def _where(self, firsts: Sequence[int], lasts: Sequence[int] | None = None) -> Any:
+        """Names image `index` of a batch: the file's rows `firsts[index]` to `lasts[index]`
+        (counted from 0; one row each without `lasts`) and their row group(s)."""
 
         def where(index: int) -> str:
-            row = rows[index]
-            group = bisect.bisect_right(self._group_starts, row) - 1
-            return f"row {row + 1} (row group {group})"
+            first = firsts[index]
+            return _rows_named(first, first if lasts is None else lasts[index], self._group_starts)
 
         return where
 
@@ -507,11 +509,10 @@ class _FileReader:
         nested = nest(rows)
         counts = pc.list_value_length(nested.column(OBJECTS)).to_pylist()
         keys = nested.column("key").to_pylist()
-        firsts, row = [], first
-        for count in counts:
-            firsts.append(row)
-            row += max(count, 1)
-        where = self._where(firsts)
+        # Each image is a run of rows with its key (boxes, and rows only marking it).
+        starts = run_starts(rows.column("key").combine_chunks()).to_pylist()
+        ends = [*starts[1:], rows.num_rows]
+        where = self._where([first + at for at in starts], [first + end - 1 for end in ends])
         begin = 0
         for index, key in enumerate(keys):
             if key not in self._seen:
@@ -539,6 +540,15 @@ def _group_starts(parquet: pq.ParquetFile) -> list[int]:
         starts.append(row)
         row += parquet.metadata.row_group(group).num_rows
     return starts
+
+
+def _rows_named(first: int, last: int, group_starts: Sequence[int]) -> str:
+    """Rows `first` to `last` of a file (from 0) as errors name them: ``row 4 (row group 1)``,
+    ``rows 5-7 (row groups 1-2)``."""
+    start, end = (bisect.bisect_right(group_starts, row) - 1 for row in (first, last))
+    rows = f"row {first + 1}" if first == last else f"rows {first + 1}-{last + 1}"
+    groups = f"row group {start}" if start == end else f"row groups {start}-{end}"
+    return f"{rows} ({groups})"
 
 
 def _shifted(where: Any, offset: int) -> Any:

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import IO
 
-from annoconv.errors import AnnoconvError
+from annoconv.errors import AnnoconvError, AnnotationError
 from annoconv.io.fs import is_dir, open_input
 from annoconv.io.images import WINDOWS_ABSOLUTE, image_path_key
 
@@ -47,6 +47,11 @@ SkipCallback = Callable[[str, str], None]
 
 class ArchiveError(AnnoconvError):
     """An archive that cannot be read on (damaged, cut short, not an archive)."""
+
+
+class AmbiguousMemberError(AnnotationError, ArchiveError):
+    """An annotation whose image two archive members match equally well (`MemberMatcher`):
+    a problem of that one annotation, which ``on_error="skip"`` leaves out."""
 
 
 @dataclass(frozen=True)
@@ -241,7 +246,8 @@ class MemberMatcher:
     stems agree. A member that matches some annotation by path is that annotation's and no
     other's. As a member is written the moment it passes, a later member that matches the
     same annotation equally well (or better, by path after a stem match) cannot be chosen
-    instead: that is an ambiguity, raised as ArchiveError naming both members.
+    instead: that is an ambiguity, kept in `ambiguous` (the first one of each annotation,
+    naming both members) for the caller to act on.
     """
 
     def __init__(self, wanted: list[str], sources: list[str]) -> None:
@@ -252,12 +258,15 @@ class MemberMatcher:
         for index, key in enumerate(self._wanted):
             self._by_stem.setdefault(posixpath.basename(key), []).append(index)
         self._chosen: dict[int, _Choice] = {}
+        #: The annotations (indexes) found ambiguous so far, in the order they were found.
+        self.ambiguous: dict[int, AmbiguousMemberError] = {}
 
     def wants(self, name: str) -> bool:
         return posixpath.basename(image_path_key(name)) in self._by_stem
 
     def match(self, name: str) -> list[int]:
-        """The annotations (indexes) to write with member `name` now."""
+        """The annotations (indexes) to write with member `name` now; those it makes
+        ambiguous are added to `ambiguous`."""
         key = image_path_key(name)
         candidates = self._by_stem.get(posixpath.basename(key), [])
         by_path = [
@@ -270,19 +279,22 @@ class MemberMatcher:
             if previous is None:
                 self._chosen[index] = _Choice(name, bool(by_path))
                 chosen.append(index)
-            elif bool(by_path) >= previous.by_path:
-                raise self._ambiguity(index, previous, name, bool(by_path))
+            elif bool(by_path) >= previous.by_path and index not in self.ambiguous:
+                self.ambiguous[index] = self._ambiguity(index, previous, name, bool(by_path))
         return chosen
 
     def unmatched(self) -> list[int]:
         return [index for index in range(len(self._wanted)) if index not in self._chosen]
 
-    def _ambiguity(self, index: int, previous: _Choice, name: str, by_path: bool) -> ArchiveError:
+    def _ambiguity(
+        self, index: int, previous: _Choice, name: str, by_path: bool
+    ) -> AmbiguousMemberError:
         how = "by path" if by_path else "by stem"
         before = "by path" if previous.by_path else "by stem"
-        return ArchiveError(
-            f"{self._sources[index]}: image {self._names[index]!r} is ambiguous in the archive: "
+        return AmbiguousMemberError(
+            self._sources[index],
+            f"image {self._names[index]!r} is ambiguous in the archive: "
             f"{previous.member} (matched {before}) and {name} (matched {how}); members are "
             "written as the archive streams by, so the annotations' folders must tell them "
-            "apart (mirror the archive's folders under the annotations folder)"
+            "apart (mirror the archive's folders under the annotations folder)",
         )

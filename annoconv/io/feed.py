@@ -5,7 +5,10 @@ Two sources, both wired in by `feed_images()`:
 * **an archive** given as the images (``--images uspto.tar``): the (small) records are
   settled first, then the archive streams by once and every member that is some record's
   image is written with it at once (see `annoconv.io.archives`). Records therefore reach the
-  writer in archive order; records whose image never passes are reported at the end.
+  writer in archive order; records whose image never passes are reported at the end. An
+  image the archive holds twice shows only after its record was written: under
+  ``on_error="skip"`` the run then starts over once, leaving such records out
+  (`AmbiguousImages`).
 * **remote images** (S3 and other object stores): a bounded thread pool fetches the bytes of
   the next records while the writer encodes the current one, keeping their order.
 
@@ -16,18 +19,24 @@ offered to an `ImageFeed`, and the `FedWriter` wrapping the real writer takes th
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from functools import partial
 from typing import Any
 
 from annoconv.errors import AnnoconvError, AnnotationError
 from annoconv.formats.base import BadItem, Reader, ReadResult, Source, Writer
-from annoconv.io.archives import MemberMatcher, is_archive, iter_members
+from annoconv.io.archives import (
+    AmbiguousMemberError,
+    ArchiveError,
+    MemberMatcher,
+    is_archive,
+    iter_members,
+)
 from annoconv.io.fs import is_remote, read_bytes
 from annoconv.io.images import RecordImages, image_info_of_bytes, image_stem
 from annoconv.io.pool import prefetch
-from annoconv.report import OutputFile
+from annoconv.report import ErrorPolicy, OutputFile
 from annoconv.schema import PIXEL, ImageRecord
 
 
@@ -78,16 +87,25 @@ def embeds_images(writer: Writer) -> bool:
 
 
 def feed_images(
-    items: Iterable[ReadResult], writer: Writer, images: str | None, source: Source | Reader
+    items: Iterable[ReadResult],
+    writer: Writer,
+    images: str | None,
+    source: Source | Reader,
+    *,
+    on_error: ErrorPolicy = "fail",
+    ambiguous: Mapping[str, AnnotationError] | None = None,
 ) -> tuple[Iterable[ReadResult], Writer]:
     """The items and writer to run: with image bytes fed from an archive or prefetched from
-    remote storage when the writer embeds images (or, for an archive, needs pixel sizes)."""
+    remote storage when the writer embeds images (or, for an archive, needs pixel sizes).
+    `on_error` and `ambiguous` reach `archive_items`."""
     embeds = embeds_images(writer)
     if images is not None and is_archive(images):
         if not embeds and writer.coords != PIXEL:
             return items, writer
         feed = ImageFeed()
-        archive = archive_items(items, images, feed, embed=embeds)
+        archive = archive_items(
+            items, images, feed, embed=embeds, on_error=on_error, ambiguous=ambiguous
+        )
         return archive, FedWriter(writer, feed) if embeds else writer
     if embeds and any(is_remote(uri) for uri in [images or "", *_paths_of(source)]):
         feed = ImageFeed()
@@ -104,12 +122,40 @@ def _paths_of(source: Source | Reader) -> list[str]:
     return [path for path in source if isinstance(path, str)]
 
 
+class AmbiguousImages(ArchiveError):
+    """Raised at the end of a pass over an archive under ``on_error="skip"`` that found
+    records whose image the archive holds more than once, after records had gone to the
+    writer: the run starts over, giving `problems` (each record's error, by key) to
+    `archive_items` as `ambiguous`."""
+
+    def __init__(self, archive: str, problems: Mapping[str, AnnotationError]) -> None:
+        first = next(iter(problems.values()))
+        super().__init__(
+            f"{archive}: {len(problems)} annotation(s) match more than one member "
+            f"(the first: {first})"
+        )
+        self.problems = dict(problems)
+
+
 def archive_items(
-    items: Iterable[ReadResult], archive: str, feed: ImageFeed, *, embed: bool
+    items: Iterable[ReadResult],
+    archive: str,
+    feed: ImageFeed,
+    *,
+    embed: bool,
+    on_error: ErrorPolicy = "fail",
+    ambiguous: Mapping[str, AnnotationError] | None = None,
 ) -> Iterator[ReadResult]:
     """The items, records in archive order once their member has passed (its bytes offered
     to `feed` when `embed`, else a missing pixel size read from its header), then a BadItem
-    for every record whose image is not in the archive."""
+    for every record whose image is not in the archive.
+
+    An ambiguous image (see `MemberMatcher`) shows when its second member passes, after its
+    record went out with the first. Under ``on_error="fail"`` its error ends the run there.
+    Under "skip" the rest of the archive is matched by name only, then `AmbiguousImages`
+    is raised naming every such record; run again with them as `ambiguous`, each of them
+    is a BadItem in its record's place.
+    """
     records: list[ImageRecord | None] = []
     for item in items:
         if isinstance(item, ImageRecord):
@@ -119,21 +165,66 @@ def archive_items(
     if not embed and all(record is not None and record.has_size for record in records):
         yield from (record for record in records if record is not None)
         return  # nothing to take from the archive
+    keys = [record.key for record in records if record is not None]
     matcher = MemberMatcher(
         [record.filename for record in records if record is not None],
         [record.source or record.key for record in records if record is not None],
     )
+    known = dict(ambiguous or {})
+    wanted = _Wanted(matcher)
     passed_over: dict[str, str] = {}
-    for member in iter_members(archive, matcher.wants, on_skip=passed_over.__setitem__):
-        for index in matcher.match(member.name):
+    for member in iter_members(archive, wanted, on_skip=passed_over.__setitem__):
+        seen = len(matcher.ambiguous)
+        chosen = matcher.match(member.name)
+        new = _new_ambiguities(matcher, seen, keys, known)
+        # (A new one on the run that starts over means the archive changed meanwhile.)
+        if new and (on_error == "fail" or ambiguous is not None):
+            raise new[0]
+        if new:
+            wanted.names_only = True  # what went to the writer is void: names will do
+            continue
+        for index in chosen:
             record = records[index]
             assert record is not None
             records[index] = None  # written: let it go
-            yield _with_member(record, member.uri, member.data, feed, embed)
+            if record.key in known:
+                yield BadItem(known[record.key], boxes=len(record.objects))
+            else:
+                yield _with_member(record, member.uri, member.data, feed, embed)
+    if wanted.names_only:
+        found = {keys[index]: error for index, error in matcher.ambiguous.items()}
+        raise AmbiguousImages(archive, found)
     for index in matcher.unmatched():
         record = records[index]
         assert record is not None
         yield BadItem(_not_in_archive(record, archive, passed_over), boxes=len(record.objects))
+
+
+def _new_ambiguities(
+    matcher: MemberMatcher, seen: int, keys: list[str], known: Mapping[str, AnnotationError]
+) -> list[AmbiguousMemberError]:
+    """The ambiguities the matcher found after its first `seen`, but those of `known` keys."""
+    if len(matcher.ambiguous) == seen:
+        return []
+    found = list(matcher.ambiguous.items())[seen:]
+    return [error for index, error in found if keys[index] not in known]
+
+
+class _Wanted:
+    """Which members `iter_members` reads: those some record wants, or none once only their
+    names matter (then each name goes to the matcher as it passes)."""
+
+    def __init__(self, matcher: MemberMatcher) -> None:
+        self.matcher = matcher
+        self.names_only = False
+
+    def __call__(self, name: str) -> bool:
+        if not self.matcher.wants(name):
+            return False
+        if self.names_only:
+            self.matcher.match(name)
+            return False
+        return True
 
 
 def _with_member(
