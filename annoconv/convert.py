@@ -291,7 +291,6 @@ def convert(
         archive, images = (
             (images, None) if images is not None and is_archive(images) else (None, images)
         )
-        read_options = dict(read_options or {})
         # Each pass gets its own filters (they count what they change).
         make_filters = partial(
             build_filters,
@@ -304,31 +303,14 @@ def convert(
             boxes_outside=boxes_outside,
             keep_empty=keep_empty,
         )
-        if isinstance(source, Reader):
-            reader = source
-        else:
-            # Inferred once: inference may open the source to sniff it.
-            from_format = source_format(source, from_format)
-            if classes is not None and _takes(get_format(from_format).reader, "classes"):
-                # The reader selects the classes itself, faster than a filter can.
-                read_options.update(classes=list(classes), keep_empty=keep_empty)
-                make_filters = partial(make_filters, classes=None)
-            reader = open_reader(
-                source, from_format=from_format, images=images, read_options=read_options
-            )
+        reader, from_format, read_options, selects = _open_source(
+            source, from_format, images, read_options, classes=classes, keep_empty=keep_empty
+        )
+        if selects:  # the reader selects the classes itself, faster than a filter can
+            make_filters = partial(make_filters, classes=None)
         writer_class = _writer_class(output, to_format)
         options = dict(write_options or {})
-        if archive is not None and options.get("shard_size") is not None:
-            raise FormatError(
-                f"shard_size needs the image sizes before writing; {archive} is an archive read "
-                "once while writing: give the number of shards instead"
-            )
-        _check_options(writer_class, options, f"{writer_class.__name__}")
-        fractions = parse_split(split) if isinstance(split, str) else split
-        if fractions and split_lists:
-            raise AnnoconvError("give either a split by ratio or split lists, not both")
-        if stratify and not fractions:
-            raise AnnoconvError("stratify needs a split by ratio (split=...)")
+        fractions = _check_plan(writer_class, options, archive, split, split_lists, stratify)
         needs_map = writer_class.needs_label_map or label_map_output is not None
         facts = None
         first_pass_needed = (
@@ -391,6 +373,52 @@ def convert(
             size = resolved.write(label_map_output)
             report.outputs.append(OutputFile(label_map_output, size, "label_map"))
         return report
+
+
+def _open_source(
+    source: Source | Reader,
+    from_format: str | None,
+    images: str | None,
+    read_options: Mapping[str, Any] | None,
+    *,
+    classes: Sequence[str] | None,
+    keep_empty: bool,
+) -> tuple[Reader, str | None, dict[str, Any], bool]:
+    """The run's reader, the source format, the reader options, and whether the reader
+    selects `classes` itself (readers that can, like Open Images', are given the selection)."""
+    options = dict(read_options or {})
+    if isinstance(source, Reader):
+        return source, from_format, options, False
+    # Inferred once: inference may open the source to sniff it.
+    from_format = source_format(source, from_format)
+    selects = classes is not None and _takes(get_format(from_format).reader, "classes")
+    if selects:
+        options.update(classes=list(classes or ()), keep_empty=keep_empty)
+    reader = open_reader(source, from_format=from_format, images=images, read_options=options)
+    return reader, from_format, options, selects
+
+
+def _check_plan(
+    writer_class: type[Writer],
+    write_options: Mapping[str, Any],
+    archive: str | None,
+    split: Mapping[str, float] | str | None,
+    split_lists: Mapping[str, str | Iterable[str]] | None,
+    stratify: bool,
+) -> Mapping[str, float] | None:
+    """Refuse option combinations that cannot work, before any pass; the split fractions."""
+    if archive is not None and write_options.get("shard_size") is not None:
+        raise FormatError(
+            f"shard_size needs the image sizes before writing; {archive} is an archive read "
+            "once while writing: give the number of shards instead"
+        )
+    _check_options(writer_class, write_options, f"{writer_class.__name__}")
+    fractions = parse_split(split) if isinstance(split, str) else split
+    if fractions and split_lists:
+        raise AnnoconvError("give either a split by ratio or split lists, not both")
+    if stratify and not fractions:
+        raise AnnoconvError("stratify needs a split by ratio (split=...)")
+    return fractions
 
 
 def _assign(
