@@ -820,6 +820,27 @@ def test_range_readers_name_the_files_rows_as_the_whole_reader(
     assert [error for errors in records for error in errors] == expected
 
 
+def test_a_range_of_our_csv_names_the_files_line_of_a_decoding_error(
+    big_csvs: tuple[Path, Path], small_parts: None, tmp_path: Path
+) -> None:
+    from annoconv.convert import open_reader
+
+    _bbox, ours = big_csvs
+    lines = ours.read_bytes().split(b"\n")
+    at = len(lines) - 3
+    lines[at] = lines[at].replace(b",100,80,", b",100,80,\xe9", 1)
+    bad = write(tmp_path / "latin.csv", b"\n".join(lines))
+    position = lines[at].index(b"\xe9") + 1
+    expected = [
+        f"{bad}: line {at + 1}: not valid UTF-8 (byte 0xe9 at position {position} of the line)"
+    ]
+    whole = open_reader(str(bad))
+    assert _errors(whole) == expected
+    parts = whole.byte_ranges(4)
+    assert parts is not None and len(parts) == 4
+    assert [_errors(part) for part in parts] == [[], [], [], expected]
+
+
 def test_the_rows_before_a_range_are_counted_as_pyarrow_numbers_them(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -166,7 +166,9 @@ def rows_before(uri: str, start: int) -> int:
     """The rows of `uri` after its header line and before byte `start` (a line start), as
     pyarrow's CSV reader numbers rows: lines ended by ``\\n``, ``\\r\\n`` or a lone ``\\r``,
     blank lines not counted. For our CSV, whose ranges hold neither blank lines nor lone CRs,
-    these are its lines. Read in chunks of `COUNT_CHUNK` bytes."""
+    these are its lines. Quotes are not followed: a newline inside a quoted cell would count
+    as a row end (Google's bbox files hold no quotes; our CSV with any is not cut). Read in
+    chunks of `COUNT_CHUNK` bytes."""
     counter = _RowCounter()
     with open_input(uri) as handle:
         handle.readline()
