@@ -5,11 +5,12 @@ One real `distributed.LocalCluster` (2 worker processes) serves every Dask test 
 
 from __future__ import annotations
 
+import io
 import random
 import subprocess
 import sys
 import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,9 @@ from annoconv import convert
 from annoconv.cli import main
 from annoconv.errors import AnnoconvError, AnnotationError, MissingDependencyError
 from annoconv.formats import register
+from annoconv.formats.base import BadItem
 from annoconv.io.archives import ArchiveError
+from annoconv.io.fs import using_storage_options
 from annoconv.report import Report
 from annoconv.schema import ImageRecord
 from annoconv.tfexample import decode_example, iter_tfrecords
@@ -731,25 +734,204 @@ def test_parquet_parts_replace_an_earlier_output_file_or_parts(
     assert _dataset_rows(out) == expected
 
 
+#: (index of a line in the file, the bad line put there, the error it gives after the file name).
+BadRow = tuple[int, str, str]
+
+
+def _open_images_bad_rows(bbox: Path) -> list[BadRow]:
+    """A bad row in the first, a middle and the last range (of 4) of the Open Images CSV,
+    numbered from the first row after the header, as the local engine does."""
+    lines = bbox.read_text().splitlines()
+    at = (5, len(lines) // 2, len(lines) - 3)
+    cells = [lines[n].split(",") for n in at]
+    cells[0][4:6] = ["0.9", "0.1"]
+    cells[1][4] = "abc"
+    cells[2][10] = "2"
+    problems = (
+        "XMin 0.9 > XMax 0.1",
+        "XMin 'abc' is not a number",
+        "IsGroupOf '2' is not 1, 0 or -1",
+    )
+    return [
+        (n, ",".join(row), f"row {n}: image {row[0]}: {problem}")
+        for n, row, problem in zip(at, cells, problems, strict=True)
+    ]
+
+
+def _our_bad_rows(ours: Path) -> list[BadRow]:
+    """A bad row in the first, a middle and the last range (of 4) of our CSV, numbered as
+    lines of the file (the header is line 1)."""
+    lines = ours.read_text().splitlines()
+    names = [line.split(",", 1)[0] for line in lines]
+    middle = next(n for n in range(len(lines) // 2, len(lines)) if names[n] == names[n - 1])
+    last = next(n for n in range(len(lines) - 2, 0, -1) if names[n] != names[n - 1])
+    first_cells, last_cells = lines[5].split(","), lines[last].split(",")
+    first_cells[4], last_cells[6] = "abc", "200"
+    return [
+        (5, ",".join(first_cells), "line 6: xmin: expected a number, got 'abc'"),
+        (
+            middle,
+            lines[middle].replace(",100,80,", ",101,80,", 1),
+            f"line {middle + 1}: width: '101' differs from '100' on line "
+            f"{names.index(names[middle]) + 1} (all rows of one image must agree)",
+        ),
+        (
+            last,
+            ",".join(last_cells),
+            f"line {last + 1}: object[1] ({last_cells[3]!r}): xmax 200 is outside [0, 100] "
+            "(image 100x80)",
+        ),
+    ]
+
+
+def _with_rows(
+    source: Path, path: Path, bad: list[BadRow], line_end: str = "\n"
+) -> tuple[Path, list[str]]:
+    """`source` with the bad rows put in, written with `line_end`; and their errors."""
+    lines = source.read_text().splitlines()
+    for at, line, _error in bad:
+        lines[at] = line
+    written = write(path, line_end.join(lines) + line_end)
+    return written, [f"{written}: {error}" for _at, _line, error in bad]
+
+
+def _errors(items: Iterable[object]) -> list[str]:
+    return [str(item.error) for item in items if isinstance(item, BadItem)]
+
+
+@pytest.mark.parametrize("line_end", ["\n", "\r\n"])
+@pytest.mark.parametrize("kind", ["openimages", "ours"])
+def test_range_readers_name_the_files_rows_as_the_whole_reader(
+    big_csvs: tuple[Path, Path], small_parts: None, tmp_path: Path, kind: str, line_end: str
+) -> None:
+    from annoconv.convert import open_reader
+
+    bbox, ours = big_csvs
+    source = bbox if kind == "openimages" else ours
+    bad_rows = _open_images_bad_rows(bbox) if kind == "openimages" else _our_bad_rows(ours)
+    bad, expected = _with_rows(source, tmp_path / "bad.csv", bad_rows, line_end)
+    whole = open_reader(str(bad))
+    assert _errors(whole) == expected
+    parts = whole.byte_ranges(4)
+    assert parts is not None and len(parts) == 4
+    records = [_errors(part) for part in parts]
+    assert [_errors(part.batches() or []) for part in parts] == records
+    assert records[0] == expected[:1] and records[-1] == expected[-1:]
+    assert [error for errors in records for error in errors] == expected
+
+
+def test_a_range_of_our_csv_names_the_files_line_of_a_decoding_error(
+    big_csvs: tuple[Path, Path], small_parts: None, tmp_path: Path
+) -> None:
+    from annoconv.convert import open_reader
+
+    _bbox, ours = big_csvs
+    lines = ours.read_bytes().split(b"\n")
+    at = len(lines) - 3
+    lines[at] = lines[at].replace(b",100,80,", b",100,80,\xe9", 1)
+    bad = write(tmp_path / "latin.csv", b"\n".join(lines))
+    position = lines[at].index(b"\xe9") + 1
+    expected = [
+        f"{bad}: line {at + 1}: not valid UTF-8 (byte 0xe9 at position {position} of the line)"
+    ]
+    whole = open_reader(str(bad))
+    assert _errors(whole) == expected
+    parts = whole.byte_ranges(4)
+    assert parts is not None and len(parts) == 4
+    assert [_errors(part) for part in parts] == [[], [], [], expected]
+
+
+def test_the_rows_before_a_range_are_counted_as_pyarrow_numbers_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pyarrow.csv as pacsv
+
+    import annoconv.io.ranges as ranges
+
+    # CRLF, a lone CR, blank lines (not rows to pyarrow) and a BOM in the header.
+    text = b"\xef\xbb\xbfa,b\r\n1,2\r\n\r\n3,4\r5,6\n\n\n7,8\r\n\r\r\n9,10\r\n11,12\n"
+    path = str(write(tmp_path / "rows.csv", text))
+    starts = [n + 1 for n, byte in enumerate(text) if byte == ord("\n")]
+    expected = [pacsv.read_csv(io.BytesIO(text[:start])).num_rows for start in starts]
+    assert expected == [0, 1, 1, 3, 3, 3, 4, 4, 5, 6]
+    for chunk in (1, 2, 3, 5, 1 << 20):  # CRLFs and runs of blank lines across chunks
+        monkeypatch.setattr(ranges, "COUNT_CHUNK", chunk)
+        assert [ranges.rows_before(path, start) for start in starts] == expected, chunk
+
+
+def test_a_range_reader_on_s3_names_the_files_row(
+    big_csvs: tuple[Path, Path],
+    small_parts: None,
+    tmp_path: Path,
+    s3: Any,
+    s3_bucket: str,
+    s3_storage_options: dict[str, Any],
+) -> None:
+    from annoconv.convert import open_reader
+
+    bbox, _ours = big_csvs
+    bad, expected = _with_rows(bbox, tmp_path / "bad.csv", _open_images_bad_rows(bbox)[1:])
+    uri = f"s3://{s3_bucket}/in/bad.csv"
+    s3.put(str(bad), uri)
+    with using_storage_options(s3_storage_options):
+        parts = open_reader(uri).byte_ranges(4)
+        assert parts is not None and len(parts) == 4
+        errors = [error for part in parts[1:] for error in _errors(part)]
+    assert errors == [error.replace(str(bad), uri) for error in expected]
+
+
+def _skipped(report: Report) -> list[tuple[str, str]]:
+    return sorted((item.source, item.reason) for item in report.skipped)
+
+
 def test_bad_rows_in_ranges_are_skipped_and_counted_as_by_the_local_engine(
     big_csvs: tuple[Path, Path], small_parts: None, cluster: object, tmp_path: Path
 ) -> None:
-    bbox, _ours = big_csvs
-    lines = bbox.read_text().splitlines(keepends=True)
-    for at in (5, len(lines) // 2, len(lines) - 3):  # in the first, a middle and the last range
-        cells = lines[at].split(",")
-        cells[4], cells[5] = "0.9", "0.1"  # XMin > XMax
-        lines[at] = ",".join(cells)
-    bad = str(write(tmp_path / "bad.csv", "".join(lines)))
-    local = convert(bad, str(tmp_path / "local.parquet"), on_error="skip")
+    bbox, ours = big_csvs
+    bad, errors = _with_rows(bbox, tmp_path / "bad.csv", _open_images_bad_rows(bbox))
+    local = convert(str(bad), str(tmp_path / "local.parquet"), on_error="skip")
     dask = convert(
-        bad, str(tmp_path / "dask.parquet"), on_error="skip", engine="dask", scheduler=cluster
+        str(bad), str(tmp_path / "dask.parquet"), on_error="skip", engine="dask", scheduler=cluster
     )
     assert len(list((tmp_path / "dask.parquet").glob("part-*.parquet"))) == 4
     assert _dataset_rows(tmp_path / "dask.parquet") == _dataset_rows(tmp_path / "local.parquet")
     parts = sorted((tmp_path / "dask.parquet").glob("part-*.parquet"))
     assert _label_maps(parts) == _label_maps([tmp_path / "local.parquet"])
-    assert len(local.skipped) == len(dask.skipped) == 3
+    assert _skipped(dask) == _skipped(local)
+    assert sorted(f"{source}: {reason}" for source, reason in _skipped(local)) == sorted(errors)
     for name in ("images_read", "boxes_read", "images_written", "boxes_written"):
         assert getattr(dask, name) == getattr(local, name), name
     assert dask.balanced and local.images_written == 117
+    # Our CSV, on Dask too.
+    bad, errors = _with_rows(ours, tmp_path / "bad-ours.csv", _our_bad_rows(ours))
+    local = convert(str(bad), str(tmp_path / "local.csv"), on_error="skip")
+    dask = convert(
+        str(bad), str(tmp_path / "dask.csv"), on_error="skip", engine="dask", scheduler=cluster
+    )
+    assert (tmp_path / "dask.csv").read_bytes() == (tmp_path / "local.csv").read_bytes()
+    assert _skipped(dask) == _skipped(local)
+    assert sorted(f"{source}: {reason}" for source, reason in _skipped(local)) == sorted(errors)
+    assert dask.images_written == local.images_written == 87
+
+
+def test_a_bad_row_in_the_last_range_fails_the_run_with_the_local_message(
+    big_csvs: tuple[Path, Path], small_parts: None, tmp_path: Path
+) -> None:
+    bbox, ours = big_csvs
+    lines = bbox.read_text().splitlines()
+    at = len(lines) - 4
+    fields = lines[at].split(",")[0] + ",xclick"  # 2 fields, not 13
+    parse_error = f"row {at}: malformed CSV: Expected 13 columns, got 2: {fields}"
+    for name, source, bad_row in (
+        ("checks.csv", bbox, _open_images_bad_rows(bbox)[-1]),
+        ("fields.csv", bbox, (at, fields, parse_error)),
+        ("ours.csv", ours, _our_bad_rows(ours)[-1]),
+    ):
+        bad, expected = _with_rows(source, tmp_path / name, [bad_row])
+        with pytest.raises(AnnotationError) as local:
+            convert(str(bad), str(tmp_path / "local" / "out.parquet"))
+        with pytest.raises(AnnotationError) as procs:
+            convert(
+                str(bad), str(tmp_path / "procs" / "out.parquet"), engine="processes", workers=2
+            )
+        assert str(procs.value) == str(local.value) == expected[0]

@@ -51,7 +51,7 @@ from annoconv.formats.base import (
     Source,
 )
 from annoconv.io.fs import decode_line, expand_source, open_input, read_bytes
-from annoconv.io.ranges import comma_key, cut_ranges, open_range, read_range
+from annoconv.io.ranges import RowsBefore, comma_key, cut_ranges, open_range, read_range
 from annoconv.schema import (
     BOX_FIELDS,
     FLAG_FIELDS,
@@ -282,9 +282,10 @@ class CsvReader(PerFileReader):
     ) -> None:
         super().__init__(source, images=images)
         self.byte_range = byte_range
+        self._rows_before = RowsBefore(byte_range)
 
     def read_file(self, uri: str) -> Iterator[ReadResult]:
-        return _read_file(uri, self.byte_range)
+        return _read_file(uri, self.byte_range, self._rows_before)
 
     def byte_ranges(self, count: int) -> list[Reader] | None:
         """Readers of byte ranges of a single file, cut between images; only for files that
@@ -310,7 +311,9 @@ class CsvReader(PerFileReader):
         Files with what only the record path reads alike (quotes, blank lines, a lone CR,
         text pyarrow cannot parse) make `convert()` fall back to it."""
         files, _root = expand_source(self.source, self.extensions)
-        return (item for uri in files for item in _file_batches(uri, self.byte_range))
+        return (
+            item for uri in files for item in _file_batches(uri, self.byte_range, self._rows_before)
+        )
 
 
 class _CellError(Exception):
@@ -344,9 +347,11 @@ class _Grouped:
     failure: AnnotationError | None = None
 
 
-def _read_file(uri: str, byte_range: tuple[int, int] | None = None) -> Iterator[ReadResult]:
+def _read_file(
+    uri: str, byte_range: tuple[int, int] | None, before: RowsBefore
+) -> Iterator[ReadResult]:
     with open_range(uri, byte_range) if byte_range else open_input(uri) as handle:
-        rows = _numbered_rows(uri, handle)
+        rows = _numbered_rows(uri, handle, before)
         try:
             layout = _layout(uri, *_header(uri, rows))
         except AnnotationError as error:
@@ -361,14 +366,17 @@ def _read_file(uri: str, byte_range: tuple[int, int] | None = None) -> Iterator[
         return
     for key, image in grouped.images.items():
         try:
-            yield _record(uri, layout, key, image.rows)
+            yield _file_record(uri, layout, key, image.rows, before)
         except AnnotationError as error:
             yield BadItem(error, images=1, boxes=image.boxes)
 
 
-def _numbered_rows(uri: str, handle: IO[bytes]) -> Iterator[tuple[int, list[str]]]:
-    """The non-blank rows, each with the line it starts on."""
-    reader = csv.reader(_text_lines(uri, handle), strict=True)
+def _numbered_rows(
+    uri: str, handle: IO[bytes], before: RowsBefore
+) -> Iterator[tuple[int, list[str]]]:
+    """The non-blank rows, each with the line it starts on in what is read (the header line,
+    then a byte range's lines: `_in_file` names them in the file)."""
+    reader = csv.reader(_text_lines(uri, handle, before), strict=True)
     end = 0
     while True:
         try:
@@ -376,17 +384,28 @@ def _numbered_rows(uri: str, handle: IO[bytes]) -> Iterator[tuple[int, list[str]
         except StopIteration:
             return
         except csv.Error as exc:
-            raise AnnotationError(uri, f"malformed CSV: {exc}", f"line {end + 1}") from None
+            where = f"line {_in_file(end + 1, uri, before)}"
+            raise AnnotationError(uri, f"malformed CSV: {exc}", where) from None
         line, end = end + 1, reader.line_num
         if not _blank(row):
             yield line, row
 
 
-def _text_lines(uri: str, handle: IO[bytes]) -> Iterator[str]:
+def _text_lines(uri: str, handle: IO[bytes], before: RowsBefore) -> Iterator[str]:
     """The file's lines decoded one by one, so a decoding error names its line exactly."""
     for number, raw in enumerate(handle, start=1):
-        text = decode_line(uri, raw, number)
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            text = decode_line(uri, raw, _in_file(number, uri, before))  # raises, naming it
         yield text.removeprefix("\ufeff") if number == 1 else text
+
+
+def _in_file(line: int, uri: str, before: RowsBefore) -> int:
+    """Line `line` of what is read (the header line 1, then the lines of the file or of a
+    byte range) as a line of the whole file; the lines before a range are counted only when
+    an error asks."""
+    return line if line == 1 else line + before(uri)
 
 
 def _blank(row: list[str]) -> bool:
@@ -453,6 +472,20 @@ class _Parsed:
     fields: dict[str, Any]
     objects: list[ObjectAnnotation]
     box_lines: list[int]
+
+
+def _file_record(
+    uri: str, layout: _Layout, key: str, rows: list[tuple[int, list[str]]], before: RowsBefore
+) -> ImageRecord:
+    """`_record` of rows numbered in what is read. Messages name lines in many places, so an
+    image of a byte range that fails is read again with its rows numbered in the file (the
+    lines before the range counted only now), to fail with the file's line numbers."""
+    try:
+        return _record(uri, layout, key, rows)
+    except AnnotationError:
+        if not before(uri):
+            raise
+    return _record(uri, layout, key, [(_in_file(line, uri, before), row) for line, row in rows])
 
 
 def _record(uri: str, layout: _Layout, key: str, rows: list[tuple[int, list[str]]]) -> ImageRecord:
@@ -618,7 +651,9 @@ _DIGITS = r"^[0-9]{1,10}$"
 _INT32_MAX = 2**31 - 1
 
 
-def _file_batches(uri: str, byte_range: tuple[int, int] | None = None) -> Iterator[BatchResult]:
+def _file_batches(
+    uri: str, byte_range: tuple[int, int] | None, before: RowsBefore
+) -> Iterator[BatchResult]:
     """One CSV file as nested batches: images in first-seen order, as `_read_file` gives."""
     data = (read_range(uri, byte_range) if byte_range else read_bytes(uri)).removeprefix(_BOM)
     if not _columnar_readable(data):
@@ -632,7 +667,7 @@ def _file_batches(uri: str, byte_range: tuple[int, int] | None = None) -> Iterat
     table = _parsed(uri, data, layout.fields)
     if not table.num_rows:
         return
-    yield from _table_batches(uri, layout, table)
+    yield from _table_batches(uri, layout, table, before)
 
 
 def _columnar_readable(data: bytes) -> bool:
@@ -689,7 +724,9 @@ def _parsed(uri: str, data: bytes, fields: int, only: Sequence[str] = ()) -> pa.
         raise BatchesUnavailable(f"{uri}: {exc}") from None
 
 
-def _table_batches(uri: str, layout: _Layout, table: pa.Table) -> Iterator[BatchResult]:
+def _table_batches(
+    uri: str, layout: _Layout, table: pa.Table, before: RowsBefore
+) -> Iterator[BatchResult]:
     import pyarrow as pa
     import pyarrow.compute as pc
 
@@ -714,7 +751,7 @@ def _table_batches(uri: str, layout: _Layout, table: pa.Table) -> Iterator[Batch
         numbered = list(zip(lines[starts[image] : ends[image]], _row_lists(rows), strict=True))
         key = flat.column("key")[starts[image]].as_py()
         try:
-            yield records_to_batch([_record(uri, layout, key, numbered)])
+            yield records_to_batch([_file_record(uri, layout, key, numbered, before)])
         except AnnotationError as error:
             yield BadItem(error, images=1, boxes=_box_rows(layout, numbered))
         begin = image + 1

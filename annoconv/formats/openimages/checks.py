@@ -13,6 +13,7 @@ import pyarrow.compute as pc
 from annoconv.errors import AnnotationError
 from annoconv.formats.base import BadItem
 from annoconv.formats.openimages.columns import COORDINATES, FLAG_COLUMNS, IMAGE_ID, LABEL
+from annoconv.io.ranges import RowsBefore
 from annoconv.schema import NORMALIZED_TOLERANCE
 
 _FLAG_TEXTS = pa.array(["1", "0", "-1", ""])
@@ -41,9 +42,12 @@ RECORDS_SCHEMA = pa.schema(
 )
 
 
-def bad_image(uri: str, key: str, message: str, row: int, boxes: int) -> BadItem:
-    """The bad item of an image with a bad row, naming the row's (first) problem."""
-    error = AnnotationError(uri, f"image {key}: {message}", f"row {row}")
+def bad_image(
+    uri: str, key: str, message: str, row: int, boxes: int, rows_before: RowsBefore
+) -> BadItem:
+    """The bad item of an image with a bad row, naming the row's (first) problem and the
+    row's number in the file (`row` counts from the start of what was read)."""
+    error = AnnotationError(uri, f"image {key}: {message}", f"row {row + rows_before(uri)}")
     return BadItem(error, images=1, boxes=boxes)
 
 

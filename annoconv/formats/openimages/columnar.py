@@ -75,7 +75,7 @@ def _image_batches(uri: str, rows: pa.Table, options: Options) -> Iterator[Batch
         message = group.column("problem")[at].as_py()
         row = group.column("problem_row")[at].as_py()
         key = group.column(IMAGE_ID)[0].as_py()
-        yield bad_image(uri, key, message, row, group.num_rows)
+        yield bad_image(uri, key, message, row, group.num_rows, options.rows_before)
         begin = end
     if begin < rows.num_rows:
         yield _nested(uri, rows.slice(begin), options)

@@ -13,7 +13,7 @@ import pyarrow.csv as pacsv
 from annoconv.errors import AnnotationError
 from annoconv.formats.openimages.options import Options
 from annoconv.io.fs import open_input
-from annoconv.io.ranges import open_range
+from annoconv.io.ranges import RowsBefore, open_range
 
 # Parse errors read "CSV parse error: Row #N: ...", conversion errors (bad UTF-8 in a cell)
 # "In CSV column #C: Row #N: ...".
@@ -69,17 +69,17 @@ def read_csv(
             )
             yield from reader
         except (pa.ArrowInvalid, pa.ArrowKeyError) as exc:
-            raise _malformed(uri, exc) from None
+            raise _malformed(uri, exc, options.rows_before) from None
 
 
-def _malformed(uri: str, exc: Exception) -> AnnotationError:
+def _malformed(uri: str, exc: Exception, rows_before: RowsBefore) -> AnnotationError:
     message = str(exc).split("\n", 1)[0]
     found = _ROW_NUMBER.match(message)
     detail = message[found.end() :] if found else message.removeprefix("CSV parse error: ")
     if len(detail) > 200:
         detail = detail[:200] + "..."
-    # pyarrow counts the header as row 1.
-    where = f"row {int(found.group(1)) - 1}" if found else None
+    # pyarrow counts the header as row 1, and from the start of a byte range.
+    where = f"row {int(found.group(1)) - 1 + rows_before(uri)}" if found else None
     return AnnotationError(uri, f"malformed CSV: {detail}", where)
 
 

@@ -9,6 +9,8 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
+from annoconv.io.ranges import RowsBefore
+
 #: Bytes pyarrow parses at a time; larger blocks are no faster and cost more memory.
 BLOCK_SIZE = 1 << 20
 #: Rows handled at a time when checking and grouping.
@@ -29,6 +31,11 @@ class Options:
     tmp_dir: str | None
     #: Read only these bytes of the file (and its header): a part of a partitioned run.
     byte_range: tuple[int, int] | None = None
+
+    @functools.cached_property
+    def rows_before(self) -> RowsBefore:
+        """The rows of the file before `byte_range`, added to every row number reported."""
+        return RowsBefore(self.byte_range)
 
     @functools.cached_property
     def known_mids(self) -> pa.Array | None:

@@ -104,7 +104,9 @@ class FilePass:
         for group in _groups(self.store.merged(), make):
             if group.problem is not None:
                 message, row = group.problem
-                yield bad_image(self.uri, group.key, message, row, group.boxes)
+                yield bad_image(
+                    self.uri, group.key, message, row, group.boxes, self.options.rows_before
+                )
             elif group.boxes or self.options.keep_empty:
                 yield Image(group.key, group.items)
             else:
