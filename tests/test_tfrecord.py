@@ -211,6 +211,55 @@ def test_inspect_and_tfrecord_to_csv(
     assert rows[("p2/2.jpg", "")]["xmin"] == ""  # the negative image survives
 
 
+def test_a_folder_of_outputs_reads_its_tfrecords_only(
+    dataset: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The label map, a CSV, Finder's .DS_Store and a staging folder beside the shards are
+    not taken for TFRecords; with no TFRecord-named file, files named as no format are."""
+    ann, images = dataset
+    out = tmp_path / "out"
+    convert(
+        str(ann),
+        str(out / "x.record"),
+        images=str(images),
+        split="a=0.5,b=0.5",
+        label_map_output=str(out / "lm.pbtxt"),
+    )
+    convert(str(ann), str(out / "boxes.csv"), images=str(images))
+    write(out / ".DS_Store", "\x00\x01junk")
+    write(out / ".x.record.annoconv-0a1b2c3d" / "x-a.record-00000-of-00001", "partial")
+    assert main(["inspect", str(out), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert sorted(Path(f["path"]).name for f in shown["files"]) == [
+        "x-a.record-00000-of-00001",
+        "x-b.record-00000-of-00001",
+    ]
+    assert (shown["records"], shown["boxes"], shown["problems"]) == (5, 5, [])
+    back = tmp_path / "back.csv"
+    assert convert(str(out), str(back), from_format="tfrecord").images_written == 5
+
+    bare = tmp_path / "bare"  # TFRecords named as no format at all
+    bare.mkdir()
+    for shard in sorted(out.glob("x-*.record-*")):
+        (bare / shard.name.split(".")[0]).write_bytes(shard.read_bytes())
+    assert (
+        convert(str(bare), str(tmp_path / "bare.csv"), from_format="tfrecord").images_written == 5
+    )
+    assert (tmp_path / "bare.csv").read_bytes() == back.read_bytes()
+
+
+def test_inspect_says_what_is_not_a_tfrecord(
+    dataset: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ann, images = dataset
+    assert main(["inspect", str(ann)]) == 1
+    assert f"{ann}: no TFRecord files in this folder" in capsys.readouterr().err
+    csv_file = tmp_path / "boxes.csv"
+    convert(str(ann), str(csv_file), images=str(images))
+    assert main(["inspect", str(csv_file)]) == 1
+    assert f"{csv_file}: named as a csv file, not a TFRecord; not read" in capsys.readouterr().err
+
+
 def test_corrupt_shard_is_reported_by_inspect(
     dataset: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -123,6 +123,12 @@ def infer_format(path: Source, *, for_writing: bool = False) -> str:
     return _sniffed(candidates, path)
 
 
+def formats_named_by(path: str) -> list[str]:
+    """The formats whose extension ends the name of `path` (a shard suffix such as
+    ``-00000-of-00004`` aside); no I/O. Empty when the name names none."""
+    return _formats_for_suffixes([_suffix(path)])
+
+
 def _formats_for_suffixes(suffixes: list[str], *, folders: bool = False) -> list[str]:
     """The formats claiming the first of `suffixes` that any format claims."""
     entries = [e for e in available_formats() if e.reads_folders or not folders]
@@ -226,7 +232,7 @@ def _register_builtins() -> None:
             "tfrecord",
             "annoconv.formats.tfrecord:FORMAT",
             "TFRecord shards of TF Object Detection API tf.train.Examples (no TensorFlow needed)",
-            (".tfrecord", ".record", ".tfrecords"),
+            (".tfrecord", ".record", ".tfrecords", ".tfrec"),
         ),
         FormatEntry(
             "parquet",

@@ -14,6 +14,7 @@ up). Every shard is written streaming; all shards are published together on succ
 from __future__ import annotations
 
 import math
+import posixpath
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -22,6 +23,7 @@ from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Literal
 
 from annoconv.errors import AnnoconvError, AnnotationError
+from annoconv.formats import formats_named_by
 from annoconv.formats.base import (
     BadItem,
     Format,
@@ -32,7 +34,7 @@ from annoconv.formats.base import (
     Writer,
 )
 from annoconv.io.embed import EmbeddedImage, SizePolicy, embed_image
-from annoconv.io.fs import exists, expand_source, shards_of, size_of
+from annoconv.io.fs import exists, expand_source, is_dir, list_files, shards_of, size_of
 from annoconv.io.images import RecordImages
 from annoconv.ops import assign_shards, shard_of
 from annoconv.report import OutputFile
@@ -369,8 +371,39 @@ def tfrecord_files(source: Source) -> list[str]:
         shards = shards_of(source)
         if shards:
             return _complete_set(source, shards)
+    if isinstance(source, str) and is_dir(source):
+        return _folder_records(source)
     files, _ = expand_source(source, ())
     return files
+
+
+def _folder_records(folder: str) -> list[str]:
+    """The TFRecord files of a folder: those named as TFRecords (by extension, also
+    ``.gz``, or as shards ``-00000-of-00004``); failing any, every file not named as another
+    format. Hidden files and folders (``.DS_Store``, a run's staging folder) never count."""
+    visible = [uri for uri in list_files(folder) if not _hidden(uri, folder)]
+    named = [uri for uri in visible if _named_as_tfrecord(uri)]
+    if named:
+        return named
+    unnamed = [uri for uri in visible if not formats_named_by(uri)]
+    if not unnamed:
+        raise AnnotationError(
+            folder,
+            "no TFRecord files in this folder (named *.tfrecord, *.record, *.tfrecords, "
+            "*.tfrec, also .gz, or shards *-00000-of-00004); the files there are named as "
+            "other formats (`annoconv stats` looks at annotations of any format)",
+        )
+    return unnamed
+
+
+def _named_as_tfrecord(uri: str) -> bool:
+    name = posixpath.basename(uri.replace("\\", "/")).lower().removesuffix(".gz")
+    return bool(SHARD_PATTERN.search(name)) or name.endswith(FORMAT.extensions)
+
+
+def _hidden(uri: str, folder: str) -> bool:
+    below = uri[len(folder) :].replace("\\", "/")
+    return any(part.startswith(".") for part in below.split("/") if part)
 
 
 def _complete_set(prefix: str, shards: list[str]) -> list[str]:
@@ -567,6 +600,14 @@ def inspect_tfrecords(sources: list[str], *, label_map: LabelMap | str | None = 
 
 def _inspect_file(uri: str, label_map: LabelMap | None, result: Inspection) -> None:
     records = boxes = 0
+    named = formats_named_by(uri)
+    if named and FORMAT.name not in named:
+        result.problems.append(
+            f"{uri}: named as a {named[0]} file, not a TFRecord; not read "
+            "(`annoconv stats` looks at annotations of any format)"
+        )
+        result.files.append({"path": uri, "records": 0, "boxes": 0})
+        return
     try:
         for index, payload in enumerate(iter_tfrecords(uri, "auto")):
             records += 1
@@ -619,7 +660,7 @@ def _example_problems(
 FORMAT = Format(
     "tfrecord",
     "TFRecord shards of TF Object Detection API tf.train.Examples (no TensorFlow needed)",
-    (".tfrecord", ".record", ".tfrecords"),
+    (".tfrecord", ".record", ".tfrecords", ".tfrec"),
     reader=TFRecordReader,
     writer=TFRecordShardWriter,
 )
