@@ -70,6 +70,7 @@ def test_xml2tfrecord_with_everything_on_s3(
         s3.pipe(f"{s3_bucket}/drawings.tar", _tar_of(images, "grant_yb2_20200107"))
         image_source = f"s3://{s3_bucket}/drawings.tar"
     prefix = f"s3://{s3_bucket}/out/uspto.record"
+    s3.pipe(f"{s3_bucket}/out/uspto.record-00002-of-00003", b"an earlier run's shard")
     code = main(
         [
             "xml2tfrecord",

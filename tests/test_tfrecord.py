@@ -175,6 +175,34 @@ def test_two_runs_are_byte_identical_and_gzip_reads(
     check_examples(read_examples([Path(shard_name(str(gz), 0, 1))], "GZIP"))
 
 
+@pytest.mark.parametrize("engine", ["local", "processes"])
+def test_a_rerun_with_other_shards_removes_the_earlier_set(
+    dataset: tuple[Path, Path], tmp_path: Path, engine: str
+) -> None:
+    """A glob over the prefix (a training config's ``x.record-*``) must not read the
+    earlier run's shards with the new ones; another prefix's shards stay."""
+    ann, images = dataset
+    out = tmp_path / "out" / "x.record"
+    convert(str(ann), str(out), images=str(images), write_options={"shards": 4})
+    keep = tmp_path / "out" / "xy.record-00000-of-00004"
+    keep.write_bytes(Path(shard_name(str(out), 0, 4)).read_bytes())
+    parallel: dict[str, Any] = {"engine": engine, "workers": 2} if engine != "local" else {}
+    report = convert(
+        str(ann), str(out), images=str(images), write_options={"shards": 2}, **parallel
+    )
+    assert sorted(p.name for p in out.parent.iterdir()) == [
+        "x.record-00000-of-00002",
+        "x.record-00001-of-00002",
+        "xy.record-00000-of-00004",
+    ]
+    assert report.warnings == [
+        "removed 4 file(s) an earlier run left beside the new output: "
+        + ", ".join(shard_name(str(out), i, 4) for i in range(3))
+        + " and 1 more"
+    ]
+    check_examples(read_examples(sorted(out.parent.glob("x.record-*"))))
+
+
 def test_shard_assignment_ignores_input_order(dataset: tuple[Path, Path], tmp_path: Path) -> None:
     ann, images = dataset
     xmls = sorted(str(p) for p in ann.rglob("*.xml"))

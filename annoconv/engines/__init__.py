@@ -67,12 +67,24 @@ def engine_runner(
 
 
 def run_job(job: Job, reader: Reader, runner: TaskRunner | None) -> Report:
-    """Run `job` (whose source `reader` reads) in this process, or as tasks on `runner`."""
+    """Run `job` (whose source `reader` reads) in this process, or as tasks on `runner`;
+    once its outputs are published, what an earlier run left that would be read with them
+    is removed (see `Writer.clear_stale`) and named in the report's warnings."""
     if runner is None:
-        return job.run(reader, job.writer)
-    from annoconv.engines.partitioned import run_partitioned
+        report = job.run(reader, job.writer)
+    else:
+        from annoconv.engines.partitioned import run_partitioned
 
-    return run_partitioned(job, reader, runner)
+        report = run_partitioned(job, reader, runner)
+    removed = job.writer_class.clear_stale(report.outputs)
+    if removed:
+        shown = ", ".join(removed[:3]) + (
+            f" and {len(removed) - 3} more" if len(removed) > 3 else ""
+        )
+        report.warnings.append(
+            f"removed {len(removed)} file(s) an earlier run left beside the new output: {shown}"
+        )
+    return report
 
 
 def survey_labels(reader: Reader, runner: TaskRunner) -> Iterable[tuple[str, list[str]]] | None:

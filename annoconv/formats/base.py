@@ -190,6 +190,13 @@ class Writer(ABC):
         `partition: ShardPartition`). None for writers of one output."""
         return None
 
+    @classmethod
+    def clear_stale(cls, outputs: Sequence[OutputFile]) -> list[str]:
+        """Once a run's `outputs` are published: remove the files an earlier run left that
+        would be read together with them (a sharded writer's shards of another count under
+        the same prefix); the paths removed. Writers of fixed names have none."""
+        return []
+
     @abstractmethod
     def write(self, record: ImageRecord) -> None: ...
 

@@ -17,7 +17,7 @@ import math
 import posixpath
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Literal
@@ -34,7 +34,15 @@ from annoconv.formats.base import (
     Writer,
 )
 from annoconv.io.embed import EmbeddedImage, SizePolicy, embed_image
-from annoconv.io.fs import exists, expand_source, is_dir, list_files, shards_of, size_of
+from annoconv.io.fs import (
+    exists,
+    expand_source,
+    is_dir,
+    list_files,
+    remove_file,
+    shards_of,
+    size_of,
+)
 from annoconv.io.images import RecordImages
 from annoconv.ops import assign_shards, shard_of
 from annoconv.report import OutputFile
@@ -175,6 +183,25 @@ class TFRecordShardWriter(Writer):
             raise ValueError("give either shards or shard_size, not both")
         count = _shard_count(options.get("shards"), options.get("shard_size"), keys)
         return count, assign_shards(keys or {}, count)
+
+    @classmethod
+    def clear_stale(cls, outputs: Sequence[OutputFile]) -> list[str]:
+        """Shards of another count under a prefix this run wrote (a rerun with other
+        `shards`): a glob such as ``PREFIX-*`` in a training config would read both sets."""
+        counts = {
+            out.path[: match.start()]: int(match.group(2))
+            for out in outputs
+            if out.kind == "tfrecord" and (match := SHARD_PATTERN.search(out.path))
+        }
+        stale = [
+            shard
+            for prefix, count in sorted(counts.items())
+            for shard in shards_of(prefix)
+            if (match := SHARD_PATTERN.search(shard)) and int(match.group(2)) != count
+        ]
+        for shard in stale:
+            remove_file(shard)
+        return stale
 
     def write(self, record: ImageRecord, image_data: bytes | None = None) -> None:
         assert self.label_map is not None
