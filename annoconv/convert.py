@@ -39,7 +39,7 @@ from annoconv.io.fs import (
 )
 from annoconv.io.images import ImageInfo, RecordImages, read_image_info
 from annoconv.io.pool import prefetch
-from annoconv.labelmap import LabelMap, LabelMapItem, LabelOrder
+from annoconv.labelmap import LabelMap, LabelMapItem, LabelOrder, similar_classes_note
 from annoconv.ops import (
     assign_from_lists,
     assign_splits,
@@ -369,6 +369,9 @@ def convert(
             progress=progress,
         )
         report = run_job(job, reader, runner)
+        note = similar_classes_note(report.classes)
+        if note:
+            report.warnings.append(note)
         if label_map_output is not None and resolved is not None:
             size = resolved.write(label_map_output)
             report.outputs.append(OutputFile(label_map_output, size, "label_map"))

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import bisect
 import re
+import shlex
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal, TypeAlias, TypeVar
@@ -251,6 +252,37 @@ class LabelMap:
         from annoconv.io.fs import write_atomic
 
         return write_atomic(uri, self.to_pbtxt().encode("utf-8"))
+
+
+def similar_classes(counts: Mapping[str, int]) -> list[list[str]]:
+    """Groups of class names that differ only in case, spacing, ``_`` or ``-`` (``Dog``,
+    ``dog``, ``mobile_phone``, ``Mobile phone``): usually one class labelled two ways. Each
+    group with its most frequent name first; groups ordered by that name."""
+    groups: dict[str, list[str]] = {}
+    for name in counts:
+        groups.setdefault(_SPACING.sub(" ", name.casefold()).strip(), []).append(name)
+    similar = [
+        sorted(names, key=lambda name: (-counts[name], name))
+        for names in groups.values()
+        if len(names) > 1
+    ]
+    return sorted(similar, key=lambda names: names[0])
+
+
+def similar_classes_note(counts: Mapping[str, int]) -> str | None:
+    """One line naming the `similar_classes` of `counts` with their counts and the
+    `--rename` that merges them; None when there are none."""
+    groups = similar_classes(counts)
+    if not groups:
+        return None
+    shown = "; ".join(", ".join(f"{name!r} ({counts[name]})" for name in group) for group in groups)
+    renames = " ".join(
+        f"--rename {shlex.quote(f'{name}={group[0]}')}" for group in groups for name in group[1:]
+    )
+    return f"class names that differ only in case or spacing: {shown}; to merge them: {renames}"
+
+
+_SPACING = re.compile(r"[\s_\-]+")
 
 
 def ordered_unique(names: Iterable[str], order: LabelOrder) -> list[str]:

@@ -28,6 +28,7 @@ from typing import Any
 
 from annoconv.filters import is_outside, recovered
 from annoconv.formats import BadItem, Dropped, ReadResult
+from annoconv.labelmap import similar_classes, similar_classes_note
 from annoconv.report import ErrorHandler, ErrorPolicy, Report
 from annoconv.schema import NORMALIZED, ImageRecord
 
@@ -140,6 +141,7 @@ class DatasetStats:
                 "tiny": self.suspicious["tiny"],
                 "tiny_below_pixels": self.tiny,
                 "examples": self.examples,
+                "similar_classes": similar_classes(self.boxes_per_class),
             },
             "skipped": [item.__dict__ for item in self.report.skipped],
         }
@@ -175,6 +177,9 @@ class DatasetStats:
             if self.suspicious[kind]:
                 shown = ", ".join(self.examples[kind][:3])
                 lines.append(f"suspicious: {self.suspicious[kind]} {kind} boxes (e.g. {shown})")
+        note = similar_classes_note(self.boxes_per_class)
+        if note:
+            lines.append(f"suspicious: {note}")
         return "\n".join(lines)
 
 

@@ -517,6 +517,30 @@ def test_stats_cli_counts_boxes_outside_and_plots(
     assert spread > 100  # drawn, not blank
 
 
+def test_class_names_that_differ_only_in_case_or_spacing(tmp_path: Path, capsys: Any) -> None:
+    from annoconv.labelmap import similar_classes
+
+    assert similar_classes(
+        {"Dog": 1, "dog": 2, "cat": 5, "mobile_phone": 1, "Mobile Phone": 1}
+    ) == [
+        ["Mobile Phone", "mobile_phone"],
+        ["dog", "Dog"],
+    ]
+    assert similar_classes({"car": 1, "cart": 1, "Car-1": 1}) == []
+    boxes = "a.jpg,10,10,Dog,1,1,5,5\nb.jpg,10,10,dog,1,1,5,5\nb.jpg,10,10,dog,2,2,6,6\n"
+    source = write(tmp_path / "s.csv", HEADER + boxes + "c.jpg,10,10,cat,1,1,5,5\n")
+    note = (
+        "class names that differ only in case or spacing: 'dog' (2), 'Dog' (1); "
+        "to merge them: --rename Dog=dog"
+    )
+    report = convert(str(source), str(tmp_path / "o.csv"))
+    assert report.warnings == [note]
+    assert main(["stats", str(source)]) == 0
+    assert f"suspicious: {note}" in capsys.readouterr().out.splitlines()
+    merged = convert(str(source), str(tmp_path / "m.csv"), rename={"Dog": "dog"})
+    assert merged.warnings == [] and merged.classes == {"dog": 3, "cat": 1}
+
+
 def test_stats_plot_without_matplotlib_names_the_extra(
     roboflow: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: Any
 ) -> None:
