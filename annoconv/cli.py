@@ -754,6 +754,27 @@ def _finish(report: Report, args: argparse.Namespace) -> None:
         write_atomic(args.report_json, (report.to_json() + "\n").encode("utf-8"))
     if not args.quiet:
         print(report.summary(), file=sys.stderr)
+        for line in _pipeline_config_lines(report):
+            print(line, file=sys.stderr)
+
+
+def _pipeline_config_lines(report: Report) -> list[str]:
+    """Where the TF Object Detection API's pipeline.config points for TFRecord outputs:
+    each shard set as the glob `input_path` takes, and the label map."""
+    from annoconv.formats.tfrecord import SHARD_PATTERN
+
+    sets: dict[str, str] = {}
+    for out in report.outputs:
+        match = SHARD_PATTERN.search(out.path) if out.kind == "tfrecord" else None
+        if match:
+            sets[out.path[: match.start()]] = f"-{'?' * len(match.group(1))}-of-{match.group(2)}"
+    if not sets:
+        return []
+    lines = ["for the TF Object Detection API's pipeline.config:"]
+    lines += [f'  input_path: "{prefix}{pattern}"' for prefix, pattern in sets.items()]
+    maps = [out.path for out in report.outputs if out.kind == "label_map"]
+    lines += [f'  label_map_path: "{path}"' for path in maps]
+    return lines
 
 
 def main(argv: Sequence[str] | None = None) -> int:

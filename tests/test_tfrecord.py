@@ -203,6 +203,30 @@ def test_a_rerun_with_other_shards_removes_the_earlier_set(
     check_examples(read_examples(sorted(out.parent.glob("x.record-*"))))
 
 
+def test_cli_prints_the_pipeline_config_paths_tensorflow_globs(
+    dataset: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ann, images = dataset
+    out = tmp_path / "x.record"
+    args = ["xml2tfrecord", str(ann), str(out), "--images", str(images)]
+    assert main([*args, "--split", "train=0.6,test=0.4", "--shards", "2"]) == 0
+    lines = capsys.readouterr().err.splitlines()
+    start = lines.index("for the TF Object Detection API's pipeline.config:")
+    paths = [line.split('"')[1] for line in lines[start + 1 :]]
+    assert [line.split(":")[0].strip() for line in lines[start + 1 :]] == [
+        "input_path",
+        "input_path",
+        "label_map_path",
+    ]
+    for pattern, split in zip(paths[:2], ("train", "test"), strict=True):
+        expected = [shard_name(str(tmp_path / f"x-{split}.record"), i, 2) for i in range(2)]
+        assert sorted(tf.io.gfile.glob(pattern)) == expected
+    assert parse_with_protobuf(Path(paths[2]).read_text(encoding="utf-8")) == [
+        ("figure", 1, None),
+        ("label", 2, None),
+    ]
+
+
 def test_shard_assignment_ignores_input_order(dataset: tuple[Path, Path], tmp_path: Path) -> None:
     ann, images = dataset
     xmls = sorted(str(p) for p in ann.rglob("*.xml"))
