@@ -935,3 +935,32 @@ def test_a_bad_row_in_the_last_range_fails_the_run_with_the_local_message(
                 str(bad), str(tmp_path / "procs" / "out.parquet"), engine="processes", workers=2
             )
         assert str(procs.value) == str(local.value) == expected[0]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("engine", ["processes", "dask"])
+def test_parallel_runs_show_their_tasks_finishing_on_a_terminal(
+    voc: Path, cluster: object, tmp_path: Path, engine: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    terminal = _Terminal()
+    monkeypatch.setattr(sys, "stderr", terminal)
+    where: dict[str, Any] = {"scheduler": cluster} if engine == "dask" else {"workers": 2}
+    report = convert(
+        str(voc),
+        str(tmp_path / "voc.record"),
+        write_options={"shards": 3},
+        engine=engine,  # type: ignore[arg-type]
+        progress=True,
+        **where,
+    )
+    assert report.images_written == 40
+    shown = terminal.getvalue()
+    assert "tasks: 100%" in shown and "3/3" in shown
+    quiet = _Terminal()
+    monkeypatch.setattr(sys, "stderr", quiet)
+    convert(str(voc), str(tmp_path / "q.record"), engine=engine, **where)  # type: ignore[arg-type]
+    assert quiet.getvalue() == ""

@@ -91,7 +91,7 @@ class DaskRunner:
             self.client.cancel(futures)
 
     def run_all(self, job: Job, tasks: Sequence[Task]) -> list[Report]:
-        from annoconv.engines.partitioned import run_task
+        from annoconv.engines.partitioned import run_task, task_bar
 
         run = uuid.uuid4().hex[:8]
         # The job is a task of its own rather than scattered data: a worker holding it may
@@ -101,7 +101,9 @@ class DaskRunner:
             self.client.submit(run_task, shared, task, key=f"annoconv-{run}-{task.index}")
             for task in tasks
         ]
-        self._distributed.wait(futures)
+        with task_bar(job.progress, len(futures)) as bar:
+            for _ in self._distributed.as_completed(futures):
+                bar.update(1)
         try:
             return [self._result(future, task) for future, task in zip(futures, tasks, strict=True)]
         finally:

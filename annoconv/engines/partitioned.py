@@ -27,6 +27,7 @@ import dataclasses
 import os
 import posixpath
 import re
+import sys
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -100,6 +101,20 @@ class Task:
     #: Whether the part is a file of a dataset folder (``OUT/part-0000N.parquet``), published
     #: as it is, rather than a piece the driver joins into one file.
     dataset_part: bool = False
+
+
+def task_bar(enabled: bool, total: int) -> Any:
+    """The driver's progress bar over a run's tasks as they finish (images are counted in
+    the workers, out of sight): a tqdm bar on a terminal's stderr, else one that stays quiet."""
+    from tqdm import tqdm
+
+    return tqdm(
+        total=total,
+        unit="task",
+        desc="tasks",
+        file=sys.stderr,
+        disable=not enabled or not sys.stderr.isatty(),
+    )
 
 
 def run_task(job: Job, task: Task) -> Report:

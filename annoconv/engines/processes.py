@@ -13,11 +13,12 @@ import os
 import pickle
 import tempfile
 from collections.abc import Callable, Sequence
-from concurrent.futures import Future, ProcessPoolExecutor, wait
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed, wait
 from concurrent.futures.process import BrokenProcessPool
 from types import TracebackType
 from typing import TYPE_CHECKING, TypeVar
 
+from annoconv.engines.partitioned import task_bar
 from annoconv.errors import AnnoconvError
 
 if TYPE_CHECKING:
@@ -60,7 +61,9 @@ class ProcessRunner:
             pickle.dump(job, handle, protocol=pickle.HIGHEST_PROTOCOL)
         try:
             futures = [self._pool.submit(_run, handle.name, task) for task in tasks]
-            wait(futures)
+            with task_bar(job.progress, len(futures)) as bar:
+                for _ in as_completed(futures):
+                    bar.update(1)
         finally:
             os.remove(handle.name)
         done = zip(futures, tasks, strict=True)
