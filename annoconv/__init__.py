@@ -3,6 +3,8 @@
     from annoconv import convert
     report = convert("annotations/", "train.csv", images="images/")
 
+`read` gives any source's records, `write` writes records built in Python to any output.
+
 The names below are imported on first use, so `import annoconv` stays fast.
 """
 
@@ -25,6 +27,7 @@ if TYPE_CHECKING:
         UnknownClassesError,
     )
     from annoconv.labelmap import LabelMap, LabelMapItem
+    from annoconv.records import write
     from annoconv.report import Report
     from annoconv.schema import ImageLabel, ImageRecord, ObjectAnnotation
 
@@ -43,6 +46,7 @@ _EXPORTS = {
     "ImageLabel": "annoconv.schema",
     "ImageRecord": "annoconv.schema",
     "ObjectAnnotation": "annoconv.schema",
+    "write": "annoconv.records",
 }
 
 __all__ = [
@@ -61,6 +65,7 @@ __all__ = [
     "__version__",
     "convert",
     "read",
+    "write",
 ]
 
 
