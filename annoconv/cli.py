@@ -754,14 +754,16 @@ def _finish(report: Report, args: argparse.Namespace) -> None:
         write_atomic(args.report_json, (report.to_json() + "\n").encode("utf-8"))
     if not args.quiet:
         print(report.summary(), file=sys.stderr)
-        for line in _pipeline_config_lines(report):
+        given = getattr(args, "label_map", None)
+        for line in _pipeline_config_lines(report, given):
             print(line, file=sys.stderr)
 
 
-def _pipeline_config_lines(report: Report) -> list[str]:
-    """Where the TF Object Detection API's pipeline.config points for TFRecord outputs:
-    each shard set as the glob `input_path` takes, and the label map."""
+def _pipeline_config_lines(report: Report, given_label_map: str | None) -> list[str]:
+    """What the TF Object Detection API's pipeline.config takes for TFRecord outputs: each
+    shard set as the glob `input_path` takes, the label map, and `num_classes` (its top id)."""
     from annoconv.formats.tfrecord import SHARD_PATTERN
+    from annoconv.labelmap import LabelMap
 
     sets: dict[str, str] = {}
     for out in report.outputs:
@@ -772,8 +774,10 @@ def _pipeline_config_lines(report: Report) -> list[str]:
         return []
     lines = ["for the TF Object Detection API's pipeline.config:"]
     lines += [f'  input_path: "{prefix}{pattern}"' for prefix, pattern in sets.items()]
-    maps = [out.path for out in report.outputs if out.kind == "label_map"]
-    lines += [f'  label_map_path: "{path}"' for path in maps]
+    written = [out.path for out in report.outputs if out.kind == "label_map"]
+    for path in written or ([given_label_map] if given_label_map else []):
+        lines.append(f'  label_map_path: "{path}"')
+        lines.append(f"  num_classes: {LabelMap.read(path).max_id}")
     return lines
 
 

@@ -212,12 +212,14 @@ def test_cli_prints_the_pipeline_config_paths_tensorflow_globs(
     assert main([*args, "--split", "train=0.6,test=0.4", "--shards", "2"]) == 0
     lines = capsys.readouterr().err.splitlines()
     start = lines.index("for the TF Object Detection API's pipeline.config:")
-    paths = [line.split('"')[1] for line in lines[start + 1 :]]
+    paths = [line.split('"')[1] for line in lines[start + 1 : -1]]
     assert [line.split(":")[0].strip() for line in lines[start + 1 :]] == [
         "input_path",
         "input_path",
         "label_map_path",
+        "num_classes",
     ]
+    assert lines[-1] == "  num_classes: 2"
     for pattern, split in zip(paths[:2], ("train", "test"), strict=True):
         expected = [shard_name(str(tmp_path / f"x-{split}.record"), i, 2) for i in range(2)]
         assert sorted(tf.io.gfile.glob(pattern)) == expected
