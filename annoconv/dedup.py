@@ -104,20 +104,26 @@ def find_duplicates(hashes: Mapping[str, tuple[str, str]]) -> list[DuplicateGrou
 
 
 class Dedup(Transform):
-    """The writing pass of dedup: drops the duplicates the first pass found, and turns the
-    images that could not be hashed into BadItems."""
+    """The writing pass of dedup: drops the duplicates the first pass found, turns the
+    images that could not be hashed into BadItems, and gives the records it keeps their
+    image's SHA-256 (the `sha256` field, a column of the Parquet output)."""
 
     def __init__(self, hashes: ImageHashes) -> None:
         self.groups = find_duplicates(hashes.hashes)
         self.dropped = {key for group in self.groups for key in group.keys[1:]}
         self.failed = hashes.failed
+        self.sha256 = {key: sha for key, (sha, _digest) in hashes.hashes.items()}
 
     def apply(self, items: Iterable[ReadResult]) -> Iterator[ReadResult]:
         for item in items:
-            if isinstance(item, ImageRecord) and item.key in self.dropped:
+            if not isinstance(item, ImageRecord):
+                yield item
+            elif item.key in self.dropped:
                 yield Dropped(DUPLICATE_REASON, images=1, boxes=len(item.objects))
-            elif isinstance(item, ImageRecord) and item.key in self.failed:
+            elif item.key in self.failed:
                 yield BadItem(self.failed[item.key], images=1, boxes=len(item.objects))
+            elif item.sha256 is None and item.key in self.sha256:
+                yield item.model_copy(update={"sha256": self.sha256[item.key]})
             else:
                 yield item
 

@@ -349,6 +349,25 @@ def test_dedup_finds_planted_duplicates(with_duplicates: Path, tmp_path: Path) -
     assert "duplicate images (CONFLICT: different annotations): kept copy3.xml" in report.summary()
 
 
+def test_dedup_writes_each_kept_images_sha256_to_parquet(
+    with_duplicates: Path, tmp_path: Path
+) -> None:
+    import hashlib
+
+    import pyarrow.parquet as pq
+
+    out = tmp_path / "d.parquet"
+    assert convert(str(with_duplicates), str(out), dedup=True).images_written == 6
+    table = pq.read_table(out).to_pylist()
+    assert len(table) == 6
+    for row in table:
+        data = (with_duplicates / row["filename"]).read_bytes()
+        assert row["sha256"] == hashlib.sha256(data).hexdigest()
+    convert(str(with_duplicates), str(tmp_path / "plain.parquet"))
+    plain = pq.read_table(tmp_path / "plain.parquet")
+    assert set(plain.column("sha256").to_pylist()) == {None}  # not hashed unless asked
+
+
 def test_dedup_then_sample_and_missing_images(with_duplicates: Path, tmp_path: Path) -> None:
     report = convert(str(with_duplicates), str(tmp_path / "s.csv"), dedup=True, sample=4, seed=2)
     assert report.images_written == 4 and balanced(report)
