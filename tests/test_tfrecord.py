@@ -184,8 +184,9 @@ def test_a_rerun_with_other_shards_removes_the_earlier_set(
     ann, images = dataset
     out = tmp_path / "out" / "x.record"
     convert(str(ann), str(out), images=str(images), write_options={"shards": 4})
-    keep = tmp_path / "out" / "xy.record-00000-of-00004"
-    keep.write_bytes(Path(shard_name(str(out), 0, 4)).read_bytes())
+    for other_prefix in ("xy.record", "x.record-old"):
+        keep = tmp_path / "out" / f"{other_prefix}-00000-of-00004"
+        keep.write_bytes(Path(shard_name(str(out), 0, 4)).read_bytes())
     parallel: dict[str, Any] = {"engine": engine, "workers": 2} if engine != "local" else {}
     report = convert(
         str(ann), str(out), images=str(images), write_options={"shards": 2}, **parallel
@@ -193,6 +194,7 @@ def test_a_rerun_with_other_shards_removes_the_earlier_set(
     assert sorted(p.name for p in out.parent.iterdir()) == [
         "x.record-00000-of-00002",
         "x.record-00001-of-00002",
+        "x.record-old-00000-of-00004",
         "xy.record-00000-of-00004",
     ]
     assert report.warnings == [
@@ -200,7 +202,8 @@ def test_a_rerun_with_other_shards_removes_the_earlier_set(
         + ", ".join(shard_name(str(out), i, 4) for i in range(3))
         + " and 1 more"
     ]
-    check_examples(read_examples(sorted(out.parent.glob("x.record-*"))))
+    check_examples(read_examples([Path(shard_name(str(out), i, 2)) for i in range(2)]))
+    assert convert(str(out), str(tmp_path / "back.csv")).images_written == 5  # by its prefix
 
 
 def test_cli_prints_the_pipeline_config_paths_tensorflow_globs(

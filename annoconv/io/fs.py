@@ -13,6 +13,7 @@ import glob as globlib
 import json
 import os
 import posixpath
+import re
 import shutil
 import threading
 import time
@@ -332,7 +333,16 @@ def shards_of(prefix: str) -> list[str]:
     `out/train.record-00000-of-00004` ...), in order; empty when there are none."""
     if any(char in prefix for char in GLOB_CHARS):
         return []
-    return _glob(f"{prefix}-*-of-*")
+    base = posixpath.basename(prefix.replace("\\", "/"))
+    return [
+        path
+        for path in _glob(f"{prefix}-*-of-*")
+        # Only PREFIX-00000-of-00004 itself, not another prefix it begins (PREFIX-old-...).
+        if _SHARD_SUFFIX.fullmatch(posixpath.basename(path.replace("\\", "/"))[len(base) :])
+    ]
+
+
+_SHARD_SUFFIX = re.compile(r"-\d{5,}-of-\d{5,}")
 
 
 def _glob(pattern: str) -> list[str]:
