@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NoReturn, TypeVar
 
 from annoconv.errors import AnnoconvError, FormatError, MissingDependencyError
@@ -87,8 +87,8 @@ def _merge_reading(parser: argparse.ArgumentParser) -> None:
         metavar="[N=]DIR",
         action="append",
         default=[],
-        help="folder, URL or tar/zip archive holding the images, of every source or, as "
-        "N=DIR, of the Nth source (repeatable)",
+        help="folder, URL or tar/zip archive holding the images of every source or, as "
+        "N=DIR, a folder or URL holding the Nth source's (repeatable)",
     )
 
 
@@ -546,6 +546,7 @@ def _run_merge(args: argparse.Namespace) -> int:
     to_format = args.to_format or infer_format(args.output, for_writing=True)
     args.from_format, formats = _per_source(args.from_format, len(sources), "--from")
     args.images, images = _per_source(args.images, len(sources), "--images")
+    _check_archives(args.images, images)
     specs = [
         MergeSource(
             source,
@@ -575,12 +576,31 @@ def _per_source(values: list[str], sources: int, option: str) -> tuple[str | Non
             common = value
             continue
         index = int(number)
+        if not rest:
+            raise UsageError(f"{option} {value}: no value for source {index}")
         if not 1 <= index <= sources:
             raise UsageError(f"{option} {value}: there are sources 1 to {sources}")
         if index in own:
             raise UsageError(f"{option} for source {index} is given twice")
         own[index] = rest
     return common, own
+
+
+def _check_archives(common: str | None, own: Mapping[int, str]) -> None:
+    """An archive of images is streamed once for the whole run, so it serves every source."""
+    from annoconv.io.archives import is_archive
+
+    for index, images in sorted(own.items()):
+        if is_archive(images):
+            raise UsageError(
+                f"--images {index}={images}: an archive of images is read once for the whole "
+                f"run; give it for every source (--images {images})"
+            )
+    if common is not None and own and is_archive(common):
+        raise UsageError(
+            f"--images {common} is an archive, read for every source; "
+            "per-source image folders cannot be added to it"
+        )
 
 
 def _convert_options(args: argparse.Namespace, to_format: str) -> dict[str, Any]:
@@ -762,23 +782,32 @@ def _finish(report: Report, args: argparse.Namespace) -> None:
 def _pipeline_config_lines(report: Report, given_label_map: str | None) -> list[str]:
     """What the TF Object Detection API's pipeline.config takes for TFRecord outputs: each
     shard set as the glob `input_path` takes, the label map, and `num_classes` (its top id)."""
-    from annoconv.formats.tfrecord import SHARD_PATTERN
-    from annoconv.labelmap import LabelMap
+    from annoconv.io.fs import shard_numbers
+    from annoconv.labelmap import LabelMap, quote
 
-    sets: dict[str, str] = {}
+    sets: dict[tuple[str, int], list[str]] = {}
     for out in report.outputs:
-        match = SHARD_PATTERN.search(out.path) if out.kind == "tfrecord" else None
-        if match:
-            sets[out.path[: match.start()]] = f"-{'?' * len(match.group(1))}-of-{match.group(2)}"
+        numbers = shard_numbers(out.path) if out.kind == "tfrecord" else None
+        if numbers:
+            prefix, _index, count = numbers
+            sets.setdefault((prefix, count), []).append(out.path)
     if not sets:
         return []
     lines = ["for the TF Object Detection API's pipeline.config:"]
-    lines += [f'  input_path: "{prefix}{pattern}"' for prefix, pattern in sets.items()]
+    for (prefix, count), shards in sets.items():
+        if any(char in prefix for char in _GLOB_SPECIAL):  # the glob would not find them
+            lines += [f"  input_path: {quote(shard)}" for shard in shards]
+        else:
+            lines.append(f"  input_path: {quote(f'{prefix}-?????-of-{count:05d}')}")
     written = [out.path for out in report.outputs if out.kind == "label_map"]
     for path in written or ([given_label_map] if given_label_map else []):
-        lines.append(f'  label_map_path: "{path}"')
+        lines.append(f"  label_map_path: {quote(path)}")
         lines.append(f"  num_classes: {LabelMap.read(path).max_id}")
     return lines
+
+
+#: What tf.io.gfile.glob reads as a pattern in a path.
+_GLOB_SPECIAL = "*?[]{}\\"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

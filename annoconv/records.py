@@ -5,7 +5,8 @@
 
 A run may read its source twice (a first pass settles the label map, the splits and the shards),
 while records from a generator come once: they are spooled to a temporary file as they come and
-read back from it, so memory holds one record at a time however many there are.
+read back from it, so memory holds one record (and the set of keys, checked unique) at a time
+however many there are.
 """
 
 from __future__ import annotations
@@ -76,8 +77,8 @@ def write(
     record its `image_uri`). The records are iterated once, spooled to a temporary file."""
     from annoconv.convert import convert
 
-    if "engine" in options:
-        raise AnnoconvError("write() runs on the local engine; spool to a format, then convert()")
+    if options.get("engine", "local") != "local":
+        raise AnnoconvError("write() runs on the local engine; write a format, then convert()")
     with tempfile.TemporaryDirectory(prefix="annoconv-records-") as folder:
         reader = spool(records, folder, images=images)
         return convert(reader, output, images=images, **options)

@@ -17,7 +17,7 @@ import struct
 import sys
 import tempfile
 import xml.etree.ElementTree as ET
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import google_crc32c
@@ -125,9 +125,9 @@ def _example(
         b"image/object/bbox/xmin": (b"\x12", floats(2, width)),
         b"image/object/bbox/ymax": (b"\x12", floats(5, height)),
         b"image/object/bbox/ymin": (b"\x12", floats(3, height)),
-        b"image/object/class/label": (b"\x1a", _len_field(bytes(ids[b[0]] for b in boxes))),
+        b"image/object/class/label": (b"\x1a", _len_field(_varints(ids[b[0]] for b in boxes))),
         b"image/object/class/text": (b"\x0a", b"".join(_len_field(b[0]) for b in boxes)),
-        b"image/object/difficult": (b"\x1a", _len_field(bytes(int(b[1]) for b in boxes))),
+        b"image/object/difficult": (b"\x1a", _len_field(_varints(int(b[1]) for b in boxes))),
         b"image/source_id": (b"\x0a", _len_field(filename)),
         b"image/width": (b"\x1a", _len_field(_varint(width))),
     }
@@ -144,6 +144,10 @@ def _map_entry(key: bytes, tag: bytes, body: bytes) -> bytes:
 def _len_field(body: bytes) -> bytes:
     """Field 1, length-delimited: tag, varint length, body."""
     return b"\x0a" + _varint(len(body)) + body
+
+
+def _varints(values: Iterable[int]) -> bytes:
+    return b"".join(map(_varint, values))
 
 
 def _varint(value: int) -> bytes:

@@ -705,6 +705,9 @@ def test_merge_with_an_images_folder_per_source(tmp_path: Path) -> None:
         (["--images", "3=x"], "--images 3=x: there are sources 1 to 2"),
         (["--from", "1=voc", "--from", "1=csv"], "--from for source 1 is given twice"),
         (["--images", "a", "--images", "b"], "--images for every source is given twice"),
+        (["--images", "1="], "--images 1=: no value for source 1"),
+        (["--images", "2=x.tar"], "--images 2=x.tar: an archive of images is read once"),
+        (["--images", "x.zip", "--images", "1=d"], "--images x.zip is an archive, read for"),
     ],
 )
 def test_merge_per_source_option_errors(

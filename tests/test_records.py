@@ -121,3 +121,4 @@ def test_what_is_not_a_record_or_repeats_a_key_fails(tmp_path: Path) -> None:
     with pytest.raises(AnnoconvError, match="local engine"):
         write([record], str(tmp_path / "x.csv"), engine="processes")
     assert not (tmp_path / "x.csv").exists()
+    assert write([record], str(tmp_path / "x.csv"), engine="local").images_written == 1

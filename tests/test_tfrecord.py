@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import subprocess
 import sys
@@ -303,6 +304,57 @@ def test_a_folder_of_outputs_reads_its_tfrecords_only(
         convert(str(bare), str(tmp_path / "bare.csv"), from_format="tfrecord").images_written == 5
     )
     assert (tmp_path / "bare.csv").read_bytes() == back.read_bytes()
+
+
+def test_a_rerun_onto_its_own_input_prefix_keeps_the_input(
+    dataset: tuple[Path, Path], tmp_path: Path
+) -> None:
+    ann, images = dataset
+    out = tmp_path / "o" / "train.record"
+    convert(str(ann), str(out), images=str(images), write_options={"shards": 4})
+    inputs = {p.name: p.read_bytes() for p in out.parent.glob("train.record-*")}
+    report = convert(str(out), str(out), images=str(images), write_options={"shards": 2})
+    assert report.images_written == 5
+    assert {p.name: p.read_bytes() for p in out.parent.glob("train.record-*-of-00004")} == inputs
+    assert report.warnings == [
+        "kept 4 file(s) of another shard set under the output's prefix: this run read them "
+        f"({shard_name(str(out), 0, 4)} ...)"
+    ]
+
+
+def test_shards_named_by_other_tools_read_by_prefix(
+    dataset: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """TFDS-style names with an extension after the shard numbers, gzip copies, our own
+    shards under a prefix ending in another format's extension, a file:// folder with a
+    hidden copy, an empty folder."""
+    ann, images = dataset
+    ours = tmp_path / "ours" / "boxes.txt"  # a prefix that says frcnn, holding TFRecords
+    convert(
+        str(ann), str(ours), to_format="tfrecord", images=str(images), write_options={"shards": 2}
+    )
+    assert main(["inspect", str(ours), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["records"] == 5
+    other = tmp_path / "other"
+    other.mkdir()
+    for index in range(2):
+        data = Path(shard_name(str(ours), index, 2)).read_bytes()
+        (other / f"train-0000{index}-of-00002.tfrecord").write_bytes(data)
+        (other / f"val.record-0000{index}-of-00002.gz").write_bytes(gzip.compress(data))
+    (other / ".hidden").mkdir()
+    (other / ".hidden" / "copy.tfrecord").write_bytes(data)
+    for prefix in ("train", "val.record"):
+        read = convert(str(other / prefix), str(tmp_path / f"{prefix}.csv"), from_format="tfrecord")
+        assert read.images_written == 5
+    folder = convert(f"file://{other}", str(tmp_path / "all.csv"), from_format="tfrecord")
+    assert folder.images_written == 10  # the hidden copy is not read
+    (tmp_path / "empty").mkdir()
+    assert (
+        convert(
+            str(tmp_path / "empty"), str(tmp_path / "e.csv"), from_format="tfrecord"
+        ).images_read
+        == 0
+    )
 
 
 def test_inspect_says_what_is_not_a_tfrecord(

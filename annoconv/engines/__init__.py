@@ -16,15 +16,23 @@ engine is used.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from annoconv.errors import AnnoconvError
+from annoconv.formats.base import Reader, Source
+from annoconv.io.fs import (
+    GLOB_CHARS,
+    comparable_path,
+    expand_source,
+    is_dir,
+    remove_file,
+    shards_of,
+)
 
 if TYPE_CHECKING:
     from annoconv.convert import Job
     from annoconv.engines.partitioned import TaskRunner
-    from annoconv.formats.base import Reader
     from annoconv.report import Report
 
 EngineName = Literal["local", "processes", "dask"]
@@ -69,22 +77,63 @@ def engine_runner(
 def run_job(job: Job, reader: Reader, runner: TaskRunner | None) -> Report:
     """Run `job` (whose source `reader` reads) in this process, or as tasks on `runner`;
     once its outputs are published, what an earlier run left that would be read with them
-    is removed (see `Writer.clear_stale`) and named in the report's warnings."""
+    is removed (`Writer.stale_outputs`), never a file the run read, and named in the
+    report's warnings."""
     if runner is None:
         report = job.run(reader, job.writer)
     else:
         from annoconv.engines.partitioned import run_partitioned
 
         report = run_partitioned(job, reader, runner)
-    removed = job.writer_class.clear_stale(report.outputs)
-    if removed:
-        shown = ", ".join(removed[:3]) + (
-            f" and {len(removed) - 3} more" if len(removed) > 3 else ""
-        )
-        report.warnings.append(
-            f"removed {len(removed)} file(s) an earlier run left beside the new output: {shown}"
-        )
+    stale = job.writer_class.stale_outputs(report.outputs)
+    if stale:
+        read = {comparable_path(path) for path in source_files(job.source)}
+        inputs = [path for path in stale if comparable_path(path) in read]
+        report.warnings += remove_stale([path for path in stale if path not in inputs])
+        if inputs:
+            report.warnings.append(
+                f"kept {len(inputs)} file(s) of another shard set under the output's prefix: "
+                f"this run read them ({inputs[0]}{' ...' if len(inputs) > 1 else ''})"
+            )
     return report
+
+
+def source_files(source: Source | Reader) -> list[str]:
+    """The files a source names: its files, the files under its folders, the shards of a
+    prefix; a merge's sources' files."""
+    if isinstance(source, Reader):
+        readers: list[Reader] = getattr(source, "readers", [])
+        if readers:
+            return [path for part in readers for path in source_files(part)]
+        return source_files(source.source)
+    files: list[str] = []
+    for path in [source] if isinstance(source, str) else source:
+        if any(char in path for char in GLOB_CHARS) or is_dir(path):
+            files += expand_source(path, ())[0]
+        else:
+            files += [path, *shards_of(path)]
+    return files
+
+
+def remove_stale(paths: Sequence[str]) -> list[str]:
+    """Remove `paths`; the warnings that say what was removed and what could not be."""
+    removed, warnings = [], []
+    for path in paths:
+        try:
+            remove_file(path)
+        except (OSError, AnnoconvError) as error:
+            warnings.append(f"could not remove {path}, left by an earlier run: {error}")
+        else:
+            removed.append(path)
+    if removed:
+        more = f" and {len(removed) - 3} more" if len(removed) > 3 else ""
+        warnings.insert(
+            0,
+            f"removed {len(removed)} file(s) an earlier run left beside the new output: "
+            + ", ".join(removed[:3])
+            + more,
+        )
+    return warnings
 
 
 def survey_labels(reader: Reader, runner: TaskRunner) -> Iterable[tuple[str, list[str]]] | None:

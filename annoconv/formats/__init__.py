@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import importlib
 import posixpath
-import re
 from dataclasses import dataclass
 from importlib.metadata import entry_points
 
@@ -27,6 +26,7 @@ from annoconv.formats.base import (
     Source,
     Writer,
 )
+from annoconv.io.fs import SHARD_SUFFIX
 
 __all__ = [
     "BadItem",
@@ -47,7 +47,6 @@ __all__ = [
 
 ENTRY_POINT_GROUP = "annoconv.formats"
 # `train.record-00003-of-00010` is a shard of `train.record`.
-_SHARD_SUFFIX = re.compile(r"-\d{5,}-of-\d{5,}$")
 
 
 @dataclass(frozen=True)
@@ -162,7 +161,7 @@ def _extensions(entry: FormatEntry) -> tuple[str, ...]:
 
 def _suffix(path: str) -> str:
     name = posixpath.basename(path.rstrip("/").replace("\\", "/"))
-    lowered = _SHARD_SUFFIX.sub("", name.lower())
+    lowered = SHARD_SUFFIX.sub("", name.lower())
     for double in (".tar.gz", ".tfrecord.gz"):
         if lowered.endswith(double):
             return double

@@ -191,10 +191,10 @@ class Writer(ABC):
         return None
 
     @classmethod
-    def clear_stale(cls, outputs: Sequence[OutputFile]) -> list[str]:
-        """Once a run's `outputs` are published: remove the files an earlier run left that
-        would be read together with them (a sharded writer's shards of another count under
-        the same prefix); the paths removed. Writers of fixed names have none."""
+    def stale_outputs(cls, outputs: Sequence[OutputFile]) -> list[str]:
+        """Once a run's `outputs` are published: the files an earlier run left that would be
+        read together with them (a sharded writer's shards of another count under the same
+        prefix), for the engine to remove. Writers of fixed names have none."""
         return []
 
     @abstractmethod

@@ -39,7 +39,8 @@ from annoconv.io.fs import (
     expand_source,
     is_dir,
     list_files,
-    remove_file,
+    relative_posix,
+    shard_numbers,
     shards_of,
     size_of,
 )
@@ -71,7 +72,6 @@ if TYPE_CHECKING:
     from annoconv.labelmap import LabelMap
 
 Compression = Literal["GZIP", "ZLIB"] | None
-SHARD_PATTERN = re.compile(r"-(\d{5,})-of-(\d{5,})$")
 _SIZE_UNITS = {
     "": 1,
     "B": 1,
@@ -185,23 +185,20 @@ class TFRecordShardWriter(Writer):
         return count, assign_shards(keys or {}, count)
 
     @classmethod
-    def clear_stale(cls, outputs: Sequence[OutputFile]) -> list[str]:
+    def stale_outputs(cls, outputs: Sequence[OutputFile]) -> list[str]:
         """Shards of another count under a prefix this run wrote (a rerun with other
         `shards`): a glob such as ``PREFIX-*`` in a training config would read both sets."""
         counts = {
-            out.path[: match.start()]: int(match.group(2))
+            numbers[0]: numbers[2]
             for out in outputs
-            if out.kind == "tfrecord" and (match := SHARD_PATTERN.search(out.path))
+            if out.kind == "tfrecord" and (numbers := shard_numbers(out.path))
         }
-        stale = [
+        return [
             shard
             for prefix, count in sorted(counts.items())
             for shard in shards_of(prefix)
-            if (match := SHARD_PATTERN.search(shard)) and int(match.group(2)) != count
+            if (numbers := shard_numbers(shard)) and numbers[2] != count
         ]
-        for shard in stale:
-            remove_file(shard)
-        return stale
 
     def write(self, record: ImageRecord, image_data: bytes | None = None) -> None:
         assert self.label_map is not None
@@ -410,9 +407,9 @@ def _folder_records(folder: str) -> list[str]:
     format. Hidden files and folders (``.DS_Store``, a run's staging folder) never count."""
     visible = [uri for uri in list_files(folder) if not _hidden(uri, folder)]
     named = [uri for uri in visible if _named_as_tfrecord(uri)]
-    if named:
+    if named or not visible:
         return named
-    unnamed = [uri for uri in visible if not formats_named_by(uri)]
+    unnamed = [uri for uri in visible if named_as_other_format(uri) is None]
     if not unnamed:
         raise AnnotationError(
             folder,
@@ -423,22 +420,31 @@ def _folder_records(folder: str) -> list[str]:
     return unnamed
 
 
+def named_as_other_format(uri: str) -> str | None:
+    """The format another than TFRecord that the name of `uri` says (``boxes.csv``: csv);
+    None for a name that says TFRecord (a shard name does) or no format."""
+    if _named_as_tfrecord(uri):
+        return None
+    named = formats_named_by(uri)
+    return named[0] if named else None
+
+
 def _named_as_tfrecord(uri: str) -> bool:
     name = posixpath.basename(uri.replace("\\", "/")).lower().removesuffix(".gz")
-    return bool(SHARD_PATTERN.search(name)) or name.endswith(FORMAT.extensions)
+    return shard_numbers(name) is not None or name.endswith(FORMAT.extensions)
 
 
 def _hidden(uri: str, folder: str) -> bool:
-    below = uri[len(folder) :].replace("\\", "/")
-    return any(part.startswith(".") for part in below.split("/") if part)
+    below = relative_posix(uri, folder)
+    return any(part.startswith(".") and part != ".." for part in below.split("/"))
 
 
 def _complete_set(prefix: str, shards: list[str]) -> list[str]:
     found: dict[int, set[int]] = {}
     for shard in shards:
-        match = SHARD_PATTERN.search(shard)
-        if match:
-            found.setdefault(int(match.group(2)), set()).add(int(match.group(1)))
+        numbers = shard_numbers(shard)
+        if numbers:
+            found.setdefault(numbers[2], set()).add(numbers[1])
     if len(found) > 1:
         sets = ", ".join(f"{len(found[count])} of {count}" for count in sorted(found))
         raise AnnotationError(
@@ -627,10 +633,10 @@ def inspect_tfrecords(sources: list[str], *, label_map: LabelMap | str | None = 
 
 def _inspect_file(uri: str, label_map: LabelMap | None, result: Inspection) -> None:
     records = boxes = 0
-    named = formats_named_by(uri)
-    if named and FORMAT.name not in named:
+    other = named_as_other_format(uri)
+    if other is not None:
         result.problems.append(
-            f"{uri}: named as a {named[0]} file, not a TFRecord; not read "
+            f"{uri}: named as a {other} file, not a TFRecord; not read "
             "(`annoconv stats` looks at annotations of any format)"
         )
         result.files.append({"path": uri, "records": 0, "boxes": 0})

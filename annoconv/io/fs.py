@@ -328,21 +328,40 @@ def expand_source(source: str | Sequence[str], suffixes: Sequence[str]) -> tuple
     return [source], dirname(source)
 
 
+_SHARD = r"-(\d{5,})-of-(\d{5,})"
+#: ``-00000-of-00004`` ending a shard's name, as we write them: its index, the count of its set.
+SHARD_SUFFIX = re.compile(_SHARD + "$")
+#: The same, maybe with an extension after it, as other tools name shards
+#: (``train-00000-of-00004.tfrecord``, ``...-of-00004.gz``).
+_SHARD_NAMED = re.compile(_SHARD + r"(?:\.[^/\\]*)?$")
+
+
+def shard_numbers(path: str) -> tuple[str, int, int] | None:
+    """(prefix, index, count) of a shard's path; None for a path not named as a shard."""
+    match = _SHARD_NAMED.search(path)
+    return (path[: match.start()], int(match[1]), int(match[2])) if match else None
+
+
 def shards_of(prefix: str) -> list[str]:
     """The files of a sharded output named by its prefix (`out/train.record` stands for
-    `out/train.record-00000-of-00004` ...), in order; empty when there are none."""
+    `out/train.record-00000-of-00004` ...), in order; empty when there are none. Only the
+    prefix's own: not those of a longer prefix it begins (`out/train.record-old-...`)."""
     if any(char in prefix for char in GLOB_CHARS):
         return []
     base = posixpath.basename(prefix.replace("\\", "/"))
     return [
         path
         for path in _glob(f"{prefix}-*-of-*")
-        # Only PREFIX-00000-of-00004 itself, not another prefix it begins (PREFIX-old-...).
-        if _SHARD_SUFFIX.fullmatch(posixpath.basename(path.replace("\\", "/"))[len(base) :])
+        if _SHARD_NAMED.fullmatch(posixpath.basename(path.replace("\\", "/"))[len(base) :])
     ]
 
 
-_SHARD_SUFFIX = re.compile(r"-\d{5,}-of-\d{5,}")
+def comparable_path(uri: str) -> str:
+    """A spelling of `uri` that equals another path's when both name the same file: local
+    paths resolved (links, `..`, `file://`), remote URLs without their protocol."""
+    if is_remote(uri):
+        return uri.split("://", 1)[1].rstrip("/")
+    return os.path.realpath(_local(uri))
 
 
 def _glob(pattern: str) -> list[str]:
