@@ -15,7 +15,14 @@ from annoconv.columnar import SplitRouter, box_count, class_counts_of, only_keys
 from annoconv.dedup import Dedup, ImageHashes
 from annoconv.engines import EngineName, engine_runner, run_job, survey_labels
 from annoconv.errors import AnnoconvError, AnnotationError, FormatError, SkipRecord
-from annoconv.filters import ClassSelection, OutsidePolicy, Transform, apply_all, build_filters
+from annoconv.filters import (
+    BoxesOutside,
+    ClassSelection,
+    OutsidePolicy,
+    Transform,
+    apply_all,
+    build_filters,
+)
 from annoconv.formats import (
     BadItem,
     BatchesUnavailable,
@@ -49,7 +56,7 @@ from annoconv.ops import (
     sample_keys,
 )
 from annoconv.report import ErrorHandler, ErrorPolicy, OutputFile, Report
-from annoconv.schema import PIXEL, ImageRecord
+from annoconv.schema import PIXEL, ImageRecord, with_image_size
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -576,6 +583,8 @@ class Job:
             on_error=self.on_error,
             ambiguous=ambiguous,
         )
+        if writer.coords == PIXEL:  # boxes checked against a size read from the image just now
+            items = apply_all([step for step in steps if isinstance(step, BoxesOutside)], items)
         try:
             report = run(
                 items, writer, on_error=self.on_error, progress=progress, total=reader.count_hint()
@@ -640,8 +649,10 @@ def _with_size(item: ReadResult, job: Future[ImageInfo] | None) -> ReadResult:
             problem = f"image {error.source} cannot be read: {problem}"
         needed = AnnotationError(source, f"image size is unknown and {problem}", error.where)
         return BadItem(needed, boxes=len(item.objects))
-    update = {"width": info.width, "height": info.height, "depth": item.depth or info.depth}
-    return item.model_copy(update=update)
+    try:
+        return with_image_size(item, info.width, info.height, item.depth or info.depth)
+    except AnnotationError as error:
+        return BadItem(error, boxes=len(item.objects))
 
 
 def _writer_class(output: str, to_format: str | None) -> type[Writer]:

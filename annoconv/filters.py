@@ -241,7 +241,8 @@ class BoxesOutside(Transform):
     those boxes to the image (`clip`: a box left empty is dropped) or drops them (`drop`).
 
     Readers stay strict: such a record arrives as a BadItem whose BoxOutsideError carries
-    the record as read. Boxes of records whose image size is unknown cannot be checked.
+    the record as read (a size read from the image is checked the same way, see
+    `schema.with_image_size`). Boxes of records whose image size stays unknown cannot be.
     """
 
     def __init__(self, policy: OutsidePolicy, keep_empty: bool = False) -> None:

@@ -276,6 +276,18 @@ def make_record(source: str | None, where: str | None = None, **fields: Any) -> 
         raise AnnotationError(source, message, location) from None
 
 
+def with_image_size(record: ImageRecord, width: int, height: int, depth: int | None) -> ImageRecord:
+    """`record` with the size read from its image, its boxes checked against that size as a
+    reader checks an annotated one: a box outside raises BoxOutsideError, carrying the sized
+    record for the `boxes_outside` policies."""
+    fields = {**record.model_dump(exclude={"source"}), "width": width, "height": height}
+    try:
+        return make_record(record.source, None, **{**fields, "depth": depth})
+    except BoxOutsideError as error:
+        message = f"{error.message}, a size read from the image file"
+        raise BoxOutsideError(error.source, message, error.where, record=error.record) from None
+
+
 def trusted_object(**fields: Any) -> ObjectAnnotation:
     """An ObjectAnnotation from values the caller has already checked as its validators
     would (a non-empty label, finite and ordered coordinates, flags in -1/0/1), built without

@@ -7,6 +7,7 @@ import json
 import math
 import random
 import shutil
+import tarfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -165,6 +166,35 @@ def test_boxes_outside_drop_on_csv_input(tmp_path: Path) -> None:
     assert reasons(report) == {"outside the image": (0, 1)}
     with pytest.raises(AnnotationError, match=r"in\.csv: line 2: .*xmax 51"):
         convert(str(source), str(out))
+
+
+@pytest.mark.parametrize("policy", ["fail", "clip", "drop"])
+def test_boxes_checked_against_a_size_read_from_the_image(policy: str, tmp_path: Path) -> None:
+    """Faster R-CNN txt has no image sizes: they come from the image headers, and boxes
+    reaching outside are then treated as for an annotated size, never written as they are."""
+    draw_image(tmp_path / "im0.jpg", 64, 48)
+    draw_image(tmp_path / "im1.jpg", 64, 48)
+    source = write(tmp_path / "a.txt", "im0.jpg,1,2,70,40,dog\nim1.jpg,1,2,30,40,cat\n")
+    out = tmp_path / "o.csv"
+    if policy == "fail":
+        with pytest.raises(AnnotationError, match=r"a\.txt: .*xmax 70 is outside \[0, 64\]"):
+            convert(str(source), str(out))
+        assert not out.exists()
+        return
+    expected = {
+        "clip": ["im0.jpg,64,48,dog,1,2,64,40", "im1.jpg,64,48,cat,1,2,30,40"],
+        "drop": ["im1.jpg,64,48,cat,1,2,30,40"],
+    }
+    report = convert(str(source), str(out), boxes_outside=policy)  # type: ignore[arg-type]
+    assert rows(out) == expected[policy]
+    assert report.balanced
+    archive = tmp_path / "images.tar"  # the same with the images streamed from an archive
+    with tarfile.open(archive, "w") as tar:
+        for name in ("im0.jpg", "im1.jpg"):
+            tar.add(tmp_path / name, arcname=f"pages/{name}")
+    from_tar = tmp_path / "from-tar.csv"
+    convert(str(source), str(from_tar), images=str(archive), boxes_outside=policy)  # type: ignore[arg-type]
+    assert sorted(rows(from_tar)) == expected[policy]
 
 
 # --- splits --------------------------------------------------------------------------------

@@ -22,7 +22,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future
 from functools import partial
-from typing import Any
 
 from annoconv.errors import AnnoconvError, AnnotationError
 from annoconv.formats.base import BadItem, Reader, ReadResult, Source, Writer
@@ -37,7 +36,7 @@ from annoconv.io.fs import is_remote, read_bytes
 from annoconv.io.images import RecordImages, image_info_of_bytes, image_stem
 from annoconv.io.pool import prefetch
 from annoconv.report import ErrorPolicy, OutputFile
-from annoconv.schema import PIXEL, ImageRecord
+from annoconv.schema import PIXEL, ImageRecord, with_image_size
 
 
 class ImageFeed:
@@ -230,7 +229,6 @@ class _Wanted:
 def _with_member(
     record: ImageRecord, uri: str, data: bytes, feed: ImageFeed, embed: bool
 ) -> ReadResult:
-    update: dict[str, Any] = {"image_uri": uri}
     # An embedding writer reads the size from the bytes itself (and checks the boxes fit).
     if not embed and not record.has_size:
         try:
@@ -240,10 +238,13 @@ def _with_member(
             return BadItem(
                 AnnotationError(record.source or record.key, problem), boxes=len(record.objects)
             )
-        update.update(width=info.width, height=info.height, depth=record.depth or info.depth)
+        try:
+            record = with_image_size(record, info.width, info.height, record.depth or info.depth)
+        except AnnotationError as error:
+            return BadItem(error, boxes=len(record.objects))
     if embed:
         feed.offer(record.key, data)
-    return record.model_copy(update=update)
+    return record.model_copy(update={"image_uri": uri})
 
 
 def _not_in_archive(
