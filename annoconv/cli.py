@@ -782,15 +782,10 @@ def _finish(report: Report, args: argparse.Namespace) -> None:
 def _pipeline_config_lines(report: Report, given_label_map: str | None) -> list[str]:
     """What the TF Object Detection API's pipeline.config takes for TFRecord outputs: each
     shard set as the glob `input_path` takes, the label map, and `num_classes` (its top id)."""
-    from annoconv.io.fs import shard_numbers
+    from annoconv.formats.tfrecord import shard_sets
     from annoconv.labelmap import LabelMap, quote
 
-    sets: dict[tuple[str, int], list[str]] = {}
-    for out in report.outputs:
-        numbers = shard_numbers(out.path) if out.kind == "tfrecord" else None
-        if numbers:
-            prefix, _index, count = numbers
-            sets.setdefault((prefix, count), []).append(out.path)
+    sets = shard_sets(report.outputs)
     if not sets:
         return []
     lines = ["for the TF Object Detection API's pipeline.config:"]

@@ -280,9 +280,14 @@ def with_image_size(record: ImageRecord, width: int, height: int, depth: int | N
     """`record` with the size read from its image, its boxes checked against that size as a
     reader checks an annotated one: a box outside raises BoxOutsideError, carrying the sized
     record for the `boxes_outside` policies."""
-    fields = {**record.model_dump(exclude={"source"}), "width": width, "height": height}
+    size = {"width": width, "height": height, "depth": depth}
+    sized = record.model_copy(update=size)
+    if not any(outside_problem(obj, sized.coords, width, height) for obj in sized.objects):
+        return sized
+    # Built again through validation only to fail with the reader's own message.
+    fields = {**record.model_dump(exclude={"source"}), **size}
     try:
-        return make_record(record.source, None, **{**fields, "depth": depth})
+        return make_record(record.source, None, **fields)
     except BoxOutsideError as error:
         message = f"{error.message}, a size read from the image file"
         raise BoxOutsideError(error.source, message, error.where, record=error.record) from None

@@ -188,14 +188,9 @@ class TFRecordShardWriter(Writer):
     def stale_outputs(cls, outputs: Sequence[OutputFile]) -> list[str]:
         """Shards of another count under a prefix this run wrote (a rerun with other
         `shards`): a glob such as ``PREFIX-*`` in a training config would read both sets."""
-        counts = {
-            numbers[0]: numbers[2]
-            for out in outputs
-            if out.kind == "tfrecord" and (numbers := shard_numbers(out.path))
-        }
         return [
             shard
-            for prefix, count in sorted(counts.items())
+            for prefix, count in sorted(shard_sets(outputs))
             for shard in shards_of(prefix)
             if (numbers := shard_numbers(shard)) and numbers[2] != count
         ]
@@ -242,6 +237,17 @@ class TFRecordShardWriter(Writer):
             source=record.source or record.key,
             data=data,
         )
+
+
+def shard_sets(outputs: Sequence[OutputFile]) -> dict[tuple[str, int], list[str]]:
+    """The TFRecord shard sets among a run's outputs: (prefix, count) -> the shards' paths."""
+    sets: dict[tuple[str, int], list[str]] = {}
+    for out in outputs:
+        numbers = shard_numbers(out.path) if out.kind == "tfrecord" else None
+        if numbers:
+            prefix, _index, count = numbers
+            sets.setdefault((prefix, count), []).append(out.path)
+    return sets
 
 
 def _shard_count(
