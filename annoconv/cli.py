@@ -1,7 +1,13 @@
 """The `annoconv` command: a thin layer over the Python API.
 
-Exit codes: 0 success, 1 conversion error (bad input, unknown classes, I/O), 2 usage error.
-Errors print as one line on stderr; `--debug` shows the traceback.
+Every flag of a format option is made from the format's own option models
+(`Format.read_options` / `Format.write_options`), grouped by format in `--help`, so a format,
+built in or a plugin, brings its flags with it. Checks live in the library: the command line
+only parses, calls the API and prints.
+
+Exit codes: 0 success, 1 conversion error (bad input, unknown classes, I/O), 2 usage error
+(a bad flag or option, raised before anything is written). Errors print as one line on
+stderr; `--debug` shows the traceback.
 """
 
 from __future__ import annotations
@@ -9,25 +15,159 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, NoReturn, TypeVar
+import types
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any, Literal, NoReturn, TypeVar, Union, get_args, get_origin
 
-from annoconv.errors import AnnoconvError, FormatError, MissingDependencyError
+from annoconv.errors import AnnoconvError, MissingDependencyError, OptionError
 from annoconv.report import ERROR_POLICIES, Report
 
 T = TypeVar("T")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+Direction = Literal["read", "write"]
+
+CONVERT_EXAMPLES = """examples:
+  annoconv convert annotations/ train.csv --images images/
+  annoconv convert annotations/ out/data.record --images images/ \\
+      --split train=0.8,test=0.2 --shards 4
+  annoconv convert oidv6-train-annotations-bbox.csv cams.parquet \\
+      --class-descriptions class-descriptions-boxable.csv --classes Camera "Mobile phone"
+  annoconv convert s3://bucket/voc/ s3://bucket/out.record --storage-option endpoint_url=http://...
+"""
 
 
-class UsageError(Exception):
+class UsageError(OptionError):
     """A command line that cannot be run as given."""
 
 
 class _Parser(argparse.ArgumentParser):
     def error(self, message: str) -> NoReturn:
-        self.print_usage(sys.stderr)
-        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+        """One line and where to look, not the whole usage block."""
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def _argument_type(parse: Callable[[str], T]) -> Callable[[str], T]:
+    """`parse` as an argparse type: its ValueError becomes a usage error."""
+
+    def convert(text: str) -> T:
+        try:
+            return parse(text)
+        except ValueError as error:
+            raise argparse.ArgumentTypeError(str(error)) from None
+
+    return convert
+
+
+# --- flags made from the formats' option models ------------------------------------------
+
+
+class FormatFlag:
+    """One flag of a format option: the option's name, which side it is given to (the reader
+    or the writer) and the formats that declare it (formats declaring an option of the same
+    name share its flag; the format in use checks the value)."""
+
+    def __init__(self, flag: str, option: str, direction: Direction) -> None:
+        self.flag = flag
+        self.option = option
+        self.direction = direction
+        self.formats: list[str] = []
+
+    @property
+    def dest(self) -> str:
+        return f"{self.direction}_option.{self.option}"
+
+
+def format_flags(
+    parser: argparse.ArgumentParser,
+    direction: Direction,
+    only: Sequence[str] | None = None,
+) -> None:
+    """Add a flag for every command-line option of the formats' `direction` option models
+    (of the formats in `only`, or every loadable one), in a group per format."""
+    from annoconv.formats import get_format, loadable_formats
+    from annoconv.options import cli_fields
+
+    formats = [get_format(name) for name in only] if only else loadable_formats()
+    taken = {flag for action in parser._actions for flag in action.option_strings}
+    shared: dict[str, tuple[FormatFlag, argparse.Action]] = getattr(parser, "_format_flags", {})
+    for fmt in formats:
+        model = fmt.read_options if direction == "read" else fmt.write_options
+        fields = list(cli_fields(model))
+        if not fields:
+            continue
+        side = "input" if direction == "read" else "output"
+        group = parser.add_argument_group(f"{fmt.name} {side}", fmt.description)
+        for name, info in fields:
+            flag = "--" + name.replace("_", "-")
+            if flag in shared and shared[flag][0].direction == direction:
+                shared[flag][0].formats.append(fmt.name)
+                _note_sharing(*shared[flag])
+                continue
+            if flag in taken:
+                flag = f"--{fmt.name}-{name.replace('_', '-')}"
+            spec = FormatFlag(flag, name, direction)
+            spec.formats.append(fmt.name)
+            action = group.add_argument(flag, dest=spec.dest, **_argparse_kind(name, info))
+            shared[flag] = (spec, action)
+            taken.add(flag)
+    parser._format_flags = shared  # type: ignore[attr-defined]
+
+
+def _note_sharing(spec: FormatFlag, action: argparse.Action) -> None:
+    """A flag several formats declare takes any value their models accept: the argparse
+    choices go, and the help names the formats."""
+    action.choices = None
+    action.type = None if action.nargs != 0 else action.type
+    action.help = f"{(action.help or '').split(' [')[0]} [{', '.join(spec.formats)}]"
+
+
+def _argparse_kind(name: str, info: Any) -> dict[str, Any]:
+    """The argparse keywords of a pydantic field: its type, choices, help and metavar."""
+    extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+    annotation = _without_none(info.annotation)
+    kind: dict[str, Any] = {"default": argparse.SUPPRESS, "help": _field_help(info)}
+    if annotation is bool:
+        kind["action"] = "store_true"
+        return kind
+    if get_origin(annotation) is Literal:
+        kind["choices"] = [value for value in get_args(annotation) if value is not None]
+    elif annotation in (int, float):
+        kind["type"] = annotation
+    if "separator" in extra:
+        separator = str(extra["separator"])
+        kind["type"] = lambda text: [part.strip() for part in text.split(separator) if part.strip()]
+    if "nargs" in extra:
+        kind["nargs"] = extra["nargs"]
+    kind["metavar"] = extra.get("metavar", None if "choices" in kind else name.upper())
+    return kind
+
+
+def _without_none(annotation: Any) -> Any:
+    """`X` of ``X | None``; a union of several types stays as it is."""
+    if get_origin(annotation) in (Union, types.UnionType):
+        kept = [arg for arg in get_args(annotation) if arg is not type(None)]
+        return kept[0] if len(kept) == 1 else annotation
+    return annotation
+
+
+def _field_help(info: Any) -> str:
+    text = (info.description or "").replace("%", "%%")
+    default = info.get_default(call_default_factory=True)
+    if default not in (None, False, [], ()) and "default" not in text:
+        text += f" (default {default})"
+    return text
+
+
+def format_options(args: argparse.Namespace, direction: Direction) -> dict[str, Any]:
+    """The format options of `direction` given on the command line, by option name."""
+    prefix = f"{direction}_option."
+    return {
+        dest[len(prefix) :]: value for dest, value in vars(args).items() if dest.startswith(prefix)
+    }
+
+
+# --- the options of a run -------------------------------------------------------------------
 
 
 def _common(parser: argparse.ArgumentParser) -> None:
@@ -62,8 +202,16 @@ def _storage_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _format_names() -> str:
+    from annoconv.formats import available_formats
+
+    return ", ".join(entry.name for entry in available_formats())
+
+
 def _reading(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--from", dest="from_format", metavar="FORMAT", help="source format")
+    parser.add_argument(
+        "--from", dest="from_format", metavar="FORMAT", help=f"source format: {_format_names()}"
+    )
     parser.add_argument(
         "--images",
         metavar="DIR",
@@ -80,7 +228,8 @@ def _merge_reading(parser: argparse.ArgumentParser) -> None:
         metavar="[N=]FORMAT",
         action="append",
         default=[],
-        help="source format, of every source or, as N=FORMAT, of the Nth source (repeatable)",
+        help="source format, of every source or, as N=FORMAT, of the Nth source "
+        f"(repeatable): {_format_names()}",
     )
     parser.add_argument(
         "--images",
@@ -89,6 +238,12 @@ def _merge_reading(parser: argparse.ArgumentParser) -> None:
         default=[],
         help="folder, URL or tar/zip archive holding the images of every source or, as "
         "N=DIR, a folder or URL holding the Nth source's (repeatable)",
+    )
+
+
+def _writing(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--to", dest="to_format", metavar="FORMAT", help=f"output format: {_format_names()}"
     )
 
 
@@ -107,72 +262,23 @@ def _label_map_options(parser: argparse.ArgumentParser) -> None:
         default="sorted",
         help="id order of a label map built from the data (default: sorted by name)",
     )
-
-
-def _columns(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--columns",
-        metavar="COLS",
-        help="extra CSV columns, comma separated (e.g. difficult,truncated,xmin_norm)",
+        "--label-map-names",
+        choices=("ids", "labels"),
+        default="ids",
+        help="label map item names, for datasets with class ids (Open Images MIDs): the ids "
+        "(the OD API convention, default) or the class names",
     )
-
-
-def _argument_type(parse: Callable[[str], T]) -> Callable[[str], T]:
-    """`parse` as an argparse type: its ValueError becomes a usage error."""
-
-    def convert(text: str) -> T:
-        try:
-            return parse(text)
-        except ValueError as error:
-            raise argparse.ArgumentTypeError(str(error)) from None
-
-    return convert
-
-
-def _split_spec(text: str) -> dict[str, float]:
-    from annoconv.ops import parse_split
-
-    return _argument_type(parse_split)(text)
-
-
-def _size_spec(text: str) -> int:
-    from annoconv.formats.tfrecord import parse_size
-
-    return _argument_type(parse_size)(text)
 
 
 def _split_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--split",
         metavar="SPEC",
-        type=_split_spec,
         help="write one output per split, e.g. train=0.7,test=0.3 (by image, one label map)",
     )
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of the split assignment (default 0)"
-    )
-
-
-def _tfrecord_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("TFRecord output")
-    shards = group.add_mutually_exclusive_group()
-    shards.add_argument("--shards", type=int, metavar="N", help="number of shards (default 1)")
-    shards.add_argument(
-        "--shard-size",
-        metavar="SIZE",
-        type=_size_spec,
-        help="pick the shard count from image bytes, e.g. 100MB",
-    )
-    group.add_argument("--compression", choices=("GZIP", "ZLIB"), help="compress the shards")
-    group.add_argument(
-        "--size-policy",
-        choices=("fail", "warn", "skip"),
-        default=None,
-        help="when an annotation's size disagrees with its image: fail (default), "
-        "warn and trust the image (boxes rescaled), or skip the image",
-    )
-    group.add_argument(
-        "--jpeg-quality", type=int, metavar="Q", help="quality of transcoded photos (default 95)"
     )
 
 
@@ -263,34 +369,6 @@ def _operation_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _openimages_input(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
-    group = parser.add_argument_group("Open Images input")
-    group.add_argument(
-        "--class-descriptions", metavar="CSV", help="class-descriptions-boxable.csv (MID,name)"
-    )
-    group.add_argument("--images-csv", metavar="CSV", help="image URLs (image_name,image_url)")
-    group.add_argument(
-        "--image-labels", metavar="CSV", nargs="+", help="image-level label CSVs to attach"
-    )
-    return group
-
-
-def _openimages_options(parser: argparse.ArgumentParser) -> None:
-    group = _openimages_input(parser)
-    group.add_argument(
-        "--label-map-names",
-        choices=("ids", "labels"),
-        default="ids",
-        help="label map item names: dataset ids (MIDs, the OD API convention) or class names",
-    )
-
-
-def _frcnn_options(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument_group("Faster R-CNN txt output").add_argument(
-        "--path-prefix", metavar="PREFIX", help="prepended to every image path in the txt"
-    )
-
-
 def _engine_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("engine (docs/engines.md)")
     group.add_argument(
@@ -310,23 +388,23 @@ def _engine_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _parquet_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("Parquet output")
-    group.add_argument(
-        "--flat",
-        action="store_true",
-        default=None,
-        help="one row per box (the CSV's columns) instead of one row per image",
-    )
-    group.add_argument(
-        "--embed-images",
-        action="store_true",
-        default=None,
-        help="add an image column {bytes, path} with each image file's bytes",
-    )
+def _run_options(parser: argparse.ArgumentParser, *, engine: bool = True) -> None:
+    """The flags of `RunOptions` that the conversion commands share."""
+    _label_map_options(parser)
+    _split_options(parser)
+    _selection_options(parser)
+    _operation_options(parser)
+    if engine:
+        _engine_options(parser)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The `annoconv` parser. Format flags are made for `command` only when one is named
+    (what `main` does, so that a run loads only what it uses), for every command otherwise."""
+
+    def wants_formats(name: str) -> bool:
+        return command is None or command == name
+
     parser = _Parser(
         prog="annoconv",
         description="Convert object-detection annotations into training datasets.",
@@ -336,23 +414,21 @@ def build_parser() -> argparse.ArgumentParser:
     commands.required = True
 
     convert = commands.add_parser(
-        "convert", help="convert SRC into DST (formats inferred from the paths)"
+        "convert",
+        help="convert SRC into DST (formats inferred from the paths)",
+        description="Convert SRC into DST; formats are inferred from the paths unless named.",
+        epilog=CONVERT_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     convert.add_argument("source", metavar="SRC", help="file, folder, glob or URL to read")
     convert.add_argument("output", metavar="DST", help="file or folder to write")
-    convert.add_argument("--to", dest="to_format", metavar="FORMAT", help="output format")
+    _writing(convert)
     _reading(convert)
-    _label_map_options(convert)
-    _split_options(convert)
-    _selection_options(convert)
-    _operation_options(convert)
-    _openimages_options(convert)
-    _columns(convert)
-    _tfrecord_options(convert)
-    _frcnn_options(convert)
-    _engine_options(convert)
-    _parquet_options(convert)
+    _run_options(convert)
     _common(convert)
+    if wants_formats("convert"):
+        format_flags(convert, "read")
+        format_flags(convert, "write")
     convert.set_defaults(handler=_run_convert)
 
     merge = commands.add_parser(
@@ -361,17 +437,13 @@ def build_parser() -> argparse.ArgumentParser:
     merge.add_argument(
         "paths", metavar="SRC... DST", nargs="+", help="two or more sources, then the output"
     )
-    merge.add_argument("--to", dest="to_format", metavar="FORMAT", help="output format")
+    _writing(merge)
     _merge_reading(merge)
-    _label_map_options(merge)
-    _split_options(merge)
-    _selection_options(merge)
-    _operation_options(merge)
-    _openimages_options(merge)
-    _columns(merge)
-    _tfrecord_options(merge)
-    _frcnn_options(merge)
+    _run_options(merge, engine=False)
     _common(merge)
+    if wants_formats("merge"):
+        format_flags(merge, "read")
+        format_flags(merge, "write")
     merge.set_defaults(handler=_run_merge)
 
     xml2csv = commands.add_parser(
@@ -380,12 +452,10 @@ def build_parser() -> argparse.ArgumentParser:
     xml2csv.add_argument("source", metavar="XML_DIR", help="folder (searched recursively) or glob")
     xml2csv.add_argument("output", metavar="OUT.csv")
     xml2csv.add_argument("--images", metavar="DIR", help="images, for sizes missing from XMLs")
-    _label_map_options(xml2csv)
-    _split_options(xml2csv)
-    _selection_options(xml2csv)
-    _operation_options(xml2csv)
-    _columns(xml2csv)
+    _run_options(xml2csv, engine=False)
     _common(xml2csv)
+    if wants_formats("xml2csv"):
+        format_flags(xml2csv, "write", only=["csv"])
     xml2csv.set_defaults(handler=_run_convert, from_format="voc", to_format="csv")
 
     xml2tfrecord = commands.add_parser(
@@ -404,13 +474,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="images folder, URL or tar/zip archive (streamed once, never unpacked; "
         "default: beside the XMLs)",
     )
-    _label_map_options(xml2tfrecord)
-    _split_options(xml2tfrecord)
-    _selection_options(xml2tfrecord)
-    _operation_options(xml2tfrecord)
-    _tfrecord_options(xml2tfrecord)
-    _engine_options(xml2tfrecord)
+    _run_options(xml2tfrecord)
     _common(xml2tfrecord)
+    if wants_formats("xml2tfrecord"):
+        format_flags(xml2tfrecord, "write", only=["tfrecord"])
     xml2tfrecord.set_defaults(handler=_run_convert, from_format="voc", to_format="tfrecord")
 
     inspect = commands.add_parser(
@@ -441,6 +508,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _reading(labelmap)
     _common(labelmap)
+    if wants_formats("labelmap"):
+        format_flags(labelmap, "read")
     labelmap.set_defaults(handler=_run_labelmap)
 
     stats = commands.add_parser("stats", help="classes, images and boxes of a dataset")
@@ -457,8 +526,9 @@ def build_parser() -> argparse.ArgumentParser:
         help="boxes below this width or height in pixels count as tiny (default 4)",
     )
     _reading(stats)
-    _openimages_input(stats)
     _common(stats)
+    if wants_formats("stats"):
+        format_flags(stats, "read")
     stats.set_defaults(handler=_run_stats)
 
     _images_commands(commands)
@@ -466,6 +536,97 @@ def build_parser() -> argparse.ArgumentParser:
     formats = commands.add_parser("formats", help="list the formats annoconv reads and writes")
     formats.set_defaults(handler=_run_formats, debug=False)
     return parser
+
+
+def _version() -> str:
+    from annoconv import __version__
+
+    return f"annoconv {__version__}"
+
+
+def _run_convert(args: argparse.Namespace) -> int:
+    from annoconv.convert import convert
+
+    report = convert(args.source, args.output, **_run_keywords(args))
+    _finish(report, args)
+    return EXIT_OK
+
+
+def _run_merge(args: argparse.Namespace) -> int:
+    from annoconv.merge import MergeSource, merge
+
+    *sources, args.output = args.paths
+    if len(sources) < 2:
+        raise UsageError("merge needs at least two sources, then the output")
+    args.from_format, formats = _per_source(args.from_format, len(sources), "--from")
+    args.images, images = _per_source(args.images, len(sources), "--images")
+    specs = [
+        MergeSource(
+            source,
+            from_format=formats.get(index, args.from_format),
+            images=images.get(index),
+        )
+        for index, source in enumerate(sources, 1)
+    ]
+    keywords = _run_keywords(args)
+    keywords.pop("from_format")
+    report = merge(specs, args.output, **keywords)
+    _finish(report, args)
+    return EXIT_OK
+
+
+def _run_keywords(args: argparse.Namespace) -> dict[str, Any]:
+    """The keyword arguments of `convert()` that the command line gives."""
+    from annoconv.plan import label_map_beside
+
+    keywords: dict[str, Any] = {
+        "from_format": args.from_format,
+        "to_format": args.to_format,
+        "images": args.images,
+        "label_map": args.label_map,
+        "extend_label_map": args.extend_label_map,
+        "label_map_order": args.label_map_order,
+        "label_map_names": args.label_map_names,
+        "split": args.split,
+        "classes": args.classes,
+        "keep_empty": args.keep_empty,
+        "sample": args.sample,
+        "seed": args.seed,
+        "on_error": args.on_error,
+        "progress": not args.quiet,
+        "read_options": format_options(args, "read"),
+        "write_options": format_options(args, "write"),
+        "exclude_classes": args.drop_classes,
+        "rename": dict(args.rename) if args.rename else None,
+        "min_size": args.min_size,
+        "min_area": args.min_area,
+        "drop_difficult": args.drop_difficult,
+        "boxes_outside": args.boxes_outside,
+        "dedup": args.dedup,
+        "stratify": args.stratify,
+        "split_lists": _split_lists(args),
+        **_engine(args),
+    }
+    keywords["label_map_output"] = label_map_beside(
+        args.output, args.to_format, args.label_map, extend=args.extend_label_map
+    )
+    return keywords
+
+
+def _split_lists(args: argparse.Namespace) -> Mapping[str, Any] | None:
+    if args.voc_imagesets:
+        from annoconv.ops import voc_imagesets
+
+        return voc_imagesets(args.voc_imagesets)
+    lists: Mapping[str, Any] | None = args.split_lists
+    return lists
+
+
+def _engine(args: argparse.Namespace) -> dict[str, Any]:
+    """The engine flags, for the commands that have them."""
+    if not hasattr(args, "engine"):
+        return {}
+    return {"engine": args.engine, "workers": args.workers, "scheduler": args.scheduler}
 
 
 def _images_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
@@ -492,190 +653,10 @@ def _images_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
     transcode.set_defaults(handler=_run_transcode)
 
 
-def _version() -> str:
-    from annoconv import __version__
-
-    return f"annoconv {__version__}"
-
-
-def _split_columns(text: str | None) -> list[str]:
-    return [name.strip() for name in text.split(",") if name.strip()] if text else []
-
-
-_WRITE_OPTIONS = (
-    "shards",
-    "shard_size",
-    "compression",
-    "size_policy",
-    "jpeg_quality",
-    "path_prefix",
-    "flat",
-    "embed_images",
-)
-_READ_OPTIONS = ("class_descriptions", "images_csv", "image_labels")
-
-
-def _given(args: argparse.Namespace, names: Sequence[str]) -> dict[str, object]:
-    """The options among `names` that were given on the command line."""
-    return {name: getattr(args, name) for name in names if getattr(args, name, None) is not None}
-
-
-def _run_convert(args: argparse.Namespace) -> int:
-    from annoconv.convert import convert
-    from annoconv.formats import infer_format
-
-    to_format = args.to_format or infer_format(args.output, for_writing=True)
-    report = convert(
-        args.source,
-        args.output,
-        from_format=args.from_format,
-        read_options=_given(args, _READ_OPTIONS),
-        **_convert_options(args, to_format),
-    )
-    _finish(report, args)
-    return EXIT_OK
-
-
-def _run_merge(args: argparse.Namespace) -> int:
-    from annoconv.formats import infer_format
-    from annoconv.merge import MergeSource, merge
-
-    *sources, args.output = args.paths
-    if len(sources) < 2:
-        raise UsageError("merge needs at least two sources, then the output")
-    to_format = args.to_format or infer_format(args.output, for_writing=True)
-    args.from_format, formats = _per_source(args.from_format, len(sources), "--from")
-    args.images, images = _per_source(args.images, len(sources), "--images")
-    _check_archives(args.images, images)
-    specs = [
-        MergeSource(
-            source,
-            from_format=formats.get(index, args.from_format),
-            images=images.get(index),
-        )
-        for index, source in enumerate(sources, 1)
-    ]
-    read_options = _given(args, _READ_OPTIONS)
-    report = merge(
-        specs, args.output, read_options=read_options, **_convert_options(args, to_format)
-    )
-    _finish(report, args)
-    return EXIT_OK
-
-
-def _per_source(values: list[str], sources: int, option: str) -> tuple[str | None, dict[int, str]]:
-    """The value for every source (or None) and the per-source ones (1-based) of an option
-    given as VALUE or N=VALUE."""
-    common: str | None = None
-    own: dict[int, str] = {}
-    for value in values:
-        number, separator, rest = value.partition("=")
-        if not (separator and number.isdigit()):
-            if common is not None:
-                raise UsageError(f"{option} for every source is given twice")
-            common = value
-            continue
-        index = int(number)
-        if not rest:
-            raise UsageError(f"{option} {value}: no value for source {index}")
-        if not 1 <= index <= sources:
-            raise UsageError(f"{option} {value}: there are sources 1 to {sources}")
-        if index in own:
-            raise UsageError(f"{option} for source {index} is given twice")
-        own[index] = rest
-    return common, own
-
-
-def _check_archives(common: str | None, own: Mapping[int, str]) -> None:
-    """An archive of images is streamed once for the whole run, so it serves every source."""
-    from annoconv.io.archives import is_archive
-
-    for index, images in sorted(own.items()):
-        if is_archive(images):
-            raise UsageError(
-                f"--images {index}={images}: an archive of images is read once for the whole "
-                f"run; give it for every source (--images {images})"
-            )
-    if common is not None and own and is_archive(common):
-        raise UsageError(
-            f"--images {common} is an archive, read for every source; "
-            "per-source image folders cannot be added to it"
-        )
-
-
-def _convert_options(args: argparse.Namespace, to_format: str) -> dict[str, Any]:
-    """The convert() options the command line gives (all but the source and its reading)."""
-    write_options = _given(args, _WRITE_OPTIONS)
-    columns = _split_columns(getattr(args, "columns", None))
-    if columns:
-        write_options["columns"] = columns
-    return {
-        "to_format": to_format,
-        "images": args.images,
-        "label_map": args.label_map,
-        "extend_label_map": args.extend_label_map,
-        "label_map_order": args.label_map_order,
-        "label_map_output": _label_map_beside(args, to_format),
-        "label_map_names": getattr(args, "label_map_names", "ids"),
-        "split": args.split,
-        "classes": getattr(args, "classes", None),
-        "keep_empty": getattr(args, "keep_empty", False),
-        "sample": getattr(args, "sample", None),
-        "seed": args.seed,
-        "on_error": args.on_error,
-        "progress": not args.quiet,
-        "write_options": write_options,
-        **_operations(args),
-        **_engine(args),
-    }
-
-
-def _engine(args: argparse.Namespace) -> dict[str, Any]:
-    """The options of `_engine_options`, for the commands that have them."""
-    if not hasattr(args, "engine"):
-        return {}
-    return {"engine": args.engine, "workers": args.workers, "scheduler": args.scheduler}
-
-
-def _operations(args: argparse.Namespace) -> dict[str, Any]:
-    """The options of `_operation_options`, as convert() takes them."""
-    if not hasattr(args, "boxes_outside"):
-        return {}
-    split_lists = args.split_lists
-    if args.voc_imagesets:
-        from annoconv.ops import voc_imagesets
-
-        split_lists = voc_imagesets(args.voc_imagesets)
-    if args.stratify and not args.split:
-        raise UsageError("--stratify needs --split NAME=FRACTION,...")
-    if split_lists and args.split:
-        raise UsageError("give --split or split lists (--split-lists, --voc-imagesets), not both")
-    return {
-        "exclude_classes": args.drop_classes,
-        "rename": dict(args.rename) if args.rename else None,
-        "min_size": args.min_size,
-        "min_area": args.min_area,
-        "drop_difficult": args.drop_difficult,
-        "boxes_outside": args.boxes_outside,
-        "dedup": args.dedup,
-        "stratify": args.stratify,
-        "split_lists": split_lists,
-    }
-
-
-def _label_map_beside(args: argparse.Namespace, to_format: str) -> str | None:
-    """TFRecords come with their label map, written next to the shards unless one is given
-    (or when the given one was extended)."""
-    if to_format != "tfrecord" or (args.label_map and not args.extend_label_map):
-        return None
-    from annoconv.io.fs import dirname, join
-
-    return join(dirname(args.output) or ".", "label_map.pbtxt")
-
-
 def _run_labelmap(args: argparse.Namespace) -> int:
-    from annoconv.convert import class_counts, open_reader
     from annoconv.labelmap import LabelMap
+    from annoconv.sources import open_reader
+    from annoconv.survey import class_counts
 
     *sources, output = args.paths
     if not sources and not args.classes:
@@ -685,7 +666,12 @@ def _run_labelmap(args: argparse.Namespace) -> int:
         if source.lower().endswith(".pbtxt"):
             part = LabelMap.read(source)
         else:
-            reader = open_reader(source, from_format=args.from_format, images=args.images)
+            reader = open_reader(
+                source,
+                from_format=args.from_format,
+                images=args.images,
+                read_options=format_options(args, "read"),
+            )
             part = LabelMap.from_classes(class_counts(reader), order=args.order)
         result = part if result is None else result.merge(part)
     if args.classes:
@@ -699,14 +685,14 @@ def _run_labelmap(args: argparse.Namespace) -> int:
 
 
 def _run_stats(args: argparse.Namespace) -> int:
-    from annoconv.convert import open_reader
+    from annoconv.sources import open_reader
     from annoconv.stats import dataset_stats
 
     reader = open_reader(
         args.source,
         from_format=args.from_format,
         images=args.images,
-        read_options=_given(args, _READ_OPTIONS),
+        read_options=format_options(args, "read"),
     )
     stats = dataset_stats(reader, on_error=args.on_error, tiny=args.tiny)
     if args.json:
@@ -758,12 +744,44 @@ def _run_transcode(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _per_source(values: list[str], sources: int, option: str) -> tuple[str | None, dict[int, str]]:
+    """The value for every source (or None) and the per-source ones (1-based) of an option
+    given as VALUE or N=VALUE."""
+    common: str | None = None
+    own: dict[int, str] = {}
+    for value in values:
+        number, separator, rest = value.partition("=")
+        if not (separator and number.isdigit()):
+            if common is not None:
+                raise UsageError(f"{option} for every source is given twice")
+            common = value
+            continue
+        index = int(number)
+        if not rest:
+            raise UsageError(f"{option} {value}: no value for source {index}")
+        if not 1 <= index <= sources:
+            raise UsageError(f"{option} {value}: there are sources 1 to {sources}")
+        if index in own:
+            raise UsageError(f"{option} for source {index} is given twice")
+        own[index] = rest
+    return common, own
+
+
 def _run_formats(args: argparse.Namespace) -> int:
-    from annoconv.formats import available_formats
+    from annoconv.errors import FormatError
+    from annoconv.formats import available_formats, get_format
 
     for entry in available_formats():
-        suffixes = " ".join(entry.extensions)
-        print(f"{entry.name:<10} {suffixes:<14} {entry.description}")
+        try:
+            fmt = get_format(entry.name)
+        except FormatError as error:
+            print(f"{entry.name:<10} {'':<14} ({error})")
+            continue
+        sides = "/".join(
+            side for side, there in (("read", fmt.reader), ("write", fmt.writer)) if there
+        )
+        suffixes = " ".join(fmt.extensions)
+        print(f"{entry.name:<10} {suffixes:<26} {sides:<10} {fmt.description}")
     return EXIT_OK
 
 
@@ -774,40 +792,33 @@ def _finish(report: Report, args: argparse.Namespace) -> None:
         write_atomic(args.report_json, (report.to_json() + "\n").encode("utf-8"))
     if not args.quiet:
         print(report.summary(), file=sys.stderr)
-        given = getattr(args, "label_map", None)
-        for line in _pipeline_config_lines(report, given):
+        for line in _usage_notes(report, args):
             print(line, file=sys.stderr)
 
 
-def _pipeline_config_lines(report: Report, given_label_map: str | None) -> list[str]:
-    """What the TF Object Detection API's pipeline.config takes for TFRecord outputs: each
-    shard set as the glob `input_path` takes, the label map, and `num_classes` (its top id)."""
-    from annoconv.formats.tfrecord import shard_sets
-    from annoconv.labelmap import LabelMap, quote
+def _usage_notes(report: Report, args: argparse.Namespace) -> Iterator[str]:
+    """What the writer tells the user about using its outputs (e.g. the lines a TF Object
+    Detection API pipeline.config takes for TFRecord shards)."""
+    from annoconv.sources import output_format
 
-    sets = shard_sets(report.outputs)
-    if not sets:
-        return []
-    lines = ["for the TF Object Detection API's pipeline.config:"]
-    for (prefix, count), shards in sets.items():
-        if any(char in prefix for char in _GLOB_SPECIAL):  # the glob would not find them
-            lines += [f"  input_path: {quote(shard)}" for shard in shards]
-        else:
-            lines.append(f"  input_path: {quote(f'{prefix}-?????-of-{count:05d}')}")
-    written = [out.path for out in report.outputs if out.kind == "label_map"]
-    for path in written or ([given_label_map] if given_label_map else []):
-        lines.append(f"  label_map_path: {quote(path)}")
-        lines.append(f"  num_classes: {LabelMap.read(path).max_id}")
-    return lines
+    writer = output_format(args.output, args.to_format).writer
+    if writer is not None:
+        yield from writer.usage_notes(report.outputs, getattr(args, "label_map", None))
 
 
-#: What tf.io.gfile.glob reads as a pattern in a path.
-_GLOB_SPECIAL = "*?[]{}\\"
+def _command(argv: Sequence[str]) -> str | None:
+    """The subcommand named in `argv` (its first word that is not a flag)."""
+    return next((word for word in argv if not word.startswith("-")), None)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = list(sys.argv[1:] if argv is None else argv)
+    try:
+        parser = build_parser(_command(words))
+    except AnnoconvError as error:  # a plugin format whose options cannot be made flags
+        print(f"annoconv: error: {error}", file=sys.stderr)
+        return EXIT_FAILED
+    args = parser.parse_args(words)
     handler: Callable[[argparse.Namespace], int] = args.handler
     try:
         from annoconv.io.fs import merge_storage_options, using_storage_options
@@ -816,7 +827,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return handler(args)
     except MissingDependencyError as error:
         return _fail(args, error, EXIT_FAILED)
-    except (UsageError, FormatError) as error:
+    except OptionError as error:
         return _fail(args, error, EXIT_USAGE)
     except AnnoconvError as error:
         return _fail(args, error, EXIT_FAILED)
@@ -831,7 +842,8 @@ def _fail(args: argparse.Namespace, error: BaseException, code: int) -> int:
     if getattr(args, "debug", False):
         raise error
     message = " ".join(str(error).split()) or type(error).__name__
-    print(f"annoconv: error: {message}", file=sys.stderr)
+    hint = f" (see annoconv {args.command} --help)" if code == EXIT_USAGE else ""
+    print(f"annoconv: error: {message}{hint}", file=sys.stderr)
     return code
 
 

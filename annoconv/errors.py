@@ -67,7 +67,12 @@ class SkipRecord(AnnotationError):
     reported as skipped whatever the error policy."""
 
 
-class FormatError(AnnoconvError):
+class OptionError(AnnoconvError):
+    """A usage error: an option or a combination of options that cannot work. Raised before
+    anything is written; the command line exits 2 on it."""
+
+
+class FormatError(OptionError):
     """Unknown format name, a format that cannot be inferred, or one missing its dependency."""
 
 

@@ -11,16 +11,16 @@ annotations: differing ones are reported as conflicts (the run's warnings), both
 from __future__ import annotations
 
 import contextlib
-import inspect
 import posixpath
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from annoconv.dedup import annotation_digest
-from annoconv.errors import AnnotationError
+from annoconv.errors import AnnotationError, OptionError
 from annoconv.formats import Reader, ReadResult, Source
 from annoconv.io.images import RecordImages
+from annoconv.options import RunOptions
 from annoconv.report import Report
 from annoconv.schema import ImageRecord
 
@@ -106,6 +106,9 @@ class MergedReader(Reader):
                 f"({first[1]}) and {name} ({record.key})"
             )
 
+    def parts(self) -> Sequence[Reader]:
+        return self.readers
+
     def labels(self) -> Iterator[tuple[str, list[str]]]:
         colliding = self.colliding_keys()
         for name, reader in zip(self.names, self.readers, strict=True):
@@ -137,15 +140,15 @@ def open_merged(
     """A MergedReader over `sources` (paths, or MergeSource for per-source settings).
     `read_options` go to every source whose reader takes them (e.g. Open Images'
     `class_descriptions`); a MergeSource's own options override them."""
-    from annoconv.convert import open_reader, source_format
     from annoconv.formats import get_format
+    from annoconv.sources import open_reader, source_format
 
+    specs = [given if isinstance(given, MergeSource) else MergeSource(given) for given in sources]
+    _check_archives(specs, images)
     readers, names = [], []
-    for index, given in enumerate(sources, 1):
-        spec = given if isinstance(given, MergeSource) else MergeSource(given)
+    for index, spec in enumerate(specs, 1):
         name = source_format(spec.source, spec.from_format)
-        factory = get_format(name).reader
-        accepted = inspect.signature(factory).parameters if factory else {}
+        accepted = get_format(name).read_options.model_fields
         options = {key: value for key, value in (read_options or {}).items() if key in accepted}
         reader = open_reader(
             spec.source,
@@ -160,20 +163,39 @@ def open_merged(
     return MergedReader(readers, names, images=images)
 
 
+def _check_archives(specs: Sequence[MergeSource], images: str | None) -> None:
+    """An archive of images is streamed once for the whole run, so it serves every source."""
+    from annoconv.io.archives import is_archive
+
+    own = [(index, spec.images) for index, spec in enumerate(specs, 1) if spec.images]
+    for index, folder in own:
+        if is_archive(folder):
+            raise OptionError(
+                f"images of source {index}, {folder}: an archive of images is read once for "
+                f"the whole run; give it for every source (images={folder})"
+            )
+    if images is not None and own and is_archive(images):
+        raise OptionError(
+            f"images {images} is an archive, read for every source; "
+            "per-source image folders cannot be added to it"
+        )
+
+
 def merge(
     sources: Iterable[str | MergeSource],
     output: str,
-    *,
-    images: str | None = None,
-    read_options: Mapping[str, Any] | None = None,
-    **options: Any,
+    options: RunOptions | None = None,
+    **keywords: Any,
 ) -> Report:
-    """Merge `sources` into one dataset at `output` with one label map; `options` are those
-    of `convert()` (filters, dedup, split, label map, writer options...). Conflicting
-    duplicates across sources are listed in the report's warnings."""
+    """Merge `sources` into one dataset at `output` with one label map; the options are
+    those of `convert()` (filters, dedup, split, label map, writer options...), as keywords
+    or a `RunOptions`: `images` and `read_options` apply to every source (the options a
+    source's reader does not take are not given to it), a MergeSource's own override them.
+    Conflicting duplicates across sources are listed in the report's warnings."""
     from annoconv.convert import convert
 
-    reader = open_merged(sources, images=images, read_options=read_options)
-    report = convert(reader, output, images=images, **options)
+    settings = RunOptions.of(keywords) if options is None else options.replaced(**keywords)
+    reader = open_merged(sources, images=settings.images, read_options=settings.read_options)
+    report = convert(reader, output, settings.replaced(read_options={}))
     report.warnings.extend(reader.conflicts)
     return report

@@ -17,8 +17,9 @@ import tempfile
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from annoconv.errors import AnnoconvError
+from annoconv.errors import AnnoconvError, OptionError
 from annoconv.formats.base import Reader, ReadResult
+from annoconv.options import RunOptions
 from annoconv.report import Report
 from annoconv.schema import ImageRecord
 
@@ -65,20 +66,21 @@ def spool(records: Iterable[ImageRecord], folder: str, *, images: str | None) ->
 def write(
     records: Iterable[ImageRecord],
     output: str,
-    *,
-    images: str | None = None,
-    **options: Any,
+    options: RunOptions | None = None,
+    **keywords: Any,
 ) -> Report:
     """Write `records` (ImageRecords built in Python: another format's annotations, a model's
     detections) to `output`, in any format and with any option of `convert()` (`to_format`,
-    `label_map`, `split`, `write_options`, the operations...), on the local engine.
+    `label_map`, `split`, `write_options`, the operations...), as keywords or a
+    `RunOptions`, on the local engine.
 
     `images` is the folder the images are found in by each record's `filename` (or give each
     record its `image_uri`). The records are iterated once, spooled to a temporary file."""
     from annoconv.convert import convert
 
-    if options.get("engine", "local") != "local":
-        raise AnnoconvError("write() runs on the local engine; write a format, then convert()")
+    settings = RunOptions.of(keywords) if options is None else options.replaced(**keywords)
+    if settings.engine != "local":
+        raise OptionError("write() runs on the local engine; write a format, then convert()")
     with tempfile.TemporaryDirectory(prefix="annoconv-records-") as folder:
-        reader = spool(records, folder, images=images)
-        return convert(reader, output, images=images, **options)
+        reader = spool(records, folder, images=settings.images)
+        return convert(reader, output, settings)

@@ -20,7 +20,7 @@ import duckdb
 import pandas as pd
 
 from annoconv import convert
-from annoconv.convert import open_reader
+from annoconv.sources import open_reader
 from annoconv.plot import plot_stats
 from annoconv.stats import dataset_stats
 

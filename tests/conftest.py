@@ -31,8 +31,8 @@ from annoconv.report import Report
 settings.register_profile("annoconv", deadline=None)
 settings.load_profile("annoconv")
 
-# The module, not the `convert` function that `annoconv` exports under the same name.
-convert_module = importlib.import_module("annoconv.convert")
+# The pump every run goes through, whose per-item step the ledger wraps.
+pipeline_module = importlib.import_module("annoconv.pipeline")
 
 
 @pytest.fixture(scope="session")
@@ -71,7 +71,7 @@ def s3_bucket(s3: Any) -> Iterator[str]:
 @pytest.fixture(autouse=True)
 def ledger(monkeypatch: pytest.MonkeyPatch) -> Iterator[Ledger]:
     book = Ledger()
-    monkeypatch.setattr(convert_module, "_write_one", book.wrap(convert_module._write_one))
+    monkeypatch.setattr(pipeline_module, "_write_one", book.wrap(pipeline_module._write_one))
     check_balance = Report.check_balance
 
     def audited(report: Report) -> None:

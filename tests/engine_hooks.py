@@ -12,7 +12,7 @@ import signal
 from typing import Any
 
 from annoconv.formats.base import Format
-from annoconv.formats.tfrecord import TFRecordShardWriter
+from annoconv.formats.tfrecord import TFRecordShardWriter, TFRecordWriteOptions
 from annoconv.schema import ImageRecord
 
 KILL_AFTER = 3
@@ -49,6 +49,15 @@ class KillingTFRecordWriter(TFRecordShardWriter):
         return True
 
 
+class KillingOptions(TFRecordWriteOptions):
+    kill_marker: str
+    kill_always: bool = False
+
+
 FORMAT = Format(
-    "tfrecord-killing", "TFRecord that kills its worker (tests)", (), writer=KillingTFRecordWriter
+    "tfrecord-killing",
+    "TFRecord that kills its worker (tests)",
+    (),
+    writer=KillingTFRecordWriter,
+    write_options=KillingOptions,
 )

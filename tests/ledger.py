@@ -1,7 +1,7 @@
 """Nothing lost: an account of every item that flows through a conversion, kept apart from the
 Report's own counters.
 
-`Ledger.wrap(write_one)` wraps `annoconv.convert._write_one`, the step `run()` takes for each
+`Ledger.wrap(write_one)` wraps `annoconv.pipeline._write_one`, the step `run()` takes for each
 item the reader (and the selection, sampling and size filling after it) hands over. For every
 item it notes the images and boxes that came in, counts what the writer's `write()` accepted
 (by wrapping that method, not by reading the report), and checks that whatever was not written

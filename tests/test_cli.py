@@ -355,17 +355,15 @@ def test_xml_shortcuts_take_the_selection_and_operation_flags(tmp_path: Path) ->
 
 
 def test_pipeline_config_lines_escape_and_list_what_a_glob_would_miss() -> None:
-    from annoconv.cli import _pipeline_config_lines
-    from annoconv.report import OutputFile, Report
+    from annoconv.formats.tfrecord import TFRecordShardWriter
+    from annoconv.report import OutputFile
 
-    report = Report(
-        outputs=[
-            OutputFile("C:\\data\\train.record-00000-of-00002", 1, "tfrecord"),
-            OutputFile("C:\\data\\train.record-00001-of-00002", 1, "tfrecord"),
-            OutputFile("out/we[ird].record-00000-of-00001", 1, "tfrecord"),
-        ]
-    )
-    assert _pipeline_config_lines(report, None) == [
+    outputs = [
+        OutputFile("C:\\data\\train.record-00000-of-00002", 1, "tfrecord"),
+        OutputFile("C:\\data\\train.record-00001-of-00002", 1, "tfrecord"),
+        OutputFile("out/we[ird].record-00000-of-00001", 1, "tfrecord"),
+    ]
+    assert TFRecordShardWriter.usage_notes(outputs, None) == [
         "for the TF Object Detection API's pipeline.config:",
         '  input_path: "C:\\\\data\\\\train.record-00000-of-00002"',
         '  input_path: "C:\\\\data\\\\train.record-00001-of-00002"',

@@ -343,12 +343,12 @@ def test_cli_engine_options(voc: Path, tmp_path: Path) -> None:
         main(
             ["convert", str(voc), str(tmp_path / "x.csv"), "--scheduler", "tcp://127.0.0.1:1", "-q"]
         )
-        == 1
+        == 2
     )
 
 
 def test_engine_usage_errors(voc: Path, tmp_path: Path) -> None:
-    with pytest.raises(AnnoconvError, match="unknown engine"):
+    with pytest.raises(AnnoconvError, match="engine: Input should be"):
         convert(str(voc), str(tmp_path / "x.csv"), engine="spark")  # type: ignore[arg-type]
     with pytest.raises(AnnoconvError, match="workers"):
         convert(str(voc), str(tmp_path / "x.csv"), workers=2)
@@ -595,7 +595,7 @@ def _label_maps(paths: list[Path]) -> set[bytes]:
 def test_byte_ranges_cut_between_images_and_read_what_the_whole_reader_does(
     big_csvs: tuple[Path, Path], small_parts: None, tmp_path: Path
 ) -> None:
-    from annoconv.convert import open_reader
+    from annoconv.sources import open_reader
     from annoconv.formats.base import Reader
 
     def keys(reader: Reader) -> list[tuple[str, int]]:
@@ -804,7 +804,7 @@ def _errors(items: Iterable[object]) -> list[str]:
 def test_range_readers_name_the_files_rows_as_the_whole_reader(
     big_csvs: tuple[Path, Path], small_parts: None, tmp_path: Path, kind: str, line_end: str
 ) -> None:
-    from annoconv.convert import open_reader
+    from annoconv.sources import open_reader
 
     bbox, ours = big_csvs
     source = bbox if kind == "openimages" else ours
@@ -823,7 +823,7 @@ def test_range_readers_name_the_files_rows_as_the_whole_reader(
 def test_a_range_of_our_csv_names_the_files_line_of_a_decoding_error(
     big_csvs: tuple[Path, Path], small_parts: None, tmp_path: Path
 ) -> None:
-    from annoconv.convert import open_reader
+    from annoconv.sources import open_reader
 
     _bbox, ours = big_csvs
     lines = ours.read_bytes().split(b"\n")
@@ -867,7 +867,7 @@ def test_a_range_reader_on_s3_names_the_files_row(
     s3_bucket: str,
     s3_storage_options: dict[str, Any],
 ) -> None:
-    from annoconv.convert import open_reader
+    from annoconv.sources import open_reader
 
     bbox, _ours = big_csvs
     bad, expected = _with_rows(bbox, tmp_path / "bad.csv", _open_images_bad_rows(bbox)[1:])

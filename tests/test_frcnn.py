@@ -14,7 +14,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from annoconv.convert import convert, run
+from annoconv.convert import convert
+from annoconv.pipeline import run
 from annoconv.errors import AnnotationError, SkipRecord
 from annoconv.formats import get_format
 from annoconv.formats.base import BadItem, ReadResult

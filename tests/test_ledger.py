@@ -17,8 +17,8 @@ from annoconv.report import ErrorHandler, Report, SkippedItem
 
 pytestmark = pytest.mark.timeout(30)
 
-convert_module = importlib.import_module("annoconv.convert")
-original_write_one = convert_module._write_one
+pipeline_module = importlib.import_module("annoconv.pipeline")
+original_write_one = pipeline_module._write_one
 
 
 @pytest.fixture
@@ -44,7 +44,7 @@ def test_every_conversion_is_audited(source: Path, tmp_path: Path, ledger: Ledge
 def run_with(write_one: object, source: Path, tmp_path: Path) -> Report:
     mine = Ledger()
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(convert_module, "_write_one", mine.wrap(write_one))  # type: ignore[arg-type]
+        patch.setattr(pipeline_module, "_write_one", mine.wrap(write_one))  # type: ignore[arg-type]
         report = convert(str(source), str(tmp_path / "out.csv"), on_error="skip")
     mine.audit(report)
     return report

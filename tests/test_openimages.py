@@ -41,7 +41,8 @@ from oi_factory import (
 )
 
 from annoconv import formats
-from annoconv.convert import convert, run
+from annoconv.convert import convert
+from annoconv.pipeline import run
 from annoconv.errors import AnnotationError, FormatError
 from annoconv.formats import get_format, infer_format, register
 from annoconv.formats.base import BadItem, Dropped, ReadResult, Writer

@@ -21,7 +21,7 @@ from PIL import Image, ImageStat
 
 from annoconv import AnnotationError, convert
 from annoconv.cli import main
-from annoconv.convert import open_reader
+from annoconv.sources import open_reader
 from annoconv.merge import MergeSource, merge
 from annoconv.ops import assign_from_lists, assign_stratified, read_split_lists
 from annoconv.report import Report
@@ -648,7 +648,7 @@ def test_cli_operation_flags(voc: Path, roboflow: Path, tmp_path: Path, capsys: 
             main(["convert", str(voc), str(tmp_path / "bad.csv"), *bad, "-q"])
         assert info.value.code == 2 and message in capsys.readouterr().err
     assert main(["convert", str(voc), str(tmp_path / "bad.csv"), "--stratify", "-q"]) == 2
-    assert "--stratify needs --split" in capsys.readouterr().err
+    assert "stratify needs a split by ratio" in capsys.readouterr().err
     assert not (tmp_path / "bad.csv").exists()
 
 
@@ -736,8 +736,8 @@ def test_merge_with_an_images_folder_per_source(tmp_path: Path) -> None:
         (["--from", "1=voc", "--from", "1=csv"], "--from for source 1 is given twice"),
         (["--images", "a", "--images", "b"], "--images for every source is given twice"),
         (["--images", "1="], "--images 1=: no value for source 1"),
-        (["--images", "2=x.tar"], "--images 2=x.tar: an archive of images is read once"),
-        (["--images", "x.zip", "--images", "1=d"], "--images x.zip is an archive, read for"),
+        (["--images", "2=x.tar"], "images of source 2, x.tar: an archive of images is read once"),
+        (["--images", "x.zip", "--images", "1=d"], "images x.zip is an archive, read for"),
     ],
 )
 def test_merge_per_source_option_errors(

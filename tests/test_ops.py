@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from annoconv import convert
-from annoconv.convert import split_destination
+from annoconv.pipeline import split_destination
 from annoconv.ops import assign_shards, assign_splits, parse_split, sample_keys, split_counts
 
 

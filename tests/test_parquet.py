@@ -31,7 +31,7 @@ from oi_factory import write as write_text
 
 from annoconv import AnnotationError, convert, read
 from annoconv.cli import main
-from annoconv.convert import run, run_batches
+from annoconv.pipeline import run, run_batches
 from annoconv.formats.csv import CsvReader, CsvWriter
 from annoconv.formats.openimages import OpenImagesReader
 from annoconv.formats.parquet import ParquetReader, ParquetWriter
@@ -503,7 +503,7 @@ def test_convert_takes_the_columnar_path_only_when_nothing_needs_records(
 ) -> None:
     import sys
 
-    module = sys.modules["annoconv.convert"]
+    module = sys.modules["annoconv.pipeline"]
     taken: list[bool] = []
     real = module.run_batches
 

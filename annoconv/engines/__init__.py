@@ -1,4 +1,5 @@
-"""Engines run a conversion that `convert()` has settled (a `convert.Job`).
+"""Engines run a conversion that the plan has settled (a `pipeline.Job`); they know the
+pipeline and no format by name: what they ask of a writer is its declared `capabilities`.
 
 - ``local``: in this process, streaming, as it always did.
 - ``processes``: tasks on N local processes, for one big machine (`engines.processes`).
@@ -17,9 +18,9 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterable, Iterator, Sequence
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, get_args
 
-from annoconv.errors import AnnoconvError
+from annoconv.errors import AnnoconvError, OptionError
 from annoconv.formats.base import Reader, Source
 from annoconv.io.fs import (
     GLOB_CHARS,
@@ -29,28 +30,28 @@ from annoconv.io.fs import (
     remove_file,
     shards_of,
 )
+from annoconv.options import EngineName
 
 if TYPE_CHECKING:
-    from annoconv.convert import Job
     from annoconv.engines.partitioned import TaskRunner
+    from annoconv.pipeline import Job
     from annoconv.report import Report
 
-EngineName = Literal["local", "processes", "dask"]
-ENGINES: tuple[EngineName, ...] = ("local", "processes", "dask")
+ENGINES: tuple[EngineName, ...] = get_args(EngineName)
 
 
 def check_engine(engine: str, workers: int | None, scheduler: Any) -> None:
     """Usage errors in the engine options, raised before any work is done."""
     if engine not in ENGINES:
-        raise AnnoconvError(f"unknown engine {engine!r}; engines: {', '.join(ENGINES)}")
+        raise OptionError(f"unknown engine {engine!r}; engines: {', '.join(ENGINES)}")
     if workers is not None and workers < 1:
-        raise AnnoconvError(f"workers must be at least 1, got {workers}")
+        raise OptionError(f"workers must be at least 1, got {workers}")
     if scheduler is not None and engine != "dask":
-        raise AnnoconvError("a scheduler is only used with engine 'dask'")
+        raise OptionError("a scheduler is only used with engine 'dask'")
     if workers is not None and engine == "local":
-        raise AnnoconvError("workers needs engine 'processes' or 'dask'")
+        raise OptionError("workers needs engine 'processes' or 'dask'")
     if workers is not None and scheduler is not None:
-        raise AnnoconvError("workers sizes a LocalCluster; a running scheduler has its own")
+        raise OptionError("workers sizes a LocalCluster; a running scheduler has its own")
 
 
 @contextlib.contextmanager
@@ -102,10 +103,7 @@ def source_files(source: Source | Reader) -> list[str]:
     """The files a source names: its files, the files under its folders, the shards of a
     prefix; a merge's sources' files."""
     if isinstance(source, Reader):
-        readers: list[Reader] = getattr(source, "readers", [])
-        if readers:
-            return [path for part in readers for path in source_files(part)]
-        return source_files(source.source)
+        return [path for part in source.parts() for path in source_files(part.source)]
     files: list[str] = []
     for path in [source] if isinstance(source, str) else source:
         if any(char in path for char in GLOB_CHARS) or is_dir(path):
@@ -136,9 +134,11 @@ def remove_stale(paths: Sequence[str]) -> list[str]:
     return warnings
 
 
-def survey_labels(reader: Reader, runner: TaskRunner) -> Iterable[tuple[str, list[str]]] | None:
+def parallel_labels(
+    reader: Reader, *, runner: TaskRunner
+) -> Iterable[tuple[str, list[str]]] | None:
     """`reader.labels()` read by the runner's workers, in the same order; None for readers
-    that cannot hand out their files (they are surveyed here)."""
-    from annoconv.engines.partitioned import parallel_labels
+    that can hand out neither their files nor byte ranges (they are surveyed here)."""
+    from annoconv.engines.partitioned import labels_on_workers
 
-    return parallel_labels(reader, runner)
+    return labels_on_workers(reader, runner)

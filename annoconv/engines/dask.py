@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from annoconv.errors import AnnoconvError, MissingDependencyError
 
 if TYPE_CHECKING:
-    from annoconv.convert import Job
     from annoconv.engines.partitioned import Task
+    from annoconv.pipeline import Job
     from annoconv.report import Report
 
 

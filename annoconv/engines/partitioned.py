@@ -33,10 +33,10 @@ from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from annoconv.errors import AnnoconvError, UnsortedRange
-from annoconv.formats.base import Reader, ReadResult, ShardPartition, SingleFileWriter
+from annoconv.formats.base import Reader, ReadResult, ShardPartition
 from annoconv.io.fs import (
     AtomicFile,
     current_storage_options,
@@ -54,18 +54,16 @@ from annoconv.io.fs import (
 )
 from annoconv.labelmap import LabelMap
 from annoconv.ops import shard_of
+from annoconv.pipeline import Job
 from annoconv.report import OutputFile, Report
 from annoconv.schema import ImageRecord
-
-if TYPE_CHECKING:
-    from annoconv.convert import Job
+from annoconv.survey import survey
 
 _T = TypeVar("_T")
 _R = TypeVar("_R")
 #: Single-file outputs are cut into this many parts per worker (uneven file sizes even out).
 PARTS_PER_WORKER = 2
 _COPY_CHUNK = 1 << 20
-_PART_FILE = re.compile(r"part-\d{5}\.parquet")
 
 
 class TaskRunner(Protocol):
@@ -98,8 +96,8 @@ class Task:
     partitions: Mapping[str, ShardPartition] = field(default_factory=dict)
     #: For single-file writers: the number of the part this task writes.
     part: int | None = None
-    #: Whether the part is a file of a dataset folder (``OUT/part-0000N.parquet``), published
-    #: as it is, rather than a piece the driver joins into one file.
+    #: Whether the part is a file of a dataset folder (`Writer.part_path`), published as it
+    #: is, rather than a piece the driver joins into one file.
     dataset_part: bool = False
 
 
@@ -140,9 +138,18 @@ def _task_destination(job: Job, task: Task, destination: str) -> str:
     """Where `task` writes its share of `destination`, in the staging folder."""
     if not task.dataset_part:
         return staged(task.staging, destination, task.part)
-    # Without a split the output becomes a folder; a split's file already lies in one.
-    folder = dirname(destination) if job.split_names else destination
-    return staged(task.staging, join(folder, f"part-{task.part:05d}.parquet"))
+    assert task.part is not None
+    return staged(task.staging, _part_path(job, destination, task.part))
+
+
+def _part_path(job: Job, destination: str, index: int) -> str:
+    """Where part `index` of a dataset output goes. Without a split the output becomes a
+    folder of parts; a split's destination lies in a folder of its own when the writer puts
+    it in one (Parquet's ``OUT/split=NAME/``), else beside the others."""
+    in_folder = bool(job.split_names) and bool(
+        job.writer_class.split_destination(job.output, job.split_names[0])
+    )
+    return job.writer_class.part_path(destination, index, in_split_folder=in_folder)
 
 
 def _detached(error: AnnoconvError) -> AnnoconvError:
@@ -229,20 +236,24 @@ def plan_tasks(job: Job, reader: Reader, parallelism: int, staging: str) -> list
         # Which annotation an archive member belongs to depends on all of them (a member that
         # matches one by path is no other's), so one task streams the archive for the run.
         return [Task(0, staging, None)]
-    plans = {
-        split: job.writer_class.shard_plan(job.keys(split), **job.write_options)
-        for split in job.destinations()
-    }
+    plans = {split: _shard_plan(job, split) for split in job.destinations()}
     files = reader.image_files()
     sharded = {split: plan for split, plan in plans.items() if plan is not None}
-    if len(sharded) == len(plans):
+    if sharded and len(sharded) == len(plans):
         return _shard_tasks(job, reader, files, sharded, staging)
-    if files is None or not issubclass(job.writer_class, SingleFileWriter):
+    if files is None or job.writer_class.capabilities.parts != "concatenate":
         # A whole-source reader into a single file, or a writer of neither shards nor one
         # joinable file (Parquet, a VOC folder): one task does the run.
         return [Task(0, staging, None)]
     runs = _file_runs(reader, files, parallelism)
     return [Task(index, staging, run, part=index) for index, run in enumerate(runs)]
+
+
+def _shard_plan(job: Job, split: str) -> tuple[int, dict[str, int]] | None:
+    """The writer's shards of the output of `split`, for writers that declare shards."""
+    if not job.writer_class.capabilities.sharded:
+        return None
+    return job.writer_class.shard_plan(job.keys(split), **job.write_options)
 
 
 def _range_tasks(
@@ -252,13 +263,11 @@ def _range_tasks(
     a dataset folder: one task per byte range (`Reader.byte_ranges`). A dataset's parts get
     the label map the local engine's writer would build, settled here first. None when the
     run cannot be cut so."""
-    single = issubclass(job.writer_class, SingleFileWriter)
-    if reader.image_files() is not None or not (single or job.writer_class.dataset_parts):
+    parts_join = job.writer_class.capabilities.parts
+    single = parts_join == "concatenate"
+    if reader.image_files() is not None or parts_join == "one":
         return None
-    if any(
-        job.writer_class.shard_plan(job.keys(split), **job.write_options) is not None
-        for split in job.destinations()
-    ):
+    if any(_shard_plan(job, split) is not None for split in job.destinations()):
         return None
     parts = reader.byte_ranges(runner.parallelism * PARTS_PER_WORKER)
     if parts is None:
@@ -278,8 +287,6 @@ def _range_tasks(
 def _surveyed_label_map(job: Job, parts: Sequence[Reader], runner: TaskRunner) -> LabelMap | None:
     """The map of the classes the run writes (sorted, ids from 1: what a writer without a
     map builds), from a survey of the ranges on the workers; None if one is unsorted."""
-    from annoconv.convert import survey
-
     transforms = job.make_filters()
     if not all(step.on_labels for step in transforms):
         return None  # operations that need whole records: not worth a survey of their own
@@ -299,7 +306,7 @@ def _class_counts(reader: Reader, options: Mapping[str, Any]) -> Counter[str]:
         return Counter(label for _key, labels in reader.labels() for label in labels)
 
 
-def parallel_labels(reader: Reader, runner: TaskRunner) -> list[tuple[str, list[str]]] | None:
+def labels_on_workers(reader: Reader, runner: TaskRunner) -> list[tuple[str, list[str]]] | None:
     """The survey pass (`Reader.labels()`) over runs of the reader's files, or byte ranges of
     its one CSV, on the workers, joined in reading order, so the driver reads none of them;
     None for readers that can do neither."""
@@ -393,7 +400,7 @@ def _publish(job: Job, tasks: Sequence[Task], reports: Sequence[Report]) -> list
     staging = tasks[0].staging
     prefixes = [staged(staging, destination) for destination in destinations]
     if tasks[0].dataset_part:  # a destination's parts lie in its folder
-        folders = [dirname(d) if job.split_names else d for d in destinations]
+        folders = [dirname(_part_path(job, d, 0)) for d in destinations]
         prefixes = [staged(staging, folder) + "/" for folder in folders]
 
     def order(out: OutputFile) -> tuple[int, str]:
@@ -405,7 +412,7 @@ def _publish(job: Job, tasks: Sequence[Task], reports: Sequence[Report]) -> list
         return join(parent, name) if parent else name
 
     if tasks[0].dataset_part:
-        _clear_old_parts([final_name(out) for out in written])
+        _clear_old_parts(job, [final_name(out) for out in written])
     outputs = []
     for out in sorted(written, key=order):
         final = final_name(out)
@@ -414,18 +421,27 @@ def _publish(job: Job, tasks: Sequence[Task], reports: Sequence[Report]) -> list
     return outputs
 
 
-def _clear_old_parts(finals: Sequence[str]) -> None:
+def _clear_old_parts(job: Job, finals: Sequence[str]) -> None:
     """Before part files are published into their folders: an earlier run's output there
     (a single file where the folder goes, part files this run does not write) is removed,
-    so the folder reads as this run's dataset only."""
+    so the folder reads as this run's dataset only. Part files are told by the writer's own
+    part names (`Writer.part_path`)."""
     for folder in sorted({dirname(final) for final in finals}):
         if not is_dir(folder):
             remove_file(folder)
             continue
-        for old in list_files(folder, [".parquet"]):
-            stale = _PART_FILE.fullmatch(_basename(old)) and dirname(old) == folder
+        named = _part_name_pattern(job, folder)
+        for old in list_files(folder, []):
+            stale = named.fullmatch(_basename(old)) and dirname(old) == folder
             if stale and old not in finals:
                 remove_file(old)
+
+
+def _part_name_pattern(job: Job, folder: str) -> re.Pattern[str]:
+    """The names the writer gives part files in `folder`, whatever their number."""
+    example = _basename(job.writer_class.part_path(folder, 0, in_split_folder=False))
+    head, _, tail = example.partition("00000")
+    return re.compile(re.escape(head) + r"\d{5}" + re.escape(tail))
 
 
 def _join_parts(
@@ -435,7 +451,6 @@ def _join_parts(
     writer = job.writer_class(
         destination, label_map=job.label_map, images=job.images, **job.write_options
     )
-    assert isinstance(writer, SingleFileWriter)
     header = writer.header()
     parts = {out.path: out for out in written}
     target = AtomicFile(destination)

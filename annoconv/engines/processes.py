@@ -22,8 +22,8 @@ from annoconv.engines.partitioned import task_bar
 from annoconv.errors import AnnoconvError
 
 if TYPE_CHECKING:
-    from annoconv.convert import Job
     from annoconv.engines.partitioned import Task
+    from annoconv.pipeline import Job
     from annoconv.report import Report
 
 _T = TypeVar("_T")

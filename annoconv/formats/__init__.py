@@ -42,24 +42,35 @@ __all__ = [
     "available_formats",
     "get_format",
     "infer_format",
+    "loadable_formats",
     "register",
+    "unregister",
 ]
 
 ENTRY_POINT_GROUP = "annoconv.formats"
-# `train.record-00003-of-00010` is a shard of `train.record`.
+
+#: The built-in formats: name -> where the format lives, in the order inference prefers them
+#: (like fsspec's `known_implementations`). Everything else about a format (description,
+#: extensions, options, reader, writer) is read from the format itself.
+KNOWN_FORMATS: dict[str, str] = {
+    "voc": "annoconv.formats.voc:FORMAT",
+    "csv": "annoconv.formats.csv:FORMAT",
+    "openimages": "annoconv.formats.openimages:FORMAT",
+    "frcnn": "annoconv.formats.frcnn:FORMAT",
+    "tfrecord": "annoconv.formats.tfrecord:FORMAT",
+    "parquet": "annoconv.formats.parquet:FORMAT",
+    "pbtxt": "annoconv.formats.pbtxt:FORMAT",
+}
 
 
 @dataclass(frozen=True)
 class FormatEntry:
-    """A registered format, known by name before its module is imported."""
+    """A registered format, known by name before its module is imported: where it lives
+    (``module:attribute``) and the annoconv extra that installs what it needs."""
 
     name: str
     target: str
-    description: str = ""
-    extensions: tuple[str, ...] = ()
     extra: str | None = None
-    #: Whether a folder of files with these extensions is one source of this format.
-    reads_folders: bool = False
 
 
 _REGISTRY: dict[str, FormatEntry] = {}
@@ -73,10 +84,16 @@ def register(entry: FormatEntry | Format, *, replace: bool = False) -> None:
         raise FormatError(f"format {entry.name!r} is already registered")
     if isinstance(entry, Format):
         _LOADED[entry.name] = entry
-        entry = FormatEntry(entry.name, "", entry.description, entry.extensions)
+        entry = FormatEntry(entry.name, "")
     else:
         _LOADED.pop(entry.name, None)
     _REGISTRY[entry.name] = entry
+
+
+def unregister(name: str) -> None:
+    """Forget the format `name` (a format registered for a while, e.g. by a test)."""
+    _REGISTRY.pop(name, None)
+    _LOADED.pop(name, None)
 
 
 def get_format(name: str) -> Format:
@@ -97,6 +114,19 @@ def available_formats() -> list[FormatEntry]:
     return [_REGISTRY[name] for name in sorted(_REGISTRY)]
 
 
+def loadable_formats() -> list[Format]:
+    """Every registered format whose module and dependencies can be imported, in
+    registration order (built-ins first): what the command line makes flags of."""
+    _scan_entry_points()
+    found = []
+    for name in _REGISTRY:
+        try:
+            found.append(get_format(name))
+        except FormatError:
+            continue
+    return found
+
+
 def infer_format(path: Source, *, for_writing: bool = False) -> str:
     """The format name a path implies: a folder of .xml is VOC, `.csv` is CSV, and so on.
 
@@ -111,7 +141,9 @@ def infer_format(path: Source, *, for_writing: bool = False) -> str:
     first = path if isinstance(path, str) else (path[0] if path else "")
     candidates = _formats_for_suffixes([_suffix(first)])
     if not candidates and isinstance(path, str) and not for_writing and is_dir(path):
-        candidates = _formats_for_suffixes(source_suffixes(path), folders=True)
+        candidates = _formats_claiming(path) or _formats_for_suffixes(
+            source_suffixes(path), folders=True
+        )
         first = f"folder {path}"
     if not candidates:
         names = ", ".join(sorted(_REGISTRY))
@@ -130,12 +162,21 @@ def formats_named_by(path: str) -> list[str]:
 
 def _formats_for_suffixes(suffixes: list[str], *, folders: bool = False) -> list[str]:
     """The formats claiming the first of `suffixes` that any format claims."""
-    entries = [e for e in available_formats() if e.reads_folders or not folders]
+    known = [fmt for fmt in loadable_formats() if fmt.reads_folders or not folders]
     for suffix in suffixes:
-        found = [e.name for e in entries if suffix and suffix in _extensions(e)]
+        found = [fmt.name for fmt in known if suffix and suffix in fmt.extensions]
         if found:
-            return sorted(found, key=list(_REGISTRY).index)
+            return found
     return []
+
+
+def _formats_claiming(folder: str) -> list[str]:
+    """The formats that recognise `folder` as one of their datasets by looking into it."""
+    return [
+        fmt.name
+        for fmt in loadable_formats()
+        if fmt.claims_folder is not None and fmt.claims_folder(folder)
+    ]
 
 
 def _sniffed(candidates: list[str], path: str) -> str:
@@ -147,16 +188,6 @@ def _sniffed(candidates: list[str], path: str) -> str:
         if sniff is not None:
             return sniff(path)
     return candidates[0]
-
-
-def _extensions(entry: FormatEntry) -> tuple[str, ...]:
-    """Built-ins declare their extensions up front; plug-ins are loaded to learn theirs."""
-    if entry.extensions or not entry.target:
-        return entry.extensions
-    try:
-        return get_format(entry.name).extensions
-    except FormatError:
-        return ()
 
 
 def _suffix(path: str) -> str:
@@ -197,58 +228,12 @@ def _scan_entry_points() -> None:
     _entry_points_scanned = True
     for point in entry_points(group=ENTRY_POINT_GROUP):
         if point.name not in _REGISTRY:
-            _REGISTRY[point.name] = FormatEntry(point.name, point.value, f"from {point.value}")
+            _REGISTRY[point.name] = FormatEntry(point.name, point.value)
 
 
 def _register_builtins() -> None:
-    builtins = [
-        FormatEntry(
-            "voc",
-            "annoconv.formats.voc:FORMAT",
-            "Pascal VOC XML as written by labelImg, CVAT and Roboflow (one file per image)",
-            (".xml",),
-            reads_folders=True,
-        ),
-        FormatEntry(
-            "csv",
-            "annoconv.formats.csv:FORMAT",
-            "CSV with filename,width,height,class,xmin,ymin,xmax,ymax (one row per box)",
-            (".csv",),
-        ),
-        FormatEntry(
-            "openimages",
-            "annoconv.formats.openimages:FORMAT",
-            "Open Images bbox CSV (V2-V7, 8/13/21 columns) with class descriptions",
-            (".csv",),
-        ),
-        FormatEntry(
-            "frcnn",
-            "annoconv.formats.frcnn:FORMAT",
-            "keras-frcnn simple txt: filepath,x1,y1,x2,y2,class_name (no header)",
-            (".txt",),
-        ),
-        FormatEntry(
-            "tfrecord",
-            "annoconv.formats.tfrecord:FORMAT",
-            "TFRecord shards of TF Object Detection API tf.train.Examples (no TensorFlow needed)",
-            (".tfrecord", ".record", ".tfrecords", ".tfrec"),
-        ),
-        FormatEntry(
-            "parquet",
-            "annoconv.formats.parquet:FORMAT",
-            "Parquet: one row per image (objects as a list of structs) or per box (--flat)",
-            (".parquet",),
-            reads_folders=True,
-        ),
-        FormatEntry(
-            "pbtxt",
-            "annoconv.formats.pbtxt:FORMAT",
-            "TF Object Detection API label map (StringIntLabelMap text format)",
-            (".pbtxt",),
-        ),
-    ]
-    for entry in builtins:
-        register(entry)
+    for name, target in KNOWN_FORMATS.items():
+        register(FormatEntry(name, target))
 
 
 _register_builtins()

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar, TypeAlias
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
 
 from annoconv.errors import AnnotationError
 from annoconv.io.fs import AtomicFile, expand_source
+from annoconv.options import FormatOptions, NoOptions
 from annoconv.report import OutputFile
 from annoconv.schema import CoordSpace, ImageRecord
 
@@ -67,6 +68,43 @@ class ShardPartition:
     owned: frozenset[int]
 
 
+#: How the outputs that separate tasks of a parallel run wrote join into one output:
+#: "one" - they cannot: one task writes the whole output; "concatenate" - the parts are
+#: joined in order, every part after the first without its `Writer.header()`; "dataset" - the
+#: parts stay files of a folder (`Writer.part_path`), read back as one dataset.
+PartsJoin = Literal["one", "concatenate", "dataset"]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a writer declares about itself, for the planner and the engines to read (they
+    never probe a writer's type or attributes). A writer that declares nothing gets these
+    defaults, which run correctly on every engine: one task writes the whole output."""
+
+    #: Coordinate space the writer wants records in; None when it takes either.
+    coords: CoordSpace | None = None
+    #: It assigns class ids, so it needs the label map before the first record.
+    needs_label_map: bool = False
+    #: It needs every image key (and weight) up front, e.g. to deal records into shards.
+    needs_keys: bool = False
+    #: It takes the label map built from the data whenever a first pass runs anyway (a split,
+    #: a sample), so that every split's output carries the same map.
+    label_map_from_survey: bool = False
+    #: It deals records into shards (`Writer.shard_plan`); a parallel run gives each task
+    #: whole shards, and the writer then takes a `partition: ShardPartition`.
+    sharded: bool = False
+    #: `write_batch()` takes Arrow record batches (the columnar fast path).
+    takes_batches: bool = False
+    #: `write()` takes the image's bytes too (`image_data=`), fed from the images folder or
+    #: archive as the records pass.
+    embeds_images: bool = False
+    #: How the parts written by the tasks of a parallel run join (see `PartsJoin`).
+    parts: PartsJoin = "one"
+    #: Its outputs are used with the run's label map as a file beside them (TFRecords and
+    #: the OD API): the command line saves one there unless a label map is given.
+    label_map_file: bool = False
+
+
 class Reader(ABC):
     """Reads one source (a path, a folder, a glob, or a list of paths) lazily.
 
@@ -94,6 +132,16 @@ class Reader(ABC):
         ``{"Camera": "/m/0dv5r"}``); a label map built from the data uses them as `name`
         with the label as `display_name`, the OD API convention."""
         return {}
+
+    def parts(self) -> Sequence[Reader]:
+        """The readers this one reads in turn (a merge's sources); itself otherwise."""
+        return [self]
+
+    def declared_label_map(self) -> LabelMap | None:
+        """The classes the source itself declares, with their ids (a COCO file's
+        `categories`, a YOLO `names` list), when it declares them: a run without a given label
+        map uses it instead of building one from the data."""
+        return None
 
     def count_hint(self) -> int | None:
         """How many items iteration will yield, when cheap to know (for progress bars)."""
@@ -143,21 +191,14 @@ class Writer(ABC):
     """Writes records to one destination, atomically: nothing looks complete until `close()`.
 
     `write()` must check a record completely before writing any of it, so that a record it
-    rejects (by raising AnnotationError) leaves no partial output behind.
+    rejects (by raising AnnotationError) leaves no partial output behind. What the writer
+    is able to do and needs is its `capabilities`, declared once; a writer whose capabilities
+    depend on its options sets its own in `__init__`.
     """
 
-    #: Coordinate space the writer wants records in; None when it takes either.
-    coords: ClassVar[CoordSpace | None] = None
-    #: Whether the writer assigns class ids and so needs the label map before the first record.
-    needs_label_map: ClassVar[bool] = False
-    #: Whether the writer needs every image key (and weight) up front, e.g. to deal shards.
-    needs_keys: ClassVar[bool] = False
-    #: Whether the writer takes the label map built from the data whenever a first pass runs
-    #: anyway (a split, a sample), so that every split's output carries the same map.
-    label_map_from_survey: ClassVar[bool] = False
-    #: Whether a partitioned run may write the output as a folder of part files
-    #: (``OUT/part-00000.parquet``...), read back as one dataset.
-    dataset_parts: ClassVar[bool] = False
+    capabilities: Capabilities = Capabilities()
+    #: What the report calls the writer's files.
+    kind: ClassVar[str] = "file"
 
     def __init__(
         self, destination: str, *, label_map: LabelMap | None = None, images: str | None = None
@@ -173,6 +214,21 @@ class Writer(ABC):
         """Where split `split` of `output` goes, for writers with a layout of their own
         (Parquet's hive partitions); None for the usual `-SPLIT` before the extension."""
         return None
+
+    @classmethod
+    def part_path(cls, destination: str, index: int, *, in_split_folder: bool) -> str:
+        """For writers whose parts join as a "dataset": where part `index` of `destination`
+        goes (`in_split_folder`: the destination is a split's file inside a folder of its
+        own). Parts are ``part-00000``... files of a folder named as the destination."""
+        from annoconv.io.fs import dirname, join
+
+        folder = dirname(destination) if in_split_folder else destination
+        return join(folder, f"part-{index:05d}")
+
+    def header(self) -> bytes:
+        """The bytes the output starts with (a CSV header): for writers whose parts are
+        joined by concatenation, every part after the first is joined without them."""
+        return b""
 
     @classmethod
     def weigher(cls, **options: Any) -> Callable[[ImageRecord], int] | None:
@@ -191,6 +247,12 @@ class Writer(ABC):
         return None
 
     @classmethod
+    def usage_notes(cls, outputs: Sequence[OutputFile], label_map: str | None) -> list[str]:
+        """What to tell a user about using a run's `outputs` (with the label map file given
+        to the run, if any): the command line prints it after the run's summary."""
+        return []
+
+    @classmethod
     def stale_outputs(cls, outputs: Sequence[OutputFile]) -> list[str]:
         """Once a run's `outputs` are published: the files an earlier run left that would be
         read together with them (a sharded writer's shards of another count under the same
@@ -200,12 +262,9 @@ class Writer(ABC):
     @abstractmethod
     def write(self, record: ImageRecord) -> None: ...
 
-    #: Whether `write_batch()` takes Arrow record batches (the columnar fast path).
-    takes_batches: bool = False
-
     def write_batch(self, batch: pa.RecordBatch) -> None:
         """Write a batch of records in the nested Arrow schema, with the same output as
-        writing them one by one with `write()` (writers with `takes_batches` only)."""
+        writing them one by one with `write()` (writers declaring `takes_batches` only)."""
         raise NotImplementedError(f"{type(self).__name__} does not take record batches")
 
     @abstractmethod
@@ -221,10 +280,11 @@ class SingleFileWriter(Writer):
     """A writer of one file, opened on first use and published on `close()`.
 
     Subclasses give the file `kind` (for the report) and, if the file starts with one,
-    `header()`; they write through `output()`.
+    `header()`; they write through `output()`. Their parts join by concatenation unless a
+    subclass declares otherwise (a file whose parts cannot simply be joined, e.g. JSON).
     """
 
-    kind: ClassVar[str] = "file"
+    capabilities = Capabilities(parts="concatenate")
 
     def __init__(
         self, destination: str, *, label_map: LabelMap | None = None, images: str | None = None
@@ -232,9 +292,6 @@ class SingleFileWriter(Writer):
         super().__init__(destination, label_map=label_map, images=images)
         self._file: AtomicFile | None = None
         self._closed = False
-
-    def header(self) -> bytes:
-        return b""
 
     def output(self) -> AtomicFile:
         if self._closed:
@@ -257,7 +314,12 @@ class SingleFileWriter(Writer):
 
 @dataclass(frozen=True)
 class Format:
-    """A named format: what the registry hands out. `reader`/`writer` build the objects."""
+    """A format, everything about it in one place: what the registry hands out.
+
+    `reader`/`writer` build the objects; their user-facing keyword options are declared by
+    `read_options`/`write_options` (pydantic models: types, defaults, bounds, help text), which
+    check the options before anything is read or written and give the command line its flags.
+    """
 
     name: str
     description: str
@@ -266,3 +328,10 @@ class Format:
     writer: type[Writer] | None = None
     #: For formats sharing an extension: looks at a source and returns the format name it holds.
     sniff: Callable[[str], str] | None = None
+    read_options: type[FormatOptions] = NoOptions
+    write_options: type[FormatOptions] = NoOptions
+    #: Whether a folder holding files with these extensions is one source of this format.
+    reads_folders: bool = False
+    #: Looks into a folder and says whether it holds a dataset of this format (a YOLO folder
+    #: with its data.yaml), for formats whose folders their files' extensions do not tell.
+    claims_folder: Callable[[str], bool] | None = field(default=None, compare=False)

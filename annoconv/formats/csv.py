@@ -38,11 +38,14 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
+from pydantic import Field
+
 from annoconv.errors import AnnotationError, BoxOutsideError
 from annoconv.formats.base import (
     BadItem,
     BatchesUnavailable,
     BatchResult,
+    Capabilities,
     Format,
     PerFileReader,
     Reader,
@@ -52,6 +55,7 @@ from annoconv.formats.base import (
 )
 from annoconv.io.fs import decode_line, expand_source, open_input, read_bytes
 from annoconv.io.ranges import RowsBefore, comma_key, cut_ranges, open_range, read_range
+from annoconv.options import FormatOptions
 from annoconv.schema import (
     BOX_FIELDS,
     FLAG_FIELDS,
@@ -99,7 +103,7 @@ _FLAGS: dict[str, Flag] = {"-1": UNKNOWN, "0": 0, "1": 1}
 class CsvWriter(SingleFileWriter):
     """Writes records as rows, streaming them into a file published atomically on close()."""
 
-    coords = PIXEL
+    capabilities = Capabilities(coords=PIXEL, takes_batches=True, parts="concatenate")
     kind = "csv"
 
     def __init__(
@@ -124,8 +128,6 @@ class CsvWriter(SingleFileWriter):
 
     def header(self) -> bytes:
         return _line([*BASE_COLUMNS, *self.columns]).encode("utf-8")
-
-    takes_batches = True
 
     def write_batch(self, batch: pa.RecordBatch) -> None:
         """The batch's images as `write()` writes them. Records without a pixel size, which
@@ -882,10 +884,19 @@ def _disagreeing(flat: pa.Table) -> pa.Array:
     return differs
 
 
+class CsvWriteOptions(FormatOptions):
+    columns: list[str] = Field(
+        default_factory=list,
+        description="extra CSV columns, comma separated (e.g. difficult,truncated,xmin_norm)",
+        json_schema_extra={"separator": ",", "metavar": "COLS"},
+    )
+
+
 FORMAT = Format(
     "csv",
     "CSV with filename,width,height,class,xmin,ymin,xmax,ymax (one row per box)",
     EXTENSIONS,
     reader=CsvReader,
     writer=CsvWriter,
+    write_options=CsvWriteOptions,
 )

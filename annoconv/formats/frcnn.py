@@ -44,15 +44,19 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING
 
+from pydantic import Field
+
 from annoconv.errors import AnnotationError, SkipRecord
 from annoconv.formats.base import (
     BadItem,
+    Capabilities,
     Format,
     PerFileReader,
     ReadResult,
     SingleFileWriter,
 )
 from annoconv.io.fs import decode_line, open_input
+from annoconv.options import FormatOptions
 from annoconv.schema import (
     PIXEL,
     ImageRecord,
@@ -98,7 +102,7 @@ def pixel_int(value: float) -> int:
 class FrcnnWriter(SingleFileWriter):
     """Writes one line per box, streaming them into a file published atomically on close()."""
 
-    coords = PIXEL
+    capabilities = Capabilities(coords=PIXEL, parts="concatenate")
     kind = "frcnn"
 
     def __init__(
@@ -321,10 +325,19 @@ def _result(uri: str, key: str, image: _Image) -> ReadResult:
         return BadItem(error, images=1, boxes=image.lines)
 
 
+class FrcnnWriteOptions(FormatOptions):
+    path_prefix: str | None = Field(
+        None,
+        description="prepended to every image path in the txt",
+        json_schema_extra={"metavar": "PREFIX"},
+    )
+
+
 FORMAT = Format(
     "frcnn",
     "keras-frcnn simple txt: filepath,x1,y1,x2,y2,class_name (no header)",
     EXTENSIONS,
     reader=FrcnnReader,
     writer=FrcnnWriter,
+    write_options=FrcnnWriteOptions,
 )

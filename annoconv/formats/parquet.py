@@ -48,6 +48,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from pydantic import Field, model_validator
 
 from annoconv.columnar import (
     OBJECTS,
@@ -59,9 +60,19 @@ from annoconv.columnar import (
     run_starts,
 )
 from annoconv.errors import AnnotationError
-from annoconv.formats.base import BadItem, BatchResult, Format, Reader, ReadResult, Source, Writer
+from annoconv.formats.base import (
+    BadItem,
+    BatchResult,
+    Capabilities,
+    Format,
+    Reader,
+    ReadResult,
+    Source,
+    Writer,
+)
 from annoconv.io.fs import AtomicFile, dirname, expand_source, is_remote, join, read_bytes
 from annoconv.io.images import RecordImages
+from annoconv.options import FormatOptions
 from annoconv.report import OutputFile
 from annoconv.schema import (
     FLAT_RENAMES,
@@ -104,8 +115,8 @@ def _meta_key(name: str) -> bytes:
 class ParquetWriter(Writer):
     """Writes records (or record batches) as a Parquet file, nested or flat; see the module."""
 
-    label_map_from_survey = True
-    dataset_parts = True
+    capabilities = Capabilities(label_map_from_survey=True, takes_batches=True, parts="dataset")
+    kind = "parquet"
 
     def __init__(
         self,
@@ -131,7 +142,12 @@ class ParquetWriter(Writer):
         self.row_group_size = row_group_size
         self.compression = compression
         # Images are looked up and read record by record.
-        self.takes_batches = not embed_images
+        self.capabilities = Capabilities(
+            label_map_from_survey=True,
+            takes_batches=not embed_images,
+            embeds_images=embed_images,
+            parts="dataset",
+        )
         self.partition = _partition_of(destination)
         self.schema = self._schema()
         self._finder = RecordImages(images) if embed_images else None
@@ -153,11 +169,9 @@ class ParquetWriter(Writer):
         """A split goes to a hive partition of the output folder: ``OUT/split=NAME/...``."""
         return join(output, f"{SPLIT}={split}", "part-00000.parquet")
 
-    @property
-    def embeds_images(self) -> bool:
-        """Whether `write()` takes image bytes (`image_data=`, from an archive or prefetched
-        from remote storage, see `io.feed`); else it reads them itself."""
-        return self.embed_images
+    @classmethod
+    def part_path(cls, destination: str, index: int, *, in_split_folder: bool) -> str:
+        return super().part_path(destination, index, in_split_folder=in_split_folder) + ".parquet"
 
     def write(self, record: ImageRecord, image_data: bytes | None = None) -> None:
         if self._finder is not None:
@@ -572,10 +586,43 @@ def _default(field: pa.Field, length: int, coords: str, batch: pa.RecordBatch) -
     return pa.nulls(length, field.type)
 
 
+class ParquetWriteOptions(FormatOptions):
+    flat: bool = Field(
+        False, description="one row per box (the CSV's columns) instead of one row per image"
+    )
+    embed_images: bool = Field(
+        False, description="add an image column {bytes, path} with each image file's bytes"
+    )
+    row_group_size: int = Field(
+        ROW_GROUP_SIZE, ge=1, description="images per row group", json_schema_extra={"cli": False}
+    )
+    compression: str = Field(
+        "snappy", description="Parquet compression codec", json_schema_extra={"cli": False}
+    )
+
+    @model_validator(mode="after")
+    def _layout(self) -> ParquetWriteOptions:
+        if self.flat and self.embed_images:
+            raise ValueError(
+                "embed_images needs the nested layout (one row per image): "
+                "the flat layout would repeat an image's bytes on every box"
+            )
+        return self
+
+
+class ParquetReadOptions(FormatOptions):
+    batch_rows: int = Field(
+        ROW_GROUP_SIZE, ge=1, description="rows per batch read", json_schema_extra={"cli": False}
+    )
+
+
 FORMAT = Format(
     "parquet",
     "Parquet: one row per image (objects as a list of structs) or per box (--flat)",
     EXTENSIONS,
     reader=ParquetReader,
     writer=ParquetWriter,
+    read_options=ParquetReadOptions,
+    write_options=ParquetWriteOptions,
+    reads_folders=True,
 )

@@ -4,9 +4,13 @@ publishes a ``.pbtxt`` label map on close (reading one is `LabelMap.read`)."""
 from __future__ import annotations
 
 from collections import Counter
+from typing import Literal
 
-from annoconv.formats.base import Format, Writer
+from pydantic import Field
+
+from annoconv.formats.base import Capabilities, Format, Writer
 from annoconv.labelmap import LabelMap, LabelOrder, check_order
+from annoconv.options import FormatOptions
 from annoconv.report import OutputFile
 from annoconv.schema import ImageRecord
 
@@ -21,7 +25,7 @@ class LabelMapWriter(Writer):
 
     # The output *is* the run's label map: `convert()` settles it (given, extended or built
     # in the requested order) before the first record, like for any writer that assigns ids.
-    needs_label_map = True
+    capabilities = Capabilities(needs_label_map=True)
 
     def __init__(
         self,
@@ -62,9 +66,18 @@ class LabelMapWriter(Writer):
             raise RuntimeError(f"label map writer for {self.destination} is already closed")
 
 
+class LabelMapWriteOptions(FormatOptions):
+    order: Literal["sorted", "first-seen"] = Field(
+        "sorted",
+        description="id order of a label map built from the data (default: sorted by name)",
+        json_schema_extra={"cli": False},
+    )
+
+
 FORMAT = Format(
     "pbtxt",
     "TF Object Detection API label map (StringIntLabelMap text format)",
     (".pbtxt",),
     writer=LabelMapWriter,
+    write_options=LabelMapWriteOptions,
 )

@@ -22,10 +22,13 @@ from dataclasses import dataclass, field
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Literal
 
-from annoconv.errors import AnnoconvError, AnnotationError
+from pydantic import Field, field_validator, model_validator
+
+from annoconv.errors import AnnoconvError, AnnotationError, OptionError
 from annoconv.formats import formats_named_by
 from annoconv.formats.base import (
     BadItem,
+    Capabilities,
     Format,
     Reader,
     ReadResult,
@@ -46,6 +49,7 @@ from annoconv.io.fs import (
 )
 from annoconv.io.images import RecordImages
 from annoconv.ops import assign_shards, shard_of
+from annoconv.options import FormatOptions
 from annoconv.report import OutputFile
 from annoconv.schema import (
     NORMALIZED,
@@ -94,6 +98,90 @@ _OBJECT_FLAGS = {
 }
 
 
+#: More shards than this are a mistake (a shard size of a few bytes), not a plan: every shard
+#: is an open file while the run writes.
+MAX_SHARDS = 10_000
+
+
+class TFRecordWriteOptions(FormatOptions):
+    shards: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_SHARDS,
+        description="number of shards (default 1)",
+        json_schema_extra={"metavar": "N"},
+    )
+    shard_size: int | str | None = Field(
+        None,
+        description="pick the shard count from image bytes, e.g. 100MB",
+        json_schema_extra={"metavar": "SIZE"},
+    )
+    compression: Literal["GZIP", "ZLIB"] | None = Field(None, description="compress the shards")
+    size_policy: Literal["fail", "warn", "skip"] = Field(
+        "fail",
+        description="when an annotation's size disagrees with its image: fail (default), "
+        "warn and trust the image (boxes rescaled), or skip the image",
+    )
+    jpeg_quality: int = Field(
+        95,
+        ge=1,
+        le=100,
+        description="quality of transcoded photos (default 95)",
+        json_schema_extra={"metavar": "Q"},
+    )
+
+    @field_validator("shard_size")
+    @classmethod
+    def _size(cls, value: int | str | None) -> int | str | None:
+        if value is not None and parse_size(value) < 1:
+            raise ValueError("a shard size must be at least 1 byte")
+        return value
+
+    @model_validator(mode="after")
+    def _one_way(self) -> TFRecordWriteOptions:
+        if self.shards is not None and self.shard_size is not None:
+            raise ValueError("give either shards or shard_size, not both")
+        return self
+
+
+class TFRecordReadOptions(FormatOptions):
+    compression: Literal["GZIP", "ZLIB", "auto"] | None = Field(
+        "auto",
+        description="compression of the shards (auto: told from the name or the bytes)",
+        json_schema_extra={"cli": False},
+    )
+    label_map: Any = Field(
+        None,
+        description="names classes by id when an Example lacks the class text",
+        json_schema_extra={"cli": False},
+    )
+
+
+def pipeline_config_lines(outputs: Sequence[OutputFile], given_label_map: str | None) -> list[str]:
+    """What the TF Object Detection API's pipeline.config takes for TFRecord outputs: each
+    shard set as the glob `input_path` takes, the label map, and `num_classes` (its top id)."""
+    from annoconv.labelmap import LabelMap, quote
+
+    sets = shard_sets(outputs)
+    if not sets:
+        return []
+    lines = ["for the TF Object Detection API's pipeline.config:"]
+    for (prefix, count), shards in sets.items():
+        if any(char in prefix for char in _GLOB_SPECIAL):  # the glob would not find them
+            lines += [f"  input_path: {quote(shard)}" for shard in shards]
+        else:
+            lines.append(f"  input_path: {quote(f'{prefix}-?????-of-{count:05d}')}")
+    written = [out.path for out in outputs if out.kind == "label_map"]
+    for path in written or ([given_label_map] if given_label_map else []):
+        lines.append(f"  label_map_path: {quote(path)}")
+        lines.append(f"  num_classes: {LabelMap.read(path).max_id}")
+    return lines
+
+
+#: What tf.io.gfile.glob reads as a pattern in a path.
+_GLOB_SPECIAL = "*?[]{}\\"
+
+
 def shard_name(prefix: str, index: int, count: int) -> str:
     return f"{prefix}-{index:05d}-of-{count:05d}"
 
@@ -106,7 +194,7 @@ def parse_size(text: str | int) -> int:
     unit = match.group(2).upper() if match else ""
     if not match or unit not in _SIZE_UNITS:
         raise ValueError(f"{text!r} is not a size like 100MB, 1.5GB or 512KiB")
-    return max(1, int(float(match.group(1)) * _SIZE_UNITS[unit]))
+    return int(float(match.group(1)) * _SIZE_UNITS[unit])
 
 
 class TFRecordShardWriter(Writer):
@@ -118,13 +206,17 @@ class TFRecordShardWriter(Writer):
     transcoded photos. `keys` (given by `convert()`) maps every image key to its image size.
     """
 
-    # Takes either space: pixel boxes are normalized here by the annotation's size, or by
-    # the image's when the annotation has none (cheaper than converting records first).
-    coords = None
-    needs_label_map = True
-    needs_keys = True
-    #: `write()` takes the image's bytes when the caller has them (see annoconv.io.feed).
-    embeds_images = True
+    # Takes either space (coords None): pixel boxes are normalized here by the annotation's
+    # size, or by the image's when the annotation has none (cheaper than converting records
+    # first). `write()` takes the image's bytes when the caller has them (annoconv.io.feed).
+    capabilities = Capabilities(
+        needs_label_map=True,
+        needs_keys=True,
+        sharded=True,
+        embeds_images=True,
+        label_map_file=True,
+    )
+    kind = "tfrecord"
 
     def __init__(
         self,
@@ -183,6 +275,10 @@ class TFRecordShardWriter(Writer):
             raise ValueError("give either shards or shard_size, not both")
         count = _shard_count(options.get("shards"), options.get("shard_size"), keys)
         return count, assign_shards(keys or {}, count)
+
+    @classmethod
+    def usage_notes(cls, outputs: Sequence[OutputFile], label_map: str | None) -> list[str]:
+        return pipeline_config_lines(outputs, label_map)
 
     @classmethod
     def stale_outputs(cls, outputs: Sequence[OutputFile]) -> list[str]:
@@ -260,7 +356,16 @@ def _shard_count(
         return count
     if keys is None:
         raise ValueError("shard_size needs the image keys and sizes up front (use convert())")
-    return max(1, math.ceil(sum(keys.values()) / parse_size(shard_size)))
+    size = parse_size(shard_size)
+    if size < 1:
+        raise OptionError(f"shard_size {shard_size!r}: a shard size must be at least 1 byte")
+    count = max(1, math.ceil(sum(keys.values()) / size))
+    if count > MAX_SHARDS:
+        raise OptionError(
+            f"shard_size {shard_size!r} would make {count:,} shards of "
+            f"{sum(keys.values()):,} image bytes (at most {MAX_SHARDS:,}): give a larger size"
+        )
+    return count
 
 
 def example_features(
@@ -702,4 +807,6 @@ FORMAT = Format(
     (".tfrecord", ".record", ".tfrecords", ".tfrec"),
     reader=TFRecordReader,
     writer=TFRecordShardWriter,
+    read_options=TFRecordReadOptions,
+    write_options=TFRecordWriteOptions,
 )

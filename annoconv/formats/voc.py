@@ -779,4 +779,5 @@ FORMAT = Format(
     XML_SUFFIXES,
     reader=VocReader,
     writer=VocWriter,
+    reads_folders=True,
 )

@@ -60,7 +60,7 @@ class FedWriter(Writer):
 
     def __init__(self, inner: Writer, feed: ImageFeed) -> None:
         super().__init__(inner.destination, label_map=inner.label_map, images=inner.images)
-        self.coords = inner.coords  # type: ignore[misc]
+        self.capabilities = inner.capabilities
         self.inner = inner
         self.feed = feed
 
@@ -80,11 +80,6 @@ class FedWriter(Writer):
         self.inner.abort()
 
 
-def embeds_images(writer: Writer) -> bool:
-    """Whether the writer's `write()` takes the image bytes (`image_data=`)."""
-    return bool(getattr(writer, "embeds_images", False))
-
-
 def feed_images(
     items: Iterable[ReadResult],
     writer: Writer,
@@ -97,9 +92,9 @@ def feed_images(
     """The items and writer to run: with image bytes fed from an archive or prefetched from
     remote storage when the writer embeds images (or, for an archive, needs pixel sizes).
     `on_error` and `ambiguous` reach `archive_items`."""
-    embeds = embeds_images(writer)
+    embeds = writer.capabilities.embeds_images
     if images is not None and is_archive(images):
-        if not embeds and writer.coords != PIXEL:
+        if not embeds and writer.capabilities.coords != PIXEL:
             return items, writer
         feed = ImageFeed()
         archive = archive_items(

@@ -7,6 +7,7 @@ protocol (``s3://``, ``memory://``, ...) goes through fsspec.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import errno
 import functools
 import glob as globlib
@@ -15,8 +16,8 @@ import os
 import posixpath
 import re
 import shutil
-import threading
 import time
+import types
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import IO, Any, TypeVar, cast
@@ -46,13 +47,15 @@ def _local(uri: str) -> str:
 
 # --- storage options ---------------------------------------------------------------------
 #
-# One process-wide setting rather than a parameter threaded through every reader, writer and
-# image lookup: every remote open and listing goes through `filesystem()` or `open_input()`,
-# which read it, and so do the worker threads of the image pools (a ContextVar would not reach
-# them). `convert(storage_options=...)` and the CLI's --storage-option set it for one run.
+# The options travel with the run, not the process: `using_storage_options` sets them in a
+# context variable for the code it wraps (a `convert()` call), so two runs in two threads can
+# use two endpoints at once. Every remote open and listing goes through `filesystem()` or
+# `open_input()`, which read it; work handed to other threads takes the context along
+# (`in_this_context`), and other processes get the options in the job they run.
 
-_options_lock = threading.Lock()
-_options: dict[str, Any] = {}
+_options: contextvars.ContextVar[Mapping[str, Any]] = contextvars.ContextVar(
+    "annoconv_storage_options", default=types.MappingProxyType({})
+)
 #: Options that botocore takes as client arguments, which s3fs wants under `client_kwargs`.
 _S3_CLIENT_OPTIONS = ("endpoint_url", "region_name")
 
@@ -64,20 +67,17 @@ def using_storage_options(options: Mapping[str, Any] | None) -> Iterator[None]:
 
     The options apply to the storage protocol of each URL (the last one of a chained URL such
     as ``zip://a.tif::s3://bucket/a.zip``). For s3, `endpoint_url` and `region_name` are moved
-    into ``client_kwargs`` as s3fs expects. The setting is process-wide (threads see it).
+    into ``client_kwargs`` as s3fs expects. The setting belongs to the calling thread's
+    context (and the work it hands to threads with `in_this_context`), not to the process.
     """
-    global _options
     if not options:
         yield
         return
-    with _options_lock:
-        previous = _options
-        _options = {**previous, **options}
+    token = _options.set({**_options.get(), **options})
     try:
         yield
     finally:
-        with _options_lock:
-            _options = previous
+        _options.reset(token)
 
 
 def applies_storage_options(func: F) -> F:
@@ -92,9 +92,15 @@ def applies_storage_options(func: F) -> F:
     return cast(F, wrapper)
 
 
+def in_this_context(work: Callable[..., T]) -> Callable[..., T]:
+    """`work`, to be run on another thread with this thread's run settings (its storage
+    options): what a thread pool's jobs are wrapped in."""
+    return functools.partial(contextvars.copy_context().run, work)
+
+
 def current_storage_options() -> dict[str, Any]:
     """The options `using_storage_options` set (for handing them to other processes)."""
-    return dict(_options)
+    return dict(_options.get())
 
 
 def parse_storage_option(text: str) -> tuple[str, Any]:
@@ -147,7 +153,7 @@ def _protocols(uri: str) -> list[str]:
 
 def _fs_kwargs(uri: str) -> dict[str, Any]:
     """The keyword arguments fsspec takes for `uri` under the current storage options."""
-    options = dict(_options)
+    options = dict(_options.get())
     protocols = _protocols(uri)
     if not options or not protocols:
         return {}

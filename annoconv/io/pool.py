@@ -7,6 +7,8 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TypeVar
 
+from annoconv.io.fs import in_this_context
+
 T = TypeVar("T")
 R = TypeVar("R")
 
@@ -24,7 +26,7 @@ def prefetch(
     with ThreadPoolExecutor(max_workers=threads) as pool:
         for item in items:
             work = job(item)
-            pending.append((item, pool.submit(work) if work is not None else None))
+            pending.append((item, pool.submit(in_this_context(work)) if work is not None else None))
             if len(pending) >= window:
                 yield pending.popleft()
         while pending:

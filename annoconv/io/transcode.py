@@ -33,6 +33,7 @@ from annoconv.io.archives import MAX_MEMBER_SIZE, is_archive, iter_members, safe
 from annoconv.io.fs import (
     applies_storage_options,
     exists,
+    in_this_context,
     is_remote,
     join,
     list_files,
@@ -118,7 +119,9 @@ def transcode_images(
                 if not overwrite and exists(job.target):
                     report.existing.append(job.target)
                     continue
-                pending.append((job, pool.submit(_convert_one, job, to, jpeg_quality)))
+                pending.append(
+                    (job, pool.submit(in_this_context(_convert_one), job, to, jpeg_quality))
+                )
                 while len(pending) >= 2 * workers:
                     _collect(*pending.popleft(), report, on_error)
             while pending:

@@ -80,6 +80,7 @@ from annoconv.formats.openimages.csvio import read_header
 from annoconv.formats.openimages.options import BATCH_ROWS as BATCH_ROWS
 from annoconv.formats.openimages.options import BLOCK_SIZE as BLOCK_SIZE
 from annoconv.formats.openimages.options import MEMORY_BUDGET as MEMORY_BUDGET
+from annoconv.formats.openimages.options import OpenImagesReadOptions
 from annoconv.formats.openimages.order import MERGE_FAN_IN as MERGE_FAN_IN
 from annoconv.formats.openimages.reader import OpenImagesReader
 from annoconv.formats.openimages.records import DROPPED_REASON as DROPPED_REASON
@@ -113,4 +114,5 @@ FORMAT = Format(
     (".csv",),
     reader=OpenImagesReader,
     sniff=sniff,
+    read_options=OpenImagesReadOptions,
 )

@@ -4,6 +4,7 @@ of each bad row with its row number, in the schema of the checked rows."""
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
@@ -16,7 +17,11 @@ from annoconv.formats.openimages.columns import COORDINATES, FLAG_COLUMNS, IMAGE
 from annoconv.io.ranges import RowsBefore
 from annoconv.schema import NORMALIZED_TOLERANCE
 
-_FLAG_TEXTS = pa.array(["1", "0", "-1", ""])
+
+@functools.cache
+def _flag_texts() -> pa.Array:
+    # Built on first use: pa.array() imports pandas, which a run without Open Images skips.
+    return pa.array(["1", "0", "-1", ""])
 # Decimal numbers Arrow and Python parse alike; other texts are checked one by one.
 _DECIMAL = r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
 _LOW, _HIGH = 0.0 - NORMALIZED_TOLERANCE, 1.0 + NORMALIZED_TOLERANCE
@@ -190,7 +195,7 @@ def _flags(texts: pa.Array | None, length: int) -> tuple[pa.Array, pa.Array | No
         in_range = bounds["min"] is None or (bounds["min"] >= -1 and bounds["max"] <= 1)
         if values.null_count == 0 and in_range and pc.all(spelled).as_py():
             return values, pa.nulls(length, pa.bool_())
-    failing = pc.invert(pc.is_in(texts, value_set=_FLAG_TEXTS))
+    failing = pc.invert(pc.is_in(texts, value_set=_flag_texts()))
     usable = pc.if_else(pc.or_(failing, pc.equal(texts, "")), "-1", texts)
     return pc.cast(usable, pa.int8()), failing
 

@@ -8,8 +8,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 import pyarrow as pa
+from pydantic import Field
 
 from annoconv.io.ranges import RowsBefore
+from annoconv.options import FormatOptions
 
 #: Bytes pyarrow parses at a time; larger blocks are no faster and cost more memory.
 BLOCK_SIZE = 1 << 20
@@ -17,6 +19,31 @@ BLOCK_SIZE = 1 << 20
 BATCH_ROWS = 65_536
 #: Bytes of selected rows kept in memory before they are spilled to disk.
 MEMORY_BUDGET = 128 << 20
+
+
+class OpenImagesReadOptions(FormatOptions):
+    """What a user can ask of the Open Images reader (the `OpenImagesReader` keywords)."""
+
+    class_descriptions: str | None = Field(
+        None,
+        description="class-descriptions-boxable.csv (MID,name)",
+        json_schema_extra={"metavar": "CSV"},
+    )
+    images_csv: str | list[str] | None = Field(
+        None, description="image URLs (image_name,image_url)", json_schema_extra={"metavar": "CSV"}
+    )
+    image_labels: str | list[str] | None = Field(
+        None,
+        description="image-level label CSVs to attach",
+        json_schema_extra={"metavar": "CSV", "nargs": "+"},
+    )
+    # Set by a run's class selection (--classes, --keep-empty), which this reader makes itself.
+    classes: list[str] | None = Field(None, json_schema_extra={"cli": False})
+    keep_empty: bool = Field(False, json_schema_extra={"cli": False})
+    batch_rows: int = Field(BATCH_ROWS, ge=1, json_schema_extra={"cli": False})
+    block_size: int = Field(BLOCK_SIZE, ge=1, json_schema_extra={"cli": False})
+    memory_budget: int = Field(MEMORY_BUDGET, ge=0, json_schema_extra={"cli": False})
+    tmp_dir: str | None = Field(None, json_schema_extra={"cli": False})
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,421 @@
+"""The pipeline: the job an engine runs (`Job`), and the pump that streams a reader's items
+through the run's operations into a writer, record by record or as Arrow batches (`run`,
+`run_batches`), with the split writers and the image sizes filled from image headers.
+
+Engines import this module and nothing above it; the plan (`annoconv.plan`) makes the Job.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Collection, Container, Iterable, Iterator, Mapping
+from concurrent.futures import Future
+from dataclasses import dataclass, replace
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from annoconv.columnar import SplitRouter, box_count, class_counts_of, only_keys
+from annoconv.dedup import Dedup
+from annoconv.errors import AnnotationError, SkipRecord
+from annoconv.filters import BoxesOutside, Transform, apply_all
+from annoconv.formats import (
+    BadItem,
+    BatchesUnavailable,
+    BatchResult,
+    Dropped,
+    Reader,
+    ReadResult,
+    Source,
+    Writer,
+)
+from annoconv.io.feed import AmbiguousImages, feed_images
+from annoconv.io.images import ImageInfo, RecordImages, read_image_info
+from annoconv.io.pool import prefetch
+from annoconv.labelmap import LabelMap
+from annoconv.report import ErrorHandler, ErrorPolicy, OutputFile, Report
+from annoconv.schema import PIXEL, ImageRecord, with_image_size
+from annoconv.sources import open_reader
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+
+def split_destination(output: str, split: str) -> str:
+    """Where one split of `output` goes: `-SPLIT` inserted before the name's extension
+    (`out/uspto.record` -> `out/uspto-train.record`, `out/boxes.csv` -> `out/boxes-test.csv`)."""
+    cut = max(output.rfind("/"), output.rfind("\\")) + 1
+    stem, dot, suffix = output[cut:].partition(".")
+    return f"{output[:cut]}{stem}-{split}{dot}{suffix}"
+
+
+def _split_destination(writer_class: type[Writer], output: str, split: str) -> str:
+    return writer_class.split_destination(output, split) or split_destination(output, split)
+
+
+@dataclass(frozen=True)
+class Job:
+    """What the plan settled before writing anything (reader, writer, label map, splits,
+    keys, operations): small picklable facts from which an engine runs the conversion, whole
+    or in parts (see `annoconv.engines`)."""
+
+    source: Source | Reader
+    from_format: str | None
+    images: str | None
+    #: A tar or zip archive the images are streamed from (`images` is None then).
+    archive: str | None
+    #: The run's storage options (`io.fs.using_storage_options`), for other processes.
+    storage_options: Mapping[str, Any]
+    read_options: Mapping[str, Any]
+    output: str
+    writer_class: type[Writer]
+    write_options: Mapping[str, Any]
+    label_map: LabelMap | None
+    #: Every image key the survey kept, with its weight; None when there was no survey.
+    weights: Mapping[str, int] | None
+    #: Each key's split, when splitting (by ratio or by lists).
+    splits: Mapping[str, str] | None
+    split_names: tuple[str, ...]
+    #: Whether the split comes from split lists (keys in none of them are left out).
+    by_lists: bool
+    #: Makes a fresh set of the run's filters (they count what they change) for each pass.
+    make_filters: Callable[[], list[Transform]]
+    dedup: Dedup | None
+    sample: int | None
+    on_error: ErrorPolicy
+    progress: bool
+
+    def open_reader(self) -> Reader:
+        if isinstance(self.source, Reader):
+            return self.source
+        return open_reader(
+            self.source,
+            from_format=self.from_format,
+            images=self.images,
+            read_options=self.read_options,
+        )
+
+    def destinations(self) -> dict[str, str]:
+        """Each output by split name ("" when not splitting), in the order they are written."""
+        if not self.split_names:
+            return {"": self.output}
+        return {
+            name: _split_destination(self.writer_class, self.output, name)
+            for name in self.split_names
+        }
+
+    def keys(self, split: str) -> dict[str, int] | None:
+        """The keys (with weights) written to the output of `split`."""
+        if self.weights is None:
+            return None
+        if not split or self.splits is None:
+            return dict(self.weights)
+        return {key: self.weights[key] for key, name in self.splits.items() if name == split}
+
+    def writer(
+        self,
+        place: Callable[[str], str] | None = None,
+        extra: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> Writer:
+        """The run's writer: one per split, routed by a SplitWriter. `place` moves each
+        destination (to a staging folder), `extra` adds options per split (a partition)."""
+        writers = {}
+        for split, destination in self.destinations().items():
+            options = dict(self.write_options)
+            added = (extra or {}).get(split, {})
+            if self.writer_class.capabilities.needs_keys and "partition" not in added:
+                keys = self.keys(split)
+                if keys is not None:
+                    options["keys"] = keys
+            options.update(added)
+            writers[split] = self.writer_class(
+                place(destination) if place else destination,
+                label_map=self.label_map,
+                images=self.images,
+                **options,
+            )
+        if not self.split_names or self.splits is None:
+            return writers[""]
+        return SplitWriter(writers, self.splits)
+
+    def run(
+        self,
+        reader: Reader,
+        make_writer: Callable[[], Writer],
+        keep: Callable[[ReadResult], bool] | None = None,
+        *,
+        progress: bool | None = None,
+        whole: bool = True,
+        ambiguous: Mapping[str, AnnotationError] | None = None,
+    ) -> Report:
+        """Stream the reader (only the items `keep` accepts, before any operation counts
+        them) into a writer from `make_writer`: as Arrow batches when reader and writer can
+        and no operation needs records (a second writer takes the record path if the data
+        needs it after all), else record by record. A part of a run (`whole=False`) leaves
+        the run-wide dedup findings to the driver. Records whose image an archive holds
+        twice (`ambiguous`, by key) are skipped: see `io.feed.archive_items`."""
+        progress = self.progress if progress is None else progress
+        steps = [*self.make_filters(), *([self.dedup] if self.dedup is not None else [])]
+        writer = make_writer()
+        batches = None
+        if (
+            not steps
+            and keep is None
+            and self.archive is None
+            and writer.capabilities.takes_batches
+        ):
+            batches = reader.batches()
+        if batches is not None:
+            for keys, reason in self._kept():
+                batches = only_keys(batches, keys, reason)
+            report = run_batches(batches, writer, on_error=self.on_error, progress=progress)
+            if report is not None:
+                return report
+            writer = make_writer()  # the data needed the record path after all
+        items: Iterable[ReadResult] = reader if keep is None else filter(keep, reader)
+        items = apply_all(steps, items)
+        for keys, reason in self._kept():
+            items = _only(items, keys, reason)
+        coords = writer.capabilities.coords
+        if coords == PIXEL and self.archive is None:
+            items = fill_sizes(items, self.images)
+        source = reader.source if isinstance(self.source, Reader) else self.source
+        items, writer = feed_images(
+            items,
+            writer,
+            self.archive or self.images,
+            source,
+            on_error=self.on_error,
+            ambiguous=ambiguous,
+        )
+        if coords == PIXEL:  # boxes checked against a size read from the image just now
+            items = apply_all([step for step in steps if isinstance(step, BoxesOutside)], items)
+        try:
+            report = run(
+                items, writer, on_error=self.on_error, progress=progress, total=reader.count_hint()
+            )
+        except AmbiguousImages as found:  # the writer is aborted: once more, without them
+            again = partial(self.run, progress=progress, whole=whole, ambiguous=found.problems)
+            return again(reader, make_writer, keep)
+        for step in steps:
+            if whole or step is not self.dedup:
+                step.finish(report)
+        return report
+
+    def _kept(self) -> list[tuple[Collection[str], str]]:
+        """The keys the run keeps, each with the reason for leaving out the others."""
+        kept: list[tuple[Collection[str], str]] = []
+        if self.sample is not None and self.weights is not None:
+            kept.append((self.weights, f"not in the sample of {self.sample}"))
+        if self.by_lists and self.splits is not None:
+            kept.append((self.splits, "not in any split list"))
+        return kept
+
+
+def _only(items: Iterable[ReadResult], keys: Container[str], reason: str) -> Iterator[ReadResult]:
+    """The items whose key is in `keys`; the other records as `Dropped` counts."""
+    for item in items:
+        if isinstance(item, ImageRecord) and item.key not in keys:
+            yield Dropped(reason, images=1, boxes=len(item.objects))
+        else:
+            yield item
+
+
+def fill_sizes(
+    items: Iterable[ReadResult], images: str | None, *, threads: int = 8, window: int = 64
+) -> Iterator[ReadResult]:
+    """The items, with the pixel size of every record that lacks one read from its image's
+    header. Headers are read by a bounded thread pool (at most `window` records in flight,
+    order kept); an image that cannot be found or read makes its record a BadItem."""
+    finder = RecordImages(images)
+
+    def job(item: ReadResult) -> Callable[[], ImageInfo] | None:
+        if isinstance(item, ImageRecord) and not item.has_size:
+            return partial(_image_info, finder, item)
+        return None
+
+    for item, future in prefetch(items, job, threads=threads, window=window):
+        yield _with_size(item, future)
+
+
+def _image_info(finder: RecordImages, record: ImageRecord) -> ImageInfo:
+    return read_image_info(finder.find(record))
+
+
+def _with_size(item: ReadResult, job: Future[ImageInfo] | None) -> ReadResult:
+    if job is None or not isinstance(item, ImageRecord):
+        return item
+    try:
+        info = job.result()
+    except AnnotationError as error:
+        source = item.source or item.key
+        problem = error.message
+        if error.source and error.source != source:  # the header reader names the image
+            problem = f"image {error.source} cannot be read: {problem}"
+        needed = AnnotationError(source, f"image size is unknown and {problem}", error.where)
+        return BadItem(needed, boxes=len(item.objects))
+    try:
+        return with_image_size(item, info.width, info.height, item.depth or info.depth)
+    except AnnotationError as error:
+        return BadItem(error, boxes=len(item.objects))
+
+
+class SplitWriter(Writer):
+    """Routes each record to the writer of its split, marking the record with the split."""
+
+    def __init__(self, writers: Mapping[str, Writer], assignment: Mapping[str, str]) -> None:
+        first = next(iter(writers.values()))
+        super().__init__(first.destination, label_map=first.label_map)
+        self.writers = dict(writers)
+        self.assignment = assignment
+        every = [writer.capabilities for writer in self.writers.values()]
+        self.capabilities = replace(
+            first.capabilities,
+            takes_batches=all(caps.takes_batches for caps in every),
+            embeds_images=all(caps.embeds_images for caps in every),
+        )
+        self._router: SplitRouter | None = None
+
+    def write(self, record: ImageRecord, image_data: bytes | None = None) -> None:
+        name = self.assignment.get(record.key)
+        if name is None:
+            raise AnnotationError(
+                record.source, f"image {record.key!r} was not seen when splitting"
+            )
+        marked = record.model_copy(update={"split": name})
+        if image_data is None:
+            self.writers[name].write(marked)
+        else:
+            self.writers[name].write(marked, image_data=image_data)  # type: ignore[call-arg]
+
+    def write_batch(self, batch: pa.RecordBatch) -> None:
+        if self._router is None:
+            self._router = SplitRouter(self.assignment, list(self.writers))
+        for name, part in self._router.parts(batch):
+            self.writers[name].write_batch(part)
+
+    def close(self) -> list[OutputFile]:
+        outputs = [output for writer in self.writers.values() for output in writer.close()]
+        self.warnings = [text for writer in self.writers.values() for text in writer.warnings]
+        return outputs
+
+    def abort(self) -> None:
+        for writer in self.writers.values():
+            writer.abort()
+
+
+def run(
+    items: Iterable[ReadResult],
+    writer: Writer,
+    *,
+    on_error: ErrorPolicy = "fail",
+    progress: bool = False,
+    total: int | None = None,
+) -> Report:
+    """Stream `items` into `writer`, applying the error policy; publish outputs on success."""
+    report = Report()
+    handler = ErrorHandler(on_error, report)
+    if total is None and isinstance(items, Reader):
+        total = items.count_hint()
+    try:
+        for item in _progress(items, progress, total):
+            _write_one(item, writer, report, handler)
+        report.outputs = writer.close()
+        report.warnings.extend(writer.warnings)
+    except BaseException:
+        writer.abort()
+        raise
+    report.check_balance()
+    return report
+
+
+def run_batches(
+    items: Iterable[BatchResult],
+    writer: Writer,
+    *,
+    on_error: ErrorPolicy = "fail",
+    progress: bool = False,
+) -> Report | None:
+    """`run()` for the columnar path: stream record batches (and BadItems, Dropped counts)
+    into a writer that takes batches. None, with the writer aborted, when the reader or the
+    writer finds that the data needs the record path (`BatchesUnavailable`)."""
+    report = Report()
+    handler = ErrorHandler(on_error, report)
+    bar = _batch_progress(progress)
+    try:
+        for item in items:
+            if isinstance(item, (BadItem, Dropped)):
+                _write_one(item, writer, report, handler)
+                continue
+            boxes = box_count(item)
+            report.images_read += item.num_rows
+            report.boxes_read += boxes
+            writer.write_batch(item)
+            report.images_written += item.num_rows
+            report.boxes_written += boxes
+            report.classes.update(class_counts_of(item))
+            if bar is not None:
+                bar.update(item.num_rows)
+        report.outputs = writer.close()
+        report.warnings.extend(writer.warnings)
+    except BatchesUnavailable:
+        writer.abort()
+        return None
+    except BaseException:
+        writer.abort()
+        raise
+    finally:
+        if bar is not None:
+            bar.close()
+        # A reader's generator left half way (the writer gave up) closes its files now.
+        close = getattr(items, "close", None)
+        if close is not None:
+            close()
+    report.check_balance()
+    return report
+
+
+def _batch_progress(enabled: bool) -> Any:
+    if not enabled:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(unit="img", file=sys.stderr, disable=not sys.stderr.isatty())
+
+
+def _write_one(item: ReadResult, writer: Writer, report: Report, handler: ErrorHandler) -> None:
+    if isinstance(item, Dropped):
+        report.images_read += item.images
+        report.boxes_read += item.boxes
+        report.drop(item.reason, item.images, item.boxes)
+        return
+    if isinstance(item, BadItem):
+        report.images_read += item.images
+        report.boxes_read += item.boxes
+        handler.handle(item.error, item.images, item.boxes)
+        return
+    boxes = len(item.objects)
+    report.images_read += 1
+    report.boxes_read += boxes
+    try:
+        coords = writer.capabilities.coords
+        record = item.in_space(coords) if coords else item
+        writer.write(record)
+    except SkipRecord as error:
+        handler.skip(error.with_source(item.source or item.key), 1, boxes)
+        return
+    except AnnotationError as error:
+        handler.handle(error.with_source(item.source or item.key), 1, boxes)
+        return
+    report.images_written += 1
+    report.boxes_written += boxes
+    report.classes.update(obj.label for obj in item.objects)
+
+
+def _progress(
+    items: Iterable[ReadResult], enabled: bool, total: int | None
+) -> Iterable[ReadResult]:
+    if not enabled:
+        return items
+    from tqdm import tqdm
+
+    return tqdm(items, total=total, unit="img", file=sys.stderr, disable=not sys.stderr.isatty())

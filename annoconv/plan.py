@@ -1,0 +1,240 @@
+"""The plan: what a run will do, decided and checked before anything is written.
+
+`make_plan` opens the source, finds the output's format, checks every option against the
+format's option models and the combinations that cannot work (an `OptionError` of one line),
+runs the survey when the run needs one (label map, splits, sample, shards, dedup) and settles
+the label map and each image's split. What it settles is a `pipeline.Job`, which an engine runs.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from annoconv.errors import OptionError
+from annoconv.filters import build_filters
+from annoconv.formats import Format, Reader, Source, Writer, get_format
+from annoconv.io.archives import is_archive
+from annoconv.io.fs import current_storage_options, dirname, join
+from annoconv.labelmap import LabelMap, LabelMapItem, LabelOrder
+from annoconv.ops import assign_from_lists, assign_splits, assign_stratified, read_split_lists
+from annoconv.options import RunOptions, checked, given_fields
+from annoconv.pipeline import Job
+from annoconv.sources import open_reader, output_format, selects_classes, source_format
+from annoconv.survey import Survey, survey
+
+#: Reads `reader.labels()` on an engine's workers; None when it cannot (see `engines`).
+ParallelLabels = Callable[[Reader], Iterable[tuple[str, list[str]]] | None]
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A run, settled: the job for an engine, the reader it reads, and where the run's label
+    map is saved besides (`label_map_output`)."""
+
+    job: Job
+    reader: Reader
+    label_map_output: str | None
+
+
+def make_plan(
+    source: Source | Reader,
+    output: str,
+    options: RunOptions,
+    parallel_labels: ParallelLabels | None = None,
+) -> Plan:
+    """Decide and check the run of `options` from `source` to `output` (see module)."""
+    fmt = output_format(output, options.to_format)
+    writer_class = _writer_class(fmt)
+    write_options = given_fields(checked(fmt.write_options, options.write_options, _writer(fmt)))
+    # An archive of images is streamed by `feed_images`; readers and writers see no folder.
+    archive, images = _images(options.images)
+    _check_combinations(options, write_options, archive)
+    reader, from_format, read_options, selects = _open_source(source, options, images)
+    # Each pass gets its own filters (they count what they change).
+    make_filters = partial(
+        build_filters,
+        classes=None if selects else options.classes,
+        exclude_classes=options.exclude_classes,
+        rename=options.rename,
+        min_size=options.min_size,
+        min_area=options.min_area,
+        drop_difficult=options.drop_difficult,
+        boxes_outside=options.boxes_outside,
+        keep_empty=options.keep_empty,
+    )
+    capabilities = writer_class.capabilities
+    needs_map = capabilities.needs_label_map or options.label_map_output is not None
+    facts = None
+    if _needs_survey(options, needs_map, capabilities.needs_keys):
+        weigh = (
+            writer_class.weigher(images=images, **write_options)
+            if capabilities.needs_keys
+            else None
+        )
+        facts = survey(
+            reader,
+            weigh,
+            sample=options.sample,
+            seed=options.seed,
+            transforms=make_filters(),
+            dedup=options.dedup,
+            keep_labels=bool(options.split and options.stratify),
+            label_pairs=partial(parallel_labels, reader) if parallel_labels else None,
+        )
+    label_map = settle_label_map(
+        facts.counts if facts else Counter(),
+        options.label_map,
+        needed=needs_map or (facts is not None and capabilities.label_map_from_survey),
+        extend=options.extend_label_map,
+        order=options.label_map_order,
+        class_ids=reader.class_ids() if options.label_map_names == "ids" else None,
+        declared=reader.declared_label_map,
+    )
+    assignment = _assign(facts, options) if facts is not None else None
+    split_names = (
+        tuple(options.split or options.split_lists or {}) if assignment is not None else ()
+    )
+    job = Job(
+        source=source,
+        from_format=from_format,
+        images=images,
+        archive=archive,
+        storage_options=current_storage_options(),
+        read_options=read_options,
+        output=output,
+        writer_class=writer_class,
+        write_options=write_options,
+        label_map=label_map,
+        weights=facts.weights if facts is not None else None,
+        splits=assignment,
+        split_names=split_names,
+        by_lists=bool(options.split_lists),
+        make_filters=make_filters,
+        dedup=facts.dedup if facts is not None else None,
+        sample=options.sample,
+        on_error=options.on_error,
+        progress=options.progress,
+    )
+    return Plan(job, reader, options.label_map_output if label_map is not None else None)
+
+
+def settle_label_map(
+    counts: Counter[str],
+    label_map: str | LabelMap | None,
+    *,
+    needed: bool,
+    extend: bool = False,
+    order: LabelOrder = "sorted",
+    class_ids: Mapping[str, str] | None = None,
+    declared: Callable[[], LabelMap | None] | None = None,
+) -> LabelMap | None:
+    """The one label map a run uses, settled before anything is written.
+
+    A given map must cover every class in the data (or is extended when asked); without one,
+    a writer that assigns ids gets the map the source declares (`declared`, a COCO file's
+    categories), else a map built from the data. Where the dataset has its own class ids
+    (`class_ids`, Open Images MIDs), they become the items' `name` with the labels as their
+    `display_name`, the OD API's convention.
+    """
+    if label_map is not None:
+        given = LabelMap.read(label_map) if isinstance(label_map, str) else label_map
+        return given.check_covers(counts, extend=extend)
+    if not needed:
+        return None
+    own = declared() if declared is not None else None
+    if own is not None:
+        return own.check_covers(counts, extend=True)
+    built = LabelMap.from_classes(counts, order=order)
+    if not class_ids:
+        return built
+    return LabelMap(
+        LabelMapItem(class_ids[item.name], item.id, item.name) if item.name in class_ids else item
+        for item in built
+    )
+
+
+def label_map_beside(
+    output: str, to_format: str | None, label_map: str | None, *, extend: bool = False
+) -> str | None:
+    """Where the command line saves a run's label map: beside the outputs of a writer whose
+    outputs are used with one (`Capabilities.label_map_file`), unless a map is given as it is."""
+    writer_class = _writer_class(output_format(output, to_format))
+    if not writer_class.capabilities.label_map_file or (label_map and not extend):
+        return None
+    return join(dirname(output) or ".", "label_map.pbtxt")
+
+
+def _writer_class(fmt: Format) -> type[Writer]:
+    assert fmt.writer is not None  # output_format() gives writable formats only
+    return fmt.writer
+
+
+def _writer(fmt: Format) -> str:
+    return f"the {fmt.name} writer"
+
+
+def _images(images: str | None) -> tuple[str | None, str | None]:
+    """(the archive of images, the images folder): one of them, or neither."""
+    if images is not None and is_archive(images):
+        return images, None
+    return None, images
+
+
+def _check_combinations(
+    options: RunOptions, write_options: Mapping[str, Any], archive: str | None
+) -> None:
+    """Refuse what the option models alone cannot see, before any pass."""
+    if archive is not None and write_options.get("shard_size") is not None:
+        raise OptionError(
+            f"shard_size needs the image sizes before writing; {archive} is an archive read "
+            "once while writing: give the number of shards instead"
+        )
+
+
+def _open_source(
+    source: Source | Reader, options: RunOptions, images: str | None
+) -> tuple[Reader, str | None, dict[str, Any], bool]:
+    """The run's reader, the source format, the reader options, and whether the reader
+    selects the classes itself (readers that can, like Open Images', are given the selection)."""
+    read_options = dict(options.read_options)
+    if isinstance(source, Reader):
+        return source, options.from_format, read_options, False
+    # Inferred once: inference may open the source to sniff it.
+    from_format = source_format(source, options.from_format)
+    selects = options.classes is not None and selects_classes(get_format(from_format))
+    if selects:
+        read_options.update(classes=list(options.classes or ()), keep_empty=options.keep_empty)
+    reader = open_reader(source, from_format=from_format, images=images, read_options=read_options)
+    return reader, from_format, read_options, selects
+
+
+def _needs_survey(options: RunOptions, needs_map: bool, needs_keys: bool) -> bool:
+    """Whether the run reads its source once before writing: to settle the label map, the
+    keys and shards, a given map's coverage, duplicates, the sample or the splits."""
+    return any(
+        (
+            needs_map,
+            needs_keys,
+            options.label_map is not None,
+            options.dedup,
+            options.split,
+            options.split_lists,
+            options.sample is not None,
+        )
+    )
+
+
+def _assign(facts: Survey, options: RunOptions) -> dict[str, str] | None:
+    """Each surveyed image's split (by ratio, stratified or not, or from lists), or None
+    when the run has no split."""
+    if options.split:
+        if options.stratify:
+            return assign_stratified(facts.labels, options.split, options.seed)
+        return assign_splits(facts.weights, options.split, options.seed)
+    if options.split_lists:
+        return assign_from_lists(facts.weights, read_split_lists(options.split_lists))
+    return None
