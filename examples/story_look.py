@@ -20,8 +20,8 @@ import duckdb
 import pandas as pd
 
 from annoconv import convert
-from annoconv.sources import open_reader
 from annoconv.plot import plot_stats
+from annoconv.sources import open_reader
 from annoconv.stats import dataset_stats
 
 EXAMPLES = Path(__file__).resolve().parent

@@ -595,8 +595,8 @@ def _label_maps(paths: list[Path]) -> set[bytes]:
 def test_byte_ranges_cut_between_images_and_read_what_the_whole_reader_does(
     big_csvs: tuple[Path, Path], small_parts: None, tmp_path: Path
 ) -> None:
-    from annoconv.sources import open_reader
     from annoconv.formats.base import Reader
+    from annoconv.sources import open_reader
 
     def keys(reader: Reader) -> list[tuple[str, int]]:
         return [(r.key, len(r.objects)) for r in reader if isinstance(r, ImageRecord)]

@@ -15,11 +15,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from annoconv.convert import convert
-from annoconv.pipeline import run
 from annoconv.errors import AnnotationError, SkipRecord
 from annoconv.formats import get_format
 from annoconv.formats.base import BadItem, ReadResult
 from annoconv.formats.frcnn import FORMAT, FrcnnReader, FrcnnWriter, pixel_int
+from annoconv.pipeline import run
 from annoconv.schema import ImageRecord, ObjectAnnotation
 
 

@@ -42,13 +42,13 @@ from oi_factory import (
 
 from annoconv import formats
 from annoconv.convert import convert
-from annoconv.pipeline import run
 from annoconv.errors import AnnotationError, FormatError
 from annoconv.formats import get_format, infer_format, register
 from annoconv.formats.base import BadItem, Dropped, ReadResult, Writer
 from annoconv.formats.openimages import FORMAT, OpenImagesReader, read_class_descriptions, sniff
 from annoconv.formats.openimages import order as oi_order
 from annoconv.formats.openimages.checks import floats
+from annoconv.pipeline import run
 from annoconv.report import ErrorPolicy, OutputFile, Report
 from annoconv.schema import ImageLabel, ImageRecord
 

@@ -21,10 +21,10 @@ from PIL import Image, ImageStat
 
 from annoconv import AnnotationError, convert
 from annoconv.cli import main
-from annoconv.sources import open_reader
 from annoconv.merge import MergeSource, merge
 from annoconv.ops import assign_from_lists, assign_stratified, read_split_lists
 from annoconv.report import Report
+from annoconv.sources import open_reader
 from annoconv.stats import dataset_stats
 
 HEADER = "filename,width,height,class,xmin,ymin,xmax,ymax\n"

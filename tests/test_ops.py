@@ -11,8 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from annoconv import convert
-from annoconv.pipeline import split_destination
 from annoconv.ops import assign_shards, assign_splits, parse_split, sample_keys, split_counts
+from annoconv.pipeline import split_destination
 
 
 def test_parse_split() -> None:

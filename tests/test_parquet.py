@@ -31,10 +31,10 @@ from oi_factory import write as write_text
 
 from annoconv import AnnotationError, convert, read
 from annoconv.cli import main
-from annoconv.pipeline import run, run_batches
 from annoconv.formats.csv import CsvReader, CsvWriter
 from annoconv.formats.openimages import OpenImagesReader
 from annoconv.formats.parquet import ParquetReader, ParquetWriter
+from annoconv.pipeline import run, run_batches
 from annoconv.schema import ImageRecord, arrow_schema, make_record
 
 # Floats as labelImg and CVAT write them; the last one is float32 noise.

@@ -22,6 +22,8 @@ from annoconv.schema import NORMALIZED_TOLERANCE
 def _flag_texts() -> pa.Array:
     # Built on first use: pa.array() imports pandas, which a run without Open Images skips.
     return pa.array(["1", "0", "-1", ""])
+
+
 # Decimal numbers Arrow and Python parse alike; other texts are checked one by one.
 _DECIMAL = r"^[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?$"
 _LOW, _HIGH = 0.0 - NORMALIZED_TOLERANCE, 1.0 + NORMALIZED_TOLERANCE
