@@ -7,21 +7,10 @@ import hashlib
 import heapq
 import math
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar
+from typing import TypeVar
 
 from annoconv.errors import AnnoconvError
 from annoconv.io.fs import decode_line, exists, join, read_bytes
-
-
-def __getattr__(name: str) -> Any:
-    # DatasetStats and dataset_stats moved to annoconv.stats; imported lazily so that this
-    # module (used by the TFRecord writer) stays light.
-    if name in ("DatasetStats", "dataset_stats"):
-        from annoconv import stats
-
-        return getattr(stats, name)
-    raise AttributeError(f"module 'annoconv.ops' has no attribute {name!r}")
-
 
 # --- splits and shards ---------------------------------------------------------------------
 #

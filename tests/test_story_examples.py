@@ -326,3 +326,36 @@ def test_plugin_package_registers_a_format_used_by_the_command(tmp_path: Path) -
     assert done.returncode == 1
     assert "bad.jsonl: line 2: not JSON" in done.stderr
     assert not (tmp_path / "bad.csv").exists()
+
+
+def test_plugin_write_option_is_a_flag_that_takes_effect(tmp_path: Path) -> None:
+    """The plugin declares one write option (`ascii`): `convert --help` lists it in the
+    plugin's own group, and the flag reaches the plugin's writer."""
+    site = install_plugin(tmp_path)
+    env = {"PYTHONPATH": f"{ROOT}:{site}", "PATH": "/usr/bin:/bin"}
+
+    def annoconv(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [sys.executable, "-m", "annoconv", *args]
+        return subprocess.run(
+            command, capture_output=True, text=True, env=env, cwd=tmp_path, check=False
+        )
+
+    helped = annoconv("convert", "--help")
+    assert helped.returncode == 0, helped.stderr
+    group = helped.stdout.split("jsonl output:")[1]
+    assert "--ascii" in group.split("\n\n")[1]
+    (tmp_path / "in.csv").write_text(
+        "filename,width,height,class,xmin,ymin,xmax,ymax\nb.jpg,10,10,café,1,1,5,5\n",
+        encoding="utf-8",
+    )
+    assert annoconv("convert", "in.csv", "plain.jsonl", "-q").returncode == 0
+    done = annoconv("convert", "in.csv", "ascii.jsonl", "--ascii", "-q")
+    assert done.returncode == 0, done.stderr
+    plain = json.loads((tmp_path / "plain.jsonl").read_text(encoding="utf-8"))
+    escaped = (tmp_path / "ascii.jsonl").read_text(encoding="utf-8")
+    assert '"label": "caf\\u00e9"' in escaped and "café" not in escaped
+    assert json.loads(escaped) == plain
+    refused = annoconv("convert", "in.csv", "x.csv", "--ascii", "-q")
+    assert refused.returncode == 2
+    assert "the csv writer does not take option 'ascii'" in refused.stderr
+    assert not (tmp_path / "x.csv").exists()
