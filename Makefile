@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 DEMO_OUT ?= build/demo
 
-.PHONY: demo test lint typecheck install install-test install-docs docs examples clean
+.PHONY: demo test quick lint typecheck install install-test install-docs docs examples clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -56,6 +56,12 @@ docs: install-docs
 # The test extra includes the docs tools: the suite builds the site in strict mode.
 test: lint typecheck
 	$(BIN)/python -m pytest -q
+
+# The development loop: one test module (or any pytest selection), no lint or type check.
+#   make quick T=tests/test_voc.py        make quick T="tests/test_cli.py -k usage"
+T ?= tests/test_architecture.py
+quick: install-test
+	$(BIN)/python -m pytest -q -x $(T)
 
 examples: install
 	$(PY) examples/make_example_data.py
