@@ -127,15 +127,19 @@ class Job:
                 if keys is not None:
                     options["keys"] = keys
             options.update(added)
-            writers[split] = self.writer_class(
-                place(destination) if place else destination,
-                label_map=self.label_map,
-                images=self.images,
-                **options,
-            )
+            target = place(destination) if place else destination
+            writers[split] = self.make_writer(target, split, options)
         if not self.split_names or self.splits is None:
             return writers[""]
         return SplitWriter(writers, self.splits)
+
+    def make_writer(self, destination: str, split: str, options: Mapping[str, Any]) -> Writer:
+        """One writer of the run's class, writing `split` ("" without a split) to
+        `destination`; writers that declare `split_aware` are told their split's name."""
+        told = {"split": split or None} if self.writer_class.capabilities.split_aware else {}
+        return self.writer_class(
+            destination, label_map=self.label_map, images=self.images, **options, **told
+        )
 
     def run(
         self,

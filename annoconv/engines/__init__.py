@@ -77,8 +77,9 @@ def engine_runner(
 
 def run_job(job: Job, reader: Reader, runner: TaskRunner | None) -> Report:
     """Run `job` (whose source `reader` reads) in this process, or as tasks on `runner`;
-    once its outputs are published, what an earlier run left that would be read with them
-    is removed (`Writer.stale_outputs`), never a file the run read, and named in the
+    once its outputs are published, the writer's dataset-wide files are written
+    (`Writer.finish_dataset`), and what an earlier run left that would be read with the
+    outputs is removed (`Writer.stale_outputs`), never a file the run read, and named in the
     report's warnings."""
     if runner is None:
         report = job.run(reader, job.writer)
@@ -86,6 +87,9 @@ def run_job(job: Job, reader: Reader, runner: TaskRunner | None) -> Report:
         from annoconv.engines.partitioned import run_partitioned
 
         report = run_partitioned(job, reader, runner)
+    report.outputs += job.writer_class.finish_dataset(
+        job.output, job.split_names, job.label_map, report.outputs
+    )
     stale = job.writer_class.stale_outputs(report.outputs)
     if stale:
         read = {comparable_path(path) for path in source_files(job.source)}

@@ -448,9 +448,8 @@ def _join_parts(
     job: Job, tasks: Sequence[Task], destination: str, written: Sequence[OutputFile]
 ) -> OutputFile:
     """One destination from its parts, in order; each part after the first loses the header."""
-    writer = job.writer_class(
-        destination, label_map=job.label_map, images=job.images, **job.write_options
-    )
+    split = next(name for name, place in job.destinations().items() if place == destination)
+    writer = job.make_writer(destination, split, job.write_options)
     header = writer.header()
     parts = {out.path: out for out in written}
     target = AtomicFile(destination)

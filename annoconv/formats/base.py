@@ -103,6 +103,8 @@ class Capabilities:
     #: Its outputs are used with the run's label map as a file beside them (TFRecords and
     #: the OD API): the command line saves one there unless a label map is given.
     label_map_file: bool = False
+    #: Its constructor takes ``split=NAME``: the split it writes (None without a split).
+    split_aware: bool = False
 
 
 class Reader(ABC):
@@ -245,6 +247,19 @@ class Writer(ABC):
         partitioned run can give each task whole shards (the writer then takes a
         `partition: ShardPartition`). None for writers of one output."""
         return None
+
+    @classmethod
+    def finish_dataset(
+        cls,
+        output: str,
+        splits: Sequence[str],
+        label_map: LabelMap | None,
+        outputs: Sequence[OutputFile],
+    ) -> list[OutputFile]:
+        """Once every split's outputs are published (on every engine): write the files that
+        describe the whole dataset (a YOLO ``data.yaml`` naming every split's folders), and
+        return them. `splits` are the run's split names (empty without a split)."""
+        return []
 
     @classmethod
     def usage_notes(cls, outputs: Sequence[OutputFile], label_map: str | None) -> list[str]:
