@@ -17,10 +17,13 @@ import json
 import sys
 import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Literal, NoReturn, TypeVar, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar, Union, get_args, get_origin
 
 from annoconv.errors import AnnoconvError, MissingDependencyError, OptionError
 from annoconv.report import ERROR_POLICIES, Report
+
+if TYPE_CHECKING:
+    from annoconv.options import RunOptions
 
 T = TypeVar("T")
 
@@ -547,7 +550,7 @@ def _version() -> str:
 def _run_convert(args: argparse.Namespace) -> int:
     from annoconv.convert import convert
 
-    report = convert(args.source, args.output, **_run_keywords(args))
+    report = convert(args.source, args.output, _run_options_of(args))
     _finish(report, args)
     return EXIT_OK
 
@@ -568,15 +571,14 @@ def _run_merge(args: argparse.Namespace) -> int:
         )
         for index, source in enumerate(sources, 1)
     ]
-    keywords = _run_keywords(args)
-    keywords.pop("from_format")
-    report = merge(specs, args.output, **keywords)
+    report = merge(specs, args.output, _run_options_of(args).replaced(from_format=None))
     _finish(report, args)
     return EXIT_OK
 
 
-def _run_keywords(args: argparse.Namespace) -> dict[str, Any]:
-    """The keyword arguments of `convert()` that the command line gives."""
+def _run_options_of(args: argparse.Namespace) -> RunOptions:
+    """The run's settings as the command line gives them, checked by the library."""
+    from annoconv.options import RunOptions
     from annoconv.plan import label_map_beside
 
     keywords: dict[str, Any] = {
@@ -610,7 +612,7 @@ def _run_keywords(args: argparse.Namespace) -> dict[str, Any]:
     keywords["label_map_output"] = label_map_beside(
         args.output, args.to_format, args.label_map, extend=args.extend_label_map
     )
-    return keywords
+    return RunOptions.of(keywords)
 
 
 def _split_lists(args: argparse.Namespace) -> Mapping[str, Any] | None:
