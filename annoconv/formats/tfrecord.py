@@ -215,6 +215,7 @@ class TFRecordShardWriter(Writer):
         sharded=True,
         embeds_images=True,
         label_map_file=True,
+        prepares=True,
     )
     kind = "tfrecord"
 
@@ -292,8 +293,16 @@ class TFRecordShardWriter(Writer):
         ]
 
     def write(self, record: ImageRecord, image_data: bytes | None = None) -> None:
-        assert self.label_map is not None
-        image = self._embed(record, image_data)
+        self.write_prepared(record, self.prepare(record, image_data))
+
+    def prepare(self, record: ImageRecord, image_data: bytes | None = None) -> EmbeddedImage:
+        """The image bytes the record's Example embeds: found, read, checked and, when TF
+        cannot decode them, transcoded (Pillow's codecs release the GIL)."""
+        return self._embed(record, image_data)
+
+    def write_prepared(self, record: ImageRecord, prepared: object) -> None:
+        assert self.label_map is not None and isinstance(prepared, EmbeddedImage)
+        image = prepared
         if image.note:
             self.warnings.append(image.note)
         payload = encode_example(example_features(record, image, self.label_map))

@@ -71,6 +71,13 @@ class FedWriter(Writer):
         else:
             self.inner.write(record, image_data=data)  # type: ignore[call-arg]
 
+    def prepare_job(self, record: ImageRecord) -> Callable[[], object]:
+        # The bytes are on their way now; the job runs later, on another thread.
+        return partial(self.inner.prepare, record, self.feed.take(record.key))
+
+    def write_prepared(self, record: ImageRecord, prepared: object) -> None:
+        self.inner.write_prepared(record, prepared)
+
     def close(self) -> list[OutputFile]:
         outputs = self.inner.close()
         self.warnings = self.inner.warnings
