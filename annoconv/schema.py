@@ -177,6 +177,12 @@ class ImageRecord(BaseModel):
             )
         return self.width, self.height
 
+    def _repr_html_(self) -> str:
+        """In a notebook: the image with its boxes (annoconv.preview)."""
+        from annoconv.preview import record_html
+
+        return record_html(self)
+
     def in_space(self, space: CoordSpace) -> ImageRecord:
         """This record with its boxes in `space` (a copy; the same record if already there)."""
         if space == self.coords:
