@@ -230,7 +230,7 @@ def test_ten_thousand_annotations_sampled_to_100_open_only_the_sample(tmp_path: 
 def test_records_in_reading_order_and_sample_is_seeded(
     dataset: tuple[Path, dict[str, Expected]],
 ) -> None:
-    folder, expected = dataset
+    folder, _expected = dataset
     first = annoconv.preview(str(folder), sample=3, seed=1)
     again = annoconv.preview(str(folder), sample=3, seed=1)
     other = [annoconv.preview(str(folder), sample=3, seed=seed) for seed in range(2, 8)]
@@ -347,7 +347,7 @@ def test_outputs_are_checked_before_reading(tmp_path: Path) -> None:
 def test_command_line(
     dataset: tuple[Path, dict[str, Expected]], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    folder, expected = dataset
+    folder, _expected = dataset
     page, sheet, report_json = tmp_path / "p.html", tmp_path / "s.png", tmp_path / "r.json"
     code = main(
         [
@@ -403,7 +403,7 @@ def test_notebook_views(dataset: tuple[Path, dict[str, Expected]]) -> None:
 
 
 def test_preview_stays_callable_after_its_modules_are_imported() -> None:
-    import annoconv.preview.page  # noqa: F401
+    import annoconv.preview.page
 
     assert callable(annoconv.preview)
     assert annoconv.preview.__module__ == "annoconv.preview"
