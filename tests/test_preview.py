@@ -19,7 +19,7 @@ import annoconv
 from annoconv.cli import main
 from annoconv.errors import AnnotationError, FormatError
 from annoconv.preview import PreviewReport, ShownImage
-from annoconv.preview.colors import class_color
+from annoconv.preview.colors import PALETTE, class_color, class_colors
 from annoconv.schema import ImageRecord, ObjectAnnotation
 
 
@@ -143,7 +143,7 @@ def test_contact_sheet_pixels(dataset: tuple[Path, dict[str, Expected]], tmp_pat
             left, top = tile.x + round(x0 * sx), tile.y + round(y0 * sy)
             right, bottom = tile.x + round(x1 * sx) - 1, tile.y + round(y1 * sy) - 1
             middle_x, middle_y = (left + right) // 2, (top + bottom) // 2
-            outline = class_color(label)
+            outline = report.class_colors()[label]
             for point in ((left, middle_y), (right, middle_y), (middle_x, bottom)):
                 assert sheet.getpixel(point) == outline, (tile.key, label, point)
             # inside the outline: the object
@@ -172,9 +172,18 @@ def test_page_is_self_contained(dataset: tuple[Path, dict[str, Expected]], tmp_p
 
 
 def test_class_colours_are_stable_and_distinct() -> None:
-    assert class_color("cup") == class_color("cup")
-    colors = {class_color(name) for name in ("cup", "phone", "figure", "http", "Camera")}
-    assert len(colors) == 5
+    """A class's colour comes from its name alone, unless a class before it (by name) on the
+    same page took it; up to the palette's size, the classes of a page all differ."""
+    names = [f"class {index}" for index in range(len(PALETTE))]
+    together = class_colors(names)
+    assert len(set(together.values())) == len(PALETTE)
+    assert together == class_colors(reversed(names))
+    first = min(names)
+    assert together[first] == class_color(first) == class_colors([first, "zzz"])[first]
+    keep_own = [name for name in names if together[name] == class_color(name)]
+    assert len(keep_own) > len(names) // 2
+    many = class_colors(f"n{index}" for index in range(30))
+    assert len(set(many.values())) == 30
 
 
 def write_big_csv(path: Path, images: int, boxes_per_image: int) -> dict[str, int]:

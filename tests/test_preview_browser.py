@@ -22,7 +22,7 @@ from PIL import Image
 from preview_data import GREEN, Expected, close, make_dataset
 
 import annoconv
-from annoconv.preview.colors import class_color
+from annoconv.preview.colors import class_colors
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -177,7 +177,7 @@ def test_screenshot_shows_class_colours_on_boxes_around_their_objects(
         for element, box, color in zip(boxes, want.boxes, want.colors, strict=True):
             outer = rect(browser, element)
             assert outer["bottom"] <= shot.height and outer["right"] <= shot.width
-            outline = class_color(box[0])
+            outline = class_colors(["cup", "figure", "phone"])[box[0]]
             for point in _outline_points(outer):
                 assert close(shot.getpixel(point), outline, 12), (want.key, box, point)  # type: ignore[arg-type]
             middle = (

@@ -13,12 +13,13 @@ import base64
 import json
 import uuid
 from collections import Counter
+from collections.abc import Mapping
 from functools import cache
 from html import escape
 from importlib import resources
 from typing import Any
 
-from annoconv.preview.colors import class_color, hex_color, text_color
+from annoconv.preview.colors import Rgb, hex_color, text_color
 from annoconv.preview.report import PreviewReport, ShownBox, ShownImage
 from annoconv.report import DROPPED
 
@@ -32,6 +33,7 @@ def page_html(report: PreviewReport, how: str) -> str:
     """The whole page: header, legend and filter, the grid, the enlarged view, the script.
     `how` says how the page was made (the command or call), shown under the summary."""
     shown = report.shown
+    colors = report.class_colors()
     script = _asset("page.js")
     return f"""<!DOCTYPE html>
 <html lang="en">
@@ -49,7 +51,7 @@ body {{ margin: 16px; background: #fafbfc; }}
 <div class="annoconv-preview">
 {_header(report, how, interactive=True)}
 <main class="grid">
-{"".join(_card(index, image) for index, image in enumerate(shown))}
+{"".join(_card(index, image, colors) for index, image in enumerate(shown))}
 </main>
 {_viewer()}
 </div>
@@ -65,12 +67,13 @@ body {{ margin: 16px; background: #fafbfc; }}
 def gallery_html(report: PreviewReport) -> str:
     """The images and their boxes as an HTML fragment for a notebook cell (no script)."""
     scope = f"annoconv-{uuid.uuid4().hex[:8]}"
+    colors = report.class_colors()
+    cards = "".join(_card(index, image, colors) for index, image in enumerate(report.shown))
     return (
         f'<div class="annoconv-preview" id="{scope}">'
         f"<style>{_asset('page.css')}</style>"
         f"{_header(report, '', interactive=False)}"
-        f'<div class="grid">{"".join(_card(i, image) for i, image in enumerate(report.shown))}'
-        "</div></div>"
+        f'<div class="grid">{cards}</div></div>'
     )
 
 
@@ -121,9 +124,10 @@ def _legend(report: PreviewReport, *, interactive: bool) -> str:
     counts = class_counts(report)
     if not counts:
         return '<div class="legend"><span class="n">no boxes</span></div>'
+    colors = report.class_colors()
     items = []
     for label, (shown, total) in counts.items():
-        swatch = f'<span class="swatch" style="background:{hex_color(class_color(label))}"></span>'
+        swatch = f'<span class="swatch" style="background:{hex_color(colors[label])}"></span>'
         name = escape(label)
         count = f'<span class="n">{shown} shown · {total} in all</span>'
         if interactive:
@@ -175,7 +179,7 @@ def _skipped(report: PreviewReport) -> str:
 # --- the grid ----------------------------------------------------------------------------------
 
 
-def _card(index: int, image: ShownImage) -> str:
+def _card(index: int, image: ShownImage, colors: Mapping[str, Rgb]) -> str:
     count = len(image.boxes)
     notes = (
         f'<span class="note" title="{escape(" / ".join(image.notes), quote=True)}">i</span>'
@@ -184,7 +188,7 @@ def _card(index: int, image: ShownImage) -> str:
     )
     return (
         f'<figure class="card" data-index="{index}" data-key="{escape(image.key, quote=True)}">'
-        f'<div class="cell">{frame_html(image)}</div>'
+        f'<div class="cell">{frame_html(image, colors)}</div>'
         f'<figcaption><span class="name" title="{escape(image.key, quote=True)}">'
         f"{escape(image.filename)}</span>"
         f'<span class="count">{count} box{"" if count == 1 else "es"}</span>{notes}'
@@ -192,7 +196,7 @@ def _card(index: int, image: ShownImage) -> str:
     )
 
 
-def frame_html(image: ShownImage) -> str:
+def frame_html(image: ShownImage, colors: Mapping[str, Rgb]) -> str:
     """The image (its picture stretched over a frame of the decoded image's aspect ratio)
     and its boxes on top, placed in percent of the frame."""
     shape = "wide" if image.width >= image.height else "tall"
@@ -204,7 +208,7 @@ def frame_html(image: ShownImage) -> str:
             f'alt="{escape(image.filename, quote=True)}" draggable="false">'
         )
     boxes = "".join(
-        _box_html(index, box, image.width, image.height) for index, box in enumerate(image.boxes)
+        _box_html(index, box, image, colors[box.label]) for index, box in enumerate(image.boxes)
     )
     return (
         f'<div class="frame {shape}" tabindex="0" '
@@ -212,8 +216,8 @@ def frame_html(image: ShownImage) -> str:
     )
 
 
-def _box_html(index: int, box: ShownBox, width: int, height: int) -> str:
-    color = class_color(box.label)
+def _box_html(index: int, box: ShownBox, image: ShownImage, color: Rgb) -> str:
+    width, height = image.width, image.height
     left, top = 100 * box.xmin / width, 100 * box.ymin / height
     box_width = 100 * (box.xmax - box.xmin) / width
     box_height = 100 * (box.ymax - box.ymin) / height
@@ -254,7 +258,7 @@ def _data(report: PreviewReport) -> dict[str, Any]:
             {"name": label, "shown": shown, "total": total}
             for label, (shown, total) in counts.items()
         ],
-        "colors": {label: hex_color(class_color(label)) for label in counts},
+        "colors": {label: hex_color(color) for label, color in report.class_colors().items()},
         "images": [
             {
                 "key": image.key,

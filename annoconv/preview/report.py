@@ -7,6 +7,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from annoconv.preview.colors import Rgb, class_colors, hex_color
 from annoconv.report import Report
 
 
@@ -81,10 +82,15 @@ class PreviewReport(Report):
     seed: int = 0
     tiles: list[SheetTile] = field(default_factory=list)
 
+    def class_colors(self) -> dict[str, Rgb]:
+        """The colour of each class on the page and the sheet (see `preview.colors`)."""
+        return class_colors([*self.selected_classes, *self.classes])
+
     def to_dict(self) -> dict[str, Any]:
         result = super().to_dict()
         result["preview"] = {
             "title": self.title,
+            "colors": {label: hex_color(color) for label, color in self.class_colors().items()},
             "selected_images": self.selected_images,
             "selected_classes": dict(sorted(self.selected_classes.items())),
             "sample": self.sample,

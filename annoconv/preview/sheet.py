@@ -10,12 +10,13 @@ so a box's place on the sheet follows from its coordinates.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 from io import BytesIO
 
 from PIL import Image, ImageDraw, ImageFont
 
-from annoconv.preview.colors import Rgb, class_color, text_color
+from annoconv.preview.colors import Rgb, text_color
 from annoconv.preview.report import PreviewReport, SheetTile, ShownImage
 
 #: Side of a cell's square image area, in pixels.
@@ -47,6 +48,7 @@ def draw_sheet(
     header = _header_lines(report, summary_line(report), width, fonts)
     header_height = _MARGIN + sum(line_height for _runs, line_height in header) + _GAP
     rows = math.ceil(len(shown) / columns)
+    colors = report.class_colors()
     height = header_height + rows * (tile + _CAPTION + _GAP) + _MARGIN
     sheet = Image.new("RGB", (width, max(height, header_height + _MARGIN)), _BACKGROUND)
     draw = ImageDraw.Draw(sheet)
@@ -59,7 +61,7 @@ def draw_sheet(
         row, column = divmod(index, columns)
         left = _MARGIN + column * (tile + _GAP)
         top = header_height + row * (tile + _CAPTION + _GAP)
-        tiles.append(_draw_cell(sheet, draw, image, left, top, tile, fonts))
+        tiles.append(_draw_cell(sheet, draw, image, (left, top), tile, fonts, colors))
     buffer = BytesIO()
     sheet.save(buffer, "PNG")
     return buffer.getvalue(), tiles
@@ -119,6 +121,7 @@ def _legend_lines(report: PreviewReport, width: int, font: Font) -> list[list[_R
     from annoconv.preview.page import class_counts
 
     probe = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+    colors = report.class_colors()
     lines: list[list[_Run]] = [[]]
     x = _MARGIN
     for label, (shown, total) in class_counts(report).items():
@@ -127,7 +130,7 @@ def _legend_lines(report: PreviewReport, width: int, font: Font) -> list[list[_R
         if lines[-1] and x + item_width > width - _MARGIN:
             lines.append([])
             x = _MARGIN
-        lines[-1].append(_Run(x, text, font, _INK, class_color(label)))
+        lines[-1].append(_Run(x, text, font, _INK, colors[label]))
         x += item_width
     return [line for line in lines if line]
 
@@ -148,15 +151,16 @@ def _draw_cell(
     sheet: Image.Image,
     draw: ImageDraw.ImageDraw,
     image: ShownImage,
-    left: int,
-    top: int,
+    corner: tuple[int, int],
     tile: int,
     fonts: _Fonts,
+    colors: Mapping[str, Rgb],
 ) -> SheetTile:
+    left, top = corner
     draw.rectangle((left, top, left + tile - 1, top + tile - 1), fill=_CELL)
     width, height = _fitted(image, tile)
     picture = _picture(image, (width, height))
-    _draw_boxes(picture, image, fonts.small)
+    _draw_boxes(picture, image, fonts.small, colors)
     x, y = left + (tile - width) // 2, top + (tile - height) // 2
     sheet.paste(picture, (x, y))
     _caption(draw, image, left, top + tile + 2, tile, fonts.small)
@@ -178,7 +182,9 @@ def _picture(image: ShownImage, size: tuple[int, int]) -> Image.Image:
     return rgb.resize(size, Image.Resampling.LANCZOS)
 
 
-def _draw_boxes(picture: Image.Image, image: ShownImage, font: Font) -> None:
+def _draw_boxes(
+    picture: Image.Image, image: ShownImage, font: Font, colors: Mapping[str, Rgb]
+) -> None:
     """Outlines inside each box's rectangle (scaled to the picture), then the labels."""
     draw = ImageDraw.Draw(picture)
     sx, sy = picture.width / image.width, picture.height / image.height
@@ -186,13 +192,14 @@ def _draw_boxes(picture: Image.Image, image: ShownImage, font: Font) -> None:
     for box in image.boxes:
         x0, y0 = round(box.xmin * sx), round(box.ymin * sy)
         x1, y1 = max(x0, round(box.xmax * sx) - 1), max(y0, round(box.ymax * sy) - 1)
-        color = class_color(box.label)
+        color = colors[box.label]
         line = _LINE if min(x1 - x0, y1 - y0) >= 2 * _LINE else 1
         draw.rectangle((x0, y0, x1, y1), outline=color, width=line)
         placed.append((box.label, color, x0, y0))
     label_height = _text_height(font)
     for label, color, x0, y0 in placed:
         text_width = int(draw.textlength(label, font=font)) + 4
+        x0 = max(0, min(x0, picture.width - text_width))  # the whole label inside the image
         top = y0 - label_height if y0 >= label_height else y0
         draw.rectangle((x0, top, x0 + text_width - 1, top + label_height - 1), fill=color)
         draw.text((x0 + 2, top), label, fill=text_color(color), font=font)
