@@ -498,6 +498,7 @@ def _images_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
 
 def _preview_command(commands: argparse._SubParsersAction[_Parser]) -> None:
     """The `preview` subcommand: SRC's boxes drawn on its images, as a page or a PNG."""
+    from annoconv.preview import DEFAULT_IMAGE_SIZE, DEFAULT_SAMPLE
     from annoconv.report import ERROR_POLICIES as policies
 
     preview = commands.add_parser(
@@ -518,7 +519,7 @@ def _preview_command(commands: argparse._SubParsersAction[_Parser]) -> None:
         "--sample",
         type=int,
         metavar="N",
-        help="show a seeded sample of N images (default 100; all when there are fewer)",
+        help=f"show a seeded sample of N images (default {DEFAULT_SAMPLE}; all when fewer)",
     )
     preview.add_argument("--seed", type=int, default=0, help="seed of the sample (default 0)")
     preview.add_argument(
@@ -533,9 +534,9 @@ def _preview_command(commands: argparse._SubParsersAction[_Parser]) -> None:
     preview.add_argument(
         "--image-size",
         type=int,
-        default=384,
+        default=DEFAULT_IMAGE_SIZE,
         metavar="PX",
-        help="longer side of the pictures a page embeds (default 384)",
+        help=f"longer side of the pictures a page embeds (default {DEFAULT_IMAGE_SIZE})",
     )
     preview.add_argument("--title", help="the page's title (default: SRC)")
     preview.add_argument(

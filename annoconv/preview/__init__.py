@@ -31,7 +31,7 @@ DEFAULT_SAMPLE = 100
 NOTEBOOK_SAMPLE = 12
 #: Longer side of the pictures embedded in a page, in pixels: a 200-image page of photos
 #: stays a few MB.
-DEFAULT_IMAGE_SIZE = 384
+DEFAULT_IMAGE_SIZE = 320
 
 
 def preview(

@@ -16,16 +16,26 @@ skipped (with its reason) when its image cannot be had.
 
 from __future__ import annotations
 
+import hashlib
+import heapq
 import inspect
 import os
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from annoconv.columnar import box_count, class_counts_of, row_records
 from annoconv.errors import AnnoconvError, AnnotationError
 from annoconv.filters import ClassSelection, Transform, apply_all
-from annoconv.formats import BadItem, Dropped, Reader, ReadResult, get_format
+from annoconv.formats import (
+    BadItem,
+    BatchesUnavailable,
+    Dropped,
+    Reader,
+    ReadResult,
+    get_format,
+)
 from annoconv.io.feed import AmbiguousImages, ImageFeed, archive_items
 from annoconv.io.images import RecordImages
 from annoconv.io.pool import prefetch
@@ -34,6 +44,9 @@ from annoconv.preview.pixels import TF_FORMATS, Picture, picture_of
 from annoconv.preview.report import PreviewReport, ShownBox, ShownImage
 from annoconv.report import ErrorHandler, ErrorPolicy
 from annoconv.schema import NORMALIZED, ImageRecord
+
+if TYPE_CHECKING:
+    import pyarrow as pa
 
 #: Records, or anything else that iterates into records (a generator, a list).
 Records = Iterable[ReadResult]
@@ -167,30 +180,14 @@ class SplitSelection(Transform):
 def select(
     opened: Opened, size: int, seed: int, report: PreviewReport, handler: ErrorHandler
 ) -> list[Candidate]:
-    """The sampled images in reading order; every item read is counted in `report`."""
-    feed = ImageFeed()
-
-    def offered() -> Iterator[ReadResult]:
-        for item, data in opened.items:
-            if data is not None and isinstance(item, ImageRecord):
-                feed.offer(item.key, data)
-            yield item
-
-    def candidates() -> Iterator[Candidate]:
-        for ordinal, item in enumerate(apply_all(opened.transforms, offered())):
-            if isinstance(item, ImageRecord):
-                _count_read(report, 1, len(item.objects))
-                report.selected_images += 1
-                report.selected_classes.update(obj.label for obj in item.objects)
-                yield Candidate(ordinal, item, feed.take(item.key), opened.trained)
-            elif isinstance(item, Dropped):
-                _count_read(report, item.images, item.boxes)
-                report.drop(item.reason, item.images, item.boxes)
-            else:
-                _count_read(report, item.images, item.boxes)
-                handler.handle(item.error, item.images, item.boxes)
-
-    chosen = sample_keys(candidates(), size, seed, key=lambda candidate: candidate.record.key)
+    """The sampled images in reading order; every item read is counted in `report`. Readers
+    with a columnar path are sampled from their Arrow batches: only the rows that enter the
+    sample become records."""
+    chosen = _select_batches(opened, size, seed, report, handler.policy)
+    if chosen is None:
+        chosen = sample_keys(
+            _candidates(opened, report, handler), size, seed, key=lambda c: c.record.key
+        )
     for transform in opened.transforms:
         if isinstance(transform, SplitSelection):
             transform.check()
@@ -201,6 +198,88 @@ def select(
         )
         report.drop(f"not in the sample of {size} (seed {seed})", left_images, left_boxes)
     return sorted(chosen, key=lambda candidate: candidate.ordinal)
+
+
+def _candidates(
+    opened: Opened, report: PreviewReport, handler: ErrorHandler
+) -> Iterator[Candidate]:
+    """Every selected record as a candidate (with the bytes its source carries)."""
+    feed = ImageFeed()
+
+    def offered() -> Iterator[ReadResult]:
+        for item, data in opened.items:
+            if data is not None and isinstance(item, ImageRecord):
+                feed.offer(item.key, data)
+            yield item
+
+    for ordinal, item in enumerate(apply_all(opened.transforms, offered())):
+        if isinstance(item, ImageRecord):
+            _count_read(report, 1, len(item.objects))
+            report.selected_images += 1
+            report.selected_classes.update(obj.label for obj in item.objects)
+            yield Candidate(ordinal, item, feed.take(item.key), opened.trained)
+        else:
+            _count_other(item, report, handler)
+
+
+def _count_other(item: BadItem | Dropped, report: PreviewReport, handler: ErrorHandler) -> None:
+    _count_read(report, item.images, item.boxes)
+    if isinstance(item, Dropped):
+        report.drop(item.reason, item.images, item.boxes)
+    else:
+        handler.handle(item.error, item.images, item.boxes)
+
+
+def _select_batches(
+    opened: Opened, size: int, seed: int, report: PreviewReport, policy: ErrorPolicy
+) -> list[Candidate] | None:
+    """`sample_keys` over a reader's record batches (the same ranks, so the same sample),
+    None when the reader has no columnar path or gives it up (`BatchesUnavailable`: the
+    record path then reads the source from the start) or a selection needs records."""
+    reader = opened.reader
+    batches = reader.batches() if reader is not None and not opened.transforms else None
+    if batches is None or opened.trained:
+        return None
+    part = PreviewReport()
+    handler = ErrorHandler(policy, part)
+    prefix = f"{seed}\x00".encode()
+    # The `size` smallest ranks, as a heap of the largest first; on equal ranks the first
+    # read stays (as in heapq.nsmallest).
+    heap: list[tuple[int, int, Candidate]] = []
+    ordinal = 0
+    try:
+        for item in batches:
+            if isinstance(item, (BadItem, Dropped)):
+                _count_other(item, part, handler)
+                ordinal += 1
+                continue
+            _count_read(part, item.num_rows, box_count(item))
+            part.selected_images += item.num_rows
+            part.selected_classes.update(class_counts_of(item))
+            for index, key in enumerate(item.column("key").to_pylist()):
+                rank = int.from_bytes(hashlib.sha256(prefix + key.encode()).digest(), "big")
+                if len(heap) < size or -rank > heap[0][0]:
+                    candidate = _row_candidate(item, index, ordinal)
+                    entry = (-rank, -ordinal, candidate)
+                    if len(heap) < size:
+                        heapq.heappush(heap, entry)
+                    else:
+                        heapq.heapreplace(heap, entry)
+                ordinal += 1
+    except BatchesUnavailable:
+        return None
+    report.merge(part)
+    report.selected_images += part.selected_images
+    report.selected_classes.update(part.selected_classes)
+    return [candidate for _rank, _ordinal, candidate in heap]
+
+
+def _row_candidate(batch: pa.RecordBatch, index: int, ordinal: int) -> Candidate:
+    """Row `index` of a checked batch (the model accepts it) as a record."""
+    _row, record = next(row_records(batch.slice(index, 1), lambda _row: f"row {index}"))
+    if not isinstance(record, ImageRecord):  # checked batches hold only valid rows
+        raise record.error
+    return Candidate(ordinal, record)
 
 
 def _count_read(report: PreviewReport, images: int, boxes: int) -> None:

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 Rgb = tuple[int, int, int]
 
 #: Distinct colours (after Sasha Trubetskoy's list of 20, without the pale ones that vanish on
-#: white paper, and grey).
+#: white paper and the dark ones that vanish on dark photos).
 PALETTE: tuple[Rgb, ...] = (
     (230, 25, 75),  # red
     (60, 180, 75),  # green
@@ -28,10 +28,6 @@ PALETTE: tuple[Rgb, ...] = (
     (240, 50, 230),  # magenta
     (191, 239, 69),  # lime
     (70, 153, 144),  # teal
-    (154, 99, 36),  # brown
-    (128, 0, 0),  # maroon
-    (128, 128, 0),  # olive
-    (0, 0, 117),  # navy
 )
 # Relative luminance above which black text contrasts more than white (WCAG ratios).
 _DARK_TEXT_ABOVE = 0.179

@@ -20,7 +20,7 @@ from annoconv.io.images import stored_size
 #: What `tf.io.decode_image` decodes (Pillow's format names).
 TF_FORMATS = frozenset({"JPEG", "MPO", "PNG", "GIF", "BMP"})
 #: JPEG quality of the embedded pictures of photos: small files, no visible blocking.
-JPEG_QUALITY = 82
+JPEG_QUALITY = 75
 #: A picture with at most this many colours (drawings, bilevel pages, generated images) is
 #: embedded as PNG, exactly; others as JPEG.
 PNG_MAX_COLORS = 256
