@@ -10,6 +10,7 @@ import json
 import random
 import tarfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -421,3 +422,24 @@ def test_preview_stays_callable_after_its_modules_are_imported() -> None:
 
     assert callable(annoconv.preview)
     assert annoconv.preview.__module__ == "annoconv.preview"
+
+
+def test_source_and_images_on_s3(
+    dataset: tuple[Path, dict[str, Expected]],
+    tmp_path: Path,
+    s3: Any,
+    s3_bucket: str,
+    s3_storage_options: dict[str, Any],
+) -> None:
+    """Annotations and images in a bucket (a real moto_server), the page written locally."""
+    folder, expected = dataset
+    s3.put(str(folder), f"{s3_bucket}/data", recursive=True)
+    report = annoconv.preview(
+        f"s3://{s3_bucket}/data",
+        str(tmp_path / "p.html"),
+        storage_options=s3_storage_options,
+    )
+    assert [image.key for image in report.shown] == sorted(expected)
+    phone = report.shown[-1]
+    assert phone.origin == f"s3://{s3_bucket}/data/phone.jpg"
+    assert close(under(phone, expected["phone.xml"].boxes[0]), RED)

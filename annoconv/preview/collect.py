@@ -5,7 +5,8 @@ Two steps, both with bounded memory:
 1. `select()` streams the source once and draws a seeded sample of whole images
    (`ops.sample_keys`: the same images `convert(..., sample=N, seed=S)` keeps after the same
    class selection), holding only the sampled records (and, for a TFRecord, their encoded
-   bytes). No image file is opened in this step.
+   bytes). Readers with a columnar path are sampled from their Arrow batches, with the same
+   ranks: only rows that enter the sample become records. No image file is opened here.
 2. `show()` makes a picture of each sampled image only: the bytes training reads (see
    `annoconv.preview.pixels`), decoded and downscaled on a small thread pool, with the boxes
    placed as the TFRecord writer places them (`tfrecord.normalized_boxes`).
