@@ -340,32 +340,41 @@ def _from_archive(
 ) -> Iterator[Candidate | BadItem]:
     """The candidates in archive order, each with its image's bytes taken from the archive
     as it streams by (once), then a BadItem for each whose image the archive lacks."""
-    by_key = {candidate.record.key: candidate for candidate in chosen}
-    records = [candidate.record for candidate in chosen if candidate.data is None]
+    yield from (candidate for candidate in chosen if candidate.data is not None)
+    wanted = [candidate for candidate in chosen if candidate.data is None]
+    if not wanted:
+        return
     ambiguous: dict[str, AnnotationError] | None = None
     while True:
-        feed = ImageFeed()
-        found: list[Candidate | BadItem] = []
         try:
-            for item in archive_items(
-                records, archive, feed, embed=True, on_error=on_error, ambiguous=ambiguous
-            ):
-                if isinstance(item, ImageRecord):
-                    candidate = by_key[item.key]
-                    data = feed.take(item.key)
-                    found.append(
-                        Candidate(candidate.ordinal, item, data, trained=False)
-                        if data is not None
-                        else candidate
-                    )
-                elif isinstance(item, BadItem):
-                    found.append(item)
+            found = _archive_pass(wanted, archive, on_error, ambiguous)
         except AmbiguousImages as error:  # under "skip": once more, leaving those out
             ambiguous = dict(error.problems)
             continue
-        break
-    yield from (candidate for candidate in chosen if candidate.data is not None)
-    yield from found
+        yield from found
+        return
+
+
+def _archive_pass(
+    wanted: list[Candidate],
+    archive: str,
+    on_error: ErrorPolicy,
+    ambiguous: dict[str, AnnotationError] | None,
+) -> list[Candidate | BadItem]:
+    by_key = {candidate.record.key: candidate for candidate in wanted}
+    records = [candidate.record for candidate in wanted]
+    feed = ImageFeed()
+    found: list[Candidate | BadItem] = []
+    for item in archive_items(
+        records, archive, feed, embed=True, on_error=on_error, ambiguous=ambiguous
+    ):
+        if isinstance(item, ImageRecord):
+            data = feed.take(item.key)
+            ordinal = by_key[item.key].ordinal
+            found.append(Candidate(ordinal, item, data) if data is not None else by_key[item.key])
+        elif isinstance(item, BadItem):
+            found.append(item)
+    return found
 
 
 def _with_parquet_images(chosen: list[Candidate], reader: Reader) -> list[Candidate]:
