@@ -14,8 +14,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 # Imported eagerly: a lazy `convert` would be shadowed by the submodule of the same name
-# as soon as anything imports `annoconv.convert`.
+# as soon as anything imports `annoconv.convert`; so would `preview` by `annoconv.preview`
+# (a light package: its work is imported on first call).
 from annoconv.convert import convert, read
+from annoconv.preview import preview
 
 if TYPE_CHECKING:
     from annoconv.errors import (
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
     from annoconv.report import Report
     from annoconv.schema import ImageLabel, ImageRecord, ObjectAnnotation
 
-__version__ = "0.1.0"
+from annoconv.version import __version__
 
 _EXPORTS = {
     "AnnoconvError": "annoconv.errors",
@@ -64,6 +66,7 @@ __all__ = [
     "UnknownClassesError",
     "__version__",
     "convert",
+    "preview",
     "read",
     "write",
 ]

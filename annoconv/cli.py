@@ -535,6 +535,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     stats.set_defaults(handler=_run_stats)
 
     _images_commands(commands)
+    _preview_command(commands, with_formats=wants_formats("preview"))
 
     formats = commands.add_parser("formats", help="list the formats annoconv reads and writes")
     formats.set_defaults(handler=_run_formats, debug=False)
@@ -542,7 +543,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from annoconv import __version__
+    from annoconv.version import __version__
 
     return f"annoconv {__version__}"
 
@@ -653,6 +654,137 @@ def _images_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
     )
     _common(transcode)
     transcode.set_defaults(handler=_run_transcode)
+
+
+# --- `annoconv preview` (annoconv/preview/): self-contained, uses argparse and the API only ---
+
+
+def _preview_command(
+    commands: argparse._SubParsersAction[_Parser], *, with_formats: bool = True
+) -> None:
+    """The `preview` subcommand: SRC's boxes drawn on its images, as a page or a PNG."""
+    from annoconv.preview.settings import DEFAULT_IMAGE_SIZE, DEFAULT_SAMPLE
+    from annoconv.report import ERROR_POLICIES as policies
+
+    preview = commands.add_parser(
+        "preview",
+        help="draw the boxes on their images: a self-contained HTML page or a contact-sheet PNG",
+        description="Draw a sample of SRC's images with their boxes, from the bytes training "
+        "reads (as TensorFlow decodes them), into OUT.html (a page: grid, legend, class filter, "
+        "click to enlarge) or OUT.png (a contact sheet). Any readable source, our outputs "
+        "included; only the sampled images are opened.",
+    )
+    preview.add_argument("source", metavar="SRC", help="file, folder, glob, shard prefix or URL")
+    preview.add_argument("output", metavar="OUT", help="OUT.html (a page) or OUT.png (a sheet)")
+    preview.add_argument("--from", dest="from_format", metavar="FORMAT", help="source format")
+    preview.add_argument(
+        "--images", metavar="DIR", help="folder, URL or tar/zip archive holding the images"
+    )
+    preview.add_argument(
+        "--sample",
+        type=int,
+        metavar="N",
+        help=f"show a seeded sample of N images (default {DEFAULT_SAMPLE}; all when fewer)",
+    )
+    preview.add_argument("--seed", type=int, default=0, help="seed of the sample (default 0)")
+    preview.add_argument(
+        "--classes", nargs="+", metavar="NAME", help="show only these classes' boxes and images"
+    )
+    preview.add_argument(
+        "--split", metavar="NAME[,NAME]", help="show only the images of these splits"
+    )
+    preview.add_argument(
+        "--contact-sheet", metavar="PNG", help="also draw the sample as a contact-sheet PNG"
+    )
+    preview.add_argument(
+        "--image-size",
+        type=int,
+        default=DEFAULT_IMAGE_SIZE,
+        metavar="PX",
+        help=f"longer side of the pictures a page embeds (default {DEFAULT_IMAGE_SIZE})",
+    )
+    preview.add_argument("--title", help="the page's title (default: SRC)")
+    preview.add_argument(
+        "--label-map", metavar="PBTXT", help="class names for TFRecords that hold only ids"
+    )
+    preview.add_argument(
+        "--on-error",
+        choices=policies,
+        default="fail",
+        help="fail on the first unreadable image (default), or skip it and report it",
+    )
+    preview.add_argument("--report-json", metavar="PATH", help="also save the report as JSON")
+    preview.add_argument("-q", "--quiet", action="store_true", help="no summary")
+    preview.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    preview.add_argument(
+        "--storage-option",
+        dest="storage_options",
+        metavar="KEY=VALUE",
+        type=_storage_option,
+        action="append",
+        default=[],
+        help="fsspec option for every remote path, repeatable",
+    )
+    if with_formats:
+        format_flags(preview, "read")
+    preview.set_defaults(handler=_run_preview_command)
+
+
+def _run_preview_command(args: argparse.Namespace) -> int:
+    from annoconv.io.fs import write_atomic
+    from annoconv.preview.run import run_preview
+
+    read_options = format_options(args, "read")
+    if args.label_map is not None:
+        read_options["label_map"] = args.label_map
+    split = [name.strip() for name in args.split.split(",") if name.strip()] if args.split else None
+    report = run_preview(
+        args.source,
+        args.output,
+        from_format=args.from_format,
+        images=args.images,
+        sample=args.sample,
+        seed=args.seed,
+        classes=args.classes,
+        split=split,
+        contact_sheet=args.contact_sheet,
+        on_error=args.on_error,
+        storage_options=None,  # main() applies --storage-option to the whole command
+        read_options=read_options,
+        image_size=args.image_size,
+        title=args.title,
+        how=_preview_call(args),
+    )
+    if args.report_json:
+        write_atomic(args.report_json, (report.to_json() + "\n").encode("utf-8"))
+    if not args.quiet:
+        print(report.summary(), file=sys.stderr)
+    return 0
+
+
+def _preview_call(args: argparse.Namespace) -> str:
+    """The command line that makes the same page (shown on it), options in a fixed order."""
+    import shlex
+
+    words = ["annoconv", "preview", args.source, args.output]
+    read_options = format_options(args, "read")
+    for option, value in (
+        ("--from", args.from_format),
+        ("--images", args.images),
+        ("--sample", args.sample),
+        ("--seed", args.seed or None),
+        ("--split", args.split),
+        ("--contact-sheet", args.contact_sheet),
+        ("--label-map", args.label_map),
+        *(("--" + name.replace("_", "-"), value) for name, value in read_options.items()),
+    ):
+        if isinstance(value, list):
+            words += [option, *map(str, value)]
+        elif value is not None:
+            words += [option, str(value)]
+    if args.classes:
+        words += ["--classes", *args.classes]
+    return shlex.join(words)
 
 
 def _run_labelmap(args: argparse.Namespace) -> int:

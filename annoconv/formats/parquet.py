@@ -298,8 +298,8 @@ class ParquetWriter(Writer):
         return self._parquet
 
     def _metadata(self) -> dict[bytes, bytes]:
-        from annoconv import __version__
         from annoconv.labelmap import LabelMap
+        from annoconv.version import __version__
 
         label_map = self.label_map or LabelMap.from_classes(self._classes)
         spaces = sorted(self._spaces)

@@ -490,22 +490,30 @@ class TFRecordReader(Reader):
         return tfrecord_files(self.source)
 
     def __iter__(self) -> Iterator[ReadResult]:
+        for item, _image in self.with_images():
+            yield item
+
+    def with_images(self) -> Iterator[tuple[ReadResult, bytes | None]]:
+        """What iteration yields, each record with its `image/encoded` bytes (None when the
+        Example has none, and for bad items): the pixels training decodes (`annoconv preview`)."""
         for uri in self.files():
             try:
                 for index, payload in enumerate(iter_tfrecords(uri, self.compression)):
                     yield self._record(payload, uri, index)
             except TFRecordError as error:
-                yield BadItem(error, images=0)
+                yield BadItem(error, images=0), None
 
-    def _record(self, payload: bytes, uri: str, index: int) -> ReadResult:
+    def _record(self, payload: bytes, uri: str, index: int) -> tuple[ReadResult, bytes | None]:
         where = f"record {index}"
         try:
             features = decode_example(payload)
-            return example_record(features, uri, where, self.label_map)
+            record = example_record(features, uri, where, self.label_map)
         except AnnotationError as error:
-            return BadItem(error)
+            return BadItem(error), None
         except (ValueError, AnnoconvError) as error:
-            return BadItem(AnnotationError(uri, str(error), where))
+            return BadItem(AnnotationError(uri, str(error), where)), None
+        encoded = _values(features, Keys.ENCODED)
+        return record, encoded[0] if encoded else None
 
 
 def tfrecord_files(source: Source) -> list[str]:
