@@ -26,9 +26,11 @@ if TYPE_CHECKING:
         FormatError,
         LabelMapError,
         MissingDependencyError,
+        OptionError,
         UnknownClassesError,
     )
     from annoconv.labelmap import LabelMap, LabelMapItem
+    from annoconv.options import RunOptions
     from annoconv.records import write
     from annoconv.report import Report
     from annoconv.schema import ImageLabel, ImageRecord, ObjectAnnotation
@@ -42,6 +44,8 @@ _EXPORTS = {
     "LabelMapError": "annoconv.errors",
     "MissingDependencyError": "annoconv.errors",
     "UnknownClassesError": "annoconv.errors",
+    "OptionError": "annoconv.errors",
+    "RunOptions": "annoconv.options",
     "LabelMap": "annoconv.labelmap",
     "LabelMapItem": "annoconv.labelmap",
     "Report": "annoconv.report",
@@ -62,7 +66,9 @@ __all__ = [
     "LabelMapItem",
     "MissingDependencyError",
     "ObjectAnnotation",
+    "OptionError",
     "Report",
+    "RunOptions",
     "UnknownClassesError",
     "__version__",
     "convert",

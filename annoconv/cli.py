@@ -205,15 +205,22 @@ def _storage_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _format_names() -> str:
+def _format_names(listed: bool) -> str:
+    """ ": NAME, NAME..." of the registered formats, for the help of the command being run
+    (`listed`): naming them loads the plugins' entry points, which other commands skip."""
+    if not listed:
+        return ""
     from annoconv.formats import available_formats
 
-    return ", ".join(entry.name for entry in available_formats())
+    return ": " + ", ".join(entry.name for entry in available_formats())
 
 
-def _reading(parser: argparse.ArgumentParser) -> None:
+def _reading(parser: argparse.ArgumentParser, *, listed: bool = True) -> None:
     parser.add_argument(
-        "--from", dest="from_format", metavar="FORMAT", help=f"source format: {_format_names()}"
+        "--from",
+        dest="from_format",
+        metavar="FORMAT",
+        help=f"source format{_format_names(listed)}",
     )
     parser.add_argument(
         "--images",
@@ -223,7 +230,7 @@ def _reading(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _merge_reading(parser: argparse.ArgumentParser) -> None:
+def _merge_reading(parser: argparse.ArgumentParser, *, listed: bool = True) -> None:
     """--from and --images for every source, or per source as N=VALUE (repeatable)."""
     parser.add_argument(
         "--from",
@@ -232,7 +239,7 @@ def _merge_reading(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         help="source format, of every source or, as N=FORMAT, of the Nth source "
-        f"(repeatable): {_format_names()}",
+        f"(repeatable){_format_names(listed)}",
     )
     parser.add_argument(
         "--images",
@@ -244,9 +251,9 @@ def _merge_reading(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _writing(parser: argparse.ArgumentParser) -> None:
+def _writing(parser: argparse.ArgumentParser, *, listed: bool = True) -> None:
     parser.add_argument(
-        "--to", dest="to_format", metavar="FORMAT", help=f"output format: {_format_names()}"
+        "--to", dest="to_format", metavar="FORMAT", help=f"output format{_format_names(listed)}"
     )
 
 
@@ -402,8 +409,9 @@ def _run_options(parser: argparse.ArgumentParser, *, engine: bool = True) -> Non
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The `annoconv` parser. Format flags are made for `command` only when one is named
-    (what `main` does, so that a run loads only what it uses), for every command otherwise."""
+    """The `annoconv` parser. With `command` (what `main` does, "" for none), the flags of
+    format options and the format lists are made for that command only, so that a run loads
+    only what it uses; without it, for every command (the docs' reference)."""
 
     def wants_formats(name: str) -> bool:
         return command is None or command == name
@@ -425,8 +433,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     convert.add_argument("source", metavar="SRC", help="file, folder, glob or URL to read")
     convert.add_argument("output", metavar="DST", help="file or folder to write")
-    _writing(convert)
-    _reading(convert)
+    _writing(convert, listed=wants_formats("convert"))
+    _reading(convert, listed=wants_formats("convert"))
     _run_options(convert)
     _common(convert)
     if wants_formats("convert"):
@@ -440,8 +448,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     merge.add_argument(
         "paths", metavar="SRC... DST", nargs="+", help="two or more sources, then the output"
     )
-    _writing(merge)
-    _merge_reading(merge)
+    _writing(merge, listed=wants_formats("merge"))
+    _merge_reading(merge, listed=wants_formats("merge"))
     _run_options(merge, engine=False)
     _common(merge)
     if wants_formats("merge"):
@@ -509,7 +517,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         default="sorted",
         help="id order of classes taken from data or --classes (default: sorted by name)",
     )
-    _reading(labelmap)
+    _reading(labelmap, listed=wants_formats("labelmap"))
     _common(labelmap)
     if wants_formats("labelmap"):
         format_flags(labelmap, "read")
@@ -528,7 +536,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         metavar="PX",
         help="boxes below this width or height in pixels count as tiny (default 4)",
     )
-    _reading(stats)
+    _reading(stats, listed=wants_formats("stats"))
     _common(stats)
     if wants_formats("stats"):
         format_flags(stats, "read")
@@ -948,7 +956,7 @@ def _command(argv: Sequence[str]) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     try:
-        parser = build_parser(_command(words))
+        parser = build_parser(_command(words) or "")
     except AnnoconvError as error:  # a plugin format whose options cannot be made flags
         print(f"annoconv: error: {error}", file=sys.stderr)
         return EXIT_FAILED

@@ -1,23 +1,23 @@
 """`convert()` and `read()`, the library's front door: a run is planned (`annoconv.plan`),
-then run by an engine (`annoconv.engines`) as a pipeline job (`annoconv.pipeline`)."""
+then run by an engine (`annoconv.engines`) as a pipeline job (`annoconv.pipeline`).
+
+`import annoconv` imports this module, so everything a run needs is imported by the call
+(pydantic models, pyarrow, lxml...), not by the import: `import annoconv` stays light.
+"""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
-from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from annoconv.engines import engine_runner, parallel_labels, run_job
-from annoconv.formats import BadItem, Reader, Source
-from annoconv.io.fs import using_storage_options
-from annoconv.labelmap import similar_classes_note
-from annoconv.options import RunOptions
-from annoconv.plan import make_plan
-from annoconv.report import OutputFile, Report
-from annoconv.schema import ImageRecord
-from annoconv.sources import open_reader
+if TYPE_CHECKING:
+    from annoconv.formats import Reader, Source
+    from annoconv.options import RunOptions
+    from annoconv.report import Report
+    from annoconv.schema import ImageRecord
 
-__all__ = ["RunOptions", "convert", "read"]
+__all__ = ["convert", "read"]
 
 
 def read(
@@ -29,6 +29,10 @@ def read(
 ) -> Iterator[ImageRecord]:
     """The records of `source`, lazily; raises AnnotationError on the first bad item.
     Items a selection option left out (``read_options={"classes": ...}``) are passed over."""
+    from annoconv.formats import BadItem
+    from annoconv.schema import ImageRecord
+    from annoconv.sources import open_reader
+
     reader = open_reader(source, from_format=from_format, images=images, read_options=read_options)
     for item in reader:
         if isinstance(item, BadItem):
@@ -84,6 +88,12 @@ def convert(
     `distributed.Client`; without one a LocalCluster of `workers` processes is started).
     Every engine writes the same examples and the same shard contents (docs/engines.md).
     """
+    from annoconv.engines import engine_runner, parallel_labels, run_job
+    from annoconv.io.fs import using_storage_options
+    from annoconv.labelmap import similar_classes_note
+    from annoconv.plan import make_plan
+    from annoconv.report import OutputFile
+
     settings = _settings(options, keywords)
     with using_storage_options(settings.storage_options):
         # The engine starts first: its workers get ready while the source is opened.
@@ -92,7 +102,7 @@ def convert(
                 source,
                 output,
                 settings,
-                partial(parallel_labels, runner=runner) if runner is not None else None,
+                functools.partial(parallel_labels, runner=runner) if runner is not None else None,
             )
             report = run_job(plan.job, plan.reader, runner)
         note = similar_classes_note(report.classes)
@@ -105,6 +115,8 @@ def convert(
 
 
 def _settings(options: RunOptions | None, keywords: Mapping[str, Any]) -> RunOptions:
+    from annoconv.options import RunOptions
+
     if options is None:
         return RunOptions.of(keywords)
     return options.replaced(**keywords) if keywords else options
