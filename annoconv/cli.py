@@ -664,7 +664,7 @@ def _images_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
     transcode.set_defaults(handler=_run_transcode)
 
 
-# --- `annoconv preview` (annoconv/preview/): self-contained, uses argparse and the API only ---
+# --- `annoconv preview` (annoconv/preview/) ----------------------------------------------------
 
 
 def _preview_command(
@@ -672,7 +672,6 @@ def _preview_command(
 ) -> None:
     """The `preview` subcommand: SRC's boxes drawn on its images, as a page or a PNG."""
     from annoconv.preview.settings import DEFAULT_IMAGE_SIZE, DEFAULT_SAMPLE
-    from annoconv.report import ERROR_POLICIES as policies
 
     preview = commands.add_parser(
         "preview",
@@ -715,24 +714,7 @@ def _preview_command(
     preview.add_argument(
         "--label-map", metavar="PBTXT", help="class names for TFRecords that hold only ids"
     )
-    preview.add_argument(
-        "--on-error",
-        choices=policies,
-        default="fail",
-        help="fail on the first unreadable image (default), or skip it and report it",
-    )
-    preview.add_argument("--report-json", metavar="PATH", help="also save the report as JSON")
-    preview.add_argument("-q", "--quiet", action="store_true", help="no summary")
-    preview.add_argument("--debug", action="store_true", help="show tracebacks on errors")
-    preview.add_argument(
-        "--storage-option",
-        dest="storage_options",
-        metavar="KEY=VALUE",
-        type=_storage_option,
-        action="append",
-        default=[],
-        help="fsspec option for every remote path, repeatable",
-    )
+    _common(preview)
     if with_formats:
         format_flags(preview, "read")
     preview.set_defaults(handler=_run_preview_command)

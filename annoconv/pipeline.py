@@ -30,6 +30,7 @@ from annoconv.formats import (
     Source,
     Writer,
 )
+from annoconv.formats.base import WrappingWriter
 from annoconv.io.feed import AmbiguousImages, feed_images
 from annoconv.io.images import ImageInfo, RecordImages, read_image_info
 from annoconv.io.pool import prefetch
@@ -326,15 +327,13 @@ class SplitWriter(Writer):
             writer.abort()
 
 
-class PreparingWriter(Writer):
+class PreparingWriter(WrappingWriter):
     """Runs a writer's `prepare()` on `threads` threads a bounded number of records ahead of
     the stream (`stage`), and writes each record with its result, in stream order: the
     output is the one `write()` would give, made on every core."""
 
     def __init__(self, inner: Writer, threads: int) -> None:
-        super().__init__(inner.destination, label_map=inner.label_map, images=inner.images)
-        self.capabilities = inner.capabilities
-        self.inner = inner
+        super().__init__(inner)
         self.threads = threads
         self._pending: deque[tuple[str, Future[object]]] = deque()
 
@@ -364,14 +363,6 @@ class PreparingWriter(Writer):
                 self.inner.write_prepared(record, future.result())
                 return
         self.inner.write(record)
-
-    def close(self) -> list[OutputFile]:
-        outputs = self.inner.close()
-        self.warnings = self.inner.warnings
-        return outputs
-
-    def abort(self) -> None:
-        self.inner.abort()
 
 
 def usable_cores() -> int:

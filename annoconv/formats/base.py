@@ -310,6 +310,25 @@ class Writer(ABC):
         """Throw away everything written so far; called instead of close() on failure."""
 
 
+class WrappingWriter(Writer):
+    """A writer that hands every record to another one (`inner`), adding a step on the way
+    (image bytes fed to it, records prepared ahead): it declares what the inner writer
+    declares, and closes and aborts it."""
+
+    def __init__(self, inner: Writer) -> None:
+        super().__init__(inner.destination, label_map=inner.label_map, images=inner.images)
+        self.capabilities = inner.capabilities
+        self.inner = inner
+
+    def close(self) -> list[OutputFile]:
+        outputs = self.inner.close()
+        self.warnings = self.inner.warnings
+        return outputs
+
+    def abort(self) -> None:
+        self.inner.abort()
+
+
 class SingleFileWriter(Writer):
     """A writer of one file, opened on first use and published on `close()`.
 

@@ -24,7 +24,7 @@ from concurrent.futures import Future
 from functools import partial
 
 from annoconv.errors import AnnoconvError, AnnotationError
-from annoconv.formats.base import BadItem, Reader, ReadResult, Source, Writer
+from annoconv.formats.base import BadItem, Reader, ReadResult, Source, WrappingWriter, Writer
 from annoconv.io.archives import (
     AmbiguousMemberError,
     ArchiveError,
@@ -35,7 +35,7 @@ from annoconv.io.archives import (
 from annoconv.io.fs import is_remote, read_bytes
 from annoconv.io.images import RecordImages, image_info_of_bytes, image_stem
 from annoconv.io.pool import prefetch
-from annoconv.report import ErrorPolicy, OutputFile
+from annoconv.report import ErrorPolicy
 from annoconv.schema import PIXEL, ImageRecord, with_image_size
 
 
@@ -55,13 +55,11 @@ class ImageFeed:
         return data
 
 
-class FedWriter(Writer):
+class FedWriter(WrappingWriter):
     """Wraps a writer that embeds images, passing it each record's bytes from the feed."""
 
     def __init__(self, inner: Writer, feed: ImageFeed) -> None:
-        super().__init__(inner.destination, label_map=inner.label_map, images=inner.images)
-        self.capabilities = inner.capabilities
-        self.inner = inner
+        super().__init__(inner)
         self.feed = feed
 
     def write(self, record: ImageRecord) -> None:
@@ -77,14 +75,6 @@ class FedWriter(Writer):
 
     def write_prepared(self, record: ImageRecord, prepared: object) -> None:
         self.inner.write_prepared(record, prepared)
-
-    def close(self) -> list[OutputFile]:
-        outputs = self.inner.close()
-        self.warnings = self.inner.warnings
-        return outputs
-
-    def abort(self) -> None:
-        self.inner.abort()
 
 
 def feed_images(
