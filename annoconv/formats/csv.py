@@ -55,6 +55,7 @@ from annoconv.io.ranges import RowsBefore, comma_key, cut_ranges, open_range, re
 from annoconv.schema import (
     BOX_FIELDS,
     FLAG_FIELDS,
+    MAX_NUMBER_DIGITS,
     NORMALIZED,
     PIXEL,
     UNKNOWN,
@@ -618,6 +619,8 @@ def _size(cell: str, column: str) -> int | None:
     text = _TRAILING_ZEROS.sub("", cell.strip())
     if not (text.isascii() and text.isdigit()):
         raise _CellError(f"{column}: expected a whole number, got {cell!r}")
+    if len(text.lstrip("0")) > MAX_NUMBER_DIGITS:
+        raise _CellError(f"{column}: a number of {len(text)} digits is too large")
     return int(text) or None
 
 

@@ -139,6 +139,7 @@ class TFRecordShardWriter(Writer):
         size_policy: SizePolicy = "fail",
         jpeg_quality: int = 95,
         partition: ShardPartition | None = None,
+        allow_remote_paths: bool = False,
     ) -> None:
         super().__init__(destination, label_map=label_map, images=images)
         if label_map is None:
@@ -155,7 +156,7 @@ class TFRecordShardWriter(Writer):
         self.compression = compression
         self.size_policy = size_policy
         self.jpeg_quality = jpeg_quality
-        self._images = RecordImages(images)
+        self._images = RecordImages(images, allow_remote_paths=allow_remote_paths)
         self._files = {
             index: TFRecordWriter(shard_name(destination, index, self.count), compression)
             for index in owned
@@ -165,7 +166,9 @@ class TFRecordShardWriter(Writer):
     def weigher(cls, **options: Any) -> Callable[[ImageRecord], int] | None:
         if options.get("shard_size") is None:
             return None
-        finder = RecordImages(options.get("images"))
+        finder = RecordImages(
+            options.get("images"), allow_remote_paths=bool(options.get("allow_remote_paths"))
+        )
 
         def weigh(record: ImageRecord) -> int:
             try:

@@ -32,8 +32,13 @@ from annoconv.io.archives import (
     is_archive,
     iter_members,
 )
-from annoconv.io.fs import is_remote, read_bytes
-from annoconv.io.images import RecordImages, image_info_of_bytes, image_stem
+from annoconv.io.fs import is_remote
+from annoconv.io.images import (
+    RecordImages,
+    image_info_of_bytes,
+    image_stem,
+    read_image_bytes,
+)
 from annoconv.io.pool import prefetch
 from annoconv.report import ErrorPolicy, OutputFile
 from annoconv.schema import PIXEL, ImageRecord, with_image_size
@@ -93,10 +98,12 @@ def feed_images(
     *,
     on_error: ErrorPolicy = "fail",
     ambiguous: Mapping[str, AnnotationError] | None = None,
+    allow_remote_paths: bool = False,
 ) -> tuple[Iterable[ReadResult], Writer]:
     """The items and writer to run: with image bytes fed from an archive or prefetched from
     remote storage when the writer embeds images (or, for an archive, needs pixel sizes).
-    `on_error` and `ambiguous` reach `archive_items`."""
+    `on_error` and `ambiguous` reach `archive_items`, `allow_remote_paths` the image lookup
+    (see `io.images.RecordImages`)."""
     embeds = embeds_images(writer)
     if images is not None and is_archive(images):
         if not embeds and writer.coords != PIXEL:
@@ -108,7 +115,8 @@ def feed_images(
         return archive, FedWriter(writer, feed) if embeds else writer
     if embeds and any(is_remote(uri) for uri in [images or "", *_paths_of(source)]):
         feed = ImageFeed()
-        return prefetch_items(items, images, feed), FedWriter(writer, feed)
+        fetched = prefetch_items(items, images, feed, allow_remote_paths=allow_remote_paths)
+        return fetched, FedWriter(writer, feed)
     return items, writer
 
 
@@ -272,12 +280,13 @@ def prefetch_items(
     *,
     threads: int = 8,
     window: int = 32,
+    allow_remote_paths: bool = False,
 ) -> Iterator[ReadResult]:
     """The items in their order, each record's image bytes fetched ahead by a pool of
     `threads` (at most `window` records in flight) and offered to `feed` as it is yielded.
     A fetch that fails offers nothing: the writer then looks for the image itself and
     reports the problem against the record."""
-    finder = RecordImages(images)
+    finder = RecordImages(images, allow_remote_paths=allow_remote_paths)
 
     def job(item: ReadResult) -> Callable[[], tuple[str, bytes]] | None:
         return partial(_fetch, finder, item) if isinstance(item, ImageRecord) else None
@@ -288,7 +297,7 @@ def prefetch_items(
 
 def _fetch(finder: RecordImages, record: ImageRecord) -> tuple[str, bytes]:
     uri = finder.find(record)
-    return uri, read_bytes(uri)
+    return uri, read_image_bytes(uri, record.source or record.key)
 
 
 def _handed_over(

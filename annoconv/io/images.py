@@ -7,16 +7,21 @@ and no decoding.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
 import re
+import stat
+import threading
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from io import BytesIO
 from typing import IO
 
 from PIL import Image, UnidentifiedImageError
+from pydantic import BaseModel, ConfigDict, Field
 
-from annoconv.errors import AnnotationError
+from annoconv.errors import AnnotationError, StorageError
 from annoconv.io.fs import (
     dirname,
     filesystem,
@@ -25,6 +30,7 @@ from annoconv.io.fs import (
     join,
     list_files,
     open_input,
+    read_bytes,
     relative_posix,
 )
 from annoconv.schema import ImageRecord
@@ -77,13 +83,85 @@ def is_image_name(name: str) -> bool:
 def read_image_info(uri: str) -> ImageInfo:
     """The header facts of the image at `uri`, without decoding its pixels.
 
-    Raises AnnotationError naming the image when it is missing or not a readable image.
+    Raises AnnotationError naming the image when it is missing, not a regular file (a
+    folder, a FIFO, a device) or not a readable image.
     """
     try:
-        with open_input(uri) as handle:
+        with open_image(uri) as handle:
             return _header_info(handle, uri)
     except FileNotFoundError:
         raise AnnotationError(uri, "image file not found") from None
+    except OSError as exc:
+        raise AnnotationError(uri, f"cannot open the image: {_os_problem(exc)}") from None
+
+
+@contextlib.contextmanager
+def open_image(uri: str) -> Iterator[IO[bytes]]:
+    """An image file for reading, local or remote. A local path must name a regular file:
+    it is opened without blocking and checked before any read, so that a FIFO or a device
+    an annotation names can neither hang the run nor feed it endless bytes.
+    Raises OSError (FileNotFoundError when missing)."""
+    if is_remote(uri):
+        with open_input(uri) as handle:
+            yield handle
+        return
+    with os.fdopen(_open_regular(uri), "rb") as handle:
+        yield handle
+
+
+def read_image_bytes(uri: str, source: str | None = None) -> bytes:
+    """The whole image file at `uri` (see `open_image`); remote reads are retried.
+
+    Raises AnnotationError naming `source` (the annotation) and the image when the image is
+    missing, not a regular file or cannot be read.
+    """
+    try:
+        if is_remote(uri):
+            return read_bytes(uri)
+        with os.fdopen(_open_regular(uri), "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise _read_error(uri, source, "not found") from None
+    except OSError as exc:
+        raise _read_error(uri, source, f"cannot be read: {_os_problem(exc)}") from None
+
+
+def _open_regular(path: str) -> int:
+    """A descriptor of the regular file at the local `path`, opened for reading."""
+    descriptor = os.open(path.removeprefix("file://"), os.O_RDONLY | _NONBLOCK)
+    try:
+        kind = stat.S_IFMT(os.fstat(descriptor).st_mode)
+        if kind != stat.S_IFREG:
+            raise OSError(f"not a regular file ({_KINDS.get(kind, 'a special file')})")
+        if _NONBLOCK:
+            os.set_blocking(descriptor, True)
+    except BaseException:
+        os.close(descriptor)
+        raise
+    return descriptor
+
+
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_KINDS = {
+    stat.S_IFDIR: "a folder",
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+def _os_problem(exc: OSError) -> str:
+    """An OSError as a short phrase, without the path (the message names it already)."""
+    if exc.strerror:
+        return exc.strerror[0].lower() + exc.strerror[1:]
+    return str(exc) or type(exc).__name__
+
+
+def _read_error(uri: str, source: str | None, problem: str) -> AnnotationError:
+    if source is None or source == uri:
+        return AnnotationError(uri, f"image {problem}")
+    return AnnotationError(source, f"image {uri} {problem}")
 
 
 def image_info_of_bytes(data: bytes, name: str) -> ImageInfo:
@@ -144,6 +222,74 @@ def exif_orientation(image: Image.Image) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
+# --- which paths an annotation may make us open ------------------------------------------------
+#
+# An annotation names its image: VOC's <filename> and <path>, a Parquet table's image_uri.
+# Annotations may come from untrusted uploads, so a URL (s3://, http://, ...) that an annotation
+# names is opened only under a place the user gave (the images folder or the annotations'
+# own folder, when remote; the origins of an images list given for that purpose), or when the
+# user allows it (`allow_remote_paths`): otherwise one annotation could make the tool send
+# requests anywhere (to cloud metadata endpoints, to internal services) and embed the answer.
+# Local paths must name regular files: a FIFO or a device would hang the run or never end.
+
+
+class ImagePathOptions(BaseModel):
+    """What image paths named inside annotations may be opened (a read option)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    allow_remote_paths: bool = Field(
+        False,
+        description="open image URLs (s3://, http://, ...) that annotations name (VOC <path>, "
+        "a Parquet image_uri) even outside the images folder and the annotations' folder; "
+        "off by default, so that an untrusted annotation cannot make the run fetch URLs",
+    )
+
+
+_listed_lock = threading.Lock()
+_listed_origins: set[str] = set()
+
+
+def trust_listed_urls(urls: Iterable[str]) -> None:
+    """Lets images be opened from the origins (``scheme://host``) of `urls`: image URLs the
+    user listed for that purpose (Open Images' images CSV, given as its own option), which
+    are opened like a remote images folder the user gave."""
+    origins = {_origin(url) for url in urls if is_remote(url)}
+    with _listed_lock:
+        _listed_origins.update(origins)
+
+
+def _origin(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}"
+
+
+def remote_allowed(uri: str, roots: Iterable[str | None], allow: bool = False) -> bool:
+    """Whether the URL `uri`, named by an annotation, may be opened: when `allow`, when it
+    lies under one of the remote `roots` (places the user gave) or on a listed origin."""
+    if allow:
+        return True
+    parts = uri.split("://", 1)[1].split("/")
+    if ".." in parts or "." in parts:
+        return False  # (nothing climbs out of a root)
+    for root in roots:
+        if root and is_remote(root):
+            base = root.rstrip("/")
+            if uri == base or uri.startswith(base + "/"):
+                return True
+    with _listed_lock:
+        return "::" not in uri and _origin(uri) in _listed_origins
+
+
+def _refused_url(source: str, field: str, uri: str) -> AnnotationError:
+    return AnnotationError(
+        source,
+        f"{field} {uri!r} is a URL the annotation names; annoconv opens only the URLs the user "
+        "gives (the images folder, the annotations' folder), unless remote paths in "
+        "annotations are allowed (allow_remote_paths)",
+    )
+
+
 class ImageLocator:
     """Finds the image file an annotation names, looking where users keep their images.
 
@@ -169,9 +315,12 @@ class ImageLocator:
     images in the same folders lists each folder once.
     """
 
-    def __init__(self, images_root: str | None, annotations_root: str) -> None:
+    def __init__(
+        self, images_root: str | None, annotations_root: str, *, allow_remote_paths: bool = False
+    ) -> None:
         self.images_root = images_root
         self.annotations_root = annotations_root
+        self.allow_remote_paths = allow_remote_paths
         self._index: _TreeIndex | None = None
         self._listings: dict[str, dict[str, list[str]]] = {}
         self._mirrors: dict[str, bool] = {}
@@ -181,12 +330,26 @@ class ImageLocator:
 
         `filename` is the image name as the annotation gives it, relative to the annotation's
         folder (VOC `<filename>`); `path` is the path the annotation tool recorded, if any.
+        An OS error on the way (a recorded path too long for this filesystem) is an
+        AnnotationError naming the annotation; a remote images folder that cannot be listed
+        stays a StorageError (the run's problem, not the annotation's).
         """
+        try:
+            return self._find(annotation_uri, filename, path)
+        except (AnnotationError, StorageError):
+            raise
+        except OSError as exc:
+            problem = f"image {filename!r} cannot be looked up: {_os_problem(exc)}"
+            raise AnnotationError(annotation_uri, problem) from None
+
+    def _find(self, annotation_uri: str, filename: str, path: str | None) -> str | None:
         name = _relative_name(filename)
         if not name:
             return None
         folders = self._folders(annotation_uri)
         recorded = _usable_path(path, annotation_uri)
+        if recorded is not None and is_remote(recorded) and not self.remote_allowed(recorded):
+            recorded = None  # a URL the annotation names is not even asked about
         for folder in folders:
             candidate = join(folder, *name.split("/"))
             if _is_file(candidate):
@@ -209,6 +372,12 @@ class ImageLocator:
             if found:
                 return found
         return self._search_folder(annotation_uri, filename, recorded) if recorded else None
+
+    def remote_allowed(self, uri: str) -> bool:
+        """Whether a URL an annotation names may be opened (see `remote_allowed`)."""
+        return remote_allowed(
+            uri, (self.images_root, self.annotations_root), self.allow_remote_paths
+        )
 
     def _folders(self, annotation_uri: str) -> list[str]:
         """The folders of steps 1 and 2: beside the annotation, then its mirror under images."""
@@ -289,29 +458,40 @@ class RecordImages:
     `ImageLocator` looks in the usual places, `images_root` included.
     """
 
-    def __init__(self, images_root: str | None) -> None:
+    def __init__(self, images_root: str | None, *, allow_remote_paths: bool = False) -> None:
         self.images_root = images_root
+        self.allow_remote_paths = allow_remote_paths
         self._locators: dict[str, ImageLocator] = {}
+        self._lock = threading.Lock()
 
     def find(self, record: ImageRecord) -> str:
-        """The image's URI, or an AnnotationError naming the annotation and where it looked."""
+        """The image's URI, or an AnnotationError naming the annotation and where it looked.
+
+        A URL the record names (`image_uri`, `path`) is taken only where `remote_allowed`
+        says so; a local `image_uri` must not be a folder, a FIFO or a device. An OS error
+        while looking (a name too long for the filesystem) names the annotation."""
+        source = record.source or record.key
         # A local copy under --images beats a download URL the annotations name.
         prefer_local = self.images_root is not None and is_remote(record.image_uri or "")
-        if record.image_uri and not prefer_local:
-            return record.image_uri
-        source = record.source or record.key
         root, anchor, name = self._anchor(record, source)
-        locator = self._locators.get(root)
-        if locator is None:
-            locator = self._locators[root] = ImageLocator(self.images_root, root)
-        found = locator.find(anchor, name, record.path)
+        if record.image_uri and not prefer_local:
+            return self._named(record.image_uri, source, root)
+        locator = self._locator(root)
+        try:
+            found = locator.find(anchor, name, record.path)
+        except AnnotationError as error:
+            raise AnnotationError(source, error.message, error.where) from None
         if found is None and record.image_uri:
-            return record.image_uri
+            return self._named(record.image_uri, source, root)
         if found is None:
             places = ["beside the annotation"]
             if self.images_root:
                 places.append(f"under {self.images_root}")
-            if record.path:
+            if record.path and is_remote(record.path) and not locator.remote_allowed(record.path):
+                places.append(
+                    f"not at {record.path}, a URL the annotation names (see allow_remote_paths)"
+                )
+            elif record.path:
                 places.append(f"at {record.path}")
             raise AnnotationError(
                 source,
@@ -319,6 +499,32 @@ class RecordImages:
                 "image extensions); pass the images folder with --images",
             )
         return found
+
+    def _locator(self, root: str) -> ImageLocator:
+        with self._lock:  # (finds run on pool threads)
+            locator = self._locators.get(root)
+            if locator is None:
+                locator = self._locators[root] = ImageLocator(
+                    self.images_root, root, allow_remote_paths=self.allow_remote_paths
+                )
+            return locator
+
+    def _named(self, uri: str, source: str, root: str) -> str:
+        """The `image_uri` a record names, if it may be opened."""
+        if is_remote(uri):
+            if not remote_allowed(uri, (self.images_root, root), self.allow_remote_paths):
+                raise _refused_url(source, "image_uri", uri)
+            return uri
+        try:
+            mode = os.stat(uri.removeprefix("file://")).st_mode
+        except FileNotFoundError:
+            return uri  # reported as not found where it is read
+        except OSError as exc:
+            raise AnnotationError(source, f"image_uri {uri}: {_os_problem(exc)}") from None
+        if not stat.S_ISREG(mode):
+            kind = _KINDS.get(stat.S_IFMT(mode), "a special file")
+            raise AnnotationError(source, f"image_uri {uri} is not a regular file ({kind})")
+        return uri
 
     @staticmethod
     def _anchor(record: ImageRecord, source: str) -> tuple[str, str, str]:
