@@ -352,3 +352,44 @@ def test_the_objects_of_an_unparseable_xml_are_skipped_boxes(tmp_path: Path) -> 
     report = skip_report(folder, tmp_path / "out.csv")
     assert report["boxes"] == {"read": 3, "written": 1, "skipped": 2}
     assert report["images"] == {"read": 2, "written": 1, "skipped": 1}
+
+
+# --- memory linear in boxes per image -------------------------------------------------------------
+
+BOXES = 2000
+MEMORY_PROBE = """
+import sys
+import pyarrow as pa
+from annoconv import convert
+convert(sys.argv[1], sys.argv[2])
+print(pa.default_memory_pool().max_memory())
+"""
+
+
+@pytest.mark.parametrize("through", ["csv", "parquet"])
+def test_one_image_with_thousands_of_boxes_takes_memory_linear_in_them(
+    through: str, tmp_path: Path
+) -> None:
+    """The columnar path's peak Arrow memory for one image of 2,000 boxes (about 100 kB of
+    data): it took 259 MB when flattening copied the image's box list once per box."""
+    import subprocess
+    import sys
+
+    rows = "".join(
+        f"a.jpg,10000,10000,c{i % 7},{i % 100},1,{i % 100 + 5},9\n" for i in range(BOXES)
+    )
+    source = write(tmp_path / "boxes.csv", CSV_HEADER + rows)
+    if through == "parquet":
+        source_path = tmp_path / "boxes.parquet"
+        convert(str(source), str(source_path))
+        source = source_path
+    out = tmp_path / "out.csv"
+    probe = subprocess.run(
+        [sys.executable, "-c", MEMORY_PROBE, str(source), str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert out.read_text(encoding="utf-8") == CSV_HEADER + rows
+    assert int(probe.stdout) < 20_000_000, probe.stdout
