@@ -22,7 +22,9 @@ from factories import Box, draw_image, labelimg_xml, write
 from annoconv import convert
 from annoconv.cli import main
 from annoconv.errors import AnnotationError
+from annoconv.formats.base import BadItem
 from annoconv.formats.tfrecord import TFRecordReader
+from annoconv.tfexample import TFRecordWriter, bytes_feature, encode_example
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -393,3 +395,67 @@ def test_one_image_with_thousands_of_boxes_takes_memory_linear_in_them(
     )
     assert out.read_text(encoding="utf-8") == CSV_HEADER + rows
     assert int(probe.stdout) < 20_000_000, probe.stdout
+
+
+def tfrecord_of(path: Path, names: list[str]) -> Path:
+    with TFRecordWriter(str(path)) as writer:
+        for name in names:
+            writer.write(encode_example({"image/filename": bytes_feature([name.encode()])}))
+    return path
+
+
+def read_tfrecord(path: Path) -> list[str]:
+    """What the reader yields: filenames, and the message of each BadItem (with its images)."""
+    found = []
+    for item in TFRecordReader(str(path)):
+        if isinstance(item, BadItem):
+            found.append(f"{item.error.where}: {item.error.message} [{item.images}]")
+        else:
+            found.append(item.filename)  # type: ignore[union-attr]
+    return found
+
+
+NAMES = ["a.jpg", "b.jpg", "c.jpg", "d.jpg"]
+RECORD = 16 + len(encode_example({"image/filename": bytes_feature([b"a.jpg"])}))
+
+
+def test_a_bogus_first_length_loses_one_record_and_the_rest_is_read(tmp_path: Path) -> None:
+    path = tfrecord_of(tmp_path / "t.tfrecord", NAMES)
+    data = bytearray(path.read_bytes())
+    data[0] ^= 0x55
+    path.write_bytes(bytes(data))
+    assert read_tfrecord(path) == [
+        "record 0 at byte 0: corrupt: the CRC of the record length does not match; "
+        f"{RECORD} bytes lost before the next sound record [1]",
+        *NAMES[1:],
+    ]
+
+
+def test_a_damaged_payload_loses_that_record_only(tmp_path: Path) -> None:
+    path = tfrecord_of(tmp_path / "t.tfrecord", NAMES)
+    data = bytearray(path.read_bytes())
+    data[2 * RECORD + 14] ^= 0x01
+    path.write_bytes(bytes(data))
+    assert read_tfrecord(path) == [
+        "a.jpg",
+        "b.jpg",
+        f"record 2 at byte {2 * RECORD}: corrupt: the CRC of the {RECORD - 16}-byte payload "
+        "does not match [1]",
+        "d.jpg",
+    ]
+    report = convert(str(path), str(tmp_path / "out.parquet"), on_error="skip")
+    assert (report.images_read, report.images_written, len(report.skipped)) == (4, 3, 1)
+
+
+def test_garbage_after_a_bad_length_is_lost_to_the_end(tmp_path: Path) -> None:
+    import gzip
+
+    path = tfrecord_of(tmp_path / "t.tfrecord", NAMES[:2])
+    data = path.read_bytes() + b"\x01" * 5000
+    path.write_bytes(gzip.compress(data, mtime=0))  # (read through the decompressor)
+    assert read_tfrecord(path) == [
+        "a.jpg",
+        "b.jpg",
+        f"record 2 at byte {2 * RECORD} of the decompressed data: corrupt: the CRC of the "
+        "record length does not match; no sound record follows (the rest is lost) [1]",
+    ]
