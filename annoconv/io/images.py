@@ -57,15 +57,21 @@ WINDOWS_ABSOLUTE = re.compile(r"^[A-Za-z]:[\\/]")
 
 @dataclass(frozen=True)
 class ImageInfo:
-    """What an image header tells: size in stored (not EXIF-rotated) pixels, channels, format.
+    """What an image header tells: size as displayed, channels, format, EXIF orientation.
 
+    `width` and `height` are the image's size as viewers and annotation tools show it: the
+    stored pixels turned by the EXIF orientation (orientations 5-8 swap them). That is the
+    size a record without one gets, as its boxes were drawn on what the tool showed
+    (labelImg since 2020, CVAT, browsers), and the frame `io.embed` embeds such a record in:
+    a round trip through a format without sizes (Faster R-CNN txt) gives the sizes back.
+    `stored_size` is (width, height) of the pixels as stored, for every format (TIFF
+    included).
     `depth` is the number of channels a decoder produces: 1 for bilevel and grayscale modes
     ('1', 'L', 'I', 'I;16', 'F'), 2 for grayscale with alpha ('LA'), 3 for 'RGB', 'YCbCr'
     and palette ('P') images, 4 for 'RGBA', 'CMYK' and palette images with alpha ('PA').
     `format` is Pillow's name ('JPEG', 'PNG', 'TIFF', ...), except that the MPO files phones
     write (a JPEG with further pictures appended) are reported as 'JPEG'.
-    `exif_orientation` is the EXIF Orientation tag (1-8), 1 when absent; it is not applied:
-    width and height are those of the pixels as stored, for every format (TIFF included).
+    `exif_orientation` is the EXIF Orientation tag (1-8), 1 when absent.
     """
 
     width: int
@@ -73,6 +79,16 @@ class ImageInfo:
     depth: int
     format: str
     exif_orientation: int = 1
+
+    @property
+    def stored_size(self) -> tuple[int, int]:
+        if self.exif_orientation in _SWAPPING_ORIENTATIONS:
+            return self.height, self.width
+        return self.width, self.height
+
+
+#: The EXIF orientations that turn an image by a quarter (its width becomes its height).
+_SWAPPING_ORIENTATIONS = (5, 6, 7, 8)
 
 
 def is_image_name(name: str) -> bool:
@@ -173,12 +189,15 @@ def _header_info(handle: IO[bytes], name: str) -> ImageInfo:
     try:
         with Image.open(handle) as image:
             width, height = stored_size(image)
+            orientation = exif_orientation(image)
+            if orientation in _SWAPPING_ORIENTATIONS:
+                width, height = height, width
             return ImageInfo(
                 width=width,
                 height=height,
                 depth=_depth(image.mode),
                 format=_format_name(image.format),
-                exif_orientation=exif_orientation(image),
+                exif_orientation=orientation,
             )
     except FileNotFoundError:
         raise
