@@ -422,7 +422,9 @@ class _FileReader:
                 return pq.ParquetFile(fs.open(path, "rb"))
             return pq.ParquetFile(self.uri)
         except (OSError, pa.ArrowException) as exc:
-            raise AnnotationError(self.uri, f"not a readable Parquet file: {exc}") from None
+            raise AnnotationError(
+                self.uri, f"not a readable Parquet file: {_one_line(exc)}"
+            ) from None
         except UnicodeDecodeError:
             raise AnnotationError(
                 self.uri, "not a readable Parquet file: a column name is not valid UTF-8"
@@ -490,7 +492,7 @@ class _FileReader:
                 batch = next(batches, None)
             except (OSError, pa.ArrowException) as exc:
                 raise AnnotationError(
-                    self.uri, f"cannot read row group {group}: {exc}", f"row {first + 1}"
+                    self.uri, f"cannot read row group {group}: {_one_line(exc)}", f"row {first + 1}"
                 ) from None
             if batch is None:
                 return
@@ -532,7 +534,7 @@ class _FileReader:
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
             raise AnnotationError(
                 self.uri,
-                f"column {field.name}: cannot read {values.type} as {field.type}: {exc}",
+                f"column {field.name}: cannot read {values.type} as {field.type}: {_one_line(exc)}",
             ) from None
 
     def _flat(
@@ -594,6 +596,11 @@ class _FileReader:
             begin = index + 1
         if begin < nested.num_rows:
             yield self.uri, nested.slice(begin), _shifted(where, begin)
+
+
+def _one_line(error: Exception) -> str:
+    """Arrow's message of `error` on one line (its messages may hold line breaks)."""
+    return " ".join(str(error).split())
 
 
 def _invalid_text(batch: pa.RecordBatch) -> list[tuple[int, str]]:
