@@ -23,10 +23,14 @@ IDLE_SECONDS = getattr(pool, "IDLE_SECONDS", 0.1)
 pytestmark = pytest.mark.timeout(60)
 
 
-def settled_thread_count(baseline: int, patience: float = 5.0) -> int:
-    """The number of threads once the workers had time to end (they idle `IDLE_SECONDS`)."""
+def settled_thread_count(patience: float = 5.0) -> int:
+    """The number of threads once no prefetch worker is left (they end after idling
+    `IDLE_SECONDS`), or after `patience` seconds."""
     deadline = time.monotonic() + patience
-    while threading.active_count() > baseline and time.monotonic() < deadline:
+    while time.monotonic() < deadline and any(
+        thread.name == "annoconv-prefetch" or "ThreadPoolExecutor" in thread.name
+        for thread in threading.enumerate()
+    ):
         time.sleep(IDLE_SECONDS)
     return threading.active_count()
 
@@ -56,7 +60,7 @@ def test_results_come_in_input_order_and_jobs_run_ahead() -> None:
 def test_closing_from_a_worker_thread_neither_raises_nor_waits() -> None:
     """What the garbage collector does to an abandoned generator, on one of its own
     threads: it used to raise 'cannot join current thread', or hang on a blocked worker."""
-    baseline = threading.active_count()
+    baseline = settled_thread_count()
     release = threading.Event()
     suspended = threading.Event()
     closed: list[BaseException | None] = []
@@ -85,14 +89,14 @@ def test_closing_from_a_worker_thread_neither_raises_nor_waits() -> None:
     assert future.result(timeout=10) == "closer"
     assert closed == [None]
     release.set()
-    assert settled_thread_count(baseline) == baseline
+    assert settled_thread_count() == baseline
 
 
 def test_an_abandoned_generator_leaves_no_thread_even_if_never_closed() -> None:
-    baseline = threading.active_count()
+    baseline = settled_thread_count()
     generator = prefetch(range(100), lambda item: lambda: item, threads=8, window=16)
     assert [next(generator)[1].result() for _ in range(3)] == [0, 1, 2]  # type: ignore[union-attr]
-    assert settled_thread_count(baseline) == baseline  # the generator is still referenced
+    assert settled_thread_count() == baseline  # the generator is still referenced
     generator.close()
 
 
@@ -106,9 +110,9 @@ def test_fifty_failing_conversions_in_one_process_leave_no_threads(tmp_path: Pat
         draw_image(images / f"{index}.jpg", 40 + index, 30)
         lines.append(f"{index}.jpg,1,2,3,4,dog")
     source = write(tmp_path / "boxes.txt", "\n".join(lines) + "\n")
-    baseline = threading.active_count()
+    baseline = settled_thread_count()
     for _ in range(50):
         with pytest.raises(AnnotationError, match=r"line 1: x2: expected a whole number"):
             convert(str(source), str(tmp_path / "out.csv"), images=str(images))
-    assert settled_thread_count(baseline) == baseline
+    assert settled_thread_count() == baseline
     assert not (tmp_path / "out.csv").exists()

@@ -70,7 +70,8 @@ class Workers:
             if self._closed:
                 raise RuntimeError("submit() after close()")
             self._jobs.append((future, work))
-            start = self._idle == 0 and self._running < self._threads
+            # A new thread when more jobs wait than idle threads will take (one each).
+            start = len(self._jobs) > self._idle and self._running < self._threads
             if start:
                 self._running += 1
             else:
