@@ -459,3 +459,23 @@ def test_garbage_after_a_bad_length_is_lost_to_the_end(tmp_path: Path) -> None:
         f"record 2 at byte {2 * RECORD} of the decompressed data: corrupt: the CRC of the "
         "record length does not match; no sound record follows (the rest is lost) [1]",
     ]
+
+
+@pytest.mark.parametrize(
+    ("uri", "allowed"),
+    [
+        ("s3://bucket/images/a.jpg", True),
+        ("s3://bucket/images/sub/a.jpg", True),
+        ("s3://bucket/images-other/a.jpg", False),
+        ("s3://bucket/images/../secret/a.jpg", False),
+        ("s3://bucket/images/%2E%2E/secret/a.jpg", False),
+        ("s3://other/images/a.jpg", False),
+        ("http://169.254.169.254/latest/meta-data", False),
+        ("tar://a.jpg::s3://bucket/images/x.tar", False),
+    ],
+)
+def test_which_urls_an_annotation_may_name(uri: str, allowed: bool) -> None:
+    from annoconv.io.images import remote_allowed
+
+    assert remote_allowed(uri, [None, "s3://bucket/images/", "/local/ann"]) is allowed
+    assert remote_allowed(uri, [], allow=True)

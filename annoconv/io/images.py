@@ -289,8 +289,8 @@ def remote_allowed(uri: str, roots: Iterable[str | None], allow: bool = False) -
     if allow:
         return True
     parts = uri.split("://", 1)[1].split("/")
-    if ".." in parts or "." in parts:
-        return False  # (nothing climbs out of a root)
+    if ".." in parts or "." in parts or "%2e" in uri.lower():
+        return False  # (nothing climbs out of a root, spelled plainly or percent-encoded)
     for root in roots:
         if root and is_remote(root):
             base = root.rstrip("/")
