@@ -361,6 +361,13 @@ def _operation_options(parser: argparse.ArgumentParser) -> None:
         "--dedup", action="store_true", help="drop byte-identical images (SHA-256), keep one"
     )
     group.add_argument(
+        "--allow-remote-paths",
+        action="store_true",
+        help="open image URLs the annotations name (a VOC <path>, a Parquet image_uri) "
+        "anywhere; by default only under --images or the annotations' own remote folder, "
+        "so that untrusted annotations cannot make the run fetch URLs",
+    )
+    group.add_argument(
         "--stratify",
         action="store_true",
         help="with --split: spread every class over every split where possible",
@@ -614,6 +621,7 @@ def _run_options_of(args: argparse.Namespace) -> RunOptions:
         "drop_difficult": args.drop_difficult,
         "boxes_outside": args.boxes_outside,
         "dedup": args.dedup,
+        "allow_remote_paths": args.allow_remote_paths,
         "stratify": args.stratify,
         "split_lists": _split_lists(args),
         **_engine(args),

@@ -90,21 +90,27 @@ def convert(
     """
     from annoconv.engines import engine_runner, parallel_labels, run_job
     from annoconv.io.fs import using_storage_options
+    from annoconv.io.images import remote_paths
+    from annoconv.io.lock import output_lock
     from annoconv.labelmap import similar_classes_note
     from annoconv.plan import make_plan
     from annoconv.report import OutputFile
 
     settings = _settings(options, keywords)
-    with using_storage_options(settings.storage_options):
-        # The engine starts first: its workers get ready while the source is opened.
-        with engine_runner(settings.engine, settings.workers, settings.scheduler) as runner:
-            plan = make_plan(
-                source,
-                output,
-                settings,
-                functools.partial(parallel_labels, runner=runner) if runner is not None else None,
-            )
-            report = run_job(plan.job, plan.reader, runner)
+    with (
+        using_storage_options(settings.storage_options),
+        remote_paths(settings.allow_remote_paths),
+        output_lock(output),  # one run at a time writes an output
+        # The engine starts before the plan: its workers get ready while the source is opened.
+        engine_runner(settings.engine, settings.workers, settings.scheduler) as runner,
+    ):
+        plan = make_plan(
+            source,
+            output,
+            settings,
+            functools.partial(parallel_labels, runner=runner) if runner is not None else None,
+        )
+        report = run_job(plan.job, plan.reader, runner)
         note = similar_classes_note(report.classes)
         if note:
             report.warnings.append(note)

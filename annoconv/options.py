@@ -106,10 +106,16 @@ class RunOptions(BaseModel):
     drop_difficult: bool = False
     boxes_outside: OutsidePolicyName = "fail"
     dedup: bool = False
+    allow_remote_paths: bool = False
     storage_options: Mapping[str, Any] = Field(default_factory=dict)
     engine: EngineName = "local"
     workers: int | None = Field(None, ge=1)
     scheduler: Any = None
+
+    @field_validator("read_options", "write_options", "storage_options", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return {} if value is None else value
 
     @field_validator("split", mode="before")
     @classmethod

@@ -68,6 +68,8 @@ class Job:
     archive: str | None
     #: The run's storage options (`io.fs.using_storage_options`), for other processes.
     storage_options: Mapping[str, Any]
+    #: Whether URLs that annotations name may all be opened (`io.images.remote_paths`).
+    allow_remote_paths: bool
     read_options: Mapping[str, Any]
     output: str
     writer_class: type[Writer]

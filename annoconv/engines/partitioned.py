@@ -52,6 +52,7 @@ from annoconv.io.fs import (
     remove_tree,
     using_storage_options,
 )
+from annoconv.io.images import remote_paths
 from annoconv.labelmap import LabelMap
 from annoconv.ops import shard_of
 from annoconv.pipeline import Job
@@ -118,7 +119,10 @@ def task_bar(enabled: bool, total: int) -> Any:
 def run_task(job: Job, task: Task) -> Report:
     """Run one task; its outputs stay in the staging folder until the driver publishes."""
     try:
-        with using_storage_options(job.storage_options):
+        with (
+            using_storage_options(job.storage_options),
+            remote_paths(job.allow_remote_paths),
+        ):
             reader = task.reader if task.reader is not None else job.open_reader()
             extra = {split: {"partition": part} for split, part in task.partitions.items()}
             keep = _share(job, task) if task.reader is None and task.partitions else None

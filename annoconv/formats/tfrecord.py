@@ -497,11 +497,27 @@ class TFRecordReader(Reader):
         """What iteration yields, each record with its `image/encoded` bytes (None when the
         Example has none, and for bad items): the pixels training decodes (`annoconv preview`)."""
         for uri in self.files():
-            try:
-                for index, payload in enumerate(iter_tfrecords(uri, self.compression)):
-                    yield self._record(payload, uri, index)
-            except TFRecordError as error:
-                yield BadItem(error, images=0), None
+            yield from self._file_items(uri)
+
+    def _file_items(self, uri: str) -> Iterator[tuple[ReadResult, bytes | None]]:
+        """A file's records with their image bytes; a corrupt record (at least one image)
+        is a BadItem, and reading goes on with the next sound record. A file cut short ends
+        there."""
+        damage: list[TFRecordError] = []
+        records = iter_tfrecords(uri, self.compression, on_damage=damage.append)
+        index = 0
+        try:
+            for payload in records:
+                yield from ((BadItem(error, images=1), None) for error in damage)
+                index += len(damage)  # (the records lost, at least)
+                damage.clear()
+                yield self._record(payload, uri, index)
+                index += 1
+        except TFRecordError as error:
+            yield from ((BadItem(error, images=1), None) for error in damage)
+            yield BadItem(error, images=0), None
+            return
+        yield from ((BadItem(error, images=1), None) for error in damage)
 
     def _record(self, payload: bytes, uri: str, index: int) -> tuple[ReadResult, bytes | None]:
         where = f"record {index}"

@@ -32,8 +32,13 @@ from annoconv.io.archives import (
     is_archive,
     iter_members,
 )
-from annoconv.io.fs import is_remote, read_bytes
-from annoconv.io.images import RecordImages, image_info_of_bytes, image_stem
+from annoconv.io.fs import is_remote
+from annoconv.io.images import (
+    RecordImages,
+    image_info_of_bytes,
+    image_stem,
+    read_image_bytes,
+)
 from annoconv.io.pool import prefetch
 from annoconv.report import ErrorPolicy
 from annoconv.schema import PIXEL, ImageRecord, with_image_size
@@ -100,7 +105,8 @@ def feed_images(
         return archive, FedWriter(writer, feed) if embeds else writer
     if embeds and any(is_remote(uri) for uri in [images or "", *_paths_of(source)]):
         feed = ImageFeed()
-        return prefetch_items(items, images, feed), FedWriter(writer, feed)
+        fetched = prefetch_items(items, images, feed)
+        return fetched, FedWriter(writer, feed)
     return items, writer
 
 
@@ -280,7 +286,7 @@ def prefetch_items(
 
 def _fetch(finder: RecordImages, record: ImageRecord) -> tuple[str, bytes]:
     uri = finder.find(record)
-    return uri, read_bytes(uri)
+    return uri, read_image_bytes(uri, record.source or record.key)
 
 
 def _handed_over(
