@@ -644,10 +644,10 @@ def test_a_sorted_open_images_csv_is_cut_into_parquet_parts_holding_the_local_ro
         tmp_path / engine, bbox, "oi-split.parquet", engine=engine, **engine_options, **split
     )
     folders = [Path(o.path).parent.name for o in parted.outputs]
-    assert folders == ["split=train"] * 4 + ["split=test"] * 4  # the local order of splits
+    assert folders == ["train"] * 4 + ["test"] * 4  # the local order of splits
     for name in ("train", "test"):
-        ours = tmp_path / engine / "oi-split.parquet" / f"split={name}"
-        theirs = tmp_path / "local" / "oi-split.parquet" / f"split={name}"
+        ours = tmp_path / engine / "oi-split.parquet" / "data" / name
+        theirs = tmp_path / "local" / "oi-split.parquet" / "data" / name
         assert len(list(ours.glob("part-*.parquet"))) == 4
         assert _dataset_rows(ours) == _dataset_rows(theirs / "part-00000.parquet")
         assert len(_label_maps([*ours.glob("*.parquet"), theirs / "part-00000.parquet"])) == 1
