@@ -21,6 +21,8 @@ class Dataset:
     #: Per image key (the XML's path relative to `root`): its size and boxes.
     sizes: dict[str, tuple[int, int]] = field(default_factory=dict)
     boxes: dict[str, list[Truth]] = field(default_factory=dict)
+    #: The image file of each key, relative to `root`.
+    images: dict[str, str] = field(default_factory=dict)
 
     @property
     def box_count(self) -> int:
@@ -41,6 +43,7 @@ def voc_dataset(root: Path, images: int = 12, seed: int = 0) -> Dataset:
         write(root / key, labelimg_xml(name, width, height, boxes))
         draw_image(root / f"part{index % 2}" / name, width, height)
         dataset.sizes[key] = (width, height)
+        dataset.images[key] = f"part{index % 2}/{name}"
         dataset.boxes[key] = [(b.label, b.xmin, b.ymin, b.xmax, b.ymax) for b in boxes]
     return dataset
 
