@@ -8,6 +8,7 @@ import io
 from pathlib import Path
 from typing import Any
 
+import datasets
 import duckdb
 import polars as pl
 import pyarrow.parquet as pq
@@ -21,8 +22,6 @@ from PIL import Image
 
 from annoconv import LabelMap, convert
 from annoconv.formats import parquet_hub as hub
-
-datasets = pytest.importorskip("datasets")
 
 
 @pytest.fixture(autouse=True)

@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import tensorflow as tf
 from detection_data import CLASSES, Dataset, voc_dataset
 from PIL import Image
 
+import annoconv.tf as atf
 from annoconv import LabelMap, convert
-
-tf = pytest.importorskip("tensorflow")
-atf = pytest.importorskip("annoconv.tf")
 
 #: float32 normalized coordinates times the size, against the annotation's float64 pixels.
 TOLERANCE = 1e-3
