@@ -234,3 +234,19 @@ def test_image_bytes_are_the_files(voc: Dataset, tmp_path: Path) -> None:
     assert image["path"] == row["filename"]
     assert image["bytes"] == (voc.root / row["filename"]).read_bytes()
     assert Image.open(io.BytesIO(image["bytes"])).size == voc.sizes[row["key"]]
+
+
+def test_a_split_run_into_the_earlier_layout_replaces_it(voc: Dataset, tmp_path: Path) -> None:
+    out = tmp_path / "ds"
+    for split in ("train", "test"):
+        convert(str(voc.root), str(out / f"split={split}" / "part-00000.parquet"))
+    keep = write(out / "split=train" / "notes.parquet", b"not ours")
+    report = convert(str(voc.root), str(out), to_format="parquet", split="train=0.5,test=0.5")
+    assert sorted(str(p.relative_to(out)) for p in out.rglob("*.parquet")) == [
+        "data/test/part-00000.parquet",
+        "data/train/part-00000.parquet",
+        "split=train/notes.parquet",
+    ]
+    assert keep.exists() and any("removed 2 file(s)" in text for text in report.warnings)
+    loaded = datasets.load_dataset(str(out))
+    assert sorted([*loaded["train"]["key"], *loaded["test"]["key"]]) == sorted(voc.boxes)

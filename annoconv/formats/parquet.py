@@ -160,6 +160,16 @@ class ParquetWriter(Writer):
         """A split goes to its folder in a dataset folder: ``OUT/data/NAME/part-00000.parquet``."""
         return join(output, hub.DATA, split, "part-00000.parquet")
 
+    @classmethod
+    def stale_outputs(cls, outputs: Sequence[OutputFile]) -> list[str]:
+        """The part files of the earlier layout of a split (``OUT/split=NAME/``) beside a
+        dataset folder's ``OUT/data/NAME/`` this run wrote: read with them, they would hold
+        every image twice."""
+        return sorted(
+            {stale for out in outputs for stale in hub.replaced_parts(out.path)}
+            - {out.path for out in outputs}
+        )
+
     @property
     def embeds_images(self) -> bool:
         """Whether `write()` takes image bytes (`image_data=`, from an archive or prefetched

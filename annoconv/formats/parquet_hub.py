@@ -94,6 +94,22 @@ def dataset_root(destination: str) -> str:
     return dirname(dirname(dirname(destination)))
 
 
+def replaced_parts(destination: str) -> list[str]:
+    """For a dataset folder's file of split NAME: the part files of the same split in the
+    layout of earlier annoconv versions, ``OUT/split=NAME/part-NNNNN.parquet``."""
+    split = dataset_split(destination)
+    if split is None:
+        return []
+    folder = join(dataset_root(destination), f"split={split}")
+    if not exists(folder):
+        return []
+    return [path for path in list_files(folder, [".parquet"]) if _PART.fullmatch(_basename(path))]
+
+
+def _basename(path: str) -> str:
+    return posixpath.basename(path.replace("\\", "/"))
+
+
 # --- class labels --------------------------------------------------------------------------
 
 
@@ -275,20 +291,21 @@ def write_card(folder: str) -> list[str]:
 
 def _splits(folder: str) -> tuple[dict[str, tuple[str, list[str]]], list[str]]:
     """{split: (its files' pattern relative to `folder`, its files)}, and warnings."""
-    found: dict[str, tuple[str, list[str]]] = {}
+    dataset: dict[str, tuple[str, list[str]]] = {}
+    hive: dict[str, tuple[str, list[str]]] = {}
     warnings = []
     files = [path for path in list_files(folder, [".parquet"]) if not _hidden(path, folder)]
     for path in files:
         parts = _relative(path, folder).split("/")
         if len(parts) == 3 and parts[0] == DATA:
-            name, pattern = parts[1], f"{DATA}/{_glob_escaped(parts[1])}/*.parquet"
+            pattern = f"{DATA}/{_glob_escaped(parts[1])}/*.parquet"
+            dataset.setdefault(parts[1], (pattern, []))[1].append(path)
         elif len(parts) == 2 and _HIVE_SPLIT.match(parts[0]):
-            name, pattern = parts[0][len("split=") :], f"{_glob_escaped(parts[0])}/*.parquet"
-        else:
-            continue
-        found.setdefault(name, (pattern, []))[1].append(path)
-    if not found and files:
-        found["train"] = ("**/*.parquet", files)
+            pattern = f"{_glob_escaped(parts[0])}/*.parquet"
+            hive.setdefault(parts[0][len("split=") :], (pattern, []))[1].append(path)
+    # Our layout if the folder has it (an earlier layout's files beside it are a rerun's
+    # leftovers, which the run removes), else the earlier one, else every file as `train`.
+    found = dataset or hive or ({"train": ("**/*.parquet", files)} if files else {})
     for name in list(found):
         if not _HF_SPLIT.match(name):
             del found[name]
