@@ -397,7 +397,7 @@ def _body(
         "```python",
         "from datasets import load_dataset",
         "",
-        f'dataset = load_dataset("{title}")  # this folder, or its repository on the Hub',
+        f'dataset = load_dataset("{title}")  # the path of this folder, or its Hub repository id',
         "```",
         "",
         "Images are embedded (`image`, an Image feature)."
