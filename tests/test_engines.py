@@ -651,6 +651,12 @@ def test_a_sorted_open_images_csv_is_cut_into_parquet_parts_holding_the_local_ro
         assert len(list(ours.glob("part-*.parquet"))) == 4
         assert _dataset_rows(ours) == _dataset_rows(theirs / "part-00000.parquet")
         assert len(_label_maps([*ours.glob("*.parquet"), theirs / "part-00000.parquet"])) == 1
+    # The dataset card, once the parts are published, as the local run's.
+    from annoconv.formats.parquet import ParquetWriter
+
+    assert ParquetWriter.write_cards(parted.outputs) == []
+    card = (tmp_path / engine / "oi-split.parquet" / "README.md").read_text()
+    assert card == (tmp_path / "local" / "oi-split.parquet" / "README.md").read_text()
 
 
 def test_our_csv_cut_into_ranges_joins_to_the_local_bytes_on_dask_and_processes(

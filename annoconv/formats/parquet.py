@@ -170,6 +170,14 @@ class ParquetWriter(Writer):
             - {out.path for out in outputs}
         )
 
+    @classmethod
+    def write_cards(cls, outputs: Sequence[OutputFile]) -> list[str]:
+        """Write the dataset card of every dataset folder among a run's published `outputs`
+        (each split's writer writes it on `close()`; an engine that stages the files must
+        call this once they are published). Returns warnings."""
+        roots = {hub.dataset_root(out.path) for out in outputs if hub.dataset_split(out.path)}
+        return [text for root in sorted(roots) for text in hub.write_card(root)]
+
     @property
     def embeds_images(self) -> bool:
         """Whether `write()` takes image bytes (`image_data=`, from an archive or prefetched
