@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 DEMO_OUT ?= build/demo
 
-.PHONY: demo test quick lint typecheck install install-test install-docs docs examples clean
+.PHONY: demo test quick lint typecheck install install-test install-torch install-docs docs examples clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,18 @@ $(VENV)/.installed-test: pyproject.toml | $(PY)
 install: $(VENV)/.installed
 
 install-test: $(VENV)/.installed-test
+
+# PyTorch for annoconv.torch's tests and type check, pinned: a plain `torch` resolves to a
+# multi-GB CUDA build on Linux, torch==2.13.0 to the CPU wheel (found through PIP_FIND_LINKS
+# on our machines; elsewhere pass e.g. TORCH_SPEC='torch==2.13.0 --index-url
+# https://download.pytorch.org/whl/cpu'). Users' `annoconv[torch]` says torch>=2.1.
+TORCH_SPEC ?= torch==2.13.0
+
+$(VENV)/.installed-torch: $(VENV)/.installed-test
+	$(PY) -m pip install --quiet $(TORCH_SPEC)
+	touch $@
+
+install-torch: $(VENV)/.installed-torch
 
 $(VENV)/.installed-docs: pyproject.toml | $(PY)
 	$(PY) -m pip install --quiet -e '.[docs]'
@@ -46,15 +58,16 @@ lint: install-test
 	$(BIN)/ruff check annoconv tests examples benchmarks docs
 	$(BIN)/ruff format --check annoconv tests examples benchmarks docs
 
-typecheck: install-test
+typecheck: install-test install-torch
 	$(BIN)/mypy annoconv
 
 docs: install-docs
 	$(DOCS_BUILD)
 	@echo "the site is in build/site/"
 
-# The test extra includes the docs tools: the suite builds the site in strict mode.
-test: lint typecheck
+# The test extra includes the docs tools: the suite builds the site in strict mode. PyTorch
+# comes from install-torch (typecheck needs it too), so the loaders' tests all run.
+test: lint typecheck install-torch
 	$(BIN)/python -m pytest -q
 
 # The development loop: one test module (or any pytest selection), no lint or type check.

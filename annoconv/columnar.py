@@ -41,7 +41,7 @@ def records_to_batch(records: Sequence[ImageRecord]) -> pa.RecordBatch:
     import pyarrow as pa
 
     return pa.RecordBatch.from_pylist(
-        [record.model_dump() for record in records], schema=arrow_schema()
+        [record.model_dump(by_alias=True) for record in records], schema=arrow_schema()
     )
 
 

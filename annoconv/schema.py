@@ -17,6 +17,7 @@ from functools import cache
 from typing import TYPE_CHECKING, Annotated, Any, Literal, Union, get_args, get_origin
 
 from pydantic import (
+    AliasChoices,
     BaseModel,
     ConfigDict,
     Field,
@@ -48,6 +49,11 @@ PIXEL_TOLERANCE = 1e-6
 BOX_OUTSIDE = "box_outside"
 # Validation context key that turns the inside-the-image check off (for BoxOutsideError.record).
 _CHECK_BOUNDS = "check_bounds"
+
+#: A box's `source` as Arrow and Parquet name it: unlike the image's `source`, so that unnesting
+#: the objects beside the image columns (polars `unnest`, DuckDB `UNNEST`) gives unique names.
+#: Files written before the rename name it `source`; the Parquet reader takes either.
+BOX_SOURCE = "box_source"
 
 FLAG_FIELDS = ("difficult", "truncated", "occluded", "group_of", "depiction", "inside")
 BOX_FIELDS = ("xmin", "ymin", "xmax", "ymax")
@@ -87,7 +93,11 @@ class ObjectAnnotation(BaseModel):
     inside: Flag = UNKNOWN
     pose: str | None = None
     confidence: float | None = None
-    source: str | None = None
+    source: str | None = Field(
+        default=None,
+        serialization_alias=BOX_SOURCE,
+        validation_alias=AliasChoices("source", BOX_SOURCE),
+    )
 
     @field_validator("xmin", "ymin", "xmax", "ymax")
     @classmethod
@@ -346,7 +356,10 @@ _RECORD_DEFAULTS = {
 
 @cache
 def arrow_schema() -> pa.Schema:
-    """The Arrow schema of a table with one row per ImageRecord (objects as a list of structs)."""
+    """The Arrow schema of a table with one row per ImageRecord (objects as a list of structs).
+
+    Fields are named as the models' fields, or their serialization alias (a box's `source` is
+    `box_source`); `model_dump(by_alias=True)` gives a record in these names."""
     import pyarrow as pa
 
     return pa.schema(_arrow_fields(ImageRecord))
@@ -356,7 +369,8 @@ def _arrow_fields(model: type[BaseModel]) -> list[pa.Field]:
     import pyarrow as pa
 
     fields = []
-    for name, info in model.model_fields.items():
+    for field_name, info in model.model_fields.items():
+        name = info.serialization_alias or field_name
         annotation, nullable = _strip_optional(info.annotation)
         override = next((m.name for m in info.metadata if isinstance(m, ArrowType)), None)
         arrow_type = getattr(pa, override)() if override else _arrow_type(annotation)
@@ -393,9 +407,9 @@ def _arrow_type(annotation: Any) -> pa.DataType:
     raise TypeError(f"no Arrow type for {annotation!r}")
 
 
-#: Columns of the flat (one row per box) table that differ from the object field's name: the
-#: label is the CSV's `class`, and a box's `source` must not clash with the image's.
-FLAT_RENAMES = {"label": "class", "source": "box_source"}
+#: Columns of the flat (one row per box) table that differ from the object's Arrow field
+#: name: the label is the CSV's `class`.
+FLAT_RENAMES = {"label": "class"}
 #: The flat table's leading columns: the shape of the CSV every tutorial uses.
 FLAT_LEADING = ("filename", "width", "height", "class", "xmin", "ymin", "xmax", "ymax")
 #: The optional column of embedded image bytes, in the layout dataset libraries load as images.

@@ -60,6 +60,10 @@ class Keys:
     OBJECT_OCCLUDED: Final = "image/object/occluded"
     OBJECT_DEPICTION: Final = "image/object/depiction"
     OBJECT_VIEW: Final = "image/object/view"
+    # Read by the OD API's decoder; annoconv does not write them.
+    OBJECT_AREA: Final = "image/object/area"
+    OBJECT_IS_CROWD: Final = "image/object/is_crowd"
+    OBJECT_WEIGHT: Final = "image/object/weight"
     IMAGE_CLASS_TEXT: Final = "image/class/text"
     IMAGE_CLASS_LABEL: Final = "image/class/label"
     IMAGE_CLASS_CONFIDENCE: Final = "image/class/confidence"
@@ -549,6 +553,13 @@ def _read_file(
         else:
             stream = io.BufferedReader(_InflateReader(handle, compression), _READ_CHUNK)
             yield from _records(stream, uri, verify, decompressed=True, on_damage=on_damage)
+
+
+def detect_compression(uri: str) -> Compression:
+    """How a TFRecord file is compressed (None, "GZIP" or "ZLIB"), told from its first bytes
+    as `iter_tfrecords(..., "auto")` tells it."""
+    with open_input(uri) as handle:
+        return _detect_compression(handle.read(_HEADER.size))
 
 
 def _detect_compression(head: bytes) -> Compression:

@@ -250,12 +250,24 @@ PAGES_WITH_CODE = [
 ]
 
 
+def keep_hugging_face_local(monkeypatch: pytest.MonkeyPatch, folder: Path) -> None:
+    """Pages load datasets with Hugging Face `datasets`: offline, cached in `folder` (also
+    when an earlier test imported `datasets`, which reads its settings on import)."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(folder))
+    loaded = sys.modules.get("datasets")
+    if loaded is not None:
+        monkeypatch.setattr(loaded.config, "HF_DATASETS_CACHE", folder / "datasets")
+
+
 @pytest.mark.parametrize("page", PAGES_WITH_CODE, ids=page_id)
 def test_page_code_runs(
     page: Path, sandbox: tuple[Path, dict[str, str]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     work, env = sandbox
     monkeypatch.chdir(work)
+    keep_hugging_face_local(monkeypatch, work.parent / "hf")
     namespace: dict[str, object] = {"__name__": "__docs__"}
     for block in runnable_blocks(page):
         if block.skip is None:

@@ -419,9 +419,11 @@ def test_open_images_to_parquet_on_dask_matches_local_on_disk_and_s3(
     dask = _convert_to(
         tmp_path / "dask", bbox, "oi.parquet", engine="dask", scheduler=cluster, **options, **split
     )
+    # The dataset card: written once every split is published, on every engine.
+    assert [out.kind for out in dask.outputs].count("dataset_card") == 1
     assert _files(tmp_path / "dask") == _files(tmp_path / "local")
     parts = sorted(str(p) for p in (tmp_path / "dask").rglob("*.parquet") if p.is_file())
-    assert [p.rsplit("/", 2)[1] for p in parts] == ["split=test", "split=train"]
+    assert [p.rsplit("/", 2)[1] for p in parts] == ["test", "train"]
     rows = _parquet_rows(parts)
     assert len(rows) == dask.images_written == local.images_written == 24
     assert [o.path for o in dask.outputs] == [
@@ -643,14 +645,18 @@ def test_a_sorted_open_images_csv_is_cut_into_parquet_parts_holding_the_local_ro
     parted = _convert_to(
         tmp_path / engine, bbox, "oi-split.parquet", engine=engine, **engine_options, **split
     )
-    folders = [Path(o.path).parent.name for o in parted.outputs]
-    assert folders == ["split=train"] * 4 + ["split=test"] * 4  # the local order of splits
+    folders = [Path(o.path).parent.name for o in parted.outputs if o.kind == "parquet"]
+    assert folders == ["train"] * 4 + ["test"] * 4  # the local order of splits
     for name in ("train", "test"):
-        ours = tmp_path / engine / "oi-split.parquet" / f"split={name}"
-        theirs = tmp_path / "local" / "oi-split.parquet" / f"split={name}"
+        ours = tmp_path / engine / "oi-split.parquet" / "data" / name
+        theirs = tmp_path / "local" / "oi-split.parquet" / "data" / name
         assert len(list(ours.glob("part-*.parquet"))) == 4
         assert _dataset_rows(ours) == _dataset_rows(theirs / "part-00000.parquet")
         assert len(_label_maps([*ours.glob("*.parquet"), theirs / "part-00000.parquet"])) == 1
+    # The dataset card, written once the parts are published, as the local run's.
+    assert [out.kind for out in parted.outputs].count("dataset_card") == 1
+    card = (tmp_path / engine / "oi-split.parquet" / "README.md").read_text()
+    assert card == (tmp_path / "local" / "oi-split.parquet" / "README.md").read_text()
 
 
 def test_our_csv_cut_into_ranges_joins_to_the_local_bytes_on_dask_and_processes(

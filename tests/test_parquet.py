@@ -133,29 +133,61 @@ def test_flat_layout_for_pandas_and_duckdb(voc: Path, tmp_path: Path) -> None:
     assert boxes_of(list(read(str(out)))) == boxes_of(list(read(str(voc))))
 
 
-def test_split_as_hive_partitions(voc: Path, tmp_path: Path) -> None:
+def test_split_as_a_dataset_folder(voc: Path, tmp_path: Path) -> None:
     out = tmp_path / "ds"
     report = convert(str(voc), str(out), to_format="parquet", split="train=0.67,test=0.33")
     assert sorted(Path(o.path).relative_to(out).as_posix() for o in report.outputs) == [
-        "split=test/part-00000.parquet",
-        "split=train/part-00000.parquet",
+        "README.md",
+        "data/test/part-00000.parquet",
+        "data/train/part-00000.parquet",
     ]
-    assert "split" not in pq.read_schema(out / "split=train" / "part-00000.parquet").names
-    maps = {metadata(part)["annoconv.label_map"] for part in out.glob("split=*/*.parquet")}
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "data"]
+    maps = {metadata(part)["annoconv.label_map"] for part in out.glob("data/*/*.parquet")}
     assert [parse_with_protobuf(text) for text in maps] == [  # one map, all the classes
         [('a "b"', 1, None), ("cat", 2, None), ("dog", 3, None)]
     ]
-    by_duckdb = dict(
-        duckdb.sql(
-            f"SELECT key, split FROM read_parquet('{out}/**/*.parquet', hive_partitioning=true)"
-        ).fetchall()
-    )
-    by_pandas = pd.read_parquet(out)
-    assert dict(zip(by_pandas["key"], by_pandas["split"].astype(str), strict=True)) == by_duckdb
+    # Each file holds its split: no partition folder needed.
+    by_duckdb = dict(duckdb.sql(f"SELECT key, split FROM '{out}/**/*.parquet'").fetchall())
+    by_pandas = pd.read_parquet(out / "data")
+    assert dict(zip(by_pandas["key"], by_pandas["split"], strict=True)) == by_duckdb
     assert sorted(by_duckdb.values()) == ["test", "train", "train"]
+    train = pq.read_table(out / "data" / "train" / "part-00000.parquet")
+    assert set(train.column("split").to_pylist()) == {"train"}
     records = list(read(str(out)))
     assert {r.key: r.split for r in records} == by_duckdb
     assert boxes_of(records) == boxes_of(list(read(str(voc))))
+
+
+def test_the_hive_layout_of_earlier_versions_still_reads(voc: Path, tmp_path: Path) -> None:
+    """Files of the layout split runs wrote before dataset folders, ``OUT/split=NAME/``,
+    without a `split` column and with a box's source named `source`: read as they were."""
+    rows = [r.model_dump(by_alias=True) for r in read(str(voc))]
+    for row in rows:
+        for obj in row["objects"]:
+            obj["source"] = f"tool-{obj.pop('box_source')}"
+    old_objects = pa.list_(
+        pa.struct(
+            [
+                pa.field("source" if f.name == "box_source" else f.name, f.type, f.nullable)
+                for f in arrow_schema().field("objects").type.value_type
+            ]
+        )
+    )
+    schema = arrow_schema().remove(arrow_schema().get_field_index("split"))
+    schema = schema.set(schema.get_field_index("objects"), pa.field("objects", old_objects, False))
+    for split, keys in {"train": ["a.xml", "c.xml"], "test": ["sub/b.xml"]}.items():
+        part = [{k: v for k, v in r.items() if k != "split"} for r in rows if r["key"] in keys]
+        (tmp_path / "old" / f"split={split}").mkdir(parents=True)
+        table = pa.Table.from_pylist(part, schema=schema)
+        pq.write_table(table, tmp_path / "old" / f"split={split}" / "part-00000.parquet")
+    back = {r.key: r for r in read(str(tmp_path / "old"))}
+    assert {key: r.split for key, r in back.items()} == {
+        "a.xml": "train",
+        "c.xml": "train",
+        "sub/b.xml": "test",
+    }
+    assert [o.source for o in back["a.xml"].objects] == ["tool-None", "tool-None"]
+    assert boxes_of(list(back.values())) == boxes_of(list(read(str(voc))))
 
 
 def test_embedded_images_are_the_files_bytes(voc: Path, tmp_path: Path) -> None:
@@ -307,12 +339,12 @@ def test_batch_and_record_paths_write_the_same_bytes_and_errors(tmp_path: Path) 
 
 def test_parquet_reader_errors_name_the_file_and_row_on_both_paths(tmp_path: Path) -> None:
     good = make_record("x", key="a", filename="a.jpg", width=10, height=10)
-    rows = [good.model_dump() for _ in range(3)]
+    rows = [good.model_dump(by_alias=True) for _ in range(3)]
     rows[1]["key"] = "b"
     rows[1]["objects"] = [
         {**dict.fromkeys(("difficult", "truncated", "occluded"), 0), "label": "cat"}
         | {"xmin": 5.0, "ymin": 1.0, "xmax": 3.0, "ymax": 2.0, "group_of": 0}
-        | {"depiction": 0, "inside": 0, "pose": None, "confidence": None, "source": None}
+        | {"depiction": 0, "inside": 0, "pose": None, "confidence": None, "box_source": None}
     ]
     rows[2]["key"] = "c"
     rows[2]["width"] = 0

@@ -105,9 +105,11 @@ def test_arrow_schema_matches_the_models() -> None:
     objects = schema.field("objects").type
     assert isinstance(objects, pa.ListType)
     struct = objects.value_type
-    assert [struct.field(i).name for i in range(struct.num_fields)] == list(
-        ObjectAnnotation.model_fields
-    )
+    # A box's source is `box_source`, not the image's `source`: unnesting keeps names unique.
+    assert [struct.field(i).name for i in range(struct.num_fields)] == [
+        "box_source" if name == "source" else name for name in ObjectAnnotation.model_fields
+    ]
+    assert not set(struct.names) & (set(schema.names) - {"objects"})
     assert struct.field("difficult").type == pa.int8()
     assert struct.field("xmin").type == pa.float64()
     assert schema.field("image_labels").type == pa.list_(
@@ -138,6 +140,7 @@ def records(draw: st.DrawFn) -> ImageRecord:
                 ymax=y1,
                 difficult=draw(st.sampled_from([-1, 0, 1])),
                 pose=draw(st.none() | st.text(max_size=5)),
+                source=draw(st.none() | st.text(max_size=5)),
             )
         )
     labels = [ImageLabel(label="x", confidence=draw(st.none() | st.just(0.0)))]
@@ -154,7 +157,8 @@ def records(draw: st.DrawFn) -> ImageRecord:
 
 @given(st.lists(records(), max_size=4))
 def test_records_round_trip_through_arrow(items: list[ImageRecord]) -> None:
-    table = pa.Table.from_pylist([item.model_dump() for item in items], schema=arrow_schema())
+    rows = [item.model_dump(by_alias=True) for item in items]
+    table = pa.Table.from_pylist(rows, schema=arrow_schema())
     assert [ImageRecord(**row) for row in table.to_pylist()] == items
 
 

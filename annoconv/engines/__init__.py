@@ -80,9 +80,11 @@ def run_job(job: Job, reader: Reader, runner: TaskRunner | None) -> Report:
         from annoconv.engines.partitioned import run_partitioned
 
         report = run_partitioned(job, reader, runner)
-    report.outputs += job.writer_class.finish_dataset(
+    finished = job.writer_class.finish_dataset(
         job.output, job.split_names, job.label_map, report.outputs
     )
+    report.outputs += finished.outputs
+    report.warnings += finished.warnings
     stale = job.writer_class.stale_outputs(report.outputs)
     if stale:
         read = {comparable_path(path) for path in source_files(job.source)}

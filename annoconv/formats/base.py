@@ -112,6 +112,14 @@ class Capabilities:
     prepares: bool = False
 
 
+@dataclass(frozen=True)
+class DatasetFiles:
+    """What `Writer.finish_dataset` wrote, and what the run should be told about it."""
+
+    outputs: list[OutputFile] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
 class Reader(ABC):
     """Reads one source (a path, a folder, a glob, or a list of paths) lazily.
 
@@ -219,7 +227,8 @@ class Writer(ABC):
     @classmethod
     def split_destination(cls, output: str, split: str) -> str | None:
         """Where split `split` of `output` goes, for writers with a layout of their own
-        (Parquet's hive partitions); None for the usual `-SPLIT` before the extension."""
+        (Parquet's `OUT/data/NAME/part-00000.parquet`); None for the usual `-SPLIT` before
+        the extension."""
         return None
 
     @classmethod
@@ -260,11 +269,12 @@ class Writer(ABC):
         splits: Sequence[str],
         label_map: LabelMap | None,
         outputs: Sequence[OutputFile],
-    ) -> list[OutputFile]:
+    ) -> DatasetFiles:
         """Once every split's outputs are published (on every engine): write the files that
-        describe the whole dataset (a YOLO ``data.yaml`` naming every split's folders), and
-        return them. `splits` are the run's split names (empty without a split)."""
-        return []
+        describe the whole dataset (a YOLO ``data.yaml`` naming every split's folders, a
+        Parquet dataset card), and say what was written. `splits` are the run's split names
+        (empty without a split)."""
+        return DatasetFiles()
 
     @classmethod
     def usage_notes(cls, outputs: Sequence[OutputFile], label_map: str | None) -> list[str]:

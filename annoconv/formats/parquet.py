@@ -20,9 +20,12 @@ every split carries the same map), else a map of the classes written (sorted, id
 
 Row groups hold at most `row_group_size` rows (images, or boxes when flat), so readers can
 stream them; the file is written as it goes into a hidden temporary file published on
-`close()` (`io.fs.AtomicFile`). With a split, `convert()` writes a hive-partitioned folder:
-``OUT/split=train/part-00000.parquet``; a file in a ``split=NAME`` folder leaves out the
-`split` column, which readers (pyarrow, pandas, DuckDB, ours) take from the folder.
+`close()` (`io.fs.AtomicFile`). With a split, `convert()` writes a dataset folder,
+``OUT/data/NAME/part-00000.parquet`` per split and a dataset card ``OUT/README.md``, ready for
+Hugging Face `datasets` and the Hub (`annoconv.formats.parquet_hub`). Every file's metadata
+also holds ``huggingface``: the `datasets` features of its columns. A file written into a hive
+partition folder (``.../split=NAME/file.parquet``, our layout before dataset folders) leaves
+out the `split` column, which readers (pyarrow, pandas, DuckDB, ours) take from the folder.
 
 Reading takes a file, a folder of them (recursively: a partitioned dataset) or a glob, and
 tells the layout from the metadata or, for files from elsewhere, the columns (a nested file
@@ -31,7 +34,7 @@ coordinates; missing optional columns are null, flags -1, `key` the filename and
 ``pixel``). Row groups are read one batch at a time. The rows of one image in a flat file must
 be consecutive. A record's `source` is the Parquet file it was read from; errors name the
 file and the image's row, or all its rows in a flat file (counted from 1 in the file), with
-their row group(s).
+their row group(s). Files written before a box's `source` was named `box_source` read as well.
 """
 
 from __future__ import annotations
@@ -59,18 +62,20 @@ from annoconv.columnar import (
     row_records,
     run_starts,
 )
-from annoconv.errors import AnnotationError
+from annoconv.errors import AnnoconvError, AnnotationError
+from annoconv.formats import parquet_hub as hub
 from annoconv.formats.base import (
     BadItem,
     BatchResult,
     Capabilities,
+    DatasetFiles,
     Format,
     Reader,
     ReadResult,
     Source,
     Writer,
 )
-from annoconv.io.fs import AtomicFile, dirname, expand_source, is_remote, join
+from annoconv.io.fs import AtomicFile, dirname, exists, expand_source, is_remote, join, size_of
 from annoconv.io.images import RecordImages, read_image_bytes
 from annoconv.options import FormatOptions
 from annoconv.report import OutputFile
@@ -149,6 +154,9 @@ class ParquetWriter(Writer):
             parts="dataset",
         )
         self.partition = _partition_of(destination)
+        #: The split of a dataset folder's file (`parquet_hub`), whose boxes get a category.
+        self.dataset_split = hub.dataset_split(destination)
+        self.categories = self.dataset_split is not None and not flat and label_map is not None
         self.schema = self._schema()
         self._finder = RecordImages(images) if embed_images else None
         self._records: list[ImageRecord] = []
@@ -166,8 +174,42 @@ class ParquetWriter(Writer):
 
     @classmethod
     def split_destination(cls, output: str, split: str) -> str:
-        """A split goes to a hive partition of the output folder: ``OUT/split=NAME/...``."""
-        return join(output, f"{SPLIT}={split}", "part-00000.parquet")
+        """A split goes to its folder in a dataset folder: ``OUT/data/NAME/part-00000.parquet``."""
+        return join(output, hub.DATA, split, "part-00000.parquet")
+
+    @classmethod
+    def stale_outputs(cls, outputs: Sequence[OutputFile]) -> list[str]:
+        """The part files of the earlier layout of a split (``OUT/split=NAME/``) beside a
+        dataset folder's ``OUT/data/NAME/`` this run wrote: read with them, they would hold
+        every image twice."""
+        return sorted(
+            {stale for out in outputs for stale in hub.replaced_parts(out.path)}
+            - {out.path for out in outputs}
+        )
+
+    @classmethod
+    def finish_dataset(
+        cls,
+        output: str,
+        splits: Sequence[str],
+        label_map: LabelMap | None,
+        outputs: Sequence[OutputFile],
+    ) -> DatasetFiles:
+        """The dataset card of every dataset folder among a run's published `outputs`, once
+        every split's files are in place (on every engine). The data is published already,
+        so a card that cannot be written is a warning."""
+        roots = {hub.dataset_root(out.path) for out in outputs if hub.dataset_split(out.path)}
+        cards, warnings = [], []
+        for root in sorted(roots):
+            try:
+                warnings += hub.write_card(root)
+            except (OSError, ValueError, AnnoconvError, pa.ArrowException) as error:
+                warnings.append(f"no dataset card written in {root}: {error}")
+                continue
+            card = join(root, hub.CARD)
+            if exists(card) and not warnings:
+                cards.append(OutputFile(card, size_of(card), "dataset_card"))
+        return DatasetFiles(cards, warnings)
 
     @classmethod
     def part_path(cls, destination: str, index: int, *, in_split_folder: bool) -> str:
@@ -215,7 +257,13 @@ class ParquetWriter(Writer):
             schema = schema.append(pa.field(IMAGE_COLUMN, image_arrow_type()))
         if self.partition is not None:
             schema = schema.remove(schema.get_field_index(SPLIT))
-        return schema
+        if self.categories:
+            index = schema.get_field_index(OBJECTS)
+            objects = pa.field(OBJECTS, hub.hub_objects_type(schema.field(OBJECTS).type))
+            schema = schema.set(index, objects)
+        # In the schema, not only the footer: `datasets` reads the Arrow schema's metadata.
+        names = hub.class_names(self.label_map) if self.categories and self.label_map else None
+        return schema.with_metadata({hub.HF_METADATA_KEY: hub.features_metadata(schema, names)})
 
     def _flush_records(self) -> None:
         if not self._records:
@@ -241,6 +289,8 @@ class ParquetWriter(Writer):
         rows = flatten(batch) if self.flat else batch
         if self.partition is not None:
             rows = rows.drop_columns([SPLIT])
+        if self.categories:
+            rows = self._with_categories(rows)
         self._pending.append(rows.select(self.schema.names))
         self._pending_rows += rows.num_rows
         self._pending_bytes += rows.nbytes
@@ -290,6 +340,17 @@ class ParquetWriter(Writer):
             if self._pool is not None:
                 self._pool.shutdown()
                 self._pool = None
+
+    def _with_categories(self, batch: pa.RecordBatch) -> pa.RecordBatch:
+        assert self.label_map is not None
+        field = self.schema.field(OBJECTS)
+        objects, unknown = hub.with_categories(batch.column(OBJECTS), self.label_map, field.type)
+        if unknown:
+            self.warnings.append(
+                f"{self.destination}: class(es) not in the label map, without a category: "
+                + ", ".join(unknown)
+            )
+        return batch.set_column(batch.schema.get_field_index(OBJECTS), field, objects)
 
     def _writer(self) -> pq.ParquetWriter:
         if self._parquet is None:
@@ -522,12 +583,26 @@ class _FileReader:
                 values = pa.array([self.uri] * length, pa.string())
             elif name in self.partitions:
                 values = pa.array([self.partitions[name]] * length, field.type)
+            elif name == OBJECTS and name in batch.schema.names:
+                values = self._objects(batch.column(name), field)
             elif name in batch.schema.names:
                 values = self._cast(batch.column(name), field)
             else:
                 values = _default(field, length, coords, batch)
             columns.append(values)
         return pa.RecordBatch.from_arrays(columns, schema=schema)
+
+    def _objects(self, values: pa.Array, field: pa.Field) -> pa.Array:
+        """The objects column of any of our layouts (`parquet_hub.conform_objects`)."""
+        kind = values.type
+        if not (pa.types.is_list(kind) and pa.types.is_struct(kind.value_type)):
+            return self._cast(values, field)
+        try:
+            return hub.conform_objects(values, field.type)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+            raise AnnotationError(
+                self.uri, f"column {field.name}: cannot read {kind} as {field.type}: {exc}"
+            ) from None
 
     def _cast(self, values: pa.Array, field: pa.Field) -> pa.Array:
         if values.type == field.type:

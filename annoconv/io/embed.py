@@ -347,6 +347,13 @@ def _transcode(
     return buffer.getvalue(), encoded_format, pixels.size
 
 
+def in_annotated_frame(image: Image.Image, annotated: tuple[int, int] | None) -> Image.Image:
+    """The pixels of an opened image file in the frame its annotation (of size `annotated`)
+    uses: turned as its EXIF orientation displays them, or as stored, by the rules above
+    (``exif="auto"``). For loaders that decode image files as found."""
+    return _turned_pixels(image, _choose_frame(image, annotated, "auto"))
+
+
 def _turned_pixels(image: Image.Image, frame: _Frame) -> Image.Image:
     image.load()
     # Pillow 13 turns TIFFs to their orientation on load and then drops the tag.

@@ -1,0 +1,169 @@
+"""`annoconv.torch`: DataLoaders with worker processes over TFRecord shards and over Parquet
+give every example exactly once, in torchvision's (image, target) shape, boxes equal to the
+source's; without TensorFlow."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+import torch
+from detection_data import CLASSES, Dataset, voc_dataset
+from factories import Box, draw_image, labelimg_xml, write
+from torch.utils.data import DataLoader
+
+import annoconv.torch as atorch
+from annoconv import AnnotationError, convert
+
+#: float32 normalized coordinates (TFRecords) times the size, against float64 pixels.
+TOLERANCE = 1e-3
+IDS = {name: index + 1 for index, name in enumerate(sorted(CLASSES))}
+
+
+@pytest.fixture(scope="module")
+def voc(tmp_path_factory: pytest.TempPathFactory) -> Dataset:
+    return voc_dataset(tmp_path_factory.mktemp("voc"), images=15, seed=7)
+
+
+def batches(dataset: Any, **options: Any) -> list[tuple[Any, dict[str, Any]]]:
+    """Every (image, target) a DataLoader with two worker processes yields."""
+    loader = DataLoader(dataset, batch_size=2, num_workers=2, collate_fn=atorch.collate, **options)
+    return [pair for images, targets in loader for pair in zip(images, targets, strict=True)]
+
+
+def check(samples: list[tuple[Any, dict[str, Any]]], voc: Dataset, keys: set[str]) -> None:
+    """Each of `keys` exactly once; images at the annotated size; the source's boxes."""
+    counts = Counter(target["key"] for _, target in samples)
+    assert set(counts) == keys and set(counts.values()) == {1}
+    for image, target in samples:
+        key = target["key"]
+        width, height = voc.sizes[key]
+        assert image.shape == (3, height, width) and image.dtype == torch.float32
+        assert float(image.min()) >= 0 and float(image.max()) <= 1
+        truth = voc.boxes[key]
+        boxes = target["boxes"]
+        assert boxes.dtype == torch.float32 and boxes.shape == (len(truth), 4)
+        for got, want in zip(boxes.tolist(), truth, strict=True):
+            assert got == pytest.approx(want[1:], abs=TOLERANCE)
+        assert target["labels"].dtype == torch.int64
+        assert target["labels"].tolist() == [IDS[box[0]] for box in truth]
+
+
+def test_tfrecord_shards_through_a_dataloader_with_workers(voc: Dataset, tmp_path: Path) -> None:
+    out = tmp_path / "ds.record"
+    convert(str(voc.root), str(out), write_options={"shards": 4})
+    dataset = atorch.TFRecordDetection(str(out))
+    assert len(dataset.files) == 4
+    check(batches(dataset), voc, set(voc.boxes))
+    # Two ranks of two workers each: four readers, a shard each, nothing read twice.
+    per_rank = [
+        batches(atorch.TFRecordDetection(str(out), rank=rank, world_size=2)) for rank in (0, 1)
+    ]
+    assert not {t["key"] for _, t in per_rank[0]} & {t["key"] for _, t in per_rank[1]}
+    check(per_rank[0] + per_rank[1], voc, set(voc.boxes))
+    # A new shard order each epoch, dealt from the same order to every reader.
+    shuffled = atorch.TFRecordDetection(str(out), shuffle_shards=True, seed=3)
+    orders = set()
+    for epoch in range(4):
+        shuffled.set_epoch(epoch)
+        halves = [shuffled.shards(reader, 2) for reader in (0, 1)]
+        assert sorted(halves[0] + halves[1]) == sorted(dataset.files)
+        orders.add(tuple(shuffled.shards(0, 1)))
+    assert len(orders) > 1
+    check(batches(shuffled), voc, set(voc.boxes))
+
+
+def test_gzip_shards_and_a_corrupt_record(voc: Dataset, tmp_path: Path) -> None:
+    out = tmp_path / "gz.record"
+    convert(str(voc.root), str(out), write_options={"shards": 2, "compression": "GZIP"})
+    check(batches(atorch.TFRecordDetection(str(out))), voc, set(voc.boxes))
+    convert(str(voc.root), str(tmp_path / "plain.record"))
+    [plain] = tmp_path.glob("plain.record-*")
+    data = bytearray(plain.read_bytes())
+    data[40] ^= 0xFF  # a byte of the first payload: its CRC no longer matches
+    plain.write_bytes(bytes(data))
+    with pytest.raises(AnnotationError, match=r"plain.record-00000-of-00001: record 0 .*CRC"):
+        list(atorch.TFRecordDetection(str(plain)))
+
+
+def test_parquet_dataset_folder_by_split_with_workers(voc: Dataset, tmp_path: Path) -> None:
+    out = tmp_path / "ds"
+    convert(
+        str(voc.root),
+        str(out),
+        to_format="parquet",
+        split="train=0.6,test=0.4",
+        seed=2,
+        write_options={"embed_images": True},
+    )
+    keys = {
+        split: set(pq.read_table(out / "data" / split).column("key").to_pylist())
+        for split in ("train", "test")
+    }
+    train = atorch.ParquetDetection(str(out), split="train")
+    assert len(train) == len(keys["train"])
+    check(batches(train, shuffle=True), voc, keys["train"])
+    everything = atorch.ParquetDetection(str(out))
+    check(batches(everything), voc, set(voc.boxes))
+    # Pixel boxes come back as written: exactly, up to float32.
+    _image, target = train[0]
+    truth = voc.boxes[target["key"]]
+    assert target["boxes"].tolist() == [
+        [float(torch.tensor(v, dtype=torch.float32)) for v in box[1:]] for box in truth
+    ]
+    with pytest.raises(IndexError):
+        train[len(train)]
+
+
+def test_parquet_without_embedded_images_and_a_transform(voc: Dataset, tmp_path: Path) -> None:
+    single = tmp_path / "one.parquet"
+    convert(str(voc.root), str(single))
+    with pytest.raises(AnnotationError, match="no image for"):
+        atorch.ParquetDetection(str(single))[0]
+
+    def flip(image: Any, target: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+        width = image.shape[-1]
+        boxes = target["boxes"].clone()
+        boxes[:, [0, 2]] = width - target["boxes"][:, [2, 0]]
+        return image.flip(-1), {**target, "boxes": boxes}
+
+    flipped = atorch.ParquetDetection(
+        str(single), images=str(voc.root), transforms=flip, dtype=torch.uint8
+    )
+    plain = atorch.ParquetDetection(str(single), images=str(voc.root), dtype=torch.uint8)
+    assert len(flipped) == len(voc.boxes)
+    for index in range(len(plain)):
+        (image, target), (turned, moved) = plain[index], flipped[index]
+        assert image.dtype == torch.uint8 and torch.equal(turned, image.flip(-1))
+        width = voc.sizes[target["key"]][0]
+        expected = [[width - x1, y0, width - x0, y1] for x0, y0, x1, y1 in target["boxes"].tolist()]
+        assert moved["boxes"].tolist() == expected  # quarter pixels: exact in float32
+    check(batches(flipped.__class__(str(single), images=str(voc.root))), voc, set(voc.boxes))
+
+
+def test_normalized_boxes_exif_photos_and_an_older_layout(tmp_path: Path) -> None:
+    """A photo stored 60x40 with EXIF orientation 6, annotated as displayed (40x60): the
+    image comes turned, as the annotation sees it; Open-Images-like normalized boxes are
+    scaled to pixels; files of the older hive layout read by split."""
+    root = tmp_path / "voc"
+    draw_image(root / "photo.jpg", 60, 40, exif_orientation=6)
+    write(root / "photo.xml", labelimg_xml("photo.jpg", 40, 60, [Box("cat", 4, 6, 20, 30)]))
+    old = tmp_path / "old"
+    embed = {"embed_images": True}
+    convert(str(root), str(old / "split=val" / "part-00000.parquet"), write_options=embed)
+    [(image, target)] = list(atorch.ParquetDetection(str(old), split="val"))
+    assert image.shape == (3, 60, 40)
+    assert target["boxes"].tolist() == [[4.0, 6.0, 20.0, 30.0]]
+    assert len(atorch.ParquetDetection(str(old), split="train")) == 0
+    # Normalized coordinates (a Parquet from TFRecords) come back in pixels.
+    record = tmp_path / "photo.record"
+    convert(str(root), str(record))
+    normalized = tmp_path / "normalized.parquet"
+    convert(str(record), str(normalized), from_format="tfrecord")
+    assert pq.read_table(normalized).column("coords").to_pylist() == ["normalized"]
+    [(image, target)] = list(atorch.ParquetDetection(str(normalized), images=str(root)))
+    assert target["boxes"][0].tolist() == pytest.approx([4.0, 6.0, 20.0, 30.0], abs=TOLERANCE)
+    assert target["labels"].tolist() == [1]
