@@ -1,7 +1,5 @@
 """`python -m annoconv` runs the command line."""
 
-import sys
+from annoconv.cli import run
 
-from annoconv.cli import main
-
-sys.exit(main())
+run()

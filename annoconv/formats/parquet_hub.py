@@ -359,7 +359,7 @@ def _label_map_text(footer: pq.FileMetaData) -> str | None:
 def _body(
     folder: str, counts: Mapping[str, int], table_features: Mapping[str, Any], label_map: str | None
 ) -> str:
-    from annoconv import __version__
+    from annoconv.version import __version__
     from annoconv.labelmap import LabelMap
 
     title = posixpath.basename(folder.replace("\\", "/").rstrip("/")) or "dataset"
