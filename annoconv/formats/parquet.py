@@ -371,7 +371,7 @@ class ParquetWriter(Writer):
             _meta_key("version"): __version__.encode(),
             _meta_key("layout"): (FLAT if self.flat else NESTED).encode(),
             _meta_key("coords"): coords.encode(),
-            _meta_key("label_map"): label_map.to_pbtxt().encode("utf-8"),
+            hub.LABEL_MAP_KEY: label_map.to_pbtxt().encode("utf-8"),
         }
 
 

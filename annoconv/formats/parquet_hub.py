@@ -61,6 +61,8 @@ __all__ = [
 #: The folder of a dataset folder's data, and its card.
 DATA = "data"
 CARD = "README.md"
+#: Where our Parquet files keep their label map (`parquet.META_PREFIX` + ``label_map``).
+LABEL_MAP_KEY = b"annoconv.label_map"
 #: The per-box field holding the ClassLabel (dataset folders only).
 CATEGORY = "category"
 HF_METADATA_KEY = b"huggingface"
@@ -350,17 +352,15 @@ def _file_features(footer: pq.FileMetaData) -> dict[str, Any]:
 
 
 def _label_map_text(footer: pq.FileMetaData) -> str | None:
-    from annoconv.formats.parquet import META_PREFIX
-
-    raw = (footer.metadata or {}).get(f"{META_PREFIX}label_map".encode())
+    raw = (footer.metadata or {}).get(LABEL_MAP_KEY)
     return raw.decode("utf-8") if raw else None
 
 
 def _body(
     folder: str, counts: Mapping[str, int], table_features: Mapping[str, Any], label_map: str | None
 ) -> str:
-    from annoconv.version import __version__
     from annoconv.labelmap import LabelMap
+    from annoconv.version import __version__
 
     title = posixpath.basename(folder.replace("\\", "/").rstrip("/")) or "dataset"
     lines = [
