@@ -241,6 +241,19 @@ def _register_builtins() -> None:
             reads_folders=True,
         ),
         FormatEntry(
+            "coco",
+            "annoconv.formats.coco:FORMAT",
+            "COCO detection JSON (images, annotations, categories; result files), streamed",
+            (".json",),
+            reads_folders=True,
+        ),
+        FormatEntry(
+            "yolo",
+            "annoconv.formats.yolo:FORMAT",
+            "YOLO: Ultralytics (data.yaml, images/ and labels/) or Darknet (obj.data) layout",
+            (".yaml", ".yml"),
+        ),
+        FormatEntry(
             "pbtxt",
             "annoconv.formats.pbtxt:FORMAT",
             "TF Object Detection API label map (StringIntLabelMap text format)",

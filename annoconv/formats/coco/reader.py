@@ -1,0 +1,506 @@
+"""`CocoReader`: COCO detection JSON (and result files) as image records, file by file.
+
+See the package docstring for what is read and how; `stream` does the parsing and grouping.
+"""
+
+from __future__ import annotations
+
+import posixpath
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from annoconv.errors import AnnotationError, BoxOutsideError
+from annoconv.formats.base import BadItem, Reader, ReadResult, Source
+from annoconv.formats.coco.stream import (
+    MEMORY_BUDGET,
+    Category,
+    CocoScan,
+    Images,
+    scan,
+)
+from annoconv.io.fs import GLOB_CHARS, expand_source, relative_posix
+from annoconv.io.images import WINDOWS_ABSOLUTE
+from annoconv.schema import (
+    PIXEL,
+    PIXEL_TOLERANCE,
+    ImageRecord,
+    ObjectAnnotation,
+    make_record,
+    trusted_object,
+    trusted_record,
+)
+
+if TYPE_CHECKING:
+    from annoconv.labelmap import LabelMap
+
+JSON_SUFFIXES = (".json",)
+ROBOFLOW_NAME = "_annotations.coco.json"
+
+# A grouped annotation row: (category_id, x, y, w, h, iscrowd, score, position, ann_id).
+Row = tuple[int, float, float, float, float, int, "float | None", int, "str | None"]
+
+
+class CocoReader(Reader):
+    """Reads COCO detection JSON: one file, a folder of them (Roboflow's split folders, each
+    with its ``_annotations.coco.json``), a glob or a list; and COCO result files.
+
+    Records come in the order of each file's ``images``, keyed by the image's file name
+    (with the JSON's folder relative to the source folder in front, so that split folders
+    stay apart); `filename` is the name as the file gives it, relative to the JSON's folder
+    (where Roboflow keeps the images; ``--images`` names another folder, as for COCO's own
+    ``train2017/``). `ground_truth` is the COCO file a result file's image and category ids
+    refer to; without it, a result file's images are named by their ids and its classes by
+    their category ids. `memory_budget` bounds the annotation rows held in memory (the
+    rest is spilled to `tmp_dir`).
+    """
+
+    def __init__(
+        self,
+        source: Source,
+        *,
+        images: str | None = None,
+        ground_truth: str | None = None,
+        memory_budget: int = MEMORY_BUDGET,
+        tmp_dir: str | None = None,
+    ) -> None:
+        super().__init__(source, images=images)
+        self.ground_truth = ground_truth
+        self.memory_budget = memory_budget
+        self.tmp_dir = tmp_dir
+        self._files: tuple[list[str], str] | None = None
+        # The scans a first pass made, kept for the next pass (then dropped).
+        self._scans: dict[str, CocoScan] = {}
+        self._truth: CocoScan | None = None
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = dict(self.__dict__)
+        state["_scans"], state["_truth"] = {}, None  # scans hold temporary files: not sent
+        return state
+
+    # --- the Reader protocol ------------------------------------------------------------
+
+    def __iter__(self) -> Iterator[ReadResult]:
+        files, root = self.files()
+        for uri in files:
+            found = self._take_scan(uri)
+            try:
+                yield from _FileRecords(found, self._key_prefix(uri, root), self._truth).items()
+            finally:
+                found.rows.close()
+
+    def labels(self) -> Iterator[tuple[str, list[str]]]:
+        files, root = self.files()
+        for uri in files:
+            found = self._scan(uri, keep=True)
+            for item in _FileRecords(found, self._key_prefix(uri, root), self._truth).items():
+                if isinstance(item, ImageRecord):
+                    yield item.key, [obj.label for obj in item.objects]
+
+    def count_hint(self) -> int | None:
+        files, _root = self.files()
+        if not all(uri in self._scans for uri in files):
+            return None
+        return sum(_image_count(self._scans[uri], self._truth) for uri in files)
+
+    def declared_label_map(self) -> LabelMap | None:
+        """The classes the files declare in ``categories``, with their ids (see
+        `declared_categories`); None when they declare none (a result file without its
+        ground truth)."""
+        from annoconv.labelmap import LabelMap, LabelMapItem
+
+        categories = self.categories()
+        if not categories:
+            return None
+        return LabelMap(LabelMapItem(c.name, c.id) for c in declared_categories(categories))
+
+    def categories(self) -> list[Category]:
+        """Every file's categories (the first of each id), as the files list them."""
+        files, _root = self.files()
+        seen: dict[int, Category] = {}
+        for uri in files:
+            found = self._scan(uri, keep=True)
+            source = self._truth if found.is_results and self._truth is not None else found
+            for category in source.categories:
+                seen.setdefault(category.id, category)
+        return list(seen.values())
+
+    # --- files and scans ------------------------------------------------------------------
+
+    def files(self) -> tuple[list[str], str]:
+        if self._files is None:
+            files, root = expand_source(self.source, JSON_SUFFIXES)
+            if isinstance(self.source, str) and (
+                any(c in self.source for c in GLOB_CHARS)
+                or len(files) != 1
+                or files[0] != self.source
+            ):
+                files = [uri for uri in files if uri.lower().endswith(JSON_SUFFIXES)]
+                files = [uri for uri in files if _looks_like_coco(uri)]
+            self._files = (files, root)
+        return self._files
+
+    def _key_prefix(self, uri: str, root: str) -> str:
+        files, _ = self.files()
+        if len(files) == 1:
+            return ""
+        folder = posixpath.dirname(relative_posix(uri, root))
+        return "" if folder in ("", ".") else folder
+
+    def _scan(self, uri: str, *, keep: bool) -> CocoScan:
+        found = self._scans.get(uri)
+        if found is None:
+            found = scan(uri, budget=self.memory_budget, tmp_dir=self.tmp_dir)
+            if found.is_results and self.ground_truth is not None and self._truth is None:
+                self._truth = scan(self.ground_truth, annotations=False, tmp_dir=self.tmp_dir)
+                if self._truth.failure is not None:
+                    raise self._truth.failure
+            if keep:
+                self._scans[uri] = found
+        return found
+
+    def _take_scan(self, uri: str) -> CocoScan:
+        found = self._scans.pop(uri, None)
+        return found if found is not None else self._scan(uri, keep=False)
+
+
+def _looks_like_coco(uri: str) -> bool:
+    from annoconv.formats.coco import is_coco
+
+    return is_coco(uri)
+
+
+def declared_categories(categories: Sequence[Category]) -> list[Category]:
+    """The classes among `categories`, ids ready for a label map: without Roboflow's
+    workspace category (one whose name is the supercategory of the others, which it never
+    labels), and with every id moved up by one when an id 0 remains (files numbering their
+    classes from 0, as supervision writes them), since a label map's ids start at 1. The
+    first category of each name is kept."""
+    supers = {c.supercategory for c in categories if c.supercategory}
+    kept = [c for c in categories if not (c.name in supers and _is_workspace(c, categories))]
+    shift = 1 if any(c.id <= 0 for c in kept) and min(c.id for c in kept) == 0 else 0
+    names: dict[str, Category] = {}
+    for category in kept:
+        names.setdefault(
+            category.name, Category(category.id + shift, category.name, category.supercategory)
+        )
+    return sorted(names.values(), key=lambda c: c.id)
+
+
+def _is_workspace(category: Category, categories: Sequence[Category]) -> bool:
+    others = [c for c in categories if c is not category]
+    return bool(others) and all(c.supercategory == category.name for c in others)
+
+
+def _image_count(found: CocoScan, truth: CocoScan | None) -> int:
+    if found.is_results:
+        return len(truth.images) if truth is not None else 0
+    return len(found.images)
+
+
+@dataclass
+class _ImageFacts:
+    """What one record is built from."""
+
+    index: int
+    key: str
+    filename: str
+    path: str | None
+    width: int | None
+    height: int | None
+    problem: AnnotationError | None
+
+
+class _FileRecords:
+    """The records of one scanned file, in the order of its images."""
+
+    def __init__(self, found: CocoScan, prefix: str, truth: CocoScan | None) -> None:
+        self.found = found
+        self.uri = found.uri
+        self.prefix = prefix
+        self.truth = truth if found.is_results else None
+        source = self.truth if self.truth is not None else found
+        self.categories = {c.id: c.name for c in source.categories}
+        self.split = _split_of(found.uri)
+
+    def items(self) -> Iterator[ReadResult]:
+        found = self.found
+        if found.failure is not None:
+            yield BadItem(found.failure, images=0)
+            return
+        images = self._images()
+        bad_by_image, orphans = self._bad_annotations(images)
+        yield from orphans
+        unknown: list[BadItem] = []
+        ids = pa.array(images.ids, pa.string())
+        grouped = _group_rows(
+            found.rows.grouped(
+                ids,
+                lambda rows: unknown.extend(_unknown_image_items(self.uri, rows, found.is_results)),
+            )
+        )
+        facts = self._facts(images)
+        for index in range(len(images)):
+            rows = grouped.rows_of(index)
+            yield self._item(facts[index], rows, bad_by_image.get(index))
+        yield from unknown
+
+    def _images(self) -> Images:
+        if self.found.is_results:
+            if self.truth is not None:
+                return self.truth.images
+            return _images_of_results(self.found)
+        return self.found.images
+
+    def _bad_annotations(
+        self, images: Images
+    ) -> tuple[dict[int, tuple[AnnotationError, int]], list[BadItem]]:
+        """Bad annotations by image position: (first error, how many); those of no known
+        image as BadItems of their own."""
+        positions = (
+            {image_id: index for index, image_id in enumerate(images.ids)}
+            if (self.found.bad)
+            else {}
+        )
+        by_image: dict[int, tuple[AnnotationError, int]] = {}
+        orphans = []
+        for bad in self.found.bad:
+            index = positions.get(bad.image_id) if bad.image_id is not None else None
+            if index is None:
+                orphans.append(BadItem(bad.error, images=0, boxes=1))
+                continue
+            first, count = by_image.get(index, (bad.error, 0))
+            by_image[index] = (first, count + 1)
+        return by_image, orphans
+
+    def _facts(self, images: Images) -> list[_ImageFacts]:
+        facts = []
+        seen_ids: dict[str, int] = {}
+        seen_keys: dict[str, int] = {}
+        for index, image_id in enumerate(images.ids):
+            problem_text = images.problems[index]
+            raw_name = images.file_names[index] or image_id
+            filename, path = _relative_name(raw_name)
+            key = posixpath.join(self.prefix, filename) if self.prefix else filename
+            where = f"images[{index}] (id {image_id})"
+            problem = (
+                AnnotationError(self.uri, problem_text.split(": ", 1)[1])
+                if (problem_text)
+                else None
+            )
+            if problem is not None:
+                problem = AnnotationError(self.uri, problem.message, where)
+            elif image_id in seen_ids:
+                problem = AnnotationError(
+                    self.uri, f"id {image_id} is also the id of images[{seen_ids[image_id]}]", where
+                )
+            elif key in seen_keys:
+                problem = AnnotationError(
+                    self.uri, f"file_name {raw_name!r} is also images[{seen_keys[key]}]'s", where
+                )
+            seen_ids.setdefault(image_id, index)
+            seen_keys.setdefault(key, index)
+            facts.append(
+                _ImageFacts(
+                    index,
+                    key,
+                    filename,
+                    path,
+                    images.widths[index],
+                    images.heights[index],
+                    problem,
+                )
+            )
+        return facts
+
+    def _item(
+        self,
+        facts: _ImageFacts,
+        rows: list[Row],
+        bad: tuple[AnnotationError, int] | None,
+    ) -> ReadResult:
+        boxes = len(rows) + (bad[1] if bad else 0)
+        if facts.problem is not None:
+            return BadItem(facts.problem, boxes=boxes)
+        if bad is not None:
+            return BadItem(bad[0], boxes=boxes)
+        try:
+            objects = [self._object(row) for row in rows]
+            return self._record(facts, objects, rows)
+        except AnnotationError as error:
+            return BadItem(error, boxes=boxes)
+
+    def _object(self, row: Row) -> ObjectAnnotation:
+        category, x, y, w, h, crowd, score, position, ann_id = row
+        label = self.categories.get(category) if self.categories else str(category)
+        if label is None:
+            section = "" if self.found.is_results else "annotations"
+            where = f"{section}[{position}]" + (f" (id {ann_id})" if ann_id is not None else "")
+            raise AnnotationError(
+                self.uri, f"category_id {category} is not one of the categories", where
+            )
+        return trusted_object(
+            label=label,
+            xmin=x,
+            ymin=y,
+            xmax=x + w,
+            ymax=y + h,
+            group_of=crowd,
+            confidence=score,
+        )
+
+    def _record(
+        self, facts: _ImageFacts, objects: list[ObjectAnnotation], rows: list[Row]
+    ) -> ImageRecord:
+        fields: dict[str, Any] = {
+            "key": facts.key,
+            "filename": facts.filename,
+            "width": facts.width,
+            "height": facts.height,
+            "coords": PIXEL,
+            "objects": objects,
+            "split": self.split,
+            "path": facts.path,
+        }
+        if _inside(objects, facts.width, facts.height):
+            return trusted_record(source=self.uri, **fields)
+        try:
+            return make_record(self.uri, None, **fields)
+        except BoxOutsideError as error:
+            raise _box_outside(self.uri, error, objects, rows, facts) from None
+
+
+def _inside(objects: list[ObjectAnnotation], width: int | None, height: int | None) -> bool:
+    low = -PIXEL_TOLERANCE
+    if width is None or height is None:
+        return all(obj.xmin >= low and obj.ymin >= low for obj in objects)
+    x_limit, y_limit = width + PIXEL_TOLERANCE, height + PIXEL_TOLERANCE
+    return all(
+        obj.xmin >= low and obj.ymin >= low and obj.xmax <= x_limit and obj.ymax <= y_limit
+        for obj in objects
+    )
+
+
+def _box_outside(
+    uri: str,
+    error: BoxOutsideError,
+    objects: list[ObjectAnnotation],
+    rows: list[Row],
+    facts: _ImageFacts,
+) -> BoxOutsideError:
+    """The error naming the annotation (not the record's object number)."""
+    from annoconv.schema import outside_problem
+
+    for obj, row in zip(objects, rows, strict=True):
+        problem = outside_problem(obj, PIXEL, facts.width, facts.height)
+        if problem:
+            position, ann_id = row[7], row[8]
+            where = f"annotations[{position}]" + (f" (id {ann_id})" if ann_id is not None else "")
+            return BoxOutsideError(uri, f"{obj.label!r}: {problem}", where, record=error.record)
+    return error
+
+
+class _Grouped:
+    """Grouped rows handed out image by image, in image order."""
+
+    def __init__(self, batches: Iterator[pa.RecordBatch]) -> None:
+        self._batches = batches
+        self._pending: list[tuple[int, Row]] = []
+        self._at = 0
+        self._done = False
+
+    def rows_of(self, index: int) -> list[Row]:
+        rows: list[Row] = []
+        while True:
+            while self._at < len(self._pending):
+                image, row = self._pending[self._at]
+                if image > index:
+                    return rows
+                self._at += 1
+                if image == index:
+                    rows.append(row)
+            if self._done or not self._refill():
+                return rows
+
+    def _refill(self) -> bool:
+        batch = next(self._batches, None)
+        if batch is None:
+            self._done = True
+            return False
+        columns = [
+            batch.column(name).to_pylist()
+            for name in ("image", "category_id", "x", "y", "w", "h", "iscrowd", "score")
+        ]
+        columns += [batch.column("position").to_pylist(), batch.column("ann_id").to_pylist()]
+        images = columns[0]
+        self._pending = list(zip(images, zip(*columns[1:], strict=True), strict=True))
+        self._at = 0
+        return True
+
+
+def _group_rows(batches: Iterator[pa.RecordBatch]) -> _Grouped:
+    return _Grouped(batches)
+
+
+def _unknown_image_items(uri: str, rows: pa.RecordBatch, results: bool) -> list[BadItem]:
+    section = "" if results else "annotations"
+    items = []
+    for image_id, position, ann_id in zip(
+        rows.column("image_id").to_pylist(),
+        rows.column("position").to_pylist(),
+        rows.column("ann_id").to_pylist(),
+        strict=True,
+    ):
+        where = f"{section}[{position}]" + (f" (id {ann_id})" if ann_id is not None else "")
+        error = AnnotationError(uri, f"image_id {image_id} is not one of the images", where)
+        items.append(BadItem(error, images=0, boxes=1))
+    return items
+
+
+def _images_of_results(found: CocoScan) -> Images:
+    """The images of a result file without its ground truth: each image id, first seen
+    first, named by its id, size unknown."""
+    uniques: list[pa.Array] = []
+    for batch in found.rows.raw():
+        uniques.append(pc.unique(batch.column("image_id")))
+    ids: list[str] = pc.unique(pa.concat_arrays(uniques)).to_pylist() if uniques else []
+    for bad in found.bad:
+        if bad.image_id is not None and bad.image_id not in ids:
+            ids.append(bad.image_id)
+    count = len(ids)
+    return Images(ids, list(ids), [None] * count, [None] * count, [None] * count)
+
+
+def _relative_name(raw: str) -> tuple[str, str | None]:
+    """(image path relative to the image root, posix; the name as written when it is not
+    one: absolute, Windows or escaping names keep their base name)."""
+    name = raw.replace("\\", "/")
+    parts = [part for part in name.split("/") if part not in ("", ".")]
+    if name.startswith("/") or WINDOWS_ABSOLUTE.match(raw) or ".." in parts:
+        return (parts[-1] if parts and parts[-1] != ".." else raw), raw
+    return "/".join(parts) or raw, (raw if raw != "/".join(parts) else None)
+
+
+def _split_of(uri: str) -> str | None:
+    """The split a COCO file holds, by its name: Roboflow's ``train/_annotations.coco.json``,
+    COCO's ``instances_val2017.json``."""
+    name = posixpath.basename(uri.replace("\\", "/"))
+    if name == ROBOFLOW_NAME:
+        folder = posixpath.basename(posixpath.dirname(uri.replace("\\", "/")))
+        return folder or None
+    stem = name[: -len(".json")] if name.lower().endswith(".json") else name
+    if stem.startswith("instances_") and len(stem) > len("instances_"):
+        return stem[len("instances_") :]
+    return None
+
+
+def class_counts(found: CocoScan) -> Counter[int]:
+    counts: Counter[int] = Counter()
+    for batch in found.rows.raw():
+        for item in pc.value_counts(batch.column("category_id")).to_pylist():
+            counts[item["values"]] += item["counts"]
+    return counts
