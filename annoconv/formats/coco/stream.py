@@ -325,9 +325,12 @@ def _main_pass(
 def _small_sections(uri: str, extent: tuple[int, int] | None, result: CocoScan) -> None:
     """`images` and `categories`, from the file without its annotations array when the
     main pass found one, else from the whole file."""
-    close = _closing_bracket(uri, extent[1]) if extent is not None else None
-    if extent is not None and close is not None:
-        for key in _key_candidates(uri, extent[0]):
+    if extent is not None:
+        first_end, last_start = extent
+        for key in _key_candidates(uri, first_end):
+            close = _closing_bracket(uri, max(last_start, key + len(b'"annotations"')))
+            if close is None:
+                continue
             try:
                 _read_small_sections(partial(_Spliced, uri, key, close), result)
                 return
@@ -350,7 +353,8 @@ def _read_small_sections(stream: Callable[[], _Spliced], result: CocoScan) -> No
 def _key_candidates(uri: str, first_end: int) -> Iterator[int]:
     """Where the ``"annotations"`` key may begin: the matches before the end of the chunk
     that held the first annotation's end, last first (the key is the last one before the
-    first annotation); the wrong ones make the file without the array unparsable."""
+    first annotation). Text inside strings never matches (its quotes are escaped); a key
+    of that name in a nested object makes the file without the array unparsable."""
     window, seen = _KEY_WINDOW, first_end
     while seen > 0:
         start = max(0, first_end - window)
@@ -366,9 +370,10 @@ def _key_candidates(uri: str, first_end: int) -> Iterator[int]:
 
 
 def _closing_bracket(uri: str, from_offset: int) -> int | None:
-    """The ``]`` ending the annotations array: the first one at or after `from_offset` (the
-    start of the chunk that held the last annotation's end) after which the file reads as
-    the rest of the top-level object. A ``]`` inside an annotation or a string makes the
+    """The ``]`` ending the annotations array: the first one at or after `from_offset` (past
+    the key, and at the start of the chunk that held the last annotation's end) after which
+    the file reads as the rest of the top-level object. A ``]`` inside an annotation makes
+    that object close early, one inside a string meets an unescaped quote: either makes the
     rest unparsable, mostly within a few bytes."""
     with open_input(uri) as handle:
         handle.seek(from_offset)
