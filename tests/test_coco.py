@@ -72,14 +72,22 @@ def test_string_ids_windows_names_crowds_and_polygon_only_annotations(tmp_path: 
     document["images"][1]["id"] = "img-8"
     document["annotations"] += [
         {  # a crowd region with an uncompressed RLE, as COCO has them
-            "id": 7, "image_id": "img-1", "category_id": 1, "iscrowd": 1, "area": 120.0,
-            "bbox": [5, 6, 30, 40], "segmentation": {"counts": [10, 20, 30], "size": [80, 100]},
+            "id": 7,
+            "image_id": "img-1",
+            "category_id": 1,
+            "iscrowd": 1,
+            "area": 120.0,
+            "bbox": [5, 6, 30, 40],
+            "segmentation": {"counts": [10, 20, 30], "size": [80, 100]},
         },
         {  # polygons only: the box is derived from them
-            "id": 8, "image_id": "img-8", "category_id": 90, "iscrowd": 0,
+            "id": 8,
+            "image_id": "img-8",
+            "category_id": 90,
+            "iscrowd": 0,
             "segmentation": [[10, 12.5, 30, 12.5, 20, 40], [5, 20, 8, 22, 6, 25]],
         },
-    ]  # fmt: skip
+    ]
     read = records(write_coco(tmp_path / "x.json", document))
     assert [r.filename for r in read] == ["train/a.jpg", "b.jpg"]
     assert read[1].path == "C:\\data\\b.jpg"  # the name as written, for the locator

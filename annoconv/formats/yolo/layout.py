@@ -46,6 +46,8 @@ class YoloDataset:
     config: str | None
     splits: dict[str, list[str]] = field(default_factory=dict)
     names: list[str] | None = None
+    #: Each split's image folders (a split given as folders): image names are relative to them.
+    folders: dict[str, list[str]] = field(default_factory=dict)
 
 
 def label_path(image: str) -> str:
@@ -109,6 +111,7 @@ def read_data_yaml(uri: str) -> YoloDataset:
         value = data.get(key)
         if value:
             dataset.splits[key] = _split_images(value, root, uri, key)
+            dataset.folders[key] = _split_folders(value, root)
     if not dataset.splits:
         raise AnnotationError(uri, "names no split (train, val or test)")
     return dataset
@@ -159,6 +162,12 @@ def _split_images(value: Any, root: str, uri: str, key: str) -> list[str]:
             raise AnnotationError(uri, f"expected a folder or a .txt list, got {entry!r}", key)
         images += _images_at(_located(entry, root), root, uri, key)
     return images
+
+
+def _split_folders(value: Any, root: str) -> list[str]:
+    entries = value if isinstance(value, list) else [value]
+    located = [_located(entry, root) for entry in entries if isinstance(entry, str)]
+    return [path for path in located if not path.lower().endswith(".txt")]
 
 
 def _located(entry: str, root: str) -> str:
@@ -246,6 +255,7 @@ def read_obj_data(uri: str) -> YoloDataset:
         if located is None:
             raise AnnotationError(uri, f"list {listed} not found", key)
         dataset.splits[split] = _listed_images(located, bases)
+        dataset.folders[split] = _common_folder(dataset.splits[split])
     if not dataset.splits:
         dataset.splits["train"] = _folder_images(folder)
     classes = values.get("classes")
@@ -254,6 +264,16 @@ def read_obj_data(uri: str) -> YoloDataset:
             uri, f"classes={classes} but {names_path or 'the names file'} has {len(names)} names"
         )
     return dataset
+
+
+def _common_folder(images: list[str]) -> list[str]:
+    """The folder all listed images are in (Darknet's ``data/obj``), if they share one."""
+    if not images:
+        return []
+    try:
+        return [os.path.commonpath([posixpath.dirname(image) for image in images])]
+    except ValueError:  # absolute and relative paths mixed
+        return []
 
 
 def _key_values(uri: str) -> dict[str, str]:
@@ -319,8 +339,10 @@ def _plain_folder(folder: str) -> YoloDataset:
         if splits:
             for name in splits:
                 dataset.splits[name] = list_files(join(images_folder, name), IMAGE_SUFFIXES)
+                dataset.folders[name] = [join(images_folder, name)]
             return dataset
         dataset.splits["train"] = list_files(images_folder, IMAGE_SUFFIXES)
+        dataset.folders["train"] = [images_folder]
         return dataset
     dataset.splits["train"] = _folder_images(folder)
     return dataset

@@ -41,7 +41,7 @@ class YoloReader(Reader):
     def __init__(self, source: Source, *, images: str | None = None) -> None:
         super().__init__(source, images=images)
         self._dataset: YoloDataset | None = None
-        self._entries: list[tuple[str, str, str]] | None = None  # (key, image, split)
+        self._entries: list[tuple[str, str, str, str]] | None = None
         self._only: list[str] | None = None
 
     def __getstate__(self) -> dict[str, object]:
@@ -54,32 +54,35 @@ class YoloReader(Reader):
             self._dataset = find_dataset(source)
         return self._dataset
 
-    def entries(self) -> list[tuple[str, str, str]]:
-        """(key, image path, split) of every image read, in reading order."""
+    def entries(self) -> list[tuple[str, str, str, str]]:
+        """(key, image name, image path, split) of every image read, in reading order. The
+        key is the path relative to the dataset root; the name, relative to its split's
+        image folder (``images/train/x.jpg`` is ``x.jpg``)."""
         if self._entries is None:
             dataset = self.dataset
             seen: set[str] = set()
             entries = []
             for split, images in dataset.splits.items():
+                folders = dataset.folders.get(split, [])
                 for image in images:
                     key = _key(image, dataset.root)
                     if key not in seen:
                         seen.add(key)
-                        entries.append((key, image, split))
+                        entries.append((key, _name(image, key, folders), image, split))
             if self._only is not None:
                 wanted = set(self._only)
-                entries = [entry for entry in entries if entry[1] in wanted]
+                entries = [entry for entry in entries if entry[2] in wanted]
             self._entries = entries
         return self._entries
 
     def __iter__(self) -> Iterator[ReadResult]:
         names = self.dataset.names
-        for key, image, split in self.entries():
-            yield read_image_labels(image, key, split, names)
+        for key, name, image, split in self.entries():
+            yield read_image_labels(image, key, name, split, names)
 
     def labels(self) -> Iterator[tuple[str, list[str]]]:
         names = self.dataset.names
-        for key, image, _split in self.entries():
+        for key, _name, image, _split in self.entries():
             try:
                 text = _label_text(label_path(image))
                 labels = [_label(int(line.split()[0]), names) for line in _lines(text)]
@@ -91,7 +94,7 @@ class YoloReader(Reader):
         return len(self.entries())
 
     def image_files(self) -> list[tuple[str, str]]:
-        return [(key, image) for key, image, _split in self.entries()]
+        return [(key, image) for key, _name, image, _split in self.entries()]
 
     def only_files(self, files: Sequence[str]) -> YoloReader:
         subset = YoloReader(self.source, images=self.images)
@@ -120,6 +123,17 @@ def _key(image: str, root: str) -> str:
     return image.replace("\\", "/") if key.startswith("../") else key
 
 
+def _name(image: str, key: str, folders: list[str]) -> str:
+    for folder in folders:
+        try:
+            name = relative_posix(image, folder)
+        except ValueError:
+            continue
+        if not name.startswith("../"):
+            return name
+    return key.removeprefix("images/")
+
+
 def _label(index: int, names: list[str] | None) -> str:
     if names is None:
         return str(index)
@@ -142,7 +156,7 @@ def _lines(text: str) -> list[str]:
 
 
 def read_image_labels(
-    image: str, key: str, split: str | None, names: list[str] | None
+    image: str, key: str, name: str, split: str | None, names: list[str] | None
 ) -> ReadResult:
     """The record of one image and its label file, or a BadItem saying what is wrong."""
     uri = label_path(image)
@@ -160,7 +174,7 @@ def read_image_labels(
         return BadItem(error, boxes=len(_lines(text)))
     fields = {
         "key": key,
-        "filename": key,
+        "filename": name,
         "coords": NORMALIZED,
         "objects": objects,
         "split": split,
