@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import os
 import posixpath
+import shutil
+import uuid
 from dataclasses import dataclass
 from typing import Literal
 
@@ -37,9 +39,79 @@ class PlacedImage:
     note: str | None = None
 
 
+class StagedFolder:
+    """A folder of many small files published at once: locally the files are written,
+    plainly, into a hidden sibling (``.NAME.partial-XXXXXXXX``) renamed into place by
+    `publish()` (an earlier run's folder is replaced whole); elsewhere (S3) each file is
+    written atomically to its final name and `abort()` removes those written."""
+
+    def __init__(self, final: str) -> None:
+        self.final = final
+        self.remote = is_remote(final)
+        self.staging = final
+        if not self.remote:
+            parent, name = os.path.split(os.path.abspath(final.removeprefix("file://")))
+            self.staging = os.path.join(parent, f".{name}.partial-{uuid.uuid4().hex[:8]}")
+        self._made: set[str] = set()
+        self._written: list[str] = []
+
+    def path(self, name: str) -> str:
+        """Where the file `name` (relative, posix) is being written now."""
+        return join(self.staging, *name.split("/"))
+
+    def final_path(self, name: str) -> str:
+        """Where the file `name` is once published."""
+        return join(self.final, *name.split("/"))
+
+    def prepare(self, name: str) -> str:
+        """`path(name)`, its folder made: for a file written by other means (a link)."""
+        target = self.path(name)
+        if not self.remote:
+            folder = os.path.dirname(target)
+            if folder not in self._made:
+                os.makedirs(folder, exist_ok=True)
+                self._made.add(folder)
+        self._written.append(target)
+        return target
+
+    def write(self, name: str, data: bytes) -> int:
+        if self.remote:
+            target = self.path(name)
+            size = write_atomic(target, data)
+            self._written.append(target)
+            return size
+        with open(self.prepare(name), "wb") as handle:
+            handle.write(data)
+        return len(data)
+
+    def publish(self) -> None:
+        if self.remote or (not self._written and not os.path.isdir(self.staging)):
+            return
+        final = os.path.abspath(self.final.removeprefix("file://"))
+        old = None
+        if os.path.lexists(final):
+            old = f"{self.staging}.old"
+            os.replace(final, old)
+        os.replace(self.staging, final)
+        if old is not None:
+            if os.path.isdir(old) and not os.path.islink(old):
+                shutil.rmtree(old, ignore_errors=True)
+            else:
+                os.remove(old)
+
+    def abort(self) -> None:
+        if self.remote:
+            for target in self._written:
+                remove_file(target)
+        else:
+            shutil.rmtree(self.staging, ignore_errors=True)
+        self._written.clear()
+
+
 class ImagePlacer:
     """Places each record's image under `folder` as `name` (its extension changed when the
-    image is transcoded). `images` is the run's images folder, where images are looked for."""
+    image is transcoded). `images` is the run's images folder, where images are looked for.
+    With a `staged` folder, files go there (and `folder` is its final place)."""
 
     def __init__(
         self,
@@ -49,10 +121,12 @@ class ImagePlacer:
         mode: ImagesMode = "copy",
         size_policy: SizePolicy = "fail",
         jpeg_quality: int = 95,
+        staged: StagedFolder | None = None,
     ) -> None:
         if mode not in IMAGES_MODES:
             raise ValueError(f"images_mode must be one of {', '.join(IMAGES_MODES)}, got {mode!r}")
         self.folder = folder
+        self.staged = staged
         self.mode = mode
         self.size_policy = size_policy
         self.jpeg_quality = jpeg_quality
@@ -90,14 +164,17 @@ class ImagePlacer:
         width, height = info.width, info.height
         if record.has_size and (record.width, record.height) != (width, height):
             return None  # the size policy decides, on the copy path
-        target = join(self.folder, *name.split("/"))
-        os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
-        remove_file(target)
+        if self.staged is not None:
+            target, final = self.staged.prepare(name), self.staged.final_path(name)
+        else:
+            target = final = join(self.folder, *name.split("/"))
+            os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+            remove_file(target)
         if self.mode == "link":
             os.link(uri, target)
         else:
             os.symlink(os.path.abspath(uri), target)
-        return PlacedImage(name, width, height, 0, target)
+        return PlacedImage(name, width, height, 0, final)
 
     def _copy(self, record: ImageRecord, uri: str, name: str, data: bytes | None) -> PlacedImage:
         size = (record.width, record.height) if record.has_size else None
@@ -111,8 +188,11 @@ class ImagePlacer:
         )
         if image.transcoded:
             name = posixpath.splitext(name)[0] + _EXTENSIONS[image.format]
-        target = join(self.folder, *name.split("/"))
-        written = write_atomic(target, image.data)
+        if self.staged is not None:
+            written, target = self.staged.write(name, image.data), self.staged.final_path(name)
+        else:
+            target = join(self.folder, *name.split("/"))
+            written = write_atomic(target, image.data)
         return PlacedImage(
             name, image.width, image.height, written, target, image.scale, image.note
         )

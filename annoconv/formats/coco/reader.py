@@ -97,9 +97,7 @@ class CocoReader(Reader):
         files, root = self.files()
         for uri in files:
             found = self._scan(uri, keep=True)
-            for item in _FileRecords(found, self._key_prefix(uri, root), self._truth).items():
-                if isinstance(item, ImageRecord):
-                    yield item.key, [obj.label for obj in item.objects]
+            yield from _FileRecords(found, self._key_prefix(uri, root), self._truth).labels()
 
     def count_hint(self) -> int | None:
         files, _root = self.files()
@@ -226,6 +224,24 @@ class _FileRecords:
         source = self.truth if self.truth is not None else found
         self.categories = {c.id: c.name for c in source.categories}
         self.split = _split_of(found.uri)
+
+    def labels(self) -> Iterator[tuple[str, list[str]]]:
+        """(key, labels) of every image `items()` would make a record of, without building
+        the records (boxes reaching outside their image are not looked at)."""
+        if self.found.failure is not None:
+            return
+        images = self._images()
+        bad_by_image, _orphans = self._bad_annotations(images)
+        ids = pa.array(images.ids, pa.string())
+        grouped = _group_rows(self.found.rows.grouped(ids, lambda rows: None))
+        names = self.categories
+        for facts in self._facts(images):
+            rows = grouped.rows_of(facts.index)
+            if facts.problem is not None or facts.index in bad_by_image:
+                continue
+            labels = [names.get(row[0]) for row in rows] if names else [str(r[0]) for r in rows]
+            if None not in labels:
+                yield facts.key, labels  # type: ignore[misc]
 
     def items(self) -> Iterator[ReadResult]:
         found = self.found

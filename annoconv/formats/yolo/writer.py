@@ -11,9 +11,9 @@ from annoconv.formats.base import Writer
 from annoconv.formats.yolo.layout import DATA_YAML, OBJ_DATA
 from annoconv.io.embed import SizePolicy
 from annoconv.io.fs import is_dir, join, remove_file, write_atomic
-from annoconv.io.placing import ImagePlacer, ImagesMode, PlacedImage
+from annoconv.io.placing import ImagePlacer, ImagesMode, PlacedImage, StagedFolder
 from annoconv.report import OutputFile
-from annoconv.schema import NORMALIZED, CoordSpace, ImageRecord, format_number
+from annoconv.schema import NORMALIZED, CoordSpace, ImageRecord
 
 if TYPE_CHECKING:
     from annoconv.labelmap import LabelMap
@@ -27,12 +27,14 @@ DARKNET_FOLDER = "obj"
 _YAML_KEYS = {"valid": "val", "validation": "val"}
 # Significant digits of normalized coordinates: 1e-12 of the image, far below a pixel.
 _DIGITS = 12
+_NUMBER = f"%.{_DIGITS}g"
+_LINE = f"%d {_NUMBER} {_NUMBER} {_NUMBER} {_NUMBER}\n"
 
 
 def yolo_number(value: float) -> str:
     """A normalized coordinate as text: 12 significant digits, shortest form (``0.4896875``,
     not the ``0.48968750000000005`` float arithmetic may leave)."""
-    return format_number(float(f"{value:.{_DIGITS}g}"))
+    return _NUMBER % value
 
 
 def class_indices(label_map: LabelMap) -> tuple[dict[str, int], list[str]]:
@@ -92,13 +94,18 @@ class YoloWriter(Writer):
         self.layout = layout
         self.images_mode = images_mode
         self._indices, self._names = class_indices(label_map)
-        self._images_folder, self._labels_folder = _folders(destination, layout, split)
+        images_folder, labels_folder = _folders(destination, layout, split)
+        self._images = StagedFolder(images_folder)
+        self._labels = (
+            self._images if labels_folder == images_folder else StagedFolder(labels_folder)
+        )
         self._placer = ImagePlacer(
-            self._images_folder,
+            images_folder,
             images,
             mode=images_mode,
             size_policy=size_policy,
             jpeg_quality=jpeg_quality,
+            staged=self._images,
         )
         self._outputs: list[OutputFile] = []
         self._names_seen: set[str] = set()
@@ -133,14 +140,23 @@ class YoloWriter(Writer):
         if placed.note:
             self.warnings.append(placed.note)
         text = label_lines(record, classes, (placed.width, placed.height))
-        label = join(self._labels_folder, *(posixpath.splitext(placed.name)[0] + ".txt").split("/"))
-        self._outputs.append(OutputFile(label, write_atomic(label, text.encode()), "yolo"))
+        label = posixpath.splitext(placed.name)[0] + ".txt"
+        size = self._labels.write(label, text.encode())
+        self._outputs.append(OutputFile(self._labels.final_path(label), size, "yolo"))
         self._listed.append(placed.name)
 
     def close(self) -> list[OutputFile]:
         if self._state != "open":
             raise RuntimeError(f"YoloWriter.close() after {self._state}")
         self._state = "close()"
+        try:
+            self._images.publish()
+            if self._labels is not self._images:
+                self._labels.publish()
+        except BaseException:
+            self._state = "open"
+            self.abort()
+            raise
         if self.layout == "darknet":
             folder = posixpath.join(self.destination.replace("\\", "/"), DARKNET_FOLDER)
             folder = posixpath.join(folder, self.split) if self.split else folder
@@ -157,8 +173,11 @@ class YoloWriter(Writer):
         if self._state == "close()":
             return
         self._state = "abort()"
+        self._images.abort()
+        self._labels.abort()
         for output in self._outputs:
-            remove_file(output.path)
+            if output.kind not in ("image", "yolo"):
+                remove_file(output.path)
         self._outputs.clear()
 
     @classmethod
@@ -199,10 +218,8 @@ def label_lines(record: ImageRecord, classes: list[int], image_size: tuple[int, 
     for obj, index in zip(record.objects, classes, strict=True):
         xmin, xmax = obj.xmin * fx, obj.xmax * fx
         ymin, ymax = obj.ymin * fy, obj.ymax * fy
-        cx, cy = (xmin + xmax) / 2, (ymin + ymax) / 2
-        w, h = xmax - xmin, ymax - ymin
-        numbers = " ".join(yolo_number(value) for value in (cx, cy, w, h))
-        lines.append(f"{index} {numbers}\n")
+        values = (index, (xmin + xmax) / 2, (ymin + ymax) / 2, xmax - xmin, ymax - ymin)
+        lines.append(_LINE % values)
     return "".join(lines)
 
 
