@@ -393,3 +393,31 @@ def test_the_label_map_must_cover_the_categories(tmp_path: Path) -> None:
     partial = LabelMap([LabelMapItem("person", 1)])
     with pytest.raises(Exception, match="not in the label map"):
         convert(str(source), str(tmp_path / "out.json"), label_map=partial)
+
+
+def test_the_columnar_path_gives_the_records_rows(tmp_path: Path) -> None:
+    import pyarrow as pa
+
+    from annoconv.columnar import records_to_batch
+
+    document = coco_document()
+    document["annotations"][0]["bbox"] = [600, 1, 50, 5]  # outside its 640-wide image
+    document["annotations"][2]["category_id"] = 5  # not a category
+    document["annotations"][1]["iscrowd"] = 1
+    document["annotations"][3]["score"] = 0.5
+    path = write_coco(tmp_path / "x.json", document)
+    by_records = list(CocoReader(str(path)))
+    by_batches = list(CocoReader(str(path)).batches())
+    kinds = [type(item).__name__ for item in by_batches]
+    assert kinds == ["BadItem", "BadItem", "RecordBatch"]
+    assert [str(i.error) for i in by_batches[:2]] == [
+        str(i.error) for i in by_records if isinstance(i, BadItem)
+    ]
+    good = [item for item in by_records if isinstance(item, ImageRecord)]
+    expected = records_to_batch(good)
+    got = by_batches[2]
+    assert isinstance(got, pa.RecordBatch)
+    assert got.to_pylist() == expected.to_pylist()
+    out = tmp_path / "x.parquet"
+    report = convert(str(path), str(out), on_error="skip")
+    assert (report.images_written, report.boxes_written) == (2, 1)

@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from annoconv.errors import AnnotationError, BoxOutsideError
-from annoconv.formats.base import BadItem, Reader, ReadResult, Source
+from annoconv.formats.base import BadItem, BatchResult, Reader, ReadResult, Source
 from annoconv.formats.coco.stream import (
     MEMORY_BUDGET,
     Category,
@@ -98,6 +98,20 @@ class CocoReader(Reader):
         for uri in files:
             found = self._scan(uri, keep=True)
             yield from _FileRecords(found, self._key_prefix(uri, root), self._truth).labels()
+
+    def batches(self) -> Iterator[BatchResult]:
+        """The columnar path: each file's images as nested Arrow batches built from the
+        grouped rows with array operations; the images that may hold a problem (a bad entry
+        or annotation, an unknown category, a box outside its image) are read the record
+        way, for their exact message, in their place."""
+        files, root = self.files()
+        for uri in files:
+            found = self._take_scan(uri)
+            try:
+                prefix = self._key_prefix(uri, root)
+                yield from _FileRecords(found, prefix, self._truth).batches()
+            finally:
+                found.rows.close()
 
     def count_hint(self) -> int | None:
         files, _root = self.files()
@@ -264,6 +278,111 @@ class _FileRecords:
             rows = grouped.rows_of(index)
             yield self._item(facts[index], rows, bad_by_image.get(index))
         yield from unknown
+
+    def batches(self) -> Iterator[BatchResult]:
+        found = self.found
+        if found.failure is not None:
+            yield BadItem(found.failure, images=0)
+            return
+        images = self._images()
+        bad_by_image, orphans = self._bad_annotations(images)
+        yield from orphans
+        unknown: list[BadItem] = []
+        ids = pa.array(images.ids, pa.string())
+        merged = found.rows.grouped(
+            ids, lambda rows: unknown.extend(_unknown_image_items(self.uri, rows, found.is_results))
+        )
+        facts = self._facts(images)
+        suspect = {f.index for f in facts if f.problem is not None} | set(bad_by_image)
+        chunks = _ImageChunks(merged)
+        for start in range(0, len(images), _CHUNK_IMAGES):
+            stop = min(start + _CHUNK_IMAGES, len(images))
+            rows, offsets = chunks.take(start, stop)
+            batch, flagged = self._chunk_batch(facts[start:stop], rows, offsets, suspect)
+            at = 0
+            for index in flagged:
+                if index > at:
+                    yield batch.slice(at, index - at)
+                fact = facts[start + index]
+                yield self._item(fact, _rows_of(rows, offsets, index), bad_by_image.get(fact.index))
+                at = index + 1
+            if at < batch.num_rows:
+                yield batch.slice(at) if at else batch
+        yield from unknown
+
+    def _chunk_batch(
+        self,
+        facts: list[_ImageFacts],
+        rows: pa.Table,
+        offsets: pa.Array,
+        suspect: set[int],
+    ) -> tuple[pa.RecordBatch, list[int]]:
+        """The nested batch of a run of images, and the positions in it of the images to
+        read the record way instead."""
+        from annoconv.columnar import assemble
+
+        count = len(facts)
+        widths = pa.array([f.width for f in facts], pa.int32())
+        heights = pa.array([f.height for f in facts], pa.int32())
+        parents = pc.list_parent_indices(
+            pa.ListArray.from_arrays(offsets, pa.nulls(rows.num_rows, pa.int8()))
+        )
+        x, y = rows.column("x").combine_chunks(), rows.column("y").combine_chunks()
+        xmax = pc.add(x, rows.column("w").combine_chunks())
+        ymax = pc.add(y, rows.column("h").combine_chunks())
+        category = rows.column("category_id").combine_chunks()
+        if self.categories:
+            known = pa.array(list(self.categories), pa.int64())
+            names = pa.array(list(self.categories.values()), pa.string())
+            labels = pc.take(names, pc.index_in(category, value_set=known))
+        else:
+            labels = pc.cast(category, pa.string())
+        tolerance = 1e-6
+        box_width = pc.take(widths, parents).cast(pa.float64())
+        box_height = pc.take(heights, parents).cast(pa.float64())
+        outside = pc.or_(
+            pc.or_(pc.less(x, -tolerance), pc.less(y, -tolerance)),
+            pc.or_(
+                pc.fill_null(pc.greater(xmax, pc.add(box_width, tolerance)), False),
+                pc.fill_null(pc.greater(ymax, pc.add(box_height, tolerance)), False),
+            ),
+        )
+        bad_boxes = pc.or_(outside, pc.is_null(labels))
+        flagged = set(pc.unique(pc.filter(parents, bad_boxes)).to_pylist())
+        flagged |= {i for i, f in enumerate(facts) if f.index in suspect}
+        unknown_flag = pa.array([-1] * rows.num_rows, pa.int8())
+        boxes = {
+            "class": pc.fill_null(labels, ""),
+            "xmin": x,
+            "ymin": y,
+            "xmax": xmax,
+            "ymax": ymax,
+            "difficult": unknown_flag,
+            "truncated": unknown_flag,
+            "occluded": unknown_flag,
+            "group_of": rows.column("iscrowd").combine_chunks(),
+            "depiction": unknown_flag,
+            "inside": unknown_flag,
+            "pose": pa.nulls(rows.num_rows, pa.string()),
+            "confidence": rows.column("score").combine_chunks(),
+            "box_source": pa.nulls(rows.num_rows, pa.string()),
+        }
+        image_columns = {
+            "key": pa.array([f.key for f in facts], pa.string()),
+            "filename": pa.array([f.filename for f in facts], pa.string()),
+            "width": widths,
+            "height": heights,
+            "depth": pa.nulls(count, pa.int32()),
+            "coords": pa.array(["pixel"] * count, pa.string()),
+            "image_labels": _empty_lists(count),
+            "split": pa.array([self.split] * count, pa.string()),
+            "path": pa.array([f.path for f in facts], pa.string()),
+            "image_uri": pa.nulls(count, pa.string()),
+            "sha256": pa.nulls(count, pa.string()),
+            "verified": pa.nulls(count, pa.bool_()),
+            "source": pa.array([self.uri] * count, pa.string()),
+        }
+        return assemble(image_columns, boxes, offsets), sorted(flagged)
 
     def _images(self) -> Images:
         if self.found.is_results:
@@ -456,6 +575,64 @@ class _Grouped:
         self._pending = list(zip(images, zip(*columns[1:], strict=True), strict=True))
         self._at = 0
         return True
+
+
+#: Images per batch of the columnar path.
+_CHUNK_IMAGES = 8192
+
+
+class _ImageChunks:
+    """The grouped rows cut at image boundaries: `take(start, stop)` gives the rows of
+    images start..stop-1 and each image's offset among them."""
+
+    def __init__(self, batches: Iterator[pa.RecordBatch]) -> None:
+        self._batches = batches
+        self._rows: pa.Table | None = None
+        self._done = False
+
+    def take(self, start: int, stop: int) -> tuple[pa.Table, pa.Array]:
+        while not self._done and (self._rows is None or self._last_image() < stop):
+            batch = next(self._batches, None)
+            if batch is None:
+                self._done = True
+                break
+            table = pa.Table.from_batches([batch])
+            self._rows = table if self._rows is None else pa.concat_tables([self._rows, table])
+        rows = self._rows if self._rows is not None else _EMPTY_ROWS()
+        images = rows.column("image").combine_chunks()
+        cut = pc.search_sorted(images, pa.array(range(start, stop + 1), pa.int64())).cast(
+            pa.int32()
+        )
+        end = cut[len(cut) - 1].as_py()
+        taken, self._rows = rows.slice(0, end), rows.slice(end)
+        return taken, cut
+
+    def _last_image(self) -> int:
+        assert self._rows is not None
+        images = self._rows.column("image")
+        return int(images[len(images) - 1].as_py()) if len(images) else -1
+
+
+def _EMPTY_ROWS() -> pa.Table:
+    from annoconv.formats.coco.stream import GROUPED_SCHEMA
+
+    return GROUPED_SCHEMA.empty_table()
+
+
+def _empty_lists(count: int) -> pa.Array:
+    from annoconv.schema import arrow_image_labels_type
+
+    kind = arrow_image_labels_type()
+    values = pa.array([], kind.value_type)
+    return pa.ListArray.from_arrays(pa.array([0] * (count + 1), pa.int32()), values, type=kind)
+
+
+def _rows_of(rows: pa.Table, offsets: pa.Array, index: int) -> list[Row]:
+    start, stop = offsets[index].as_py(), offsets[index + 1].as_py()
+    part = rows.slice(start, stop - start)
+    names = ("category_id", "x", "y", "w", "h", "iscrowd", "score", "position", "ann_id")
+    columns = [part.column(name).to_pylist() for name in names]
+    return list(zip(*columns, strict=True))
 
 
 def _group_rows(batches: Iterator[pa.RecordBatch]) -> _Grouped:
