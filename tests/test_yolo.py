@@ -374,3 +374,19 @@ def test_yolo_is_listed(capsys: pytest.CaptureFixture[str]) -> None:
     listed = capsys.readouterr().out
     assert "yolo" in listed and "coco" in listed
     assert get_format("yolo").writer is YoloWriter
+
+
+def test_two_writers_into_one_folder_keep_each_others_files(
+    coco_source: tuple[Path, Path], tmp_path: Path
+) -> None:
+    source, images = coco_source
+    label_map = CocoReader(str(source)).declared_label_map()
+    records = list(read(str(source), images=str(images)))
+    out = str(tmp_path / "one")
+    writers = [YoloWriter(out, label_map=label_map, images=str(images)) for _ in range(2)]
+    for index, record in enumerate(records):
+        writers[index % 2].write(record)
+    for writer in writers:
+        writer.close()
+    assert len(list(Path(out, "labels").rglob("*.txt"))) == len(records)
+    assert not [p for p in Path(out).iterdir() if p.name.startswith(".")]  # no staging left

@@ -41,9 +41,9 @@ class PlacedImage:
 
 class StagedFolder:
     """A folder of many small files published at once: locally the files are written,
-    plainly, into a hidden sibling (``.NAME.partial-XXXXXXXX``) renamed into place by
-    `publish()` (an earlier run's folder is replaced whole); elsewhere (S3) each file is
-    written atomically to its final name and `abort()` removes those written."""
+    plainly, into a hidden sibling (``.NAME.partial-XXXXXXXX``) moved into place by
+    `publish()` (one rename when the folder is new); elsewhere (S3) each file is written
+    atomically to its final name and `abort()` removes those written."""
 
     def __init__(self, final: str) -> None:
         self.final = final
@@ -85,19 +85,22 @@ class StagedFolder:
         return len(data)
 
     def publish(self) -> None:
-        if self.remote or (not self._written and not os.path.isdir(self.staging)):
+        """Move the files into place: the staging folder renamed, or, when the folder exists
+        (an earlier run, another writer of the same run), each file moved into it (files
+        there that this writer did not write are left alone)."""
+        if self.remote or not os.path.isdir(self.staging):
             return
         final = os.path.abspath(self.final.removeprefix("file://"))
-        old = None
-        if os.path.lexists(final):
-            old = f"{self.staging}.old"
-            os.replace(final, old)
-        os.replace(self.staging, final)
-        if old is not None:
-            if os.path.isdir(old) and not os.path.islink(old):
-                shutil.rmtree(old, ignore_errors=True)
-            else:
-                os.remove(old)
+        if not os.path.lexists(final):
+            os.makedirs(os.path.dirname(final), exist_ok=True)
+            os.replace(self.staging, final)
+            return
+        for folder, _dirs, files in os.walk(self.staging):
+            target_folder = os.path.join(final, os.path.relpath(folder, self.staging))
+            os.makedirs(target_folder, exist_ok=True)
+            for name in files:
+                os.replace(os.path.join(folder, name), os.path.join(target_folder, name))
+        shutil.rmtree(self.staging, ignore_errors=True)
 
     def abort(self) -> None:
         if self.remote:
