@@ -8,7 +8,9 @@ Jobs, each in its own process reporting wall time, CPU time and peak RSS (measur
 - ``annoconv_yolo``: ``annoconv.convert(path, OUT, to_format="yolo",
   write_options={"images_mode": "none"})``: every image's label file and data.yaml, no image
   files (the generated file has none); the label map is COCO's categories, as declared;
-- ``annoconv_parquet``: ``annoconv.convert(path, OUT.parquet)``, one row per image.
+- ``annoconv_parquet``: ``annoconv.convert(path, OUT.parquet)``, one row per image;
+- ``files_floor``: one small file written per image (plain ``open``/``write`` into a new
+  folder, as the YOLO writer does): what the file system alone costs for YOLO's label files.
 
 Outputs go beside the JSON and are removed after each run. Run:
 ``python benchmarks/coco.py /tmp/coco/instances_train2017.json [--repeat 3]``
@@ -72,11 +74,29 @@ def annoconv_parquet(path: Path) -> dict[str, int]:
     return {"images": report.images_written, "boxes": report.boxes_written, "bytes": size}
 
 
+def files_floor(path: Path) -> dict[str, int]:
+    out = path.with_name(f"{path.stem}-floor")
+    count = _image_count(path)
+    out.mkdir()
+    line = b"0 0.5 0.5 0.25 0.25\n"
+    for index in range(count):
+        with open(out / f"{index:012d}.txt", "wb") as handle:
+            handle.write(line)
+    shutil.rmtree(out)
+    return {"images": count}
+
+
+def _image_count(path: Path) -> int:
+    """The images of a make_coco.py file: its first line says (written beside the JSON)."""
+    return int(path.with_suffix(".images").read_text())
+
+
 JOBS: dict[str, Callable[[Path], dict[str, int]]] = {
     "json_load": json_load,
     "pycocotools": pycocotools_load,
     "annoconv_yolo": annoconv_yolo,
     "annoconv_parquet": annoconv_parquet,
+    "files_floor": files_floor,
 }
 
 

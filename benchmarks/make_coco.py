@@ -199,6 +199,7 @@ def main() -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     path = args.out / "instances_train2017.json"
     write_coco(path, args.images, args.annotations, args.seed)
+    path.with_suffix(".images").write_text(f"{args.images}\n")  # for benchmarks/coco.py
     print(f"{path}: {path.stat().st_size / 1e6:.0f} MB")
 
 

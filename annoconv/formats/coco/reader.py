@@ -273,10 +273,9 @@ class _FileRecords:
                 lambda rows: unknown.extend(_unknown_image_items(self.uri, rows, found.is_results)),
             )
         )
-        facts = self._facts(images)
-        for index in range(len(images)):
-            rows = grouped.rows_of(index)
-            yield self._item(facts[index], rows, bad_by_image.get(index))
+        for facts in self._facts(images):
+            rows = grouped.rows_of(facts.index)
+            yield self._item(facts, rows, bad_by_image.get(facts.index))
         yield from unknown
 
     def batches(self) -> Iterator[BatchResult]:
@@ -292,18 +291,19 @@ class _FileRecords:
         merged = found.rows.grouped(
             ids, lambda rows: unknown.extend(_unknown_image_items(self.uri, rows, found.is_results))
         )
-        facts = self._facts(images)
-        suspect = {f.index for f in facts if f.problem is not None} | set(bad_by_image)
+        facts_of = self._facts(images)
         chunks = _ImageChunks(merged)
         for start in range(0, len(images), _CHUNK_IMAGES):
             stop = min(start + _CHUNK_IMAGES, len(images))
+            facts = [next(facts_of) for _ in range(start, stop)]
+            suspect = {f.index for f in facts if f.problem is not None} | set(bad_by_image)
             rows, offsets = chunks.take(start, stop)
-            batch, flagged = self._chunk_batch(facts[start:stop], rows, offsets, suspect)
+            batch, flagged = self._chunk_batch(facts, rows, offsets, suspect)
             at = 0
             for index in flagged:
                 if index > at:
                     yield batch.slice(at, index - at)
-                fact = facts[start + index]
+                fact = facts[index]
                 yield self._item(fact, _rows_of(rows, offsets, index), bad_by_image.get(fact.index))
                 at = index + 1
             if at < batch.num_rows:
@@ -412,8 +412,7 @@ class _FileRecords:
             by_image[index] = (first, count + 1)
         return by_image, orphans
 
-    def _facts(self, images: Images) -> list[_ImageFacts]:
-        facts = []
+    def _facts(self, images: Images) -> Iterator[_ImageFacts]:
         seen_ids: dict[str, int] = {}
         seen_keys: dict[str, int] = {}
         for index, image_id in enumerate(images.ids):
@@ -439,18 +438,9 @@ class _FileRecords:
                 )
             seen_ids.setdefault(image_id, index)
             seen_keys.setdefault(key, index)
-            facts.append(
-                _ImageFacts(
-                    index,
-                    key,
-                    filename,
-                    path,
-                    images.widths[index],
-                    images.heights[index],
-                    problem,
-                )
+            yield _ImageFacts(
+                index, key, filename, path, images.widths[index], images.heights[index], problem
             )
-        return facts
 
     def _item(
         self,

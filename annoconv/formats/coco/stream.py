@@ -37,8 +37,8 @@ from annoconv.errors import AnnotationError
 from annoconv.formats.openimages.order import SortedStore
 from annoconv.io.fs import open_input
 
-#: Annotations turned into one Arrow batch at a time.
-BATCH_ROWS = 65_536
+#: Annotations turned into one Arrow batch at a time (and handed out grouped).
+BATCH_ROWS = 16_384
 #: Bytes of annotation rows kept in memory before they are spilled to disk.
 MEMORY_BUDGET = 128 << 20
 #: ijson's read size.
@@ -64,6 +64,19 @@ RAW_SCHEMA = pa.schema(
 )
 #: The grouped rows: the raw ones with the image's position in ``images``.
 GROUPED_SCHEMA = RAW_SCHEMA.append(pa.field("image", pa.int64()))
+
+
+def _with_positions(
+    batch: pa.RecordBatch, image_ids: pa.Array, unknown: Callable[[pa.RecordBatch], None]
+) -> pa.RecordBatch:
+    """The rows of known images, each with its image's position in `image_ids`."""
+    positions = pc.index_in(batch.column("image_id"), value_set=image_ids)
+    with_positions = batch.append_column("image", positions.cast(pa.int64()))
+    known = pc.is_valid(positions)
+    if pc.all(known).as_py():
+        return with_positions
+    unknown(batch.filter(pc.invert(known)))
+    return with_positions.filter(known)
 
 
 def ijson_backend() -> Any:
@@ -195,18 +208,31 @@ class AnnotationRows:
         """Every row whose image id is one of `image_ids`, with its position there as
         ``image``, sorted by it (file order within an image); rows of unknown images are
         handed to `unknown` instead."""
+        if self._spill_path is None:
+            yield from self._grouped_in_memory(image_ids, unknown)
+            return
         store = SortedStore(GROUPED_SCHEMA, self.budget, BATCH_ROWS, self.tmp_dir, key="image")
         try:
             for batch in self.raw():
-                positions = pc.index_in(batch.column("image_id"), value_set=image_ids)
-                known = pc.is_valid(positions)
-                if not pc.all(known).as_py():
-                    unknown(batch.filter(pc.invert(known)))
-                with_image = batch.append_column("image", positions.cast(pa.int64()))
-                store.add(with_image.filter(known))
+                store.add(_with_positions(batch, image_ids, unknown))
             yield from store.merged()
         finally:
             store.close()
+
+    def _grouped_in_memory(
+        self, image_ids: pa.Array, unknown: Callable[[pa.RecordBatch], None]
+    ) -> Iterator[pa.RecordBatch]:
+        """`grouped` for rows that fit in memory: only the image positions are sorted (a
+        stable sort, keeping file order within an image) and the rows taken in that order a
+        batch at a time, so that the rows are never copied whole."""
+        positions = [_with_positions(batch, image_ids, unknown) for batch in self.raw()]
+        if not positions:
+            return
+        rows = pa.Table.from_batches(positions, schema=GROUPED_SCHEMA)
+        order = pc.sort_indices(rows.column("image"))
+        for start in range(0, len(order), BATCH_ROWS):
+            taken = rows.take(order.slice(start, BATCH_ROWS))
+            yield from taken.combine_chunks().to_batches()
 
     def close(self) -> None:
         self._batches = []
