@@ -246,7 +246,7 @@ class _FileRecords:
             return
         images = self._images()
         bad_by_image, _orphans = self._bad_annotations(images)
-        ids = pa.array(images.ids, pa.string())
+        ids = images.ids()
         grouped = _group_rows(self.found.rows.grouped(ids, lambda rows: None))
         names = self.categories
         for facts in self._facts(images):
@@ -266,7 +266,7 @@ class _FileRecords:
         bad_by_image, orphans = self._bad_annotations(images)
         yield from orphans
         unknown: list[BadItem] = []
-        ids = pa.array(images.ids, pa.string())
+        ids = images.ids()
         grouped = _group_rows(
             found.rows.grouped(
                 ids,
@@ -287,7 +287,7 @@ class _FileRecords:
         bad_by_image, orphans = self._bad_annotations(images)
         yield from orphans
         unknown: list[BadItem] = []
-        ids = pa.array(images.ids, pa.string())
+        ids = images.ids()
         merged = found.rows.grouped(
             ids, lambda rows: unknown.extend(_unknown_image_items(self.uri, rows, found.is_results))
         )
@@ -396,15 +396,11 @@ class _FileRecords:
     ) -> tuple[dict[int, tuple[AnnotationError, int]], list[BadItem]]:
         """Bad annotations by image position: (first error, how many); those of no known
         image as BadItems of their own."""
-        positions = (
-            {image_id: index for index, image_id in enumerate(images.ids)}
-            if (self.found.bad)
-            else {}
-        )
+        bad_ids = pa.array([bad.image_id for bad in self.found.bad], pa.string())
+        positions = pc.index_in(bad_ids, value_set=images.ids()).to_pylist()
         by_image: dict[int, tuple[AnnotationError, int]] = {}
         orphans = []
-        for bad in self.found.bad:
-            index = positions.get(bad.image_id) if bad.image_id is not None else None
+        for bad, index in zip(self.found.bad, positions, strict=True):
             if index is None:
                 orphans.append(BadItem(bad.error, images=0, boxes=1))
                 continue
@@ -413,11 +409,16 @@ class _FileRecords:
         return by_image, orphans
 
     def _facts(self, images: Images) -> Iterator[_ImageFacts]:
+        # Repeated ids are found by Arrow; only they are remembered (with their first image).
+        ids = images.ids()
+        counts = pc.value_counts(ids)
+        repeated = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
         seen_ids: dict[str, int] = {}
+        repeated_ids = set(repeated.to_pylist())
         seen_keys: dict[str, int] = {}
-        for index, image_id in enumerate(images.ids):
-            problem_text = images.problems[index]
-            raw_name = images.file_names[index] or image_id
+        rows = images.rows()
+        for index, (image_id, raw, width, height, problem_text) in enumerate(rows):
+            raw_name = raw or image_id
             filename, path = _relative_name(raw_name)
             key = posixpath.join(self.prefix, filename) if self.prefix else filename
             where = f"images[{index}] (id {image_id})"
@@ -436,11 +437,10 @@ class _FileRecords:
                 problem = AnnotationError(
                     self.uri, f"file_name {raw_name!r} is also images[{seen_keys[key]}]'s", where
                 )
-            seen_ids.setdefault(image_id, index)
+            if image_id in repeated_ids:
+                seen_ids.setdefault(image_id, index)
             seen_keys.setdefault(key, index)
-            yield _ImageFacts(
-                index, key, filename, path, images.widths[index], images.heights[index], problem
-            )
+            yield _ImageFacts(index, key, filename, path, width, height, problem)
 
     def _item(
         self,
@@ -654,8 +654,10 @@ def _images_of_results(found: CocoScan) -> Images:
     for bad in found.bad:
         if bad.image_id is not None and bad.image_id not in ids:
             ids.append(bad.image_id)
-    count = len(ids)
-    return Images(ids, list(ids), [None] * count, [None] * count, [None] * count)
+    images = Images()
+    for image_id in ids:
+        images.add(image_id, image_id, None, None, None)
+    return images
 
 
 def _relative_name(raw: str) -> tuple[str, str | None]:

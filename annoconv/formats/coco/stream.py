@@ -40,7 +40,7 @@ from annoconv.io.fs import open_input
 #: Annotations turned into one Arrow batch at a time (and handed out grouped).
 BATCH_ROWS = 16_384
 #: Bytes of annotation rows kept in memory before they are spilled to disk.
-MEMORY_BUDGET = 128 << 20
+MEMORY_BUDGET = 64 << 20
 #: ijson's read size.
 _READ_SIZE = 1 << 16
 # How far before the first annotation's end the `"annotations"` key is looked for, at first.
@@ -88,17 +88,56 @@ def ijson_backend() -> Any:
 
 @dataclass
 class Images:
-    """The ``images`` section, columnar: id (as text), file name, width, height, and the
-    problem of each entry that cannot be an image (None for good ones)."""
+    """The ``images`` section, columnar (Arrow, a few bytes an image): id (as text), file
+    name, width, height, and the problem of each entry that cannot be an image (None for
+    good ones)."""
 
-    ids: list[str] = field(default_factory=list)
-    file_names: list[str] = field(default_factory=list)
-    widths: list[int | None] = field(default_factory=list)
-    heights: list[int | None] = field(default_factory=list)
-    problems: list[str | None] = field(default_factory=list)
+    _batches: list[pa.RecordBatch] = field(default_factory=list)
+    _pending: list[tuple[Any, ...]] = field(default_factory=list)
+    _ids: pa.Array | None = None
+
+    def add(
+        self, image_id: str, name: str, width: int | None, height: int | None, problem: str | None
+    ) -> None:
+        self._pending.append((image_id, name, width, height, problem))
+        self._ids = None
+        if len(self._pending) >= BATCH_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            columns = zip(*self._pending, strict=True)
+            arrays = [pa.array(c, type=f.type) for c, f in zip(columns, IMAGES_SCHEMA, strict=True)]
+            self._batches.append(pa.RecordBatch.from_arrays(arrays, schema=IMAGES_SCHEMA))
+            self._pending = []
 
     def __len__(self) -> int:
-        return len(self.ids)
+        return int(sum(batch.num_rows for batch in self._batches)) + len(self._pending)
+
+    def ids(self) -> pa.Array:
+        """Every image's id, as an Arrow array."""
+        if self._ids is None:
+            self._flush()
+            chunks = [batch.column("id") for batch in self._batches]
+            self._ids = pa.concat_arrays(chunks) if chunks else pa.array([], pa.string())
+        return self._ids
+
+    def rows(self) -> Iterator[tuple[str, str, int | None, int | None, str | None]]:
+        """(id, file name, width, height, problem) of every image, in order."""
+        self._flush()
+        for batch in self._batches:
+            yield from zip(*(column.to_pylist() for column in batch.columns), strict=True)
+
+
+IMAGES_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string()),
+        pa.field("file_name", pa.string()),
+        pa.field("width", pa.int32()),
+        pa.field("height", pa.int32()),
+        pa.field("problem", pa.string()),
+    ]
+)
 
 
 @dataclass(frozen=True)
@@ -514,11 +553,13 @@ def _add_image(position: int, item: Any, result: CocoScan) -> None:
             )
         else:
             file_name = raw_name.strip()
-    images.ids.append(image_id or f"#{position}")
-    images.file_names.append(file_name or "")
-    images.widths.append(width if isinstance(width, int) and not problem else None)
-    images.heights.append(height if isinstance(height, int) and not problem else None)
-    images.problems.append(problem)
+    images.add(
+        image_id or f"#{position}",
+        file_name or "",
+        width if isinstance(width, int) and not problem else None,
+        height if isinstance(height, int) and not problem else None,
+        problem,
+    )
 
 
 def _dimension(value: Any) -> int | bool | None:
