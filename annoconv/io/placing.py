@@ -4,9 +4,12 @@ JPEG and PNG byte for byte, other formats transcoded to PNG or JPEG."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import posixpath
+import queue
 import shutil
+import threading
 import uuid
 from dataclasses import dataclass
 from typing import Literal
@@ -39,6 +42,40 @@ class PlacedImage:
     note: str | None = None
 
 
+class _Writes:
+    """Files written by a thread of their own, so that creating them (kernel time, which
+    lets go of the GIL) overlaps the work that makes them. At most `depth` wait; the first
+    error is raised by the next `put()` or by `finish()`."""
+
+    def __init__(self, depth: int = 256) -> None:
+        self._queue: queue.Queue[tuple[str, bytes] | None] = queue.Queue(depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="annoconv-writes", daemon=True)
+        self._thread.start()
+
+    def put(self, path: str, data: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put((path, data))
+
+    def finish(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is not None:
+                continue
+            path, data = item
+            try:
+                with open(path, "wb") as handle:
+                    handle.write(data)
+            except BaseException as error:  # raised in the writer's thread
+                self._error = error
+
+
 class StagedFolder:
     """A folder of many small files published at once: locally the files are written,
     plainly, into a hidden sibling (``.NAME.partial-XXXXXXXX``) moved into place by
@@ -54,6 +91,7 @@ class StagedFolder:
             self.staging = os.path.join(parent, f".{name}.partial-{uuid.uuid4().hex[:8]}")
         self._made: set[str] = set()
         self._written: list[str] = []
+        self._writes: _Writes | None = None
 
     def path(self, name: str) -> str:
         """Where the file `name` (relative, posix) is being written now."""
@@ -80,14 +118,21 @@ class StagedFolder:
             size = write_atomic(target, data)
             self._written.append(target)
             return size
-        with open(self.prepare(name), "wb") as handle:
-            handle.write(data)
+        if self._writes is None:
+            self._writes = _Writes()
+        self._writes.put(self.prepare(name), data)
         return len(data)
+
+    def _finish_writes(self) -> None:
+        writes, self._writes = self._writes, None
+        if writes is not None:
+            writes.finish()
 
     def publish(self) -> None:
         """Move the files into place: the staging folder renamed, or, when the folder exists
         (an earlier run, another writer of the same run), each file moved into it (files
         there that this writer did not write are left alone)."""
+        self._finish_writes()
         if self.remote or not os.path.isdir(self.staging):
             return
         final = os.path.abspath(self.final.removeprefix("file://"))
@@ -103,6 +148,8 @@ class StagedFolder:
         shutil.rmtree(self.staging, ignore_errors=True)
 
     def abort(self) -> None:
+        with contextlib.suppress(BaseException):  # the run failed already; its files go
+            self._finish_writes()
         if self.remote:
             for target in self._written:
                 remove_file(target)
