@@ -36,6 +36,7 @@ import pyarrow.compute as pc
 from annoconv.errors import AnnotationError
 from annoconv.formats.openimages.order import SortedStore
 from annoconv.io.fs import open_input
+from annoconv.schema import MAX_INT32
 
 #: Annotations turned into one Arrow batch at a time (and handed out grouped).
 BATCH_ROWS = 16_384
@@ -304,10 +305,11 @@ class CocoScan:
 class _Tracked:
     """A file handle that remembers where the last chunk read began, and the offset now."""
 
-    def __init__(self, handle: IO[bytes]) -> None:
+    def __init__(self, handle: IO[bytes], skip: int = 0) -> None:
         self.handle = handle
-        self.offset = 0
-        self.chunk_start = 0
+        handle.read(skip)  # a byte-order mark, which yajl does not take
+        self.offset = skip
+        self.chunk_start = skip
 
     def read(self, size: int = -1) -> bytes:
         data = self.handle.read(size)
@@ -329,14 +331,15 @@ def scan(
     bad: list[BadAnnotation] = []
     result = CocoScan(uri, False, Images(), [], rows, bad)
     try:
-        result.is_results = _starts_with(uri, b"[")
+        first, skip = _start(uri)
+        result.is_results = first == b"["
         prefix = "item" if result.is_results else "annotations.item"
         add = annotation_reader(uri, result.is_results)
         if not annotations:
             add = _ignored
-        extent = _main_pass(uri, prefix, lambda i, item: add(i, item, rows, bad))
+        extent = _main_pass(uri, prefix, lambda i, item: add(i, item, rows, bad), skip)
         if not result.is_results:
-            _small_sections(uri, extent, result)
+            _small_sections(uri, extent, result, skip)
     except AnnotationError as error:
         result.failure = error
     except Exception as error:  # ijson's errors: malformed or truncated JSON
@@ -357,25 +360,32 @@ def _json_message(error: Exception) -> str:
     return text or type(error).__name__
 
 
-def _starts_with(uri: str, marker: bytes) -> bool:
-    """Whether the first non-blank byte of the file is `marker`."""
+_BOM = b"\xef\xbb\xbf"
+
+
+def _start(uri: str) -> tuple[bytes, int]:
+    """(the first non-blank byte of the file, the length of its UTF-8 byte-order mark)."""
+    skip = None
     with open_input(uri) as handle:
         while chunk := handle.read(4096):
+            if skip is None:
+                skip = len(_BOM) if chunk.startswith(_BOM) else 0
+                chunk = chunk[skip:]
             stripped = chunk.lstrip(_WHITESPACE)
             if stripped:
-                return stripped.startswith(marker)
+                return stripped[:1], skip
     raise AnnotationError(uri, "the file is empty")
 
 
 def _main_pass(
-    uri: str, prefix: str, on_item: Callable[[int, Any], None]
+    uri: str, prefix: str, on_item: Callable[[int, Any], None], skip: int = 0
 ) -> tuple[int, int] | None:
     """Every item under `prefix`, in order; (where the chunk holding the first item's end
     ends, where the chunk holding the last one's end begins), or None without items."""
     ijson = ijson_backend()
     first_end = last_start = None
     with open_input(uri) as handle:
-        tracked = _Tracked(handle)
+        tracked = _Tracked(handle, skip)
         items = ijson.items(tracked, prefix, use_float=True, buf_size=_READ_SIZE)
         for position, item in enumerate(items):
             if first_end is None:
@@ -387,7 +397,9 @@ def _main_pass(
     return first_end, last_start
 
 
-def _small_sections(uri: str, extent: tuple[int, int] | None, result: CocoScan) -> None:
+def _small_sections(
+    uri: str, extent: tuple[int, int] | None, result: CocoScan, skip: int = 0
+) -> None:
     """`images` and `categories`, from the file without its annotations array when the
     main pass found one, else from the whole file."""
     if extent is not None:
@@ -397,13 +409,13 @@ def _small_sections(uri: str, extent: tuple[int, int] | None, result: CocoScan) 
             if close is None:
                 continue
             try:
-                _read_small_sections(partial(_Spliced, uri, key, close), result)
+                _read_small_sections(partial(_Spliced, uri, key, close, skip), result)
                 return
             except Exception as error:
                 if not _is_json_error(error):
                     raise
                 result.images, result.categories = Images(), []
-    _read_small_sections(partial(_Spliced, uri, None, None), result)
+    _read_small_sections(partial(_Spliced, uri, None, None, skip), result)
 
 
 def _read_small_sections(stream: Callable[[], _Spliced], result: CocoScan) -> None:
@@ -489,14 +501,14 @@ class _Spliced:
     """The file, or with the contents of its annotations array left out (the bytes before
     the key at `key`, an empty array, the bytes after the ``]`` at `close`)."""
 
-    def __init__(self, uri: str, key: int | None, close: int | None) -> None:
+    def __init__(self, uri: str, key: int | None, close: int | None, skip: int = 0) -> None:
         self.uri = uri
         self._stack = contextlib.ExitStack()
         self._handle: IO[bytes] | None = None
         self._parts: list[tuple[int, int | None] | bytes] = (
-            [(0, None)]
+            [(skip, None)]
             if key is None or close is None
-            else [(0, key), b'"annotations": []', (close + 1, None)]
+            else [(skip, key), b'"annotations": []', (close + 1, None)]
         )
 
     def __enter__(self) -> _Spliced:
@@ -568,7 +580,7 @@ def _dimension(value: Any) -> int | bool | None:
         return None
     if not is_number(value) or not math.isfinite(value) or value < 0:
         return False
-    if isinstance(value, float) and not value.is_integer():
+    if isinstance(value, float) and not value.is_integer() or value > MAX_INT32:
         return False
     return int(value) or None
 
@@ -631,12 +643,13 @@ def annotation_reader(uri: str, results: bool) -> AddAnnotation:
 
 
 _NUMBERS = frozenset((int, float))
+_INT64 = 1 << 63
 
 
 def _annotation_values(item: dict[str, Any]) -> tuple[Any, ...]:
     """(category_id, x, y, w, h, iscrowd, score) of an annotation; ValueError says why not."""
     category = item.get("category_id")
-    if type(category) is not int:
+    if type(category) is not int or not -_INT64 <= category < _INT64:
         raise ValueError(f"category_id must be an integer, got {category!r}")
     bbox = item.get("bbox")
     if bbox is None:

@@ -44,9 +44,6 @@ class YoloReader(Reader):
         self._entries: list[tuple[str, str, str, str]] | None = None
         self._only: list[str] | None = None
 
-    def __getstate__(self) -> dict[str, object]:
-        return dict(self.__dict__)
-
     @property
     def dataset(self) -> YoloDataset:
         if self._dataset is None:
