@@ -580,7 +580,7 @@ def _dimension(value: Any) -> int | bool | None:
         return None
     if not is_number(value) or not math.isfinite(value) or value < 0:
         return False
-    if isinstance(value, float) and not value.is_integer() or value > MAX_INT32:
+    if (isinstance(value, float) and not value.is_integer()) or value > MAX_INT32:
         return False
     return int(value) or None
 
