@@ -228,6 +228,7 @@ def test_darknet_layout_reads_and_writes(tmp_path: Path) -> None:
         "classes = 2\ntrain = data/train.txt\nvalid = data/train.txt\n"
         "names = data/obj.names\nbackup = backup/\n",
     )
+    assert infer_format(str(root / "obj.data")) == "yolo"
     read_back = yolo_records(root)
     assert [(r.key, [o.label for o in r.objects]) for r in read_back] == [
         ("obj/1.jpg", ["car"]),

@@ -251,7 +251,7 @@ def _register_builtins() -> None:
             "yolo",
             "annoconv.formats.yolo:FORMAT",
             "YOLO: Ultralytics (data.yaml, images/ and labels/) or Darknet (obj.data) layout",
-            (".yaml", ".yml"),
+            (".yaml", ".yml", ".data"),
         ),
         FormatEntry(
             "pbtxt",

@@ -19,7 +19,7 @@ __all__ = ["FORMAT", "YoloReader", "YoloWriter", "is_yolo_folder"]
 FORMAT = Format(
     "yolo",
     "YOLO: Ultralytics (data.yaml, images/ and labels/) or Darknet (obj.data) layout",
-    (".yaml", ".yml"),
+    (".yaml", ".yml", ".data"),
     reader=YoloReader,
     writer=YoloWriter,
 )
