@@ -48,7 +48,7 @@ def test_inference_from_paths(tmp_path: Path) -> None:
 
 
 def test_unknown_name_lists_known_formats() -> None:
-    with pytest.raises(FormatError, match=r"unknown format 'kitti'; known formats: .*coco.*csv.*voc.*yolo"):
+    with pytest.raises(FormatError, match=r"unknown format 'kitti'; known formats: .*coco.*voc.*yolo"):
         get_format("kitti")
 
 
