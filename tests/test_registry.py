@@ -48,7 +48,8 @@ def test_inference_from_paths(tmp_path: Path) -> None:
 
 
 def test_unknown_name_lists_known_formats() -> None:
-    with pytest.raises(FormatError, match=r"unknown format 'kitti'; known formats: .*coco.*voc.*yolo"):
+    known = r"unknown format 'kitti'; known formats: .*coco.*voc.*yolo"
+    with pytest.raises(FormatError, match=known):
         get_format("kitti")
 
 
