@@ -143,7 +143,8 @@ class YoloWriter(Writer):
         label = posixpath.splitext(placed.name)[0] + ".txt"
         size = self._labels.write(label, text.encode())
         self._outputs.append(OutputFile(self._labels.final_path(label), size, "yolo"))
-        self._listed.append(placed.name)
+        if self.layout == "darknet":
+            self._listed.append(placed.name)
 
     def close(self) -> list[OutputFile]:
         if self._state != "open":
