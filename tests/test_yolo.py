@@ -47,6 +47,7 @@ def coco_source(tmp_path: Path) -> tuple[Path, Path]:
     return source, tmp_path / "images"
 
 
+@pytest.mark.filterwarnings("ignore:OpenCV:UserWarning")  # supervision without opencv, as meant
 def test_cli_converts_coco_to_yolo_read_by_supervision(
     coco_source: tuple[Path, Path], tmp_path: Path
 ) -> None:

@@ -6,7 +6,6 @@ See the package docstring for what is read and how; `stream` does the parsing an
 from __future__ import annotations
 
 import posixpath
-from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -247,7 +246,7 @@ class _FileRecords:
         images = self._images()
         bad_by_image, _orphans = self._bad_annotations(images)
         ids = images.ids()
-        grouped = _group_rows(self.found.rows.grouped(ids, lambda rows: None))
+        grouped = _Grouped(self.found.rows.grouped(ids, lambda rows: None))
         names = self.categories
         for facts in self._facts(images):
             rows = grouped.rows_of(facts.index)
@@ -267,7 +266,7 @@ class _FileRecords:
         yield from orphans
         unknown: list[BadItem] = []
         ids = images.ids()
-        grouped = _group_rows(
+        grouped = _Grouped(
             found.rows.grouped(
                 ids,
                 lambda rows: unknown.extend(_unknown_image_items(self.uri, rows, found.is_results)),
@@ -625,10 +624,6 @@ def _rows_of(rows: pa.Table, offsets: pa.Array, index: int) -> list[Row]:
     return list(zip(*columns, strict=True))
 
 
-def _group_rows(batches: Iterator[pa.RecordBatch]) -> _Grouped:
-    return _Grouped(batches)
-
-
 def _unknown_image_items(uri: str, rows: pa.RecordBatch, results: bool) -> list[BadItem]:
     section = "" if results else "annotations"
     items = []
@@ -681,11 +676,3 @@ def _split_of(uri: str) -> str | None:
     if stem.startswith("instances_") and len(stem) > len("instances_"):
         return stem[len("instances_") :]
     return None
-
-
-def class_counts(found: CocoScan) -> Counter[int]:
-    counts: Counter[int] = Counter()
-    for batch in found.rows.raw():
-        for item in pc.value_counts(batch.column("category_id")).to_pylist():
-            counts[item["values"]] += item["counts"]
-    return counts
