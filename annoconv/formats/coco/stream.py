@@ -619,6 +619,10 @@ def annotation_reader(uri: str, results: bool) -> AddAnnotation:
     section = "" if results else "annotations"
 
     def add(position: int, item: Any, rows: AnnotationRows, bad: list[BadAnnotation]) -> None:
+        row = _plain_row(item, position)
+        if row is not None:
+            rows.add(row)
+            return
         if type(item) is not dict:
             where = f"{section}[{position}]"
             error = AnnotationError(uri, f"expected an object, got {type(item).__name__}", where)
@@ -644,6 +648,55 @@ def annotation_reader(uri: str, results: bool) -> AddAnnotation:
 
 _NUMBERS = frozenset((int, float))
 _INT64 = 1 << 63
+
+
+def _plain_row(item: Any, position: int) -> tuple[Any, ...] | None:
+    """The row of an annotation as nearly all are (int or string ids, a bbox of 4 numbers
+    with a positive size, iscrowd 0 or 1 or missing), checked in one go; None for anything
+    else, which `_annotation_values` then reads with its messages. The same checks."""
+    if type(item) is not dict:
+        return None
+    get = item.get
+    image_id, category, bbox = get("image_id"), get("category_id"), get("bbox")
+    if type(image_id) is int:
+        image_id = str(image_id)
+    elif type(image_id) is not str or not image_id:
+        return None
+    if type(category) is not int or not -_INT64 <= category < _INT64:
+        return None
+    if type(bbox) is not list or len(bbox) != 4:
+        return None
+    x, y, w, h = bbox
+    numbers = _NUMBERS
+    if not (type(x) in numbers and type(y) in numbers and type(w) in numbers):
+        return None
+    if not (type(h) in numbers and w > 0 and h > 0):
+        return None
+    crowd, score, ann_id = get("iscrowd"), get("score"), get("id")
+    if crowd is None:
+        crowd = -1
+    elif type(crowd) is not int or (crowd != 0 and crowd != 1):
+        return None
+    if score is not None:
+        if type(score) not in numbers:
+            return None
+        score = float(score)
+    if type(ann_id) is int:
+        ann_id = str(ann_id)
+    elif type(ann_id) is not str or not ann_id:
+        ann_id = None
+    return (
+        image_id,
+        category,
+        float(x),
+        float(y),
+        float(w),
+        float(h),
+        crowd,
+        score,
+        position,
+        ann_id,
+    )
 
 
 def _annotation_values(item: dict[str, Any]) -> tuple[Any, ...]:
