@@ -137,3 +137,31 @@ def test_coco_to_yolo_on_worker_processes_matches_the_local_run(tmp_path: Path) 
             assert (tmp_path / "local" / path).read_bytes() == (
                 tmp_path / "processes" / path
             ).read_bytes()
+
+
+def test_dask_engine_reads_and_writes_both_formats_as_the_local_one(tmp_path: Path) -> None:
+    import distributed
+
+    draw_images(tmp_path / "images")
+    source = write_coco(tmp_path / "instances.json", coco_document())
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0"
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        for engine in ("local", "dask"):
+            extra: dict[str, Any] = {"scheduler": client} if engine == "dask" else {}
+            out = tmp_path / engine
+            convert(
+                str(source),
+                str(out / "yolo"),
+                to_format="yolo",
+                images=str(tmp_path / "images"),
+                engine=engine,
+                **extra,
+            )
+            convert(str(out / "yolo" / "data.yaml"), str(out / "back.csv"), engine=engine, **extra)
+            convert(str(source), str(out / "coco.json"), engine=engine, **extra)
+    for name in ("back.csv", "coco.json", "yolo/data.yaml", "yolo/labels/000000000139.txt"):
+        assert (tmp_path / "dask" / name).read_bytes() == (tmp_path / "local" / name).read_bytes()
