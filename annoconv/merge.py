@@ -20,6 +20,7 @@ from annoconv.dedup import annotation_digest
 from annoconv.errors import AnnotationError, OptionError
 from annoconv.formats import Reader, ReadResult, Source
 from annoconv.io.images import RecordImages
+from annoconv.labelmap import LabelMap
 from annoconv.options import RunOptions
 from annoconv.report import Report
 from annoconv.schema import ImageRecord
@@ -121,6 +122,18 @@ class MergedReader(Reader):
             for label, ident in reader.class_ids().items():
                 ids.setdefault(label, ident)
         return ids
+
+    def declared_label_map(self) -> LabelMap | None:
+        """The sources' declared classes merged (ids of the first source kept, the others'
+        classes added after them), when every source declares its classes."""
+        declared = [reader.declared_label_map() for reader in self.readers]
+        if not declared or any(part is None for part in declared):
+            return None
+        merged = declared[0]
+        for part in declared[1:]:
+            assert merged is not None and part is not None
+            merged = merged.merge(part)
+        return merged
 
     def count_hint(self) -> int | None:
         hints = [reader.count_hint() for reader in self.readers]

@@ -93,6 +93,7 @@ def make_plan(
         order=options.label_map_order,
         class_ids=reader.class_ids() if options.label_map_names == "ids" else None,
         declared=reader.declared_label_map,
+        classes_changed=bool(options.classes or options.exclude_classes or options.rename),
     )
     assignment = _assign(facts, options) if facts is not None else None
     split_names = (
@@ -132,14 +133,16 @@ def settle_label_map(
     order: LabelOrder = "sorted",
     class_ids: Mapping[str, str] | None = None,
     declared: Callable[[], LabelMap | None] | None = None,
+    classes_changed: bool = False,
 ) -> LabelMap | None:
     """The one label map a run uses, settled before anything is written.
 
     A given map must cover every class in the data (or is extended when asked); without one,
     a writer that assigns ids gets the map the source declares (`declared`, a COCO file's
-    categories), else a map built from the data. Where the dataset has its own class ids
-    (`class_ids`, Open Images MIDs), they become the items' `name` with the labels as their
-    `display_name`, the OD API's convention.
+    categories: all of them, or, when the run selects or renames classes, those it writes,
+    ids kept, new names after them), else a map built from the data. Where the dataset has
+    its own class ids (`class_ids`, Open Images MIDs), they become the items' `name` with the
+    labels as their `display_name`, the OD API's convention.
     """
     if label_map is not None:
         given = LabelMap.read(label_map) if isinstance(label_map, str) else label_map
@@ -148,6 +151,8 @@ def settle_label_map(
         return None
     own = declared() if declared is not None else None
     if own is not None:
+        if classes_changed:
+            own = LabelMap(item for item in own if item.name in counts)
         return own.check_covers(counts, extend=True)
     built = LabelMap.from_classes(counts, order=order)
     if not class_ids:

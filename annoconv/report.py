@@ -155,8 +155,27 @@ class Report:
         if len(self.warnings) > MAX_WARNINGS_SHOWN:
             hidden = len(self.warnings) - MAX_WARNINGS_SHOWN
             lines.append(f"... and {hidden} more warnings (all of them in --report-json)")
-        lines += [f"wrote {out.path} ({out.size} bytes)" for out in self.outputs]
+        lines += _output_lines(self.outputs)
         return "\n".join(lines)
+
+
+def _output_lines(outputs: list[OutputFile]) -> list[str]:
+    """A line per output; a kind with more than MAX_WARNINGS_SHOWN files (a YOLO dataset's
+    label files) as one line with their count and total size."""
+    counts = Counter(out.kind for out in outputs)
+    lines, summed = [], set()
+    for out in outputs:
+        if counts[out.kind] <= MAX_WARNINGS_SHOWN:
+            lines.append(f"wrote {out.path} ({out.size} bytes)")
+        elif out.kind not in summed:
+            summed.add(out.kind)
+            of_kind = [o for o in outputs if o.kind == out.kind]
+            size = sum(o.size for o in of_kind)
+            lines.append(
+                f"wrote {len(of_kind)} {out.kind} files ({size} bytes), the first {out.path} "
+                "(all of them in --report-json)"
+            )
+    return lines
 
 
 def _duplicate_line(group: DuplicateGroup) -> str:

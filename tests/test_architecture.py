@@ -119,7 +119,7 @@ BUILT_IN = [entry.name for entry in available_formats() if entry.target.startswi
 #: What the pipeline, the engines and readers cutting themselves pass besides user options.
 GIVEN_BY_THE_RUN = {
     "read": {"source", "images", "byte_range"},
-    "write": {"destination", "images", "label_map", "keys", "partition"},
+    "write": {"destination", "images", "label_map", "keys", "partition", "split"},
 }
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 import os
 import random
@@ -34,6 +35,7 @@ from annoconv import convert
 from annoconv.errors import AnnoconvError, AnnotationError
 from annoconv.formats import infer_format
 from annoconv.formats.base import BadItem, Dropped
+from annoconv.formats.coco import CocoReader
 from annoconv.formats.csv import CsvReader
 from annoconv.formats.frcnn import FrcnnReader
 from annoconv.formats.openimages import OpenImagesReader, read_class_descriptions
@@ -120,6 +122,49 @@ def voc_fill(slots: Slots) -> bytes:
         f"\t<object><name>cat</name><bndbox><xmin>3</xmin><ymin>4</ymin><xmax>{s['xmax']}</xmax>"
         "<ymax>9</ymax></bndbox></object>\n"
         "</annotation>\n"
+    ).encode("utf-8", "surrogatepass")
+
+
+def coco_fill(slots: Slots) -> bytes:
+    s = slots
+    # Slot values go in unquoted where COCO has numbers: a hostile value breaks the JSON or
+    # gives a number of the wrong kind; names are JSON strings.
+    name, label = json.dumps(s["name"]), json.dumps(s["label"])
+    return (
+        '{"images": [{"id": 1, "file_name": '
+        + name
+        + ', "width": '
+        + s["width"]
+        + ', "height": '
+        + s["height"]
+        + '}, {"id": "b", "file_name": "b.jpg"}], '
+        '"annotations": [{"id": 7, "image_id": 1, "category_id": 3, "iscrowd": '
+        + s["flag"]
+        + ', "bbox": ['
+        + s["xmin"]
+        + ", "
+        + s["ymin"]
+        + ", "
+        + s["xmax"]
+        + ", "
+        + s["ymax"]
+        + ']}, {"id": 8, "image_id": 1, "category_id": 3, "segmentation": [[1, 2, 3, 4, 5, 6]]}], '
+        '"categories": [{"id": 3, "name": ' + label + "}]}"
+    ).encode("utf-8", "surrogatepass")
+
+
+def read_yolo_labels(path: str) -> list[Any]:
+    from annoconv.formats.yolo.reader import read_image_labels
+
+    image = path[: -len(".txt")] + ".jpg"  # the label of an image named like it, beside it
+    return [read_image_labels(image, "a.jpg", "a.jpg", None, ["dog", "cat"])]
+
+
+def yolo_fill(slots: Slots) -> bytes:
+    s = slots
+    return (
+        f"{s['flag']} {s['xmin']} {s['ymin']} {s['xmax']} {s['ymax']}\n"
+        f"1 0.5 0.5 {s['xmax']} 0.2\n0 0.1 0.1 0.2 0.1 0.2 0.3\n"
     ).encode("utf-8", "surrogatepass")
 
 
@@ -409,6 +454,11 @@ CASES = [
                {**PIXEL_SLOTS, **TEXT_SLOTS}, text=False, cut_step=13),
     ReaderCase("parquet-nested", ".parquet", lambda p: _items(ParquetReader(p)),
                parquet_nested_fill, {**PIXEL_SLOTS, **TEXT_SLOTS}, text=False, cut_step=13),
+    ReaderCase("coco", ".json", lambda p: _items(CocoReader(p)), coco_fill,
+               {**PIXEL_SLOTS, **TEXT_SLOTS}),
+    ReaderCase("yolo", ".txt", read_yolo_labels, yolo_fill,
+               {**NORMALIZED_SLOTS, **TEXT_SLOTS, "xmin": "0.5", "ymin": "0.5",
+                "xmax": "0.25", "ymax": "0.5"}),
     # Inference opens .csv files to tell our CSV from Open Images' (`sniff`).
     ReaderCase("sniff", ".csv", lambda p: [infer_format(p)], openimages_fill,
                {**PIXEL_SLOTS, **NORMALIZED_SLOTS, **TEXT_SLOTS}),

@@ -81,7 +81,7 @@ def run_job(job: Job, reader: Reader, runner: TaskRunner | None) -> Report:
 
         report = run_partitioned(job, reader, runner)
     finished = job.writer_class.finish_dataset(
-        job.output, job.split_names, job.label_map, report.outputs
+        job.output, job.split_names, job.label_map, report.outputs, job.write_options
     )
     report.outputs += finished.outputs
     report.warnings += finished.warnings

@@ -59,6 +59,8 @@ KNOWN_FORMATS: dict[str, str] = {
     "frcnn": "annoconv.formats.frcnn:FORMAT",
     "tfrecord": "annoconv.formats.tfrecord:FORMAT",
     "parquet": "annoconv.formats.parquet:FORMAT",
+    "coco": "annoconv.formats.coco:FORMAT",
+    "yolo": "annoconv.formats.yolo:FORMAT",
     "pbtxt": "annoconv.formats.pbtxt:FORMAT",
 }
 

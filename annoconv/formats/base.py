@@ -269,11 +269,12 @@ class Writer(ABC):
         splits: Sequence[str],
         label_map: LabelMap | None,
         outputs: Sequence[OutputFile],
+        options: Mapping[str, Any],
     ) -> DatasetFiles:
         """Once every split's outputs are published (on every engine): write the files that
         describe the whole dataset (a YOLO ``data.yaml`` naming every split's folders, a
         Parquet dataset card), and say what was written. `splits` are the run's split names
-        (empty without a split)."""
+        (empty without a split), `options` the writers' options."""
         return DatasetFiles()
 
     @classmethod

@@ -44,7 +44,7 @@ import contextlib
 import posixpath
 import re
 from collections import Counter
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
@@ -194,6 +194,7 @@ class ParquetWriter(Writer):
         splits: Sequence[str],
         label_map: LabelMap | None,
         outputs: Sequence[OutputFile],
+        options: Mapping[str, Any],
     ) -> DatasetFiles:
         """The dataset card of every dataset folder among a run's published `outputs`, once
         every split's files are in place (on every engine). The data is published already,

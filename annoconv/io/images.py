@@ -262,6 +262,8 @@ class RemotePathPolicy:
 
     allow: bool = False
     listed: set[str] = field(default_factory=set)
+    #: Folders the user gave as a source (a YOLO dataset whose listed images are opened).
+    folders: set[str] = field(default_factory=set)
 
 
 _policy: contextvars.ContextVar[RemotePathPolicy | None] = contextvars.ContextVar(
@@ -295,6 +297,13 @@ def trust_listed_urls(urls: Iterable[str]) -> None:
     _current_policy().listed.update(_origin(url) for url in urls if is_remote(url))
 
 
+def trust_source_folder(folder: str) -> None:
+    """Lets this run open images under `folder`, a dataset folder the user gave as the source,
+    whose files a reader lists itself (not URLs an annotation names)."""
+    if is_remote(folder):
+        _current_policy().folders.add(folder.rstrip("/"))
+
+
 def _origin(url: str) -> str:
     scheme, _, rest = url.partition("://")
     return f"{scheme}://{rest.split('/', 1)[0]}"
@@ -310,7 +319,7 @@ def remote_allowed(uri: str, roots: Iterable[str | None]) -> bool:
     parts = uri.split("://", 1)[1].split("/")
     if ".." in parts or "." in parts or "%2e" in uri.lower():
         return False  # (nothing climbs out of a root, spelled plainly or percent-encoded)
-    for root in roots:
+    for root in [*roots, *policy.folders]:
         if root and is_remote(root):
             base = root.rstrip("/")
             if uri == base or uri.startswith(base + "/"):

@@ -7,6 +7,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterable, Iterator, Sequence
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -40,7 +41,8 @@ class DistinctIds:
 
 
 class SortedStore:
-    """Rows added in file order, given back in ImageID order within bounded memory.
+    """Rows added in file order, given back in ImageID order (or the order of another `key`
+    column, such as COCO's image index) within bounded memory.
 
     Rows are buffered up to `budget` bytes; then the buffer is sorted by ImageID (stably, so
     the rows of an image keep their file order) and spilled as a run, an Arrow IPC stream in a
@@ -48,8 +50,16 @@ class SortedStore:
     already and the runs follow each other, so the merge just reads them in turn.
     """
 
-    def __init__(self, schema: pa.Schema, budget: int, batch_rows: int, tmp_dir: str | None):
+    def __init__(
+        self,
+        schema: pa.Schema,
+        budget: int,
+        batch_rows: int,
+        tmp_dir: str | None,
+        key: str = IMAGE_ID,
+    ):
         self.schema = schema
+        self.key = key
         self.budget = budget
         self.batch_rows = batch_rows
         self.tmp_dir = tmp_dir
@@ -70,7 +80,7 @@ class SortedStore:
     def merged(self) -> Iterator[pa.RecordBatch]:
         """Every row added, in ImageID order, in batches of at most `batch_rows` rows."""
         if not self._runs:
-            yield from _sorted(self._take_buffer()).to_batches(self.batch_rows)
+            yield from _sorted(self._take_buffer(), self.key).to_batches(self.batch_rows)
             return
         self._spill()
         runs = self._runs
@@ -79,7 +89,7 @@ class SortedStore:
                 self._merge_runs(runs[start : start + MERGE_FAN_IN])
                 for start in range(0, len(runs), MERGE_FAN_IN)
             ]
-        for table in _merge([self._read_run(run) for run in runs], self.schema):
+        for table in _merge([self._read_run(run) for run in runs], self.schema, self.key):
             yield from table.to_batches(self.batch_rows)
 
     def close(self) -> None:
@@ -95,10 +105,11 @@ class SortedStore:
 
     def _spill(self) -> None:
         if self._buffer:
-            self._runs.append(self._write_run([_sorted(self._take_buffer())]))
+            self._runs.append(self._write_run([_sorted(self._take_buffer(), self.key)]))
 
     def _merge_runs(self, runs: Sequence[str]) -> str:
-        merged = self._write_run(_merge([self._read_run(run) for run in runs], self.schema))
+        runs_read = [self._read_run(run) for run in runs]
+        merged = self._write_run(_merge(runs_read, self.schema, self.key))
         for run in runs:
             os.remove(run)
         return merged
@@ -118,19 +129,20 @@ class SortedStore:
             yield from pa.ipc.open_stream(source)
 
 
-def _sorted(table: pa.Table) -> pa.Table:
-    """The table stably sorted by ImageID, left alone when it already is."""
-    ids = table.column(IMAGE_ID)
+def _sorted(table: pa.Table, key: str = IMAGE_ID) -> pa.Table:
+    """The table stably sorted by `key`, left alone when it already is."""
+    ids = table.column(key)
     if len(ids) < 2 or not pc.any(pc.less(ids[1:], ids[:-1])).as_py():
         return table
-    return table.sort_by(IMAGE_ID)
+    return table.sort_by(key)
 
 
 class _Cursor:
     """The unmerged rows of one sorted run: a buffer and the batches still to read."""
 
-    def __init__(self, batches: Iterator[pa.RecordBatch], schema: pa.Schema) -> None:
+    def __init__(self, batches: Iterator[pa.RecordBatch], schema: pa.Schema, key: str) -> None:
         self._batches = batches
+        self.key = key
         self.rows = schema.empty_table()
         self.done = False
 
@@ -146,21 +158,23 @@ class _Cursor:
             self.pull()
 
     @property
-    def last_id(self) -> str:
-        ids = self.rows.column(IMAGE_ID)
-        return str(ids[len(ids) - 1].as_py())
+    def last_id(self) -> Any:
+        ids = self.rows.column(self.key)
+        return ids[len(ids) - 1].as_py()
 
-    def take_below(self, bound: str | None) -> pa.Table:
+    def take_below(self, bound: Any) -> pa.Table:
         """Removes and returns the rows whose ImageID is below `bound` (all if None)."""
         if bound is None:
             end = self.rows.num_rows
         else:
-            end = pc.search_sorted(self.rows.column(IMAGE_ID), pa.scalar(bound)).as_py()
+            end = pc.search_sorted(self.rows.column(self.key), pa.scalar(bound)).as_py()
         taken, self.rows = self.rows.slice(0, end), self.rows.slice(end)
         return taken
 
 
-def _merge(runs: Sequence[Iterator[pa.RecordBatch]], schema: pa.Schema) -> Iterator[pa.Table]:
+def _merge(
+    runs: Sequence[Iterator[pa.RecordBatch]], schema: pa.Schema, key: str = IMAGE_ID
+) -> Iterator[pa.Table]:
     """The rows of sorted runs, in ImageID order; an image's rows in run order, then file
     order (runs hold consecutive parts of the file).
 
@@ -171,7 +185,7 @@ def _merge(runs: Sequence[Iterator[pa.RecordBatch]], schema: pa.Schema) -> Itera
     """
     cursors = []
     for run in runs:
-        cursor = _Cursor(run, schema)
+        cursor = _Cursor(run, schema, key)
         cursor.fill()
         if cursor.rows.num_rows:
             cursors.append(cursor)
@@ -180,7 +194,7 @@ def _merge(runs: Sequence[Iterator[pa.RecordBatch]], schema: pa.Schema) -> Itera
         bound = min((cursor.last_id for cursor in reading), default=None)
         pieces = [piece for cursor in cursors if (piece := cursor.take_below(bound)).num_rows]
         if pieces:
-            yield pieces[0] if len(pieces) == 1 else pa.concat_tables(pieces).sort_by(IMAGE_ID)
+            yield pieces[0] if len(pieces) == 1 else pa.concat_tables(pieces).sort_by(key)
         for cursor in reading:
             if cursor.last_id == bound:
                 cursor.pull()

@@ -1,0 +1,248 @@
+"""Images placed beside written annotations (YOLO's ``images/``, COCO's ``--copy-images``):
+copied, hard-linked or symlinked, with the bytes TFRecords embed (`annoconv.io.embed`):
+JPEG and PNG byte for byte, other formats transcoded to PNG or JPEG."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import posixpath
+import queue
+import shutil
+import threading
+import uuid
+from dataclasses import dataclass
+from typing import Literal
+
+from annoconv.errors import AnnotationError
+from annoconv.io.embed import SizePolicy, embed_image
+from annoconv.io.fs import is_remote, join, remove_file, write_atomic
+from annoconv.io.images import RecordImages, read_image_info
+from annoconv.schema import ImageRecord
+
+#: How images reach the output: copied, hard-linked, symlinked, or not at all (labels only).
+ImagesMode = Literal["copy", "link", "symlink", "none"]
+IMAGES_MODES: tuple[ImagesMode, ...] = ("copy", "link", "symlink", "none")
+_KEPT_FORMATS = ("JPEG", "PNG")
+_EXTENSIONS = {"jpeg": ".jpg", "png": ".png"}
+
+
+@dataclass(frozen=True)
+class PlacedImage:
+    """An image as the output has it: its name (relative to the images folder, posix), its
+    size in pixels, the bytes written (0 for a link or nothing), and, when the annotation's
+    size disagreed under size policy "warn", the scale to apply to pixel boxes."""
+
+    name: str
+    width: int
+    height: int
+    written: int
+    uri: str | None
+    scale: tuple[float, float] | None = None
+    note: str | None = None
+
+
+class _Writes:
+    """Files written by a thread of their own, so that creating them (kernel time, which
+    lets go of the GIL) overlaps the work that makes them. At most `depth` wait; the first
+    error is raised by the next `put()` or by `finish()`."""
+
+    def __init__(self, depth: int = 256) -> None:
+        self._queue: queue.Queue[tuple[str, bytes] | None] = queue.Queue(depth)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, name="annoconv-writes", daemon=True)
+        self._thread.start()
+
+    def put(self, path: str, data: bytes) -> None:
+        if self._error is not None:
+            raise self._error
+        self._queue.put((path, data))
+
+    def finish(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        if self._error is not None:
+            raise self._error
+
+    def _run(self) -> None:
+        while (item := self._queue.get()) is not None:
+            if self._error is not None:
+                continue
+            path, data = item
+            try:
+                with open(path, "wb") as handle:
+                    handle.write(data)
+            except BaseException as error:  # raised in the writer's thread
+                self._error = error
+
+
+class StagedFolder:
+    """A folder of many small files published at once: locally the files are written,
+    plainly, into a hidden sibling (``.NAME.partial-XXXXXXXX``) moved into place by
+    `publish()` (one rename when the folder is new); elsewhere (S3) each file is written
+    atomically to its final name and `abort()` removes those written."""
+
+    def __init__(self, final: str) -> None:
+        self.final = final
+        self.remote = is_remote(final)
+        self.staging = final
+        if not self.remote:
+            parent, name = os.path.split(os.path.abspath(final.removeprefix("file://")))
+            self.staging = os.path.join(parent, f".{name}.partial-{uuid.uuid4().hex[:8]}")
+        self._made: set[str] = set()
+        self._written: list[str] = []
+        self._writes: _Writes | None = None
+
+    def path(self, name: str) -> str:
+        """Where the file `name` (relative, posix) is being written now."""
+        return join(self.staging, *name.split("/"))
+
+    def final_path(self, name: str) -> str:
+        """Where the file `name` is once published."""
+        return join(self.final, *name.split("/"))
+
+    def prepare(self, name: str) -> str:
+        """`path(name)`, its folder made: for a file written by other means (a link)."""
+        target = self.path(name)
+        if not self.remote:
+            folder = os.path.dirname(target)
+            if folder not in self._made:
+                os.makedirs(folder, exist_ok=True)
+                self._made.add(folder)
+        self._written.append(target)
+        return target
+
+    def write(self, name: str, data: bytes) -> int:
+        if self.remote:
+            target = self.path(name)
+            size = write_atomic(target, data)
+            self._written.append(target)
+            return size
+        if self._writes is None:
+            self._writes = _Writes()
+        self._writes.put(self.prepare(name), data)
+        return len(data)
+
+    def _finish_writes(self) -> None:
+        writes, self._writes = self._writes, None
+        if writes is not None:
+            writes.finish()
+
+    def publish(self) -> None:
+        """Move the files into place: the staging folder renamed, or, when the folder exists
+        (an earlier run, another writer of the same run), each file moved into it (files
+        there that this writer did not write are left alone)."""
+        self._finish_writes()
+        if self.remote or not os.path.isdir(self.staging):
+            return
+        final = os.path.abspath(self.final.removeprefix("file://"))
+        if not os.path.lexists(final):
+            os.makedirs(os.path.dirname(final), exist_ok=True)
+            os.replace(self.staging, final)
+            return
+        for folder, _dirs, files in os.walk(self.staging):
+            target_folder = os.path.join(final, os.path.relpath(folder, self.staging))
+            os.makedirs(target_folder, exist_ok=True)
+            for name in files:
+                os.replace(os.path.join(folder, name), os.path.join(target_folder, name))
+        shutil.rmtree(self.staging, ignore_errors=True)
+
+    def abort(self) -> None:
+        with contextlib.suppress(BaseException):  # the run failed already; its files go
+            self._finish_writes()
+        if self.remote:
+            for target in self._written:
+                remove_file(target)
+        else:
+            shutil.rmtree(self.staging, ignore_errors=True)
+        self._written.clear()
+
+
+class ImagePlacer:
+    """Places each record's image under `folder` as `name` (its extension changed when the
+    image is transcoded). `images` is the run's images folder, where images are looked for.
+    With a `staged` folder, files go there (and `folder` is its final place)."""
+
+    def __init__(
+        self,
+        folder: str,
+        images: str | None,
+        *,
+        mode: ImagesMode = "copy",
+        size_policy: SizePolicy = "fail",
+        jpeg_quality: int = 95,
+        staged: StagedFolder | None = None,
+    ) -> None:
+        if mode not in IMAGES_MODES:
+            raise ValueError(f"images_mode must be one of {', '.join(IMAGES_MODES)}, got {mode!r}")
+        self.folder = folder
+        self.staged = staged
+        self.mode = mode
+        self.size_policy = size_policy
+        self.jpeg_quality = jpeg_quality
+        self._finder = RecordImages(images)
+
+    def place(self, record: ImageRecord, name: str, data: bytes | None = None) -> PlacedImage:
+        """Place the image of `record` (its bytes `data` when the caller has them)."""
+        uri = record.image_uri if data is not None and record.image_uri else None
+        uri = uri or self._finder.find(record)
+        if self.mode == "none":
+            width, height = self._size(record, uri)
+            return PlacedImage(name, width, height, 0, None)
+        if self.mode in ("link", "symlink") and data is None:
+            linked = self._link(record, uri, name)
+            if linked is not None:
+                return linked
+        return self._copy(record, uri, name, data)
+
+    def _size(self, record: ImageRecord, uri: str) -> tuple[int, int]:
+        if record.width is not None and record.height is not None:
+            return record.width, record.height
+        info = read_image_info(uri)
+        return info.width, info.height
+
+    def _link(self, record: ImageRecord, uri: str, name: str) -> PlacedImage | None:
+        """A link to a JPEG or PNG image; None for another format (transcoded instead)."""
+        if is_remote(uri) or is_remote(self.folder):
+            raise AnnotationError(
+                record.source or record.key,
+                f"images_mode {self.mode} needs local images and a local output ({uri})",
+            )
+        info = read_image_info(uri)
+        if info.format not in _KEPT_FORMATS or info.exif_orientation != 1:
+            return None
+        width, height = info.width, info.height
+        if record.has_size and (record.width, record.height) != (width, height):
+            return None  # the size policy decides, on the copy path
+        if self.staged is not None:
+            target, final = self.staged.prepare(name), self.staged.final_path(name)
+        else:
+            target = final = join(self.folder, *name.split("/"))
+            os.makedirs(os.path.dirname(os.path.abspath(target)), exist_ok=True)
+            remove_file(target)
+        if self.mode == "link":
+            os.link(uri, target)
+        else:
+            os.symlink(os.path.abspath(uri), target)
+        return PlacedImage(name, width, height, 0, final)
+
+    def _copy(self, record: ImageRecord, uri: str, name: str, data: bytes | None) -> PlacedImage:
+        size = (record.width, record.height) if record.has_size else None
+        image = embed_image(
+            uri,
+            annotated_size=size,  # type: ignore[arg-type]
+            size_policy=self.size_policy,
+            jpeg_quality=self.jpeg_quality,
+            source=record.source or record.key,
+            data=data,
+        )
+        if image.transcoded:
+            name = posixpath.splitext(name)[0] + _EXTENSIONS[image.format]
+        if self.staged is not None:
+            written, target = self.staged.write(name, image.data), self.staged.final_path(name)
+        else:
+            target = join(self.folder, *name.split("/"))
+            written = write_atomic(target, image.data)
+        return PlacedImage(
+            name, image.width, image.height, written, target, image.scale, image.note
+        )
