@@ -300,6 +300,8 @@ class SplitWriter(Writer):
     def close(self) -> list[OutputFile]:
         outputs = [output for writer in self.writers.values() for output in writer.close()]
         self.warnings = [text for writer in self.writers.values() for text in writer.warnings]
+        for writer in self.writers.values():
+            self.adjusted.update(writer.adjusted)
         return outputs
 
     def abort(self) -> None:
@@ -325,6 +327,7 @@ def run(
             _write_one(item, writer, report, handler)
         report.outputs = writer.close()
         report.warnings.extend(writer.warnings)
+        report.adjusted.update(writer.adjusted)
     except BaseException:
         writer.abort()
         raise
@@ -361,6 +364,7 @@ def run_batches(
                 bar.update(item.num_rows)
         report.outputs = writer.close()
         report.warnings.extend(writer.warnings)
+        report.adjusted.update(writer.adjusted)
     except BatchesUnavailable:
         writer.abort()
         return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
@@ -210,6 +211,8 @@ class Writer(ABC):
         self.images = images
         #: What the writer adjusted along the way (e.g. boxes rescaled), for the run report.
         self.warnings: list[str] = []
+        #: What it changed, counted (e.g. unknown flags written as 0): `Report.adjusted`.
+        self.adjusted: Counter[str] = Counter()
 
     @classmethod
     def split_destination(cls, output: str, split: str) -> str | None:

@@ -96,6 +96,13 @@ _OBJECT_FLAGS = {
     Keys.OBJECT_GROUP_OF: "group_of",
     Keys.OBJECT_DEPICTION: "depiction",
 }
+#: Flags whose unknown (-1) is written as 0: the OD API's decoder reads any non-zero value as
+#: true (`difficult` in its evaluation, `group_of` cast to bool), so -1 would mean "yes".
+#: The report counts them (`Report.adjusted`), by these descriptions.
+ZERO_FOR_UNKNOWN = {
+    "difficult": "unknown difficult flags written as 0 (TFRecord)",
+    "group_of": "unknown group_of flags written as 0 (TFRecord)",
+}
 
 
 #: More shards than this are a mistake (a shard size of a few bytes), not a plan: every shard
@@ -297,6 +304,8 @@ class TFRecordShardWriter(Writer):
         if image.note:
             self.warnings.append(image.note)
         payload = encode_example(example_features(record, image, self.label_map))
+        for flag, count in unknowns_written_as_zero(record.objects).items():
+            self.adjusted[ZERO_FOR_UNKNOWN[flag]] += count
         shard = self._files.get(self._shard(record.key))
         if shard is None:
             raise AnnoconvError(f"internal error: {record.key!r} is in another task's shard")
@@ -397,6 +406,8 @@ def example_features(
     for key, flag in _OBJECT_FLAGS.items():
         column = list(map(attrgetter(flag), objects))
         if column.count(UNKNOWN) != len(column):
+            if flag in ZERO_FOR_UNKNOWN:
+                column = [max(value, 0) for value in column]
             features[key] = int64_feature(column)
     poses = list(map(_POSE, objects))
     if poses.count(None) != len(poses):
@@ -406,6 +417,17 @@ def example_features(
         features[Keys.IMAGE_CLASS_TEXT] = bytes_feature([item.label.encode() for item in labels])
         features[Keys.IMAGE_CLASS_LABEL] = int64_feature([label_map.id_of(i.label) for i in labels])
     return features
+
+
+def unknowns_written_as_zero(objects: Sequence[ObjectAnnotation]) -> dict[str, int]:
+    """How many unknown flags of `ZERO_FOR_UNKNOWN` `example_features` writes as 0 for these
+    boxes (a flag that no box knows is not written at all, but `difficult`, always written)."""
+    counts = {}
+    for flag in ZERO_FOR_UNKNOWN:
+        unknown = sum(1 for obj in objects if getattr(obj, flag) == UNKNOWN)
+        if unknown and (flag == "difficult" or unknown < len(objects)):
+            counts[flag] = unknown
+    return counts
 
 
 def normalized_boxes(

@@ -74,6 +74,7 @@ class FedWriter(Writer):
     def close(self) -> list[OutputFile]:
         outputs = self.inner.close()
         self.warnings = self.inner.warnings
+        self.adjusted = self.inner.adjusted
         return outputs
 
     def abort(self) -> None:

@@ -1,0 +1,131 @@
+"""Issue 17: real files from eight producers, and the habits of real users.
+
+Each fixture has the structure of a file a real producer writes (named in the test), written
+here by code; outputs are read back by their real consumers: TensorFlow for TFRecords with the
+OD API decoder's feature spec, protobuf's text_format for label maps.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pyarrow.parquet as pq
+import pytest
+import tensorflow as tf
+from factories import draw_image, write
+from oi_factory import csv_text
+from test_tfrecord import read_examples
+
+from annoconv import convert
+from annoconv.cli import main
+
+CAMERA, PHONE = "/m/0dv5r", "/m/050k8"
+DESCRIPTIONS = csv_text(None, [(CAMERA, "Camera"), (PHONE, "Mobile phone")])
+
+
+def tfrecord_examples(prefix: Path) -> dict[str, dict[str, Any]]:
+    """Every Example of the shards under `prefix`, parsed by TensorFlow, by source id."""
+    shards = sorted(prefix.parent.glob(prefix.name + "-*-of-*"))
+    assert shards, f"no shards at {prefix}"
+    return {example["image/source_id"].decode(): example for example in read_examples(shards)}
+
+
+# --- Open Images -------------------------------------------------------------------------------
+
+# The 2019 challenge's validation boxes: 7 columns, no Source or Confidence.
+CHALLENGE_HEADER = ("ImageID", "LabelName", "XMin", "XMax", "YMin", "YMax", "IsGroupOf")
+
+
+def test_open_images_challenge_2019_csv_reads_into_tfrecords(tmp_path: Path) -> None:
+    rows = [
+        ("0001eeaf4aed83f9", CAMERA, "0.022673", "0.964201", "0.071038", "0.800546", "0"),
+        ("0001eeaf4aed83f9", PHONE, "0.25", "0.5", "0.125", "0.75", "1"),
+        ("000595fe6fee6369", PHONE, "0.1", "0.2", "0.3", "0.4", "0"),
+    ]
+    bbox = write(
+        tmp_path / "challenge-2019-validation-detection-bbox.csv", csv_text(CHALLENGE_HEADER, rows)
+    )
+    descriptions = write(tmp_path / "challenge-2019-classes-description-500.csv", DESCRIPTIONS)
+    for image_id in ("0001eeaf4aed83f9", "000595fe6fee6369"):
+        draw_image(tmp_path / "images" / f"{image_id}.jpg", 200, 100)
+    out = tmp_path / "out" / "val.record"
+    report = convert(
+        str(bbox),
+        str(out),
+        images=str(tmp_path / "images"),
+        read_options={"class_descriptions": str(descriptions)},
+    )
+    assert (report.images_written, report.boxes_written) == (2, 3)
+    examples = tfrecord_examples(out)
+    first = examples["0001eeaf4aed83f9"]
+    assert first["image/object/bbox/xmin"].tolist() == pytest.approx([0.022673, 0.25])
+    assert first["image/object/bbox/xmax"].tolist() == pytest.approx([0.964201, 0.5])
+    assert first["image/object/bbox/ymin"].tolist() == pytest.approx([0.071038, 0.125])
+    assert first["image/object/bbox/ymax"].tolist() == pytest.approx([0.800546, 0.75])
+    assert first["image/object/class/text"].tolist() == [b"Camera", b"Mobile phone"]
+    assert first["image/object/group_of"].tolist() == [0, 1]
+    assert examples["000595fe6fee6369"]["image/object/group_of"].tolist() == [0]
+    # The columnar path (Parquet) reads it too: no source, no confidence.
+    table = pq.read_table(convert_to(bbox, tmp_path / "val.parquet", flat=True))
+    assert table.column("confidence").to_pylist() == [None] * 3
+    assert table.column("box_source").to_pylist() == [None] * 3
+    assert table.column("group_of").to_pylist() == [0, 1, 0]
+
+
+def convert_to(source: Path, output: Path, **write_options: Any) -> str:
+    convert(str(source), str(output), write_options=write_options)
+    return str(output)
+
+
+def test_open_images_unknown_group_of_is_written_as_zero_and_counted(tmp_path: Path) -> None:
+    """V6 rows flag IsGroupOf -1 where unknown; the OD API decoder casts group_of to bool."""
+    header = [
+        "ImageID",
+        "Source",
+        "LabelName",
+        "Confidence",
+        "XMin",
+        "XMax",
+        "YMin",
+        "YMax",
+        "IsOccluded",
+        "IsTruncated",
+        "IsGroupOf",
+        "IsDepiction",
+        "IsInside",
+    ]
+    rows = [
+        ("0a1b", "xclick", CAMERA, "1", "0.1", "0.2", "0.1", "0.2", "0", "0", "-1", "0", "0"),
+        ("0a1b", "xclick", CAMERA, "1", "0.3", "0.4", "0.3", "0.4", "0", "0", "1", "0", "0"),
+        ("0a1b", "xclick", PHONE, "1", "0.5", "0.6", "0.5", "0.6", "0", "0", "-1", "0", "0"),
+        ("0c2d", "xclick", PHONE, "1", "0.5", "0.6", "0.5", "0.6", "0", "0", "0", "-1", "0"),
+    ]
+    bbox = write(tmp_path / "validation-annotations-bbox.csv", csv_text(header, rows))
+    draw_image(tmp_path / "images" / "0a1b.jpg", 64, 64)
+    draw_image(tmp_path / "images" / "0c2d.jpg", 64, 64)
+    out = tmp_path / "val.record"
+    report = convert(str(bbox), str(out), images=str(tmp_path / "images"))
+    examples = tfrecord_examples(out)
+    assert examples["0a1b"]["image/object/group_of"].tolist() == [0, 1, 0]
+    assert examples["0c2d"]["image/object/group_of"].tolist() == [0]
+    # TensorFlow's own cast, as the decoder does it: only the known group-of box is one.
+    as_bool = tf.cast(examples["0a1b"]["image/object/group_of"], tf.bool).numpy().tolist()
+    assert as_bool == [False, True, False]
+    assert report.adjusted["unknown group_of flags written as 0 (TFRecord)"] == 2
+    # Open Images has no `difficult`: every box's unknown was written as 0, and counted.
+    assert report.adjusted["unknown difficult flags written as 0 (TFRecord)"] == 4
+    assert "adjusted: 2 unknown group_of flags written as 0 (TFRecord)" in report.summary()
+
+
+def test_a_bbox_csv_missing_columns_names_the_challenge_header_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bbox = write(
+        tmp_path / "bad.csv", csv_text(["ImageID", "LabelName", "XMin"], [("a", CAMERA, "0")])
+    )
+    code = main(["convert", str(bbox), str(tmp_path / "o.csv"), "--from", "openimages", "-q"])
+    (line,) = capsys.readouterr().err.splitlines()
+    assert code == 1
+    assert "missing column(s) XMax, YMin, YMax" in line
+    assert "ImageID,LabelName,XMin,XMax,YMin,YMax,IsGroupOf (7)" in line
