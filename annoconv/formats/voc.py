@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, ClassVar
 from lxml import etree
 from pydantic import ValidationError
 
-from annoconv.errors import AnnotationError
+from annoconv.errors import AnnotationError, BoxOutsideError
 from annoconv.formats.base import BadItem, Format, Reader, ReadResult, Source, Writer
 from annoconv.io.fs import (
     GLOB_CHARS,
@@ -461,36 +461,65 @@ def _record(root: etree._Element, uri: str, key: str, locator: ImageLocator | No
         image_uri = locator.find(uri, image_name, path)
         if image_uri is not None:
             width, height, depth = _size_from_image(image_uri, root, uri)
-    objects = [
-        _object(element, index, uri) for index, element in enumerate(root.findall("object"), 1)
-    ]
-    return make_record(
-        uri,
-        None,
-        key=key,
-        filename=posixpath.join(posixpath.dirname(key), _basename(image_name)),
-        width=width,
-        height=height,
-        depth=depth,
-        coords=PIXEL,
-        objects=objects,
-        path=path,
-        image_uri=image_uri,
-        verified=_verified(root, uri),
-    )
+    elements = root.findall("object")
+    objects = [_object(element, index, uri) for index, element in enumerate(elements, 1)]
+    try:
+        return make_record(
+            uri,
+            None,
+            key=key,
+            filename=posixpath.join(posixpath.dirname(key), _basename(image_name)),
+            width=width,
+            height=height,
+            depth=depth,
+            coords=PIXEL,
+            objects=objects,
+            path=path,
+            image_uri=image_uri,
+            verified=_verified(root, uri),
+        )
+    except BoxOutsideError as error:
+        raise _outside_at(error, elements, objects) from None
+
+
+def _outside_at(
+    error: BoxOutsideError, elements: list[etree._Element], objects: list[ObjectAnnotation]
+) -> BoxOutsideError:
+    """The error at the line of the coordinate that lies outside (`object[2]/bndbox/xmax`),
+    rather than the record's: the schema's message names the object and the coordinate."""
+    for index, (element, obj) in enumerate(zip(elements, objects, strict=True), 1):
+        prefix = f"object[{index}] ({obj.label!r}): "
+        if error.message.startswith(prefix):
+            problem = error.message[len(prefix) :]
+            where = _coordinate_at(element, f"object[{index}]", problem)
+            if where is not None:
+                return BoxOutsideError(error.source, problem, where, record=error.record)
+    return error
+
+
+def _coordinate_at(element: etree._Element, at: str, message: str) -> str | None:
+    """The `where` of the `<bndbox>` child a message about a box starts with ("xmin 50 >
+    xmax 10" is about `<xmin>`), or None when the message names none."""
+    name = message.split(" ", 1)[0]
+    box = _children(element).get("bndbox")
+    child = _children(box).get(name) if box is not None and name in BOX_FIELDS else None
+    return _at(child, f"{at}/bndbox/{name}") if child is not None else None
 
 
 def _image_name(root: etree._Element, uri: str) -> str:
     """`<filename>` as written (old labelImg omits the extension), else `<path>`'s basename."""
-    name = _text(root.find("filename"))
+    element = root.find("filename")
+    name = _text(element)
     if name:
         return name
     from_path = _basename(_text(root.find("path")))
     if from_path:
         return from_path
-    raise AnnotationError(
-        uri, "missing <filename> (and no <path> to take the image name from)", _at(root, "")
-    )
+    if element is not None:  # the error points at the element's own line
+        problem, where = "empty <filename>", _at(element, "filename")
+    else:
+        problem, where = "missing <filename>", _at(root, "")
+    raise AnnotationError(uri, f"{problem} (and no <path> to take the image name from)", where)
 
 
 def _size(root: etree._Element, uri: str) -> tuple[int | None, int | None, int | None]:
@@ -566,8 +595,15 @@ def _object(element: etree._Element, index: int, uri: str) -> ObjectAnnotation:
     try:
         return ObjectAnnotation(label=label, pose=pose, **flags, **coordinates)
     except ValidationError:
-        # Rare: build it again through make_object, which says what is wrong and where.
+        pass
+    # Rare: build it again through make_object, which says what is wrong and where.
+    try:
         return make_object(uri, _at(element, at), label=label, pose=pose, **flags, **coordinates)
+    except AnnotationError as error:
+        where = _coordinate_at(element, at, error.message)
+        if where is None:
+            raise
+        raise AnnotationError(uri, error.message, where) from None
 
 
 def _children(element: etree._Element) -> dict[str, etree._Element]:
