@@ -794,6 +794,8 @@ def _finish(report: Report, args: argparse.Namespace) -> None:
         print(report.summary(), file=sys.stderr)
         for line in _usage_notes(report, args):
             print(line, file=sys.stderr)
+    elif report.images_written == 0:  # said even when quiet: nothing else would say it
+        print(f"annoconv: warning: {report.empty_note()}", file=sys.stderr)
 
 
 def _usage_notes(report: Report, args: argparse.Namespace) -> Iterator[str]:

@@ -95,9 +95,12 @@ def convert(
                 partial(parallel_labels, runner=runner) if runner is not None else None,
             )
             report = run_job(plan.job, plan.reader, runner)
+        report.warnings[:0] = plan.notes
         note = similar_classes_note(report.classes)
         if note:
             report.warnings.append(note)
+        if report.images_written == 0:
+            report.warnings.append(report.empty_note())
         if plan.label_map_output is not None and plan.job.label_map is not None:
             size = plan.job.label_map.write(plan.label_map_output)
             report.outputs.append(OutputFile(plan.label_map_output, size, "label_map"))

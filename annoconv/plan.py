@@ -9,13 +9,13 @@ the label map and each image's split. What it settles is a `pipeline.Job`, which
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
 from annoconv.errors import OptionError
-from annoconv.filters import build_filters
+from annoconv.filters import ClassSelection, build_filters, selection_check
 from annoconv.formats import Format, Reader, Source, Writer, get_format
 from annoconv.io.archives import is_archive
 from annoconv.io.fs import current_storage_options, dirname, join
@@ -38,6 +38,9 @@ class Plan:
     job: Job
     reader: Reader
     label_map_output: str | None
+    #: What the plan found worth saying (a class selection partly absent, an empty split),
+    #: for the run report's warnings.
+    notes: tuple[str, ...] = ()
 
 
 def make_plan(
@@ -69,7 +72,10 @@ def make_plan(
     capabilities = writer_class.capabilities
     needs_map = capabilities.needs_label_map or options.label_map_output is not None
     facts = None
-    if _needs_survey(options, needs_map, capabilities.needs_keys):
+    transforms = make_filters()
+    # A selection the reader does not make itself is checked against the data up front.
+    selection = next((step for step in transforms if isinstance(step, ClassSelection)), None)
+    if _needs_survey(options, needs_map, capabilities.needs_keys) or selection is not None:
         weigh = (
             writer_class.weigher(images=images, **write_options)
             if capabilities.needs_keys
@@ -80,11 +86,12 @@ def make_plan(
             weigh,
             sample=options.sample,
             seed=options.seed,
-            transforms=make_filters(),
+            transforms=transforms,
             dedup=options.dedup,
             keep_labels=bool(options.split and options.stratify),
             label_pairs=partial(parallel_labels, reader) if parallel_labels else None,
         )
+    notes = _selection_notes(options.classes, selection)
     label_map = settle_label_map(
         facts.counts if facts else Counter(),
         options.label_map,
@@ -119,7 +126,32 @@ def make_plan(
         on_error=options.on_error,
         progress=options.progress,
     )
-    return Plan(job, reader, options.label_map_output if label_map is not None else None)
+    notes += _empty_splits(split_names, assignment)
+    label_map_output = options.label_map_output if label_map is not None else None
+    return Plan(job, reader, label_map_output, tuple(notes))
+
+
+def _selection_notes(classes: Sequence[str] | None, selection: ClassSelection | None) -> list[str]:
+    """Raises an OptionError when none of the selected classes is in the data; the warning
+    naming those that are not, when others are."""
+    if selection is None or classes is None:
+        return []
+    error, warning = selection_check(classes, selection.seen)
+    if error is not None:
+        raise OptionError(error)
+    return [warning] if warning is not None else []
+
+
+def _empty_splits(names: Sequence[str], assignment: Mapping[str, str] | None) -> list[str]:
+    """A warning for each split no image went to (its output holds no examples)."""
+    if assignment is None:
+        return []
+    sizes = Counter(assignment.values())
+    return [
+        f"split {name!r} has no images: its output holds no examples"
+        for name in names
+        if not sizes[name]
+    ]
 
 
 def settle_label_map(

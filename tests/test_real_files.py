@@ -7,13 +7,14 @@ OD API decoder's feature spec, protobuf's text_format for label maps.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 import pytest
 import tensorflow as tf
-from factories import draw_image, write
+from factories import Box, draw_image, labelimg_xml, write
 from oi_factory import csv_text
 from test_tfrecord import read_examples
 
@@ -129,3 +130,84 @@ def test_a_bbox_csv_missing_columns_names_the_challenge_header_too(
     assert code == 1
     assert "missing column(s) XMax, YMin, YMax" in line
     assert "ImageID,LabelName,XMin,XMax,YMin,YMax,IsGroupOf (7)" in line
+
+
+# --- nothing silently empty --------------------------------------------------------------------
+
+
+@pytest.fixture
+def raccoons(tmp_path: Path) -> Path:
+    """The labelImg tutorial dataset's shape (datitran/raccoon_dataset): one class, raccoon,
+    and a second class a user added, all in one annotations folder beside the images."""
+    ann = tmp_path / "annotations"
+    for index, boxes in enumerate(
+        [
+            [Box("raccoon", 81, 88, 522, 408)],
+            [Box("raccoon", 1, 1, 50, 60), Box("dog", 60, 10, 90, 40)],
+        ],
+        1,
+    ):
+        name = f"raccoon-{index}.jpg"
+        write(ann / f"raccoon-{index}.xml", labelimg_xml(name, 650, 417, boxes))
+        draw_image(ann / name, 650, 417)
+    return ann
+
+
+def test_labelimg_tutorial_classes_naming_no_class_of_the_data_fails_listing_them(
+    raccoons: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out" / "train.csv"
+    code = main(["convert", str(raccoons), str(out), "--classes", "Raccoon", "-q"])
+    (line,) = capsys.readouterr().err.splitlines()
+    assert code == 2
+    assert line == (
+        "annoconv: error: --classes: no box of 'Raccoon' (did you mean 'raccoon'?) in the data; "
+        "the classes present: raccoon (2), dog (1) (see annoconv convert --help)"
+    )
+    assert not out.parent.exists()
+
+
+def test_labelimg_tutorial_classes_partly_absent_warns_and_converts(
+    raccoons: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "train.csv"
+    assert main(["convert", str(raccoons), str(out), "--classes", "raccoon", "cat"]) == 0
+    warning = "--classes: no box of 'cat' in the data (the classes present: raccoon (2), dog (1))"
+    assert f"warning: {warning}" in capsys.readouterr().err.splitlines()
+    rows = out.read_text().splitlines()
+    assert rows[1:] == [
+        "raccoon-1.jpg,650,417,raccoon,81,88,522,408",
+        "raccoon-2.jpg,650,417,raccoon,1,1,50,60",
+    ]
+    report = convert(str(raccoons), str(tmp_path / "again.csv"), classes=["raccoon", "cat"])
+    assert report.warnings[0] == warning
+
+
+def test_a_run_writing_no_example_says_so_even_when_quiet(
+    raccoons: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Every box smaller than --min-size: the CSV is a header and nothing else."""
+    out = tmp_path / "small.csv"
+    args = ["convert", str(raccoons), str(out), "--min-size", "1000", "-q"]
+    assert main([*args, "--report-json", str(tmp_path / "r.json")]) == 0
+    note = "the outputs hold no examples: all 2 images read were left out or skipped (see above)"
+    assert capsys.readouterr().err.splitlines() == [f"annoconv: warning: {note}"]
+    assert note in json.loads((tmp_path / "r.json").read_text())["warnings"]
+    assert out.read_text().splitlines() == ["filename,width,height,class,xmin,ymin,xmax,ymax"]
+
+
+def test_a_split_list_naming_no_image_leaves_an_empty_split_and_says_so(
+    raccoons: Path, tmp_path: Path
+) -> None:
+    write(tmp_path / "train.txt", "raccoon-1\nraccoon-2\n")
+    write(tmp_path / "test.txt", "raccoon-9\n")  # a typo: no such image
+    report = convert(
+        str(raccoons),
+        str(tmp_path / "out.record"),
+        split_lists={"train": str(tmp_path / "train.txt"), "test": str(tmp_path / "test.txt")},
+    )
+    assert "split 'test' has no images: its output holds no examples" in report.warnings
+    assert tfrecord_examples(tmp_path / "out-train.record").keys() == {
+        "raccoon-1.xml",
+        "raccoon-2.xml",
+    }
