@@ -263,6 +263,11 @@ def _label_map_options(parser: argparse.ArgumentParser) -> None:
         help="id order of a label map built from the data (default: sorted by name)",
     )
     parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a different label_map.pbtxt already beside the outputs (default: refuse)",
+    )
+    parser.add_argument(
         "--label-map-names",
         choices=("ids", "labels"),
         default="ids",
@@ -587,6 +592,7 @@ def _run_keywords(args: argparse.Namespace) -> dict[str, Any]:
         "extend_label_map": args.extend_label_map,
         "label_map_order": args.label_map_order,
         "label_map_names": args.label_map_names,
+        "overwrite": args.overwrite,
         "split": args.split,
         "classes": args.classes,
         "keep_empty": args.keep_empty,

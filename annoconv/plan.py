@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from annoconv.errors import OptionError
+from annoconv.errors import AnnoconvError, OptionError
 from annoconv.filters import ClassSelection, build_filters, selection_check
 from annoconv.formats import Format, Reader, Source, Writer, get_format
 from annoconv.io.archives import is_archive
-from annoconv.io.fs import current_storage_options, dirname, join
+from annoconv.io.fs import current_storage_options, dirname, exists, join
 from annoconv.labelmap import LabelMap, LabelMapItem, LabelOrder
 from annoconv.ops import assign_from_lists, assign_splits, assign_stratified, read_split_lists
 from annoconv.options import RunOptions, checked, given_fields
@@ -128,7 +128,28 @@ def make_plan(
     )
     notes += _empty_splits(split_names, assignment)
     label_map_output = options.label_map_output if label_map is not None else None
+    if label_map_output is not None and label_map is not None and not options.overwrite:
+        check_label_map_output(label_map_output, label_map)
     return Plan(job, reader, label_map_output, tuple(notes))
+
+
+def check_label_map_output(path: str, label_map: LabelMap) -> None:
+    """Refuse to replace a different label map at `path`: the outputs an earlier run wrote
+    beside it hold its ids, and would no longer match (`overwrite` replaces it)."""
+    if not exists(path):
+        return
+    try:
+        there = LabelMap.read(path)
+    except (AnnoconvError, OSError):
+        there = None
+    if there is not None and set(there) == set(label_map):
+        return
+    what = f"another label map ({len(there)} classes)" if there is not None else "another file"
+    raise OptionError(
+        f"{path} holds {what} than this run's ({len(label_map)} classes), which outputs "
+        "written with it use: give --overwrite (overwrite=True) to replace it, or write "
+        "into another folder"
+    )
 
 
 def _selection_notes(classes: Sequence[str] | None, selection: ClassSelection | None) -> list[str]:

@@ -15,6 +15,7 @@ import pyarrow.parquet as pq
 import pytest
 import tensorflow as tf
 from factories import Box, draw_image, labelimg_xml, write
+from od_protos import parse_with_protobuf
 from oi_factory import csv_text
 from test_tfrecord import read_examples
 
@@ -211,3 +212,41 @@ def test_a_split_list_naming_no_image_leaves_an_empty_split_and_says_so(
         "raccoon-1.xml",
         "raccoon-2.xml",
     }
+
+
+# --- nothing silently overwritten --------------------------------------------------------------
+
+
+def test_a_second_tfrecord_run_into_the_folder_keeps_the_first_runs_label_map(
+    raccoons: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The tutorial habit: every run writes into `data/`. A second dataset with other classes
+    would rewrite data/label_map.pbtxt under the first run's shards."""
+    data = tmp_path / "data"
+    assert main(["xml2tfrecord", str(raccoons), str(data / "raccoon.record"), "-q"]) == 0
+    label_map = data / "label_map.pbtxt"
+    first = label_map.read_bytes()
+    assert parse_with_protobuf(first.decode()) == [("dog", 1, None), ("raccoon", 2, None)]
+    other = tmp_path / "kangaroos"
+    write(other / "k.xml", labelimg_xml("k.jpg", 64, 64, [Box("kangaroo", 1, 1, 9, 9)]))
+    draw_image(other / "k.jpg", 64, 64)
+    capsys.readouterr()
+    code = main(["xml2tfrecord", str(other), str(data / "kangaroo.record"), "-q"])
+    (line,) = capsys.readouterr().err.splitlines()
+    assert code == 2
+    assert line == (
+        f"annoconv: error: {label_map} holds another label map (2 classes) than this run's "
+        "(1 classes), which outputs written with it use: give --overwrite (overwrite=True) "
+        "to replace it, or write into another folder (see annoconv xml2tfrecord --help)"
+    )
+    assert label_map.read_bytes() == first
+    assert not list(data.glob("kangaroo*"))
+    # The first run's shards still agree with the map beside them.
+    assert main(["inspect", str(data / "raccoon.record"), "--label-map", str(label_map)]) == 0
+    # The same classes again are no conflict; --overwrite replaces a different map.
+    assert main(["xml2tfrecord", str(raccoons), str(data / "again.record"), "-q"]) == 0
+    args = ["xml2tfrecord", str(other), str(data / "kangaroo.record"), "-q", "--overwrite"]
+    assert main(args) == 0
+    assert parse_with_protobuf(label_map.read_text()) == [("kangaroo", 1, None)]
+    examples = tfrecord_examples(data / "kangaroo.record")
+    assert examples["k.xml"]["image/object/class/label"].tolist() == [1]
