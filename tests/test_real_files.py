@@ -7,7 +7,9 @@ OD API decoder's feature spec, protobuf's text_format for label maps.
 
 from __future__ import annotations
 
+import io
 import json
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +19,12 @@ import tensorflow as tf
 from factories import Box, draw_image, labelimg_xml, write
 from od_protos import parse_with_protobuf
 from oi_factory import csv_text
+from PIL import Image, ImageDraw
 from test_tfrecord import read_examples
 
 from annoconv import convert
 from annoconv.cli import main
+from annoconv.errors import AnnotationError
 
 CAMERA, PHONE = "/m/0dv5r", "/m/050k8"
 DESCRIPTIONS = csv_text(None, [(CAMERA, "Camera"), (PHONE, "Mobile phone")])
@@ -250,3 +254,155 @@ def test_a_second_tfrecord_run_into_the_folder_keeps_the_first_runs_label_map(
     assert parse_with_protobuf(label_map.read_text()) == [("kangaroo", 1, None)]
     examples = tfrecord_examples(data / "kangaroo.record")
     assert examples["k.xml"]["image/object/class/label"].tolist() == [1]
+
+
+# --- image pairing -----------------------------------------------------------------------------
+
+# The yellow book's layout, and the path labelImg recorded on the annotator's Mac.
+YELLOW = "grant_yb2_20190101/2019-01/10/{}/1/280.tif"
+RECORDED = "/Volumes/LaCie/grant_yb2_20190101/2019-01/10/{}/1/280.jpg"
+
+
+def page(blank: bool) -> bytes:
+    """A 64x48 bilevel Group 4 page, drawn or blank: two pages the same size, told apart by
+    their pixels."""
+    image = Image.new("1", (64, 48), 1)
+    if not blank:
+        ImageDraw.Draw(image).rectangle((8, 8, 40, 30), fill=0)
+    buffer = io.BytesIO()
+    image.save(buffer, "TIFF", compression="group4")
+    return buffer.getvalue()
+
+
+def uspto_annotations(root: Path, folders: dict[str, str]) -> Path:
+    """Flat-ish annotations `<name>/280.xml`, each recording the path of its own patent."""
+    ann = root / "ann"
+    for name, patent in folders.items():
+        text = labelimg_xml("280.jpg", 64, 48, [Box("patent image", 2, 3, 60, 40)], path=patent)
+        write(ann / name / "280.xml", text)
+    return ann
+
+
+def embedded_pages(prefix: Path) -> dict[str, bool]:
+    """Each example's source id -> whether its embedded page is the blank one."""
+    pages = {}
+    for key, example in tfrecord_examples(prefix).items():
+        decoded = tf.io.decode_image(example["image/encoded"], channels=1).numpy()
+        pages[key] = bool(decoded.min() == 255)
+    return pages
+
+
+def yellow_book_tar(path: Path, patents: list[tuple[str, bool]]) -> Path:
+    with tarfile.open(path, "w") as tar:
+        for patent, blank in patents:
+            data = page(blank)
+            info = tarfile.TarInfo(YELLOW.format(patent))
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_uspto_labelimg_paths_tell_same_named_archive_members_apart(tmp_path: Path) -> None:
+    """166's page passes first and is 'a's first match; 165's, passing later, shares more
+    folders with a's <path>: the run starts over and each annotation gets its own page."""
+    ann = uspto_annotations(tmp_path, {"a": RECORDED.format("165"), "b": RECORDED.format("166")})
+    archive = yellow_book_tar(tmp_path / "grant_yb2_20190101.tar", [("166", True), ("165", False)])
+    out = tmp_path / "out" / "pages.record"
+    report = convert(str(ann), str(out), images=str(archive))
+    assert (report.images_written, report.images_skipped) == (2, 0)
+    assert embedded_pages(out) == {"a/280.xml": False, "b/280.xml": True}
+
+
+def test_uspto_same_named_members_no_path_tells_apart_fail_naming_them(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A third annotation recorded on Windows shares no folder with either page."""
+    ann = uspto_annotations(
+        tmp_path,
+        {
+            "a": RECORDED.format("165"),
+            "b": RECORDED.format("166"),
+            "c": "C:\\Users\\scan\\Desktop\\280.jpg",
+        },
+    )
+    archive = yellow_book_tar(tmp_path / "grant.tar", [("166", True), ("165", False)])
+    out = tmp_path / "out" / "pages.record"
+    code = main(["xml2tfrecord", str(ann), str(out), "--images", str(archive), "-q"])
+    (line,) = capsys.readouterr().err.splitlines()
+    assert code == 1
+    assert line == (
+        f"annoconv: error: {ann / 'c' / '280.xml'}: image 'c/280.jpg' is ambiguous in the "
+        "archive: 2 members match it equally well (grant_yb2_20190101/2019-01/10/166/1/280.tif, "
+        "grant_yb2_20190101/2019-01/10/165/1/280.tif; matched by stem); to tell them apart, "
+        "mirror the archive's folders under the annotations folder, or record the image's "
+        "folders in <path> (e.g. .../grant_yb2_20190101/2019-01/10/166/1/280.tif)"
+    )
+    assert not out.parent.exists() or not list(out.parent.iterdir())
+    # Skipping it, the other two get their own pages.
+    report = convert(str(ann), str(out), images=str(archive), on_error="skip")
+    assert [item.source for item in report.skipped] == [str(ann / "c" / "280.xml")]
+    assert embedded_pages(out) == {"a/280.xml": False, "b/280.xml": True}
+
+
+def test_uspto_labelimg_paths_tell_same_named_files_under_images_apart(tmp_path: Path) -> None:
+    ann = uspto_annotations(tmp_path, {"a": RECORDED.format("165"), "b": RECORDED.format("166")})
+    images = tmp_path / "images"
+    for patent, blank in (("165", False), ("166", True)):
+        write(images / YELLOW.format(patent), page(blank))
+    out = tmp_path / "pages.record"
+    convert(str(ann), str(out), images=str(images))
+    assert embedded_pages(out) == {"a/280.xml": False, "b/280.xml": True}
+    # Without <path> folders to go by, the error lists both and what would decide.
+    write(ann / "c" / "280.xml", labelimg_xml("280.jpg", 64, 48, [], path="280.jpg"))
+    with pytest.raises(AnnotationError) as caught:
+        convert(str(ann), str(tmp_path / "again.record"), images=str(images))
+    assert str(caught.value) == (
+        f"{ann / 'c' / '280.xml'}: image '280.jpg' is ambiguous: 2 files under {images} match "
+        "it (grant_yb2_20190101/2019-01/10/165/1/280.tif, "
+        "grant_yb2_20190101/2019-01/10/166/1/280.tif); its recorded <path>'s folders do not "
+        "tell them apart; keep the image beside its annotation, mirror the annotation folders "
+        "under the images folder, or record the image's folders in <path>"
+    )
+
+
+def labelimg_test_file(folder: Path) -> Path:
+    """labelImg's own tests/test_io.py: PascalVocWriter('tests', 'test', (512, 512, 1),
+    localImgPath='tests/test.512.512.bmp') saved as tests/test.xml: `<filename>` without
+    extension, `<path>` relative to the repository, not to the XML."""
+    boxes = [Box("person", 60, 40, 430, 504, difficult=1), Box("face", 113, 40, 450, 403, 1)]
+    text = labelimg_xml(
+        "test", 512, 512, boxes, depth=1, folder="tests", path="tests/test.512.512.bmp"
+    )
+    return write(folder / "test.xml", text)
+
+
+def test_labelimg_own_test_file_finds_its_bmp_by_the_path_name(tmp_path: Path) -> None:
+    tests = tmp_path / "tests"
+    labelimg_test_file(tests)
+    Image.new("L", (512, 512), 200).save(tests / "test.512.512.bmp")
+    out = tmp_path / "out.record"
+    convert(str(tests), str(out))
+    example = tfrecord_examples(out)["test.xml"]
+    assert example["decoded_shape"] == (512, 512, 3)
+    assert example["image/format"] == b"png"  # TensorFlow decodes BMP, but the OD API wants these
+    assert example["image/object/bbox/xmin"].tolist() == pytest.approx([60 / 512, 113 / 512])
+    assert example["image/object/class/text"].tolist() == [b"person", b"face"]
+
+
+def test_labelimg_own_test_file_without_its_image_says_where_it_looked_in_order(
+    tmp_path: Path,
+) -> None:
+    tests = tmp_path / "tests"
+    xml = labelimg_test_file(tests)
+    images = tmp_path / "images"
+    images.mkdir()
+    with pytest.raises(AnnotationError) as caught:
+        convert(str(tests), str(tmp_path / "out.record"), images=str(images))
+    assert str(caught.value) == (
+        f"{xml}: image 'test' not found; looked at, in order: {tests / 'test'}; "
+        f"{tests / 'test.512.512.bmp'}; {images / 'test'}; {images / 'test.512.512.bmp'}; "
+        f"{tests} for test.* (any image extension); {images} for test.* (any image extension); "
+        f"anywhere under {images} for test; anywhere under {images} for test.512.512.bmp; "
+        f"{tests / 'tests/test.512.512.bmp'} (the recorded <path>); "
+        f"anywhere under {images} for test.*; {tests / 'tests'} for test.512.512.*"
+    )
