@@ -195,9 +195,12 @@ def test_a_stem_match_before_the_path_match_gives_way_to_it(tmp_path: Path) -> N
     assert report.images_written == 1
     (payload,) = iter_tfrecords(str(tmp_path / "out.record-00000-of-00001"))
     encoded = decode_example(payload)["image/encoded"][1][0]
-    assert ImageChops.difference(
-        Image.open(io.BytesIO(encoded)).convert("1"), Image.open(tmp_path / "sheet.tif")
-    ).getbbox() is None
+    assert (
+        ImageChops.difference(
+            Image.open(io.BytesIO(encoded)).convert("1"), Image.open(tmp_path / "sheet.tif")
+        ).getbbox()
+        is None
+    )
 
 
 def test_same_stem_in_two_folders_is_ambiguous_for_a_flat_annotation(tmp_path: Path) -> None:
