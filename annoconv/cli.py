@@ -460,6 +460,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     _run_options(xml2csv, engine=False)
     _common(xml2csv)
     if wants_formats("xml2csv"):
+        format_flags(xml2csv, "read", only=["voc"])
         format_flags(xml2csv, "write", only=["csv"])
     xml2csv.set_defaults(handler=_run_convert, from_format="voc", to_format="csv")
 
@@ -482,6 +483,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     _run_options(xml2tfrecord)
     _common(xml2tfrecord)
     if wants_formats("xml2tfrecord"):
+        format_flags(xml2tfrecord, "read", only=["voc"])
         format_flags(xml2tfrecord, "write", only=["tfrecord"])
     xml2tfrecord.set_defaults(handler=_run_convert, from_format="voc", to_format="tfrecord")
 

@@ -20,6 +20,7 @@ from annoconv.formats import Format, Reader, Source, Writer, get_format
 from annoconv.io.archives import is_archive
 from annoconv.io.fs import current_storage_options, dirname, exists, join
 from annoconv.labelmap import LabelMap, LabelMapItem, LabelOrder
+from annoconv.listed import WithListedImages, find_listed
 from annoconv.ops import assign_from_lists, assign_splits, assign_stratified, read_split_lists
 from annoconv.options import RunOptions, checked, given_fields
 from annoconv.pipeline import Job
@@ -75,12 +76,10 @@ def make_plan(
     transforms = make_filters()
     # A selection the reader does not make itself is checked against the data up front.
     selection = next((step for step in transforms if isinstance(step, ClassSelection)), None)
+    weigh = (
+        writer_class.weigher(images=images, **write_options) if capabilities.needs_keys else None
+    )
     if _needs_survey(options, needs_map, capabilities.needs_keys) or selection is not None:
-        weigh = (
-            writer_class.weigher(images=images, **write_options)
-            if capabilities.needs_keys
-            else None
-        )
         facts = survey(
             reader,
             weigh,
@@ -102,6 +101,16 @@ def make_plan(
         declared=reader.declared_label_map,
     )
     assignment = _assign(facts, options) if facts is not None else None
+    weights = facts.weights if facts is not None else None
+    if options.split_lists and assignment is not None and weights is not None:
+        # Images the lists name without an annotation: negatives, or reported as missing.
+        split_of = read_split_lists(options.split_lists)
+        listed = find_listed(reader, split_of, options.split_lists, images, archive)
+        if listed.records or listed.dropped:
+            reader = source = WithListedImages(reader, listed)
+            assignment = {**assignment, **listed.splits}
+            weights = {**weights, **{r.key: weigh(r) if weigh else 1 for r in listed.records}}
+            notes += listed.notes
     split_names = (
         tuple(options.split or options.split_lists or {}) if assignment is not None else ()
     )
@@ -116,7 +125,7 @@ def make_plan(
         writer_class=writer_class,
         write_options=write_options,
         label_map=label_map,
-        weights=facts.weights if facts is not None else None,
+        weights=weights,
         splits=assignment,
         split_names=split_names,
         by_lists=bool(options.split_lists),

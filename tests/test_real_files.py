@@ -119,8 +119,7 @@ def test_open_images_unknown_group_of_is_written_as_zero_and_counted(tmp_path: P
     as_bool = tf.cast(examples["0a1b"]["image/object/group_of"], tf.bool).numpy().tolist()
     assert as_bool == [False, True, False]
     assert report.adjusted["unknown group_of flags written as 0 (TFRecord)"] == 2
-    # Open Images has no `difficult`: every box's unknown was written as 0, and counted.
-    assert report.adjusted["unknown difficult flags written as 0 (TFRecord)"] == 4
+    assert examples["0a1b"]["image/object/difficult"].tolist() == [0, 0, 0]
     assert "adjusted: 2 unknown group_of flags written as 0 (TFRecord)" in report.summary()
 
 
@@ -406,3 +405,107 @@ def test_labelimg_own_test_file_without_its_image_says_where_it_looked_in_order(
         f"{tests / 'tests/test.512.512.bmp'} (the recorded <path>); "
         f"anywhere under {images} for test.*; {tests / 'tests'} for test.512.512.*"
     )
+
+
+def test_mmdetection_voc_devkit_xml_naming_another_image_pairs_by_stem(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """mmdetection's tests/data/VOCdevkit/VOC2007/Annotations/000001.xml names 000002.jpg;
+    mmdetection (and Datumaro) take JPEGImages/000001.jpg, the devkit's convention."""
+    voc = tmp_path / "VOCdevkit" / "VOC2007"
+    boxes = [Box("dog", 48, 240, 195, 371), Box("person", 8, 12, 352, 498)]
+    write(
+        voc / "Annotations" / "000001.xml",
+        labelimg_xml("000002.jpg", 353, 500, boxes, folder="VOC2007", path=""),
+    )
+    draw_image(voc / "JPEGImages" / "000001.jpg", 353, 500)
+    draw_image(voc / "JPEGImages" / "000002.jpg", 335, 500)
+    out = tmp_path / "out" / "voc.record"
+    args = ["xml2tfrecord", str(voc / "Annotations"), str(out), "--images", str(voc / "JPEGImages")]
+    # By <filename>, the other image's size disagrees with the annotation.
+    assert main([*args, "-q"]) == 1
+    assert "000002.jpg is 335x500 but the annotation says 353x500" in capsys.readouterr().err
+    assert main([*args, "-q", "--image-name", "stem"]) == 0
+    example = tfrecord_examples(out)["000001.xml"]
+    assert example["image/filename"] == b"000001.jpg"
+    assert example["decoded_shape"] == (500, 353, 3)
+    assert example["image/object/bbox/xmax"].tolist() == pytest.approx([195 / 353, 352 / 353])
+    # The API takes the same option.
+    report = convert(
+        str(voc / "Annotations"),
+        str(tmp_path / "boxes.csv"),
+        images=str(voc / "JPEGImages"),
+        read_options={"image_name": "stem"},
+    )
+    assert report.images_written == 1
+    assert (tmp_path / "boxes.csv").read_text().splitlines()[
+        1
+    ] == "000001.jpg,353,500,dog,48,240,195,371"
+
+
+@pytest.fixture
+def datumaro_voc(tmp_path: Path) -> Path:
+    """Datumaro's tests/assets/voc_dataset/voc_dataset1 shape: ImageSets/Main/test.txt lists
+    2007_000002, which has an image and no XML (Datumaro reads it as an unannotated image),
+    and here also 2007_000003, which has neither."""
+    voc = tmp_path / "voc_dataset1"
+    boxes = [Box("cat", 1, 2, 3, 4), Box("person", 4, 5, 8, 9)]
+    write(voc / "Annotations" / "2007_000001.xml", labelimg_xml("2007_000001.jpg", 20, 10, boxes))
+    draw_image(voc / "JPEGImages" / "2007_000001.jpg", 20, 10)
+    draw_image(voc / "JPEGImages" / "2007_000002.jpg", 20, 10)
+    write(voc / "ImageSets" / "Main" / "train.txt", "2007_000001\n")
+    write(voc / "ImageSets" / "Main" / "test.txt", "2007_000002\n2007_000003\n")
+    return voc
+
+
+@pytest.mark.parametrize("engine", ["local", "processes"])
+def test_datumaro_imagesets_image_without_xml_is_a_negative_example(
+    datumaro_voc: Path, tmp_path: Path, engine: str
+) -> None:
+    voc = datumaro_voc
+    out = tmp_path / "out" / "voc.record"
+    workers = {"workers": 2} if engine == "processes" else {}
+    report = convert(
+        str(voc / "Annotations"),
+        str(out),
+        images=str(voc / "JPEGImages"),
+        split_lists={
+            "train": str(voc / "ImageSets/Main/train.txt"),
+            "test": str(voc / "ImageSets/Main/test.txt"),
+        },
+        engine=engine,
+        write_options={"shards": 2},
+        **workers,
+    )
+    test_list = str(voc / "ImageSets/Main/test.txt")
+    assert (report.images_read, report.images_written, report.images_skipped) == (3, 2, 1)
+    assert [(s.reason, s.images) for s in report.skipped] == [
+        (f"listed in {test_list} without an annotation or an image", 1)
+    ]
+    assert (
+        f"1 image(s) listed in {test_list} have no annotation and no image file beside the "
+        f"annotations or under {voc / 'JPEGImages'}: 2007_000003"
+    ) in report.warnings
+    train = tfrecord_examples(tmp_path / "out" / "voc-train.record")
+    assert train["2007_000001.xml"]["image/object/class/text"].tolist() == [b"cat", b"person"]
+    test = tfrecord_examples(tmp_path / "out" / "voc-test.record")
+    assert list(test) == ["2007_000002.jpg"]
+    negative = test["2007_000002.jpg"]
+    assert negative["decoded_shape"] == (10, 20, 3)
+    assert negative["image/object/bbox/xmin"].tolist() == []
+
+
+def test_datumaro_imagesets_through_the_command_line(
+    datumaro_voc: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    voc = datumaro_voc
+    out = tmp_path / "boxes.csv"
+    args = ["convert", str(voc / "Annotations"), str(out), "--images", str(voc / "JPEGImages")]
+    assert main([*args, "--voc-imagesets", str(voc)]) == 0
+    err = capsys.readouterr().err
+    assert "left out: listed in" in err and "2007_000003" in err
+    # The negative image is a row without a box, its size read from the image.
+    assert (tmp_path / "boxes-test.csv").read_text().splitlines() == [
+        "filename,width,height,class,xmin,ymin,xmax,ymax",
+        "2007_000002.jpg,20,10,,,,,",
+    ]

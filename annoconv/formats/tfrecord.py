@@ -98,11 +98,9 @@ _OBJECT_FLAGS = {
 }
 #: Flags whose unknown (-1) is written as 0: the OD API's decoder reads any non-zero value as
 #: true (`difficult` in its evaluation, `group_of` cast to bool), so -1 would mean "yes".
-#: The report counts them (`Report.adjusted`), by these descriptions.
-ZERO_FOR_UNKNOWN = {
-    "difficult": "unknown difficult flags written as 0 (TFRecord)",
-    "group_of": "unknown group_of flags written as 0 (TFRecord)",
-}
+#: `difficult` is always written; `group_of` when any box of the image knows it, and then
+#: the report counts the unknowns written as 0 (`Report.adjusted`), by this description.
+GROUP_OF_UNKNOWN = "unknown group_of flags written as 0 (TFRecord)"
 
 
 #: More shards than this are a mistake (a shard size of a few bytes), not a plan: every shard
@@ -304,8 +302,9 @@ class TFRecordShardWriter(Writer):
         if image.note:
             self.warnings.append(image.note)
         payload = encode_example(example_features(record, image, self.label_map))
-        for flag, count in unknowns_written_as_zero(record.objects).items():
-            self.adjusted[ZERO_FOR_UNKNOWN[flag]] += count
+        unknown = unknown_group_of_written(record.objects)
+        if unknown:
+            self.adjusted[GROUP_OF_UNKNOWN] += unknown
         shard = self._files.get(self._shard(record.key))
         if shard is None:
             raise AnnoconvError(f"internal error: {record.key!r} is in another task's shard")
@@ -406,7 +405,7 @@ def example_features(
     for key, flag in _OBJECT_FLAGS.items():
         column = list(map(attrgetter(flag), objects))
         if column.count(UNKNOWN) != len(column):
-            if flag in ZERO_FOR_UNKNOWN:
+            if flag == "group_of":  # the decoder casts it to bool: -1 would be "group of"
                 column = [max(value, 0) for value in column]
             features[key] = int64_feature(column)
     poses = list(map(_POSE, objects))
@@ -419,15 +418,11 @@ def example_features(
     return features
 
 
-def unknowns_written_as_zero(objects: Sequence[ObjectAnnotation]) -> dict[str, int]:
-    """How many unknown flags of `ZERO_FOR_UNKNOWN` `example_features` writes as 0 for these
-    boxes (a flag that no box knows is not written at all, but `difficult`, always written)."""
-    counts = {}
-    for flag in ZERO_FOR_UNKNOWN:
-        unknown = sum(1 for obj in objects if getattr(obj, flag) == UNKNOWN)
-        if unknown and (flag == "difficult" or unknown < len(objects)):
-            counts[flag] = unknown
-    return counts
+def unknown_group_of_written(objects: Sequence[ObjectAnnotation]) -> int:
+    """How many unknown `group_of` flags `example_features` writes as 0 for these boxes
+    (none when no box knows the flag: the feature is not written then)."""
+    unknown = sum(1 for obj in objects if obj.group_of == UNKNOWN)
+    return unknown if unknown < len(objects) else 0
 
 
 def normalized_boxes(

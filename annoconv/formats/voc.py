@@ -20,10 +20,10 @@ import re
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from lxml import etree
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from annoconv.errors import AnnotationError, BoxOutsideError
 from annoconv.formats.base import BadItem, Format, Reader, ReadResult, Source, Writer
@@ -38,7 +38,8 @@ from annoconv.io.fs import (
     relative_posix,
     write_atomic,
 )
-from annoconv.io.images import ImageLocator, read_image_info
+from annoconv.io.images import ImageLocator, is_image_name, read_image_info
+from annoconv.options import FormatOptions
 from annoconv.report import OutputFile
 from annoconv.schema import (
     BOX_FIELDS,
@@ -88,6 +89,20 @@ _parsers = threading.local()
 # --- reading -----------------------------------------------------------------------------------
 
 
+#: How an XML names its image: by `<filename>` (labelImg, CVAT, Roboflow), or by the XML's own
+#: stem (the VOC devkit's convention, which mmdetection and Datumaro follow).
+ImageName = Literal["filename", "stem"]
+
+
+class VocReadOptions(FormatOptions):
+    image_name: ImageName = Field(
+        "filename",
+        description="pair each XML with the image named by its <filename> (default), or with "
+        "the image sharing the XML's file stem, <filename> ignored (the VOC devkit's "
+        "Annotations/000001.xml -> JPEGImages/000001.jpg)",
+    )
+
+
 class VocReader(Reader):
     """Reads VOC XML files: a folder (recursively, sorted), a glob, one file or a list of files.
 
@@ -95,17 +110,24 @@ class VocReader(Reader):
     that cannot be read. When an XML lacks the image size (no `<size>`, or width/height empty
     or 0), the image is looked up (see `ImageLocator`; `images` is the images folder) and its
     header read; if it cannot be found the size stays unknown.
+
+    `image_name="stem"` names each record's image after the XML's stem, with `<filename>`'s
+    extension when it has an image extension (else any image extension is looked for):
+    ``000001.xml`` naming ``000002.jpg`` is the record of ``000001.jpg``.
     """
 
-    def __init__(self, source: Source, *, images: str | None = None) -> None:
+    def __init__(
+        self, source: Source, *, images: str | None = None, image_name: ImageName = "filename"
+    ) -> None:
         super().__init__(source, images=images)
+        self.image_name = image_name
         self._expanded: tuple[list[str], str] | None = None
 
     def __iter__(self) -> Iterator[ReadResult]:
         files, root = self._files()
         locator = ImageLocator(self.images, root)
         for uri in files:
-            yield read_voc_file(uri, relative_posix(uri, root), locator)
+            yield read_voc_file(uri, relative_posix(uri, root), locator, self.image_name)
 
     def labels(self) -> Iterator[tuple[str, list[str]]]:
         files, root = self._files()
@@ -133,7 +155,7 @@ class VocReader(Reader):
         return [(relative_posix(uri, root), uri) for uri in files]
 
     def only_files(self, files: Sequence[str]) -> VocReader:
-        subset = VocReader(self.source, images=self.images)
+        subset = VocReader(self.source, images=self.images, image_name=self.image_name)
         subset._expanded = (list(files), self._files()[1])
         return subset
 
@@ -147,8 +169,11 @@ class VocReader(Reader):
         return self._expanded
 
 
-def read_voc_file(uri: str, key: str, locator: ImageLocator | None = None) -> ReadResult:
-    """The record of one VOC XML file keyed `key`, or a BadItem saying why it cannot be read."""
+def read_voc_file(
+    uri: str, key: str, locator: ImageLocator | None = None, image_name: ImageName = "filename"
+) -> ReadResult:
+    """The record of one VOC XML file keyed `key`, or a BadItem saying why it cannot be read;
+    its image named as `image_name` says (see `VocReader`)."""
     try:
         data = read_bytes(uri)
     except OSError as exc:
@@ -157,13 +182,13 @@ def read_voc_file(uri: str, key: str, locator: ImageLocator | None = None) -> Re
     if plain is not None:
         record = _plain_record(plain, uri, key)
         if record is not None:
-            return record
+            return _named_by_stem(record, key) if image_name == "stem" else record
     try:
         root = parse_voc_xml(data, uri)
     except AnnotationError as exc:
         return BadItem(exc)
     try:
-        return _record(root, uri, key, locator)
+        return _record(root, uri, key, locator, image_name)
     except AnnotationError as exc:
         return BadItem(exc, boxes=len(root.findall("object")))
 
@@ -448,12 +473,21 @@ def _reject_entities(root: etree._Element, source: str) -> None:
         )
 
 
-def _record(root: etree._Element, uri: str, key: str, locator: ImageLocator | None) -> ImageRecord:
+def _record(
+    root: etree._Element,
+    uri: str,
+    key: str,
+    locator: ImageLocator | None,
+    naming: ImageName = "filename",
+) -> ImageRecord:
     if root.tag != "annotation":
         raise AnnotationError(
             uri, f"root element is <{root.tag}>, expected <annotation>", _at(root, "")
         )
-    image_name = _image_name(root, uri)
+    if naming == "stem":
+        image_name = _stem_name(key, _text(root.find("filename")))
+    else:
+        image_name = _image_name(root, uri)
     path = _text(root.find("path")) or None
     width, height, depth = _size(root, uri)
     image_uri = None
@@ -504,6 +538,20 @@ def _coordinate_at(element: etree._Element, at: str, message: str) -> str | None
     box = _children(element).get("bndbox")
     child = _children(box).get(name) if box is not None and name in BOX_FIELDS else None
     return _at(child, f"{at}/bndbox/{name}") if child is not None else None
+
+
+def _stem_name(key: str, filename: str) -> str:
+    """The image name of `image_name="stem"`: the XML's stem, with `filename`'s extension when
+    that is an image extension (`000001.xml` naming `000002.jpg` -> `000001.jpg`)."""
+    stem = posixpath.splitext(posixpath.basename(key))[0]
+    extension = posixpath.splitext(_basename(filename))[1]
+    return stem + extension if is_image_name(extension) else stem
+
+
+def _named_by_stem(record: ImageRecord, key: str) -> ImageRecord:
+    """A record the fast path read by `<filename>`, named by the XML's stem instead."""
+    name = _stem_name(key, record.filename)
+    return record.model_copy(update={"filename": posixpath.join(posixpath.dirname(key), name)})
 
 
 def _image_name(root: etree._Element, uri: str) -> str:
@@ -815,5 +863,6 @@ FORMAT = Format(
     XML_SUFFIXES,
     reader=VocReader,
     writer=VocWriter,
+    read_options=VocReadOptions,
     reads_folders=True,
 )

@@ -155,8 +155,8 @@ class ImageLocator:
     2. under `images_root`, at the annotation's folder relative to `annotations_root`
        (annotations `ann/1/280.xml` -> `images/1/280.jpg`);
        in both places, when `filename` has no image extension, also the file name of the
-       recorded `path` (labelImg's own test file names `test` and records
-       `tests/test.512.512.bmp`);
+       recorded `path` when it is `filename` with more after a dot (labelImg's own test
+       file names `test` and records `tests/test.512.512.bmp`);
     3. in those two folders, a file with the same stem and another image extension
        (`280.jpg` annotated, `280.tif` stored; old labelImg files name `280` without
        extension) — before looking elsewhere, so that another folder's `280.jpg` is never
@@ -213,8 +213,10 @@ class ImageLocator:
         recorded = _usable_path(path, annotation_uri)
         names = [name]
         from_path = _basename_of(path)
-        if from_path and not is_image_name(name) and from_path.lower() != name.lower():
-            names.append(from_path)  # `<filename>test</filename>`, `<path>.../test.bmp</path>`
+        stem = posixpath.basename(name).lower()
+        if not is_image_name(name) and from_path.lower().startswith(stem + "."):
+            # `<filename>test</filename>` and `<path>tests/test.512.512.bmp</path>`
+            names.append(from_path)
         for folder in folders:
             for each in names:
                 candidate = join(folder, *each.split("/"))
