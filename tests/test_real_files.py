@@ -509,3 +509,57 @@ def test_datumaro_imagesets_through_the_command_line(
         "filename,width,height,class,xmin,ymin,xmax,ymax",
         "2007_000002.jpg,20,10,,,,,",
     ]
+
+
+# --- an honest command line --------------------------------------------------------------------
+
+
+def test_formats_lists_plugins_with_extensions_and_descriptions_in_100_columns(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from annoconv.formats import FormatEntry, register, unregister
+    from annoconv.formats.base import Format, SingleFileWriter
+
+    description = (
+        "Label Studio JSON export with rectangle labels, keypoints and polygons "
+        "(a plugin with a long description that has to wrap)"
+    )
+    wide = Format(
+        "labelstudio",
+        description,
+        (".json", ".labelstudio.json", ".ls.json"),
+        writer=SingleFileWriter,
+    )
+    register(wide)
+    register(FormatEntry("broken", "annoconv_no_such_plugin:FORMAT"))
+    try:
+        assert main(["formats"]) == 0
+    finally:
+        unregister("labelstudio")
+        unregister("broken")
+    table = capsys.readouterr().out.splitlines()
+    assert max(len(line) for line in table) <= 100
+    assert table[0].split() == ["FORMAT", "EXTENSIONS", "READ/WRITE", "DESCRIPTION"]
+    start = next(i for i, line in enumerate(table) if line.startswith("labelstudio "))
+    rows = table[start : start + 4]
+    assert " ".join(row[12:32].strip() for row in rows).split() == [
+        ".json",
+        ".labelstudio.json",
+        ".ls.json",
+    ]
+    assert rows[0][32:44].strip() == "write"
+    text = " ".join(row[44:].strip() for row in rows if row[44:].strip())
+    assert text == f"{description} (plugin)"
+    broken = next(line for line in table if line.startswith("broken "))
+    assert "cannot be loaded" in broken
+
+
+def test_merge_and_labelmap_usage_lines_say_what_they_take(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for command in ("merge", "labelmap"):
+        with pytest.raises(SystemExit):
+            main([command, "--help"])
+    out = capsys.readouterr().out
+    assert "usage: annoconv merge SRC SRC [SRC ...] DST [options]" in out
+    assert "usage: annoconv labelmap [SRC ...] OUT.pbtxt [--classes NAME ...] [options]" in out
