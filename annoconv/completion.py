@@ -125,7 +125,7 @@ def _bash(found: list[Command]) -> str:
         lines.append('            case "$prev" in')
         for flag, values in command.choices.items():
             lines.append(
-                f'                {shlex.quote(flag)}) COMPREPLY=($(compgen -W {_words(values)} '
+                f"                {shlex.quote(flag)}) COMPREPLY=($(compgen -W {_words(values)} "
                 '-- "$cur")); return;;'
             )
         if command.takes_value:
