@@ -312,6 +312,24 @@ def test_uspto_labelimg_paths_tell_same_named_archive_members_apart(tmp_path: Pa
     assert embedded_pages(out) == {"a/280.xml": False, "b/280.xml": True}
 
 
+def test_uspto_a_wrong_first_member_of_another_size_gives_way_under_skip(tmp_path: Path) -> None:
+    """166's page is smaller: written first for 'a', it is a size mismatch (skipped); 165's
+    page then passes, matches 'a' better, and the run starts over with it."""
+    ann = uspto_annotations(tmp_path, {"a": RECORDED.format("165")})
+    small = io.BytesIO()
+    Image.new("1", (32, 24), 1).save(small, "TIFF", compression="group4")
+    archive = tmp_path / "grant.tar"
+    with tarfile.open(archive, "w") as tar:
+        for patent, data in (("166", small.getvalue()), ("165", page(False))):
+            info = tarfile.TarInfo(YELLOW.format(patent))
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    out = tmp_path / "pages.record"
+    report = convert(str(ann), str(out), images=str(archive), on_error="skip")
+    assert (report.images_written, report.skipped) == (1, [])
+    assert tfrecord_examples(out)["a/280.xml"]["decoded_shape"] == (48, 64, 3)
+
+
 def test_uspto_same_named_members_no_path_tells_apart_fail_naming_them(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
