@@ -14,8 +14,10 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 # Imported eagerly: a lazy `convert` would be shadowed by the submodule of the same name
-# as soon as anything imports `annoconv.convert`.
+# as soon as anything imports `annoconv.convert`; so would `preview` by `annoconv.preview`
+# (a light package: its work is imported on first call).
 from annoconv.convert import convert, read
+from annoconv.preview import preview
 
 if TYPE_CHECKING:
     from annoconv.errors import (
@@ -24,14 +26,16 @@ if TYPE_CHECKING:
         FormatError,
         LabelMapError,
         MissingDependencyError,
+        OptionError,
         UnknownClassesError,
     )
     from annoconv.labelmap import LabelMap, LabelMapItem
+    from annoconv.options import RunOptions
     from annoconv.records import write
     from annoconv.report import Report
     from annoconv.schema import ImageLabel, ImageRecord, ObjectAnnotation
 
-__version__ = "0.1.0"
+from annoconv.version import __version__
 
 _EXPORTS = {
     "AnnoconvError": "annoconv.errors",
@@ -40,6 +44,8 @@ _EXPORTS = {
     "LabelMapError": "annoconv.errors",
     "MissingDependencyError": "annoconv.errors",
     "UnknownClassesError": "annoconv.errors",
+    "OptionError": "annoconv.errors",
+    "RunOptions": "annoconv.options",
     "LabelMap": "annoconv.labelmap",
     "LabelMapItem": "annoconv.labelmap",
     "Report": "annoconv.report",
@@ -60,10 +66,13 @@ __all__ = [
     "LabelMapItem",
     "MissingDependencyError",
     "ObjectAnnotation",
+    "OptionError",
     "Report",
+    "RunOptions",
     "UnknownClassesError",
     "__version__",
     "convert",
+    "preview",
     "read",
     "write",
 ]

@@ -17,10 +17,13 @@ import json
 import sys
 import types
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, Literal, NoReturn, TypeVar, Union, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Literal, NoReturn, TypeVar, Union, get_args, get_origin
 
 from annoconv.errors import AnnoconvError, MissingDependencyError, OptionError
 from annoconv.report import ERROR_POLICIES, Report
+
+if TYPE_CHECKING:
+    from annoconv.options import RunOptions
 
 T = TypeVar("T")
 
@@ -202,15 +205,22 @@ def _storage_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _format_names() -> str:
+def _format_names(listed: bool) -> str:
+    """ ": NAME, NAME..." of the registered formats, for the help of the command being run
+    (`listed`): naming them loads the plugins' entry points, which other commands skip."""
+    if not listed:
+        return ""
     from annoconv.formats import available_formats
 
-    return ", ".join(entry.name for entry in available_formats())
+    return ": " + ", ".join(entry.name for entry in available_formats())
 
 
-def _reading(parser: argparse.ArgumentParser) -> None:
+def _reading(parser: argparse.ArgumentParser, *, listed: bool = True) -> None:
     parser.add_argument(
-        "--from", dest="from_format", metavar="FORMAT", help=f"source format: {_format_names()}"
+        "--from",
+        dest="from_format",
+        metavar="FORMAT",
+        help=f"source format{_format_names(listed)}",
     )
     parser.add_argument(
         "--images",
@@ -220,7 +230,7 @@ def _reading(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _merge_reading(parser: argparse.ArgumentParser) -> None:
+def _merge_reading(parser: argparse.ArgumentParser, *, listed: bool = True) -> None:
     """--from and --images for every source, or per source as N=VALUE (repeatable)."""
     parser.add_argument(
         "--from",
@@ -229,7 +239,7 @@ def _merge_reading(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         help="source format, of every source or, as N=FORMAT, of the Nth source "
-        f"(repeatable): {_format_names()}",
+        f"(repeatable){_format_names(listed)}",
     )
     parser.add_argument(
         "--images",
@@ -241,9 +251,9 @@ def _merge_reading(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _writing(parser: argparse.ArgumentParser) -> None:
+def _writing(parser: argparse.ArgumentParser, *, listed: bool = True) -> None:
     parser.add_argument(
-        "--to", dest="to_format", metavar="FORMAT", help=f"output format: {_format_names()}"
+        "--to", dest="to_format", metavar="FORMAT", help=f"output format{_format_names(listed)}"
     )
 
 
@@ -356,6 +366,13 @@ def _operation_options(parser: argparse.ArgumentParser) -> None:
         "--dedup", action="store_true", help="drop byte-identical images (SHA-256), keep one"
     )
     group.add_argument(
+        "--allow-remote-paths",
+        action="store_true",
+        help="open image URLs the annotations name (a VOC <path>, a Parquet image_uri) "
+        "anywhere; by default only under --images or the annotations' own remote folder, "
+        "so that untrusted annotations cannot make the run fetch URLs",
+    )
+    group.add_argument(
         "--stratify",
         action="store_true",
         help="with --split: spread every class over every split where possible",
@@ -404,8 +421,9 @@ def _run_options(parser: argparse.ArgumentParser, *, engine: bool = True) -> Non
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The `annoconv` parser. Format flags are made for `command` only when one is named
-    (what `main` does, so that a run loads only what it uses), for every command otherwise."""
+    """The `annoconv` parser. With `command` (what `main` does, "" for none), the flags of
+    format options and the format lists are made for that command only, so that a run loads
+    only what it uses; without it, for every command (the docs' reference)."""
 
     def wants_formats(name: str) -> bool:
         return command is None or command == name
@@ -427,8 +445,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     convert.add_argument("source", metavar="SRC", help="file, folder, glob or URL to read")
     convert.add_argument("output", metavar="DST", help="file or folder to write")
-    _writing(convert)
-    _reading(convert)
+    _writing(convert, listed=wants_formats("convert"))
+    _reading(convert, listed=wants_formats("convert"))
     _run_options(convert)
     _common(convert)
     if wants_formats("convert"):
@@ -447,8 +465,8 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         "sources", metavar="SRC", nargs="+", help="two or more sources, merged in this order"
     )
     merge.add_argument("output", metavar="DST", help="file or folder to write")
-    _writing(merge)
-    _merge_reading(merge)
+    _writing(merge, listed=wants_formats("merge"))
+    _merge_reading(merge, listed=wants_formats("merge"))
     _run_options(merge, engine=False)
     _common(merge)
     if wants_formats("merge"):
@@ -523,7 +541,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         default="sorted",
         help="id order of classes taken from data or --classes (default: sorted by name)",
     )
-    _reading(labelmap)
+    _reading(labelmap, listed=wants_formats("labelmap"))
     _common(labelmap)
     if wants_formats("labelmap"):
         format_flags(labelmap, "read")
@@ -542,13 +560,14 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         metavar="PX",
         help="boxes below this width or height in pixels count as tiny (default 4)",
     )
-    _reading(stats)
+    _reading(stats, listed=wants_formats("stats"))
     _common(stats)
     if wants_formats("stats"):
         format_flags(stats, "read")
     stats.set_defaults(handler=_run_stats)
 
     _images_commands(commands)
+    _preview_command(commands, with_formats=wants_formats("preview"))
 
     formats = commands.add_parser("formats", help="list the formats annoconv reads and writes")
     formats.set_defaults(handler=_run_formats, debug=False)
@@ -565,7 +584,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    from annoconv import __version__
+    from annoconv.version import __version__
 
     return f"annoconv {__version__}"
 
@@ -573,7 +592,7 @@ def _version() -> str:
 def _run_convert(args: argparse.Namespace) -> int:
     from annoconv.convert import convert
 
-    report = convert(args.source, args.output, **_run_keywords(args))
+    report = convert(args.source, args.output, _run_options_of(args))
     _finish(report, args)
     return EXIT_OK
 
@@ -594,15 +613,14 @@ def _run_merge(args: argparse.Namespace) -> int:
         )
         for index, source in enumerate(sources, 1)
     ]
-    keywords = _run_keywords(args)
-    keywords.pop("from_format")
-    report = merge(specs, args.output, **keywords)
+    report = merge(specs, args.output, _run_options_of(args).replaced(from_format=None))
     _finish(report, args)
     return EXIT_OK
 
 
-def _run_keywords(args: argparse.Namespace) -> dict[str, Any]:
-    """The keyword arguments of `convert()` that the command line gives."""
+def _run_options_of(args: argparse.Namespace) -> RunOptions:
+    """The run's settings as the command line gives them, checked by the library."""
+    from annoconv.options import RunOptions
     from annoconv.plan import label_map_beside
 
     keywords: dict[str, Any] = {
@@ -630,6 +648,7 @@ def _run_keywords(args: argparse.Namespace) -> dict[str, Any]:
         "drop_difficult": args.drop_difficult,
         "boxes_outside": args.boxes_outside,
         "dedup": args.dedup,
+        "allow_remote_paths": args.allow_remote_paths,
         "stratify": args.stratify,
         "split_lists": _split_lists(args),
         **_engine(args),
@@ -637,7 +656,7 @@ def _run_keywords(args: argparse.Namespace) -> dict[str, Any]:
     keywords["label_map_output"] = label_map_beside(
         args.output, args.to_format, args.label_map, extend=args.extend_label_map
     )
-    return keywords
+    return RunOptions.of(keywords)
 
 
 def _split_lists(args: argparse.Namespace) -> Mapping[str, Any] | None:
@@ -678,6 +697,119 @@ def _images_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
     )
     _common(transcode)
     transcode.set_defaults(handler=_run_transcode)
+
+
+# --- `annoconv preview` (annoconv/preview/) ----------------------------------------------------
+
+
+def _preview_command(
+    commands: argparse._SubParsersAction[_Parser], *, with_formats: bool = True
+) -> None:
+    """The `preview` subcommand: SRC's boxes drawn on its images, as a page or a PNG."""
+    from annoconv.preview.settings import DEFAULT_IMAGE_SIZE, DEFAULT_SAMPLE
+
+    preview = commands.add_parser(
+        "preview",
+        help="draw the boxes on their images: a self-contained HTML page or a contact-sheet PNG",
+        description="Draw a sample of SRC's images with their boxes, from the bytes training "
+        "reads (as TensorFlow decodes them), into OUT.html (a page: grid, legend, class filter, "
+        "click to enlarge) or OUT.png (a contact sheet). Any readable source, our outputs "
+        "included; only the sampled images are opened.",
+    )
+    preview.add_argument("source", metavar="SRC", help="file, folder, glob, shard prefix or URL")
+    preview.add_argument("output", metavar="OUT", help="OUT.html (a page) or OUT.png (a sheet)")
+    preview.add_argument("--from", dest="from_format", metavar="FORMAT", help="source format")
+    preview.add_argument(
+        "--images", metavar="DIR", help="folder, URL or tar/zip archive holding the images"
+    )
+    preview.add_argument(
+        "--sample",
+        type=int,
+        metavar="N",
+        help=f"show a seeded sample of N images (default {DEFAULT_SAMPLE}; all when fewer)",
+    )
+    preview.add_argument("--seed", type=int, default=0, help="seed of the sample (default 0)")
+    preview.add_argument(
+        "--classes", nargs="+", metavar="NAME", help="show only these classes' boxes and images"
+    )
+    preview.add_argument(
+        "--split", metavar="NAME[,NAME]", help="show only the images of these splits"
+    )
+    preview.add_argument(
+        "--contact-sheet", metavar="PNG", help="also draw the sample as a contact-sheet PNG"
+    )
+    preview.add_argument(
+        "--image-size",
+        type=int,
+        default=DEFAULT_IMAGE_SIZE,
+        metavar="PX",
+        help=f"longer side of the pictures a page embeds (default {DEFAULT_IMAGE_SIZE})",
+    )
+    preview.add_argument("--title", help="the page's title (default: SRC)")
+    preview.add_argument(
+        "--label-map", metavar="PBTXT", help="class names for TFRecords that hold only ids"
+    )
+    _common(preview)
+    if with_formats:
+        format_flags(preview, "read")
+    preview.set_defaults(handler=_run_preview_command)
+
+
+def _run_preview_command(args: argparse.Namespace) -> int:
+    from annoconv.io.fs import write_atomic
+    from annoconv.preview.run import run_preview
+
+    read_options = format_options(args, "read")
+    if args.label_map is not None:
+        read_options["label_map"] = args.label_map
+    split = [name.strip() for name in args.split.split(",") if name.strip()] if args.split else None
+    report = run_preview(
+        args.source,
+        args.output,
+        from_format=args.from_format,
+        images=args.images,
+        sample=args.sample,
+        seed=args.seed,
+        classes=args.classes,
+        split=split,
+        contact_sheet=args.contact_sheet,
+        on_error=args.on_error,
+        storage_options=None,  # main() applies --storage-option to the whole command
+        read_options=read_options,
+        image_size=args.image_size,
+        title=args.title,
+        how=_preview_call(args),
+    )
+    if args.report_json:
+        write_atomic(args.report_json, (report.to_json() + "\n").encode("utf-8"))
+    if not args.quiet:
+        print(report.summary(), file=sys.stderr)
+    return 0
+
+
+def _preview_call(args: argparse.Namespace) -> str:
+    """The command line that makes the same page (shown on it), options in a fixed order."""
+    import shlex
+
+    words = ["annoconv", "preview", args.source, args.output]
+    read_options = format_options(args, "read")
+    for option, value in (
+        ("--from", args.from_format),
+        ("--images", args.images),
+        ("--sample", args.sample),
+        ("--seed", args.seed or None),
+        ("--split", args.split),
+        ("--contact-sheet", args.contact_sheet),
+        ("--label-map", args.label_map),
+        *(("--" + name.replace("_", "-"), value) for name, value in read_options.items()),
+    ):
+        if isinstance(value, list):
+            words += [option, *map(str, value)]
+        elif value is not None:
+            words += [option, str(value)]
+    if args.classes:
+        words += ["--classes", *args.classes]
+    return shlex.join(words)
 
 
 def _run_labelmap(args: argparse.Namespace) -> int:
@@ -890,7 +1022,7 @@ def _command(argv: Sequence[str]) -> str | None:
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
     try:
-        parser = build_parser(_command(words))
+        parser = build_parser(_command(words) or "")
     except AnnoconvError as error:  # a plugin format whose options cannot be made flags
         print(f"annoconv: error: {error}", file=sys.stderr)
         return EXIT_FAILED

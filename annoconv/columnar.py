@@ -198,10 +198,11 @@ def flatten(batch: pa.RecordBatch) -> pa.RecordBatch:
         FLAT_RENAMES.get(field.name, field.name): array
         for field, array in zip(box_fields, boxes.flatten(), strict=True)
     }
-    images = batch.take(parents)
-    for name in batch.schema.names:
-        if name != OBJECTS:
-            columns[name] = images.column(name)
+    # Without the objects column: taking it row by row would copy an image's whole box list
+    # once per box (memory quadratic in boxes per image).
+    images = batch.drop_columns([OBJECTS]).take(parents)
+    for name in images.schema.names:
+        columns[name] = images.column(name)
     schema = flat_arrow_schema()
     extra = [name for name in batch.schema.names if name not in schema.names and name != OBJECTS]
     for name in extra:

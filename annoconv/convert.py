@@ -1,23 +1,23 @@
 """`convert()` and `read()`, the library's front door: a run is planned (`annoconv.plan`),
-then run by an engine (`annoconv.engines`) as a pipeline job (`annoconv.pipeline`)."""
+then run by an engine (`annoconv.engines`) as a pipeline job (`annoconv.pipeline`).
+
+`import annoconv` imports this module, so everything a run needs is imported by the call
+(pydantic models, pyarrow, lxml...), not by the import: `import annoconv` stays light.
+"""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator, Mapping
-from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from annoconv.engines import engine_runner, parallel_labels, run_job
-from annoconv.formats import BadItem, Reader, Source
-from annoconv.io.fs import using_storage_options
-from annoconv.labelmap import similar_classes_note
-from annoconv.options import RunOptions
-from annoconv.plan import make_plan
-from annoconv.report import OutputFile, Report
-from annoconv.schema import ImageRecord
-from annoconv.sources import open_reader
+if TYPE_CHECKING:
+    from annoconv.formats import Reader, Source
+    from annoconv.options import RunOptions
+    from annoconv.report import Report
+    from annoconv.schema import ImageRecord
 
-__all__ = ["RunOptions", "convert", "read"]
+__all__ = ["convert", "read"]
 
 
 def read(
@@ -29,6 +29,10 @@ def read(
 ) -> Iterator[ImageRecord]:
     """The records of `source`, lazily; raises AnnotationError on the first bad item.
     Items a selection option left out (``read_options={"classes": ...}``) are passed over."""
+    from annoconv.formats import BadItem
+    from annoconv.schema import ImageRecord
+    from annoconv.sources import open_reader
+
     reader = open_reader(source, from_format=from_format, images=images, read_options=read_options)
     for item in reader:
         if isinstance(item, BadItem):
@@ -86,17 +90,29 @@ def convert(
     `distributed.Client`; without one a LocalCluster of `workers` processes is started).
     Every engine writes the same examples and the same shard contents (docs/engines.md).
     """
+    from annoconv.engines import engine_runner, parallel_labels, run_job
+    from annoconv.io.fs import using_storage_options
+    from annoconv.io.images import remote_paths
+    from annoconv.io.lock import output_lock
+    from annoconv.labelmap import similar_classes_note
+    from annoconv.plan import make_plan
+    from annoconv.report import OutputFile
+
     settings = _settings(options, keywords)
-    with using_storage_options(settings.storage_options):
-        # The engine starts first: its workers get ready while the source is opened.
-        with engine_runner(settings.engine, settings.workers, settings.scheduler) as runner:
-            plan = make_plan(
-                source,
-                output,
-                settings,
-                partial(parallel_labels, runner=runner) if runner is not None else None,
-            )
-            report = run_job(plan.job, plan.reader, runner)
+    with (
+        using_storage_options(settings.storage_options),
+        remote_paths(settings.allow_remote_paths),
+        output_lock(output),  # one run at a time writes an output
+        # The engine starts before the plan: its workers get ready while the source is opened.
+        engine_runner(settings.engine, settings.workers, settings.scheduler) as runner,
+    ):
+        plan = make_plan(
+            source,
+            output,
+            settings,
+            functools.partial(parallel_labels, runner=runner) if runner is not None else None,
+        )
+        report = run_job(plan.job, plan.reader, runner)
         report.warnings[:0] = plan.notes
         note = similar_classes_note(report.classes)
         if note:
@@ -110,6 +126,8 @@ def convert(
 
 
 def _settings(options: RunOptions | None, keywords: Mapping[str, Any]) -> RunOptions:
+    from annoconv.options import RunOptions
+
     if options is None:
         return RunOptions.of(keywords)
     return options.replaced(**keywords) if keywords else options

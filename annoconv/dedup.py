@@ -18,8 +18,7 @@ from functools import partial
 from annoconv.errors import AnnotationError
 from annoconv.filters import Transform
 from annoconv.formats import BadItem, Dropped, ReadResult
-from annoconv.io.fs import open_input
-from annoconv.io.images import RecordImages
+from annoconv.io.images import RecordImages, open_image
 from annoconv.io.pool import prefetch
 from annoconv.report import DuplicateGroup, Report
 from annoconv.schema import NORMALIZED, ImageRecord
@@ -32,7 +31,7 @@ def file_sha256(uri: str) -> str:
     """The hex SHA-256 of a file's bytes, read in chunks."""
     digest = hashlib.sha256()
     try:
-        with open_input(uri) as handle:
+        with open_image(uri) as handle:
             while chunk := handle.read(_CHUNK):
                 digest.update(chunk)
     except FileNotFoundError:
@@ -63,7 +62,11 @@ class ImageHashes:
     failed: dict[str, AnnotationError] = field(default_factory=dict)
 
     def scan(
-        self, records: Iterable[ImageRecord], images: str | None, *, threads: int = 8
+        self,
+        records: Iterable[ImageRecord],
+        images: str | None,
+        *,
+        threads: int = 8,
     ) -> Iterator[ImageRecord]:
         """The records, unchanged, hashing each one's image on the way (a record that
         already carries its image's SHA-256, as TFRecord's do, is taken at its word)."""

@@ -117,6 +117,22 @@ class AccessDeniedError(StorageError, PermissionError):
     """The credentials in use may not read or write this path (still a PermissionError)."""
 
 
+class OutputLockedError(AnnoconvError):
+    """Another run holds the lock on the output (`annoconv.io.lock`); names the holder."""
+
+    def __init__(self, output: str, lock_file: str, holder: str) -> None:
+        self.output = output
+        self.lock_file = lock_file
+        self.holder = holder
+        super().__init__(
+            f"{output}: another run is writing this output ({holder}); wait for it to end, "
+            f"or remove {lock_file} if it is gone"
+        )
+
+    def __reduce__(self) -> tuple[type[OutputLockedError], tuple[str, str, str]]:
+        return type(self), (self.output, self.lock_file, self.holder)
+
+
 class UnsortedRange(AnnoconvError):
     """A byte range of a CSV that a parallel engine cut by key is not sorted by it (so the
     file is not either); the engine runs the file in one task instead."""

@@ -619,7 +619,9 @@ class _Parser:
             raise self._expected(token, "an integer")
         value = _int_literal(token.text)
         if not INT32_MIN <= value <= INT32_MAX:
-            raise self._error_at(token.offset, f"integer {token.text} is out of the int32 range")
+            raise self._error_at(
+                token.offset, f"integer {_shortened(token.text)} is out of the int32 range"
+            )
         self._advance()
         return value
 
@@ -722,15 +724,28 @@ def _is_integer(token: _Token) -> bool:
     return token.kind == "number" and _INTEGER_RE.fullmatch(token.text) is not None
 
 
+#: Significant digits past which an integer literal is far beyond any id, and is not converted
+#: (Python refuses to convert more than 4,300 digits; it would also cost quadratic time).
+_MAX_LITERAL_DIGITS = 30
+
+
 def _int_literal(text: str) -> int:
-    """A C integer literal (decimal, 0x hex, 0-prefixed octal), as protobuf reads it."""
+    """A C integer literal (decimal, 0x hex, 0-prefixed octal), as protobuf reads it; a
+    literal of more than `_MAX_LITERAL_DIGITS` significant digits as +-2**64 (out of range)."""
     sign = -1 if text.startswith("-") else 1
     digits = text.lstrip("+-")
+    if len(digits.lower().removeprefix("0x").lstrip("0")) > _MAX_LITERAL_DIGITS:
+        return sign * 2**64
     if digits[:2].lower() == "0x":
         return sign * int(digits[2:], 16)
     if len(digits) > 1 and digits.startswith("0"):
         return sign * int(digits, 8)
     return sign * int(digits)
+
+
+def _shortened(text: str, limit: int = 40) -> str:
+    """`text` for a message: a long one cut, with its length said."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text)} characters)"
 
 
 def _single(message: _Message, name: str, kind: type[_T]) -> _T | None:

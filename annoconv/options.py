@@ -13,7 +13,7 @@ option only, ``{"separator": ","}`` takes a list as one comma-separated value,
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -107,10 +107,16 @@ class RunOptions(BaseModel):
     drop_difficult: bool = False
     boxes_outside: OutsidePolicyName = "fail"
     dedup: bool = False
+    allow_remote_paths: bool = False
     storage_options: Mapping[str, Any] = Field(default_factory=dict)
     engine: EngineName = "local"
     workers: int | None = Field(None, ge=1)
     scheduler: Any = None
+
+    @field_validator("read_options", "write_options", "storage_options", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return {} if value is None else value
 
     @field_validator("split", mode="before")
     @classmethod
@@ -153,7 +159,9 @@ class RunOptions(BaseModel):
             raise ValueError("give either a split by ratio or split lists, not both")
         if self.stratify and not self.split:
             raise ValueError("stratify needs a split by ratio (split=...)")
-        _check_engine(self.engine, self.workers, self.scheduler)
+        problem = engine_problem(self.engine, self.workers, self.scheduler)
+        if problem:
+            raise ValueError(problem)
         return self
 
     @classmethod
@@ -166,13 +174,19 @@ class RunOptions(BaseModel):
         return RunOptions.of({**given_fields(self), **changes})
 
 
-def _check_engine(engine: str, workers: int | None, scheduler: Any) -> None:
+def engine_problem(engine: str, workers: int | None, scheduler: Any) -> str | None:
+    """What is wrong with this combination of engine settings, if anything."""
+    if engine not in get_args(EngineName):
+        return f"unknown engine {engine!r}; engines: {', '.join(get_args(EngineName))}"
+    if workers is not None and workers < 1:
+        return f"workers must be at least 1, got {workers}"
     if scheduler is not None and engine != "dask":
-        raise ValueError("a scheduler is only used with engine 'dask'")
+        return "a scheduler is only used with engine 'dask'"
     if workers is not None and engine == "local":
-        raise ValueError("workers needs engine 'processes' or 'dask'")
+        return "workers needs engine 'processes' or 'dask'"
     if workers is not None and scheduler is not None:
-        raise ValueError("workers sizes a LocalCluster; a running scheduler has its own")
+        return "workers sizes a LocalCluster; a running scheduler has its own"
+    return None
 
 
 def cli_fields(model: type[BaseModel]) -> Iterable[tuple[str, Any]]:

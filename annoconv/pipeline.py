@@ -7,10 +7,12 @@ Engines import this module and nothing above it; the plan (`annoconv.plan`) make
 
 from __future__ import annotations
 
+import os
 import sys
+from collections import deque
 from collections.abc import Callable, Collection, Container, Iterable, Iterator, Mapping
 from concurrent.futures import Future
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -28,6 +30,7 @@ from annoconv.formats import (
     Source,
     Writer,
 )
+from annoconv.formats.base import WrappingWriter
 from annoconv.io.feed import AmbiguousImages, ArchiveChoices, feed_images
 from annoconv.io.images import ImageInfo, RecordImages, read_image_info
 from annoconv.io.pool import prefetch
@@ -65,6 +68,8 @@ class Job:
     archive: str | None
     #: The run's storage options (`io.fs.using_storage_options`), for other processes.
     storage_options: Mapping[str, Any]
+    #: Whether URLs that annotations name may all be opened (`io.images.remote_paths`).
+    allow_remote_paths: bool
     read_options: Mapping[str, Any]
     output: str
     writer_class: type[Writer]
@@ -83,6 +88,9 @@ class Job:
     sample: int | None
     on_error: ErrorPolicy
     progress: bool
+    #: Threads that prepare records ahead of a writer declaring `prepares` (transcoding on
+    #: every core); 1 prepares each record as it is written.
+    prepare_threads: int = field(default_factory=lambda: usable_cores())
 
     def open_reader(self) -> Reader:
         if isinstance(self.source, Reader):
@@ -193,6 +201,9 @@ class Job:
         )
         if coords == PIXEL:  # boxes checked against a size read from the image just now
             items = apply_all([step for step in steps if isinstance(step, BoxesOutside)], items)
+        if writer.capabilities.prepares and self.prepare_threads > 1:
+            ahead = PreparingWriter(writer, self.prepare_threads)
+            items, writer = ahead.stage(items), ahead
         try:
             report = run(
                 items, writer, on_error=self.on_error, progress=progress, total=reader.count_hint()
@@ -280,16 +291,27 @@ class SplitWriter(Writer):
         self._router: SplitRouter | None = None
 
     def write(self, record: ImageRecord, image_data: bytes | None = None) -> None:
-        name = self.assignment.get(record.key)
-        if name is None:
-            raise AnnotationError(
-                record.source, f"image {record.key!r} was not seen when splitting"
-            )
+        name = self._split_of(record)
         marked = record.model_copy(update={"split": name})
         if image_data is None:
             self.writers[name].write(marked)
         else:
             self.writers[name].write(marked, image_data=image_data)  # type: ignore[call-arg]
+
+    def prepare(self, record: ImageRecord, image_data: bytes | None = None) -> object:
+        return self.writers[self._split_of(record)].prepare(record, image_data)
+
+    def write_prepared(self, record: ImageRecord, prepared: object) -> None:
+        name = self._split_of(record)
+        self.writers[name].write_prepared(record.model_copy(update={"split": name}), prepared)
+
+    def _split_of(self, record: ImageRecord) -> str:
+        name = self.assignment.get(record.key)
+        if name is None:
+            raise AnnotationError(
+                record.source, f"image {record.key!r} was not seen when splitting"
+            )
+        return name
 
     def write_batch(self, batch: pa.RecordBatch) -> None:
         if self._router is None:
@@ -307,6 +329,52 @@ class SplitWriter(Writer):
     def abort(self) -> None:
         for writer in self.writers.values():
             writer.abort()
+
+
+class PreparingWriter(WrappingWriter):
+    """Runs a writer's `prepare()` on `threads` threads a bounded number of records ahead of
+    the stream (`stage`), and writes each record with its result, in stream order: the
+    output is the one `write()` would give, made on every core."""
+
+    def __init__(self, inner: Writer, threads: int) -> None:
+        super().__init__(inner)
+        self.threads = threads
+        self._pending: deque[tuple[str, Future[object]]] = deque()
+
+    def stage(self, items: Iterable[ReadResult]) -> Iterator[ReadResult]:
+        """The items, unchanged, with every record's preparation started as it passes."""
+        coords = self.capabilities.coords
+        window = 2 * self.threads
+
+        def job(item: ReadResult) -> Callable[[], object] | None:
+            if not isinstance(item, ImageRecord):
+                return None
+            try:
+                record = item.in_space(coords) if coords else item
+            except AnnotationError:
+                return None  # reported when the record is written
+            return self.inner.prepare_job(record)
+
+        for item, future in prefetch(items, job, threads=self.threads, window=window):
+            if future is not None and isinstance(item, ImageRecord):
+                self._pending.append((item.key, future))
+            yield item
+
+    def write(self, record: ImageRecord) -> None:
+        while self._pending:
+            key, future = self._pending.popleft()
+            if key == record.key:  # records passed over by an error were never written
+                self.inner.write_prepared(record, future.result())
+                return
+        self.inner.write(record)
+
+
+def usable_cores() -> int:
+    """The cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on every platform
+        return os.cpu_count() or 1
 
 
 def run(

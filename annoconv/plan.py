@@ -120,6 +120,7 @@ def make_plan(
         images=images,
         archive=archive,
         storage_options=current_storage_options(),
+        allow_remote_paths=options.allow_remote_paths,
         read_options=read_options,
         output=output,
         writer_class=writer_class,

@@ -62,6 +62,10 @@ class ArrowType:
 
 #: Sizes are stored as int32 (Arrow, Parquet), so larger values are refused when a record is made.
 MAX_INT32 = 2**31 - 1
+#: Whole numbers read from text with more significant digits than this are refused before they
+#: are converted: none is a size or a coordinate of any image, and Python refuses to convert
+#: more than 4,300 digits (in time quadratic in the digits below that).
+MAX_NUMBER_DIGITS = 18
 Int32 = Annotated[int, ArrowType("int32"), Field(le=MAX_INT32)]
 
 

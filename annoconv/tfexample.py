@@ -517,29 +517,38 @@ def iter_tfrecords(
     uri: str,
     compression: Literal["GZIP", "ZLIB", "auto"] | None = None,
     verify: bool = True,
+    on_damage: Callable[[TFRecordError], None] | None = None,
 ) -> Iterator[bytes]:
     """The payloads of a TFRecord file, one at a time (memory bounded by the largest record).
 
     With `verify` both CRCs of every record are checked. "auto" tells plain, GZIP and ZLIB
-    files apart by their first bytes. Corrupt or truncated files raise `TFRecordError`.
+    files apart by their first bytes. Corrupt or truncated files raise `TFRecordError`;
+    with `on_damage`, a corrupt record is handed to it instead and reading goes on: after a
+    payload whose CRC fails, with the next record (its length was sound); after a length
+    whose CRC fails, with the next place where a sound record header starts (the bytes in
+    between are lost, and the error says how many). The framing allows this: a header is
+    a length and its masked CRC32C, which garbage matches once in 2^32 places.
     """
     if compression not in (None, "GZIP", "ZLIB", "auto"):
         raise ValueError(f"compression must be None, 'GZIP', 'ZLIB' or 'auto', not {compression!r}")
-    return _read_file(uri, compression, verify)
+    return _read_file(uri, compression, verify, on_damage)
 
 
 def _read_file(
-    uri: str, compression: Literal["GZIP", "ZLIB", "auto"] | None, verify: bool
+    uri: str,
+    compression: Literal["GZIP", "ZLIB", "auto"] | None,
+    verify: bool,
+    on_damage: Callable[[TFRecordError], None] | None = None,
 ) -> Iterator[bytes]:
     with open_input(uri) as handle:
         if compression == "auto":
             compression = _detect_compression(handle.read(_HEADER.size))
             handle.seek(0)
         if compression is None:
-            yield from _records(handle, uri, verify)
+            yield from _records(handle, uri, verify, on_damage=on_damage)
         else:
             stream = io.BufferedReader(_InflateReader(handle, compression), _READ_CHUNK)
-            yield from _records(stream, uri, verify, decompressed=True)
+            yield from _records(stream, uri, verify, decompressed=True, on_damage=on_damage)
 
 
 def _detect_compression(head: bytes) -> Compression:
@@ -563,8 +572,13 @@ def _valid_header(header: bytes) -> bool:
 
 
 def _records(
-    stream: IO[bytes], uri: str, verify: bool, decompressed: bool = False
+    raw: IO[bytes],
+    uri: str,
+    verify: bool,
+    decompressed: bool = False,
+    on_damage: Callable[[TFRecordError], None] | None = None,
 ) -> Iterator[bytes]:
+    stream = _Rewindable(raw)
     offset = index = 0
 
     def fail(message: str) -> TFRecordError:
@@ -579,7 +593,17 @@ def _records(
                 raise fail(f"truncated: the record header has {len(header)} of 12 bytes")
             length, length_crc = _HEADER.unpack(header)
             if verify and masked_crc32c(header[:8]) != length_crc:
-                raise fail("corrupt: the CRC of the record length does not match")
+                problem = "corrupt: the CRC of the record length does not match"
+                if on_damage is None:
+                    raise fail(problem)
+                found = _next_header(stream, header)
+                if found is None:
+                    on_damage(fail(f"{problem}; no sound record follows (the rest is lost)"))
+                    return
+                skipped, header = found
+                on_damage(fail(f"{problem}; {skipped} bytes lost before the next sound record"))
+                offset += skipped
+                length, length_crc = _HEADER.unpack(header)
             payload = _read_exact(stream, length)
             footer = _read_exact(stream, 4)
         except EOFError as error:
@@ -589,13 +613,61 @@ def _records(
         if len(payload) < length or len(footer) < 4:
             raise fail(f"truncated: the record of {length} bytes is cut short")
         if verify and masked_crc32c(payload) != _CRC.unpack(footer)[0]:
-            raise fail(f"corrupt: the CRC of the {length}-byte payload does not match")
-        yield payload
+            damaged = fail(f"corrupt: the CRC of the {length}-byte payload does not match")
+            if on_damage is None:
+                raise damaged
+            on_damage(damaged)
+        else:
+            yield payload
         offset += length + 16
         index += 1
 
 
-def _read_exact(stream: IO[bytes], size: int) -> bytes:
+#: The upper half of a record length: zero for every record under 4 GiB, which is where a
+#: resync looks for headers.
+_HIGH_ZEROS: Final = b"\x00\x00\x00\x00"
+
+
+def _next_header(stream: _Rewindable, bad: bytes) -> tuple[int, bytes] | None:
+    """After the bad header `bad`: (bytes skipped, header) of the next sound record header
+    (a length under 4 GiB and its CRC), the stream left just after it; None at the end."""
+    data, skipped = bad[1:], 1
+    while True:
+        start = 0
+        while (found := data.find(_HIGH_ZEROS, start + 4)) >= 0:
+            start = found - 4
+            if start + _HEADER.size > len(data):
+                break
+            if _valid_header(data[start : start + _HEADER.size]):
+                stream.unread(data[start + _HEADER.size :])
+                return skipped + start, data[start : start + _HEADER.size]
+            start += 1
+        keep = min(len(data), _HEADER.size - 1)
+        skipped += len(data) - keep
+        more = stream.read(_READ_CHUNK)
+        if not more:
+            return None
+        data = data[len(data) - keep :] + more
+
+
+class _Rewindable:
+    """A stream that bytes read too far can be given back to."""
+
+    def __init__(self, stream: IO[bytes]) -> None:
+        self._stream = stream
+        self._head = b""
+
+    def read(self, size: int) -> bytes:
+        if not self._head:
+            return self._stream.read(size)
+        taken, self._head = self._head[:size], self._head[size:]
+        return taken
+
+    def unread(self, data: bytes) -> None:
+        self._head = data + self._head
+
+
+def _read_exact(stream: IO[bytes] | _Rewindable, size: int) -> bytes:
     """`size` bytes, or fewer only at the end of the stream."""
     chunks = []
     remaining = size

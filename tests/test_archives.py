@@ -480,3 +480,68 @@ def test_members_from_a_2gb_tarball_at_bounded_memory(tmp_path: Path) -> None:
         "US10531234-20200107-D00001.jpg": (200, 300, 3),
         "scan-7.jpg": (60, 80, 3),
     }
+
+
+class _Zeros(io.RawIOBase):
+    """`size` zero bytes, produced as they are read."""
+
+    def __init__(self, size: int) -> None:
+        self.left = size
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        count = min(len(buffer), self.left)
+        buffer[:count] = bytes(count)
+        self.left -= count
+        return count
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("compression", ["gz", "bz2", "xz"])
+def test_a_compressed_tar_bomb_is_passed_over_at_bounded_memory(
+    compression: str, tmp_path: Path
+) -> None:
+    """A member that inflates to 64 MiB from a few kB, over a 1 MiB limit: passed over and
+    reported, the member after it read, without ever holding more than a few MiB (tarfile
+    inflated a whole 1 MiB buffer of a bomb at once, a gigabyte, and copied the rest of it
+    on every read: a 300 MiB member took 36 s and 942 MB)."""
+    import tracemalloc
+
+    archive = tmp_path / f"bomb.tar.{compression}"
+    size = 64 * 2**20
+    with tarfile.open(archive, f"w:{compression}") as tar:
+        info = tarfile.TarInfo("bomb.jpg")
+        info.size = size
+        tar.addfile(info, io.BufferedReader(_Zeros(size), 2**20))
+        add(tar, "after.jpg", b"the next member")
+    assert archive.stat().st_size < 200_000
+    skipped: list[tuple[str, str]] = []
+    tracemalloc.start()
+    try:
+        members = list(
+            iter_members(
+                str(archive),
+                on_skip=lambda name, why: skipped.append((name, why)),
+                max_member_size=2**20,
+            )
+        )
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert [(member.name, member.data) for member in members] == [("after.jpg", b"the next member")]
+    assert skipped == [("bomb.jpg", f"{size} bytes is over the limit of {2**20} bytes")]
+    assert peak < 24 * 2**20, peak
+
+
+def test_a_damaged_compressed_tar_is_an_archive_error(tmp_path: Path) -> None:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        add(tar, "a.tif", os.urandom(50_000))
+    data = bytearray(buffer.getvalue())
+    data[len(data) // 2] ^= 0xFF
+    archive = tmp_path / "damaged.tar.gz"
+    archive.write_bytes(bytes(data))
+    with pytest.raises(ArchiveError, match=r"damaged\.tar\.gz: cannot read the archive on: "):
+        list(iter_members(str(archive)))

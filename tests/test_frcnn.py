@@ -451,3 +451,32 @@ def test_writer_refuses_a_path_that_readers_would_take_for_a_byte_order_mark(
     with pytest.raises(AnnotationError, match=r"a\.xml: filepath .* starts with U\+FEFF"):
         writer.write(record)
     writer.abort()
+
+
+# --- a round trip through a format without image sizes ----------------------------------------
+
+LINKS_PHOTOS = Path(__file__).resolve().parent.parent / "examples" / "links" / "photos"
+
+
+def test_our_txt_of_exif_rotated_photos_reads_back_with_the_images(tmp_path: Path) -> None:
+    """The links photos are stored landscape with EXIF orientation 6; labelImg annotated them
+    as displayed (portrait). The txt has no sizes: read back, they come from the image
+    headers, as displayed, and every box fits as it did (it said 'ymin 194 is outside
+    [0, 180]' when the stored size was taken)."""
+    from annoconv.formats.tfrecord import TFRecordReader
+
+    direct = tmp_path / "direct.csv"
+    convert(str(LINKS_PHOTOS), str(direct))
+    txt = tmp_path / "links.txt"
+    convert(str(LINKS_PHOTOS), str(txt))
+    back = tmp_path / "back.csv"
+    convert(str(txt), str(back), images=str(LINKS_PHOTOS))
+    # (An image without boxes has no line in the txt.)
+    boxed = [line for line in direct.read_text(encoding="utf-8").splitlines() if ",,,," not in line]
+    assert back.read_text(encoding="utf-8").splitlines() == boxed
+    assert ",180,240," in back.read_text(encoding="utf-8")
+    prefix = tmp_path / "links.record"
+    report = convert(str(txt), str(prefix), images=str(LINKS_PHOTOS))
+    assert report.images_written == len({line.split(",")[0] for line in boxed[1:]})
+    sizes = {(record.width, record.height) for record in TFRecordReader(str(prefix))}
+    assert (180, 240) in sizes and (240, 180) not in sizes

@@ -30,17 +30,19 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from annoconv import convert
 from annoconv.errors import AnnoconvError, AnnotationError
 from annoconv.formats import infer_format
 from annoconv.formats.base import BadItem, Dropped
 from annoconv.formats.csv import CsvReader
 from annoconv.formats.frcnn import FrcnnReader
 from annoconv.formats.openimages import OpenImagesReader, read_class_descriptions
+from annoconv.formats.parquet import ParquetReader
 from annoconv.formats.tfrecord import FEATURE_KINDS, TFRecordReader, inspect_tfrecords
 from annoconv.formats.voc import VocReader
 from annoconv.io.archives import iter_members
 from annoconv.labelmap import LabelMap
-from annoconv.schema import ImageRecord
+from annoconv.schema import ImageRecord, ObjectAnnotation
 from annoconv.tfexample import (
     Keys,
     bytes_feature,
@@ -245,6 +247,90 @@ def examples(slots: Slots) -> tuple[bytes, bytes]:
     return encode_example(first), encode_example(second)
 
 
+def _text_array(values: list[str | None]) -> Any:
+    """A string column holding the values' bytes as they are: lone surrogates become bytes
+    that are not UTF-8, which Arrow stores without a check (a file from another tool may)."""
+    import pyarrow as pa
+
+    raw = [None if v is None else v.encode("utf-8", "surrogatepass") for v in values]
+    return pa.array(raw, pa.binary()).view(pa.string())
+
+
+def _parquet_bytes(table: Any) -> bytes:
+    import pyarrow.parquet as pq
+
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer)
+    return buffer.getvalue()
+
+
+def parquet_flat_fill(slots: Slots) -> bytes:
+    """A flat table from another tool, every column text: the reader casts each one."""
+    import pyarrow as pa
+
+    s = slots
+    columns: dict[str, list[str | None]] = {
+        "filename": [s["name"], s["name"], "b.jpg"],
+        "width": [s["width"], s["width"], "10"],
+        "height": [s["height"], s["height"], "10"],
+        "class": [s["label"], "cat", None],
+        "xmin": [s["xmin"], "3", None],
+        "ymin": [s["ymin"], "4", None],
+        "xmax": [s["xmax"], s["xmax"], None],
+        "ymax": [s["ymax"], "9", None],
+        "difficult": [s["flag"], "0", None],
+    }
+    return _parquet_bytes(pa.table({name: _text_array(v) for name, v in columns.items()}))
+
+
+def parquet_nested_fill(slots: Slots) -> bytes:
+    """A nested table as we write it, the slot values pushed through the column types."""
+    import pyarrow as pa
+
+    from annoconv.schema import arrow_schema
+
+    s = slots
+    schema = arrow_schema()
+
+    def box(label: str, values: tuple[str, str, str, str], flag: str) -> dict[str, Any]:
+        coordinates = dict(zip(("xmin", "ymin", "xmax", "ymax"), map(_float, values), strict=True))
+        flags = {name: (_int(flag) + 128) % 256 - 128 for name in ("difficult", "truncated")}
+        return {**_defaults(ObjectAnnotation), "label": label, **coordinates, **flags}
+
+    rows = [
+        {
+            **_defaults(ImageRecord),
+            "key": s["name"], "filename": s["name"], "coords": "pixel",
+            "width": _int32(s["width"]), "height": _int32(s["height"]),
+            "objects": [
+                box(s["label"], (s["xmin"], s["ymin"], s["xmax"], s["ymax"]), s["flag"]),
+                box("cat", ("3", "4", s["xmax"], "9"), "0"),
+            ],
+        },
+        {**_defaults(ImageRecord), "key": "b.jpg", "filename": "b.jpg", "width": 10,
+         "height": 10},
+    ]  # fmt: skip
+    for row in rows:
+        for text in ("key", "filename"):
+            row[text] = row[text].encode("utf-8", "replace").decode("utf-8")
+        for obj in row["objects"]:  # type: ignore[attr-defined]
+            obj["label"] = obj["label"].encode("utf-8", "replace").decode("utf-8")
+    batch = pa.RecordBatch.from_pylist(rows, schema=schema)
+    return _parquet_bytes(pa.Table.from_batches([batch]))
+
+
+def _int32(text: str) -> int:
+    """The number wrapped into the int32 range (so a huge value becomes some odd size)."""
+    return (_int(text) + 2**31) % 2**32 - 2**31
+
+
+def _defaults(model: Any) -> dict[str, Any]:
+    return {
+        name: info.get_default(call_default_factory=True)
+        for name, info in model.model_fields.items()
+    }
+
+
 def archive_fill(kind: str) -> Callable[[Slots], bytes]:
     """An image archive holding two members named from the slots (and, in a tar, a ZIP)."""
 
@@ -319,6 +405,10 @@ CASES = [
                    {**PIXEL_SLOTS, **TEXT_SLOTS}, text=False, cut_step=97)
         for kind in ("tar", "tar.gz", "zip")
     ),
+    ReaderCase("parquet-flat", ".parquet", lambda p: _items(ParquetReader(p)), parquet_flat_fill,
+               {**PIXEL_SLOTS, **TEXT_SLOTS}, text=False, cut_step=13),
+    ReaderCase("parquet-nested", ".parquet", lambda p: _items(ParquetReader(p)),
+               parquet_nested_fill, {**PIXEL_SLOTS, **TEXT_SLOTS}, text=False, cut_step=13),
     # Inference opens .csv files to tell our CSV from Open Images' (`sniff`).
     ReaderCase("sniff", ".csv", lambda p: [infer_format(p)], openimages_fill,
                {**PIXEL_SLOTS, **NORMALIZED_SLOTS, **TEXT_SLOTS}),
@@ -427,6 +517,7 @@ HOSTILE_VALUES = [
     "abc", "true", "None",
     "\u00e9t\u00e9", "\u4e2d\u6587", "\U0001f600", "\u202egpj.exe", "\ufeff1", "a,b", '"q"',
     "x\ny", "x\r\ny", "\t7\t", "\x00", "\x7f", "\ud800", "<b>", "&amp;", "]]>", "a" * 5000,
+    "9" * 5000, "0" * 4999 + "1",  # past Python's 4,300-digit limit on int()
 ]  # fmt: skip
 
 hostile_value = st.one_of(
@@ -526,3 +617,63 @@ def test_open_images_bad_utf8_in_a_cell_names_the_row(workdir: Path) -> None:
         "row 2",
         "malformed CSV: CSV conversion error to string: invalid UTF8 data",
     )
+
+
+# --- whole conversions: label map, operations and writers too -------------------------------------
+
+#: The cases that are annotation sources, with their format's name.
+CONVERTED = {
+    "voc": "voc", "csv": "csv", "frcnn": "frcnn", "openimages": "openimages",
+    "tfrecord": "tfrecord", "parquet-flat": "parquet", "parquet-nested": "parquet",
+}  # fmt: skip
+CONVERSION_CASES = [case for case in CASES if case.name in CONVERTED]
+#: Fewer examples than the readers get: each one runs two whole conversions.
+FUZZ_CONVERSIONS = settings(FUZZ, max_examples=DEEP or 12)
+
+
+def check_conversion(case: ReaderCase, data: bytes, workdir: Path) -> None:
+    """Convert `data` into a CSV and into TFRecords with a label map, skipping bad items:
+    the run ends in a report that adds up, or in an annoconv error naming the file (the
+    first pass, the label map built from it, the size lookups and the writers included)."""
+    source = workdir / f"whole{case.suffix}"
+    source.write_bytes(data)
+    for output in ("out.csv", "out.record"):
+        target = workdir / "converted" / output
+        try:
+            report = convert(
+                str(source), str(target), from_format=CONVERTED[case.name], on_error="skip"
+            )
+        except AnnoconvError as error:
+            check_error(error, str(source))
+            continue
+        skipped = sum(item.images for item in report.skipped)
+        assert report.images_read == report.images_written + skipped, report
+        for item in report.skipped:
+            assert item.source and item.reason and "\n" not in item.reason, item
+
+
+@pytest.mark.parametrize("case", CONVERSION_CASES, ids=str)
+def test_the_valid_sample_converts(case: ReaderCase, workdir: Path) -> None:
+    check_conversion(case, case.sample(), workdir)
+
+
+@pytest.mark.parametrize("case", CONVERSION_CASES, ids=str)
+@FUZZ_CONVERSIONS
+@given(data=st.data())
+def test_hostile_field_values_through_a_whole_conversion(
+    case: ReaderCase, workdir: Path, data: st.DataObject
+) -> None:
+    check_conversion(case, case.fill(data.draw(hostile_slots(case))), workdir)
+
+
+@pytest.mark.parametrize("case", CONVERSION_CASES, ids=str)
+@FUZZ_CONVERSIONS
+@given(seed=st.integers(0, 2**32 - 1), flips=st.integers(1, 8))
+def test_random_damage_through_a_whole_conversion(
+    case: ReaderCase, workdir: Path, seed: int, flips: int
+) -> None:
+    rng = random.Random(seed)
+    data = bytearray(case.sample())
+    for _ in range(flips):
+        data[rng.randrange(len(data))] = rng.randrange(256)
+    check_conversion(case, bytes(data), workdir)

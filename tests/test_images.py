@@ -48,10 +48,14 @@ def test_patent_drawing_g4_tiff_header(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("name", ["phone.jpg", "phone.png", "phone.webp", "phone.tif"])
-def test_exif_orientation_is_reported_not_applied(tmp_path: Path, name: str) -> None:
-    image = draw_image(tmp_path / name, 40, 30, exif_orientation=6)
+@pytest.mark.parametrize(("orientation", "displayed"), [(6, (30, 40)), (3, (40, 30))])
+def test_the_size_is_as_displayed_and_the_orientation_reported(
+    tmp_path: Path, name: str, orientation: int, displayed: tuple[int, int]
+) -> None:
+    image = draw_image(tmp_path / name, 40, 30, exif_orientation=orientation)
     info = read_image_info(str(image))
-    assert (info.width, info.height, info.exif_orientation) == (40, 30, 6)
+    assert (info.width, info.height, info.exif_orientation) == (*displayed, orientation)
+    assert info.stored_size == (40, 30)
 
 
 def test_reads_only_the_header(tmp_path: Path) -> None:

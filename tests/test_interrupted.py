@@ -173,6 +173,15 @@ def check_csv(sink: Sink, name: str, data: bytes) -> None:
     assert len(rows) == 1 + 2 * IMAGES and rows[0].startswith("filename,width,height")
 
 
+def check_parquet(sink: Sink, name: str, data: bytes) -> None:
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(io.BytesIO(data))
+    assert table.num_rows == IMAGES and table.column("key")[IMAGES - 1].as_py() == "img00599.xml"
+    boxes = table.column("objects").combine_chunks().flatten()
+    assert len(boxes) == 2 * IMAGES and boxes.field("label")[1].as_py() == "bird"
+
+
 CONVERSIONS = [
     Conversion(
         "voc-to-tfrecord-sharded",
@@ -189,6 +198,13 @@ CONVERSIONS = [
             "xml2csv", str(data), sink.destination("boxes.csv"),
         ],
         check_csv,
+    ),
+    Conversion(
+        "voc-to-parquet-with-images",
+        lambda data, sink: [
+            "convert", str(data), sink.destination("dataset.parquet"), "--embed-images",
+        ],
+        check_parquet,
     ),
 ]  # fmt: skip
 

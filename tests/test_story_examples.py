@@ -19,6 +19,7 @@ import sys
 import tarfile
 import xml.etree.ElementTree as ET
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -295,7 +296,8 @@ def install_plugin(tmp_path: Path) -> Path:
     return site
 
 
-def test_plugin_package_registers_a_format_used_by_the_command(tmp_path: Path) -> None:
+def command_with_plugin(tmp_path: Path) -> Callable[..., subprocess.CompletedProcess[str]]:
+    """`annoconv ARGS...` run in `tmp_path` with the example plugin installed."""
     site = install_plugin(tmp_path)
     env = {"PYTHONPATH": f"{ROOT}:{site}", "PATH": "/usr/bin:/bin"}
 
@@ -304,6 +306,12 @@ def test_plugin_package_registers_a_format_used_by_the_command(tmp_path: Path) -
         return subprocess.run(
             command, capture_output=True, text=True, env=env, cwd=tmp_path, check=False
         )
+
+    return annoconv
+
+
+def test_plugin_package_registers_a_format_used_by_the_command(tmp_path: Path) -> None:
+    annoconv = command_with_plugin(tmp_path)
 
     listed = annoconv("formats")
     assert listed.returncode == 0, listed.stderr
@@ -336,15 +344,7 @@ def test_plugin_package_registers_a_format_used_by_the_command(tmp_path: Path) -
 def test_plugin_write_option_is_a_flag_that_takes_effect(tmp_path: Path) -> None:
     """The plugin declares one write option (`ascii`): `convert --help` lists it in the
     plugin's own group, and the flag reaches the plugin's writer."""
-    site = install_plugin(tmp_path)
-    env = {"PYTHONPATH": f"{ROOT}:{site}", "PATH": "/usr/bin:/bin"}
-
-    def annoconv(*args: str) -> subprocess.CompletedProcess[str]:
-        command = [sys.executable, "-m", "annoconv", *args]
-        return subprocess.run(
-            command, capture_output=True, text=True, env=env, cwd=tmp_path, check=False
-        )
-
+    annoconv = command_with_plugin(tmp_path)
     helped = annoconv("convert", "--help")
     assert helped.returncode == 0, helped.stderr
     group = helped.stdout.split("jsonl output:")[1]

@@ -30,7 +30,7 @@ from annoconv.io.fs import (
     remove_file,
     shards_of,
 )
-from annoconv.options import EngineName
+from annoconv.options import EngineName, engine_problem
 
 if TYPE_CHECKING:
     from annoconv.engines.partitioned import TaskRunner
@@ -42,16 +42,9 @@ ENGINES: tuple[EngineName, ...] = get_args(EngineName)
 
 def check_engine(engine: str, workers: int | None, scheduler: Any) -> None:
     """Usage errors in the engine options, raised before any work is done."""
-    if engine not in ENGINES:
-        raise OptionError(f"unknown engine {engine!r}; engines: {', '.join(ENGINES)}")
-    if workers is not None and workers < 1:
-        raise OptionError(f"workers must be at least 1, got {workers}")
-    if scheduler is not None and engine != "dask":
-        raise OptionError("a scheduler is only used with engine 'dask'")
-    if workers is not None and engine == "local":
-        raise OptionError("workers needs engine 'processes' or 'dask'")
-    if workers is not None and scheduler is not None:
-        raise OptionError("workers sizes a LocalCluster; a running scheduler has its own")
+    problem = engine_problem(engine, workers, scheduler)
+    if problem:
+        raise OptionError(problem)
 
 
 @contextlib.contextmanager

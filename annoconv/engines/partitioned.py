@@ -52,6 +52,7 @@ from annoconv.io.fs import (
     remove_tree,
     using_storage_options,
 )
+from annoconv.io.images import remote_paths
 from annoconv.labelmap import LabelMap
 from annoconv.ops import shard_of
 from annoconv.pipeline import Job
@@ -118,7 +119,10 @@ def task_bar(enabled: bool, total: int) -> Any:
 def run_task(job: Job, task: Task) -> Report:
     """Run one task; its outputs stay in the staging folder until the driver publishes."""
     try:
-        with using_storage_options(job.storage_options):
+        with (
+            using_storage_options(job.storage_options),
+            remote_paths(job.allow_remote_paths),
+        ):
             reader = task.reader if task.reader is not None else job.open_reader()
             extra = {split: {"partition": part} for split, part in task.partitions.items()}
             keep = _share(job, task) if task.reader is None and task.partitions else None
@@ -201,6 +205,8 @@ def _share(job: Job, task: Task) -> Callable[[ReadResult], bool]:
 def run_partitioned(job: Job, reader: Reader, runner: TaskRunner) -> Report:
     """Run `job` as tasks on `runner`, publish the outputs and return the merged report."""
     staging = join(dirname(job.output), f".{_basename(job.output)}.annoconv-{uuid.uuid4().hex[:8]}")
+    # The engine runs tasks side by side: each prepares its records on its own thread.
+    job = dataclasses.replace(job, prepare_threads=1)
     try:
         job, tasks = _range_tasks(job, reader, runner, staging) or (
             job,

@@ -6,6 +6,7 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeAlias
 
 from annoconv.errors import AnnotationError
@@ -106,6 +107,10 @@ class Capabilities:
     label_map_file: bool = False
     #: Its constructor takes ``split=NAME``: the split it writes (None without a split).
     split_aware: bool = False
+    #: `prepare()` does the costly part of writing a record (decoding and encoding its
+    #: image) without touching the outputs, safely on other threads: the pipeline runs it a
+    #: few records ahead on every core and hands the result to `write_prepared()`, in order.
+    prepares: bool = False
 
 
 class Reader(ABC):
@@ -280,6 +285,20 @@ class Writer(ABC):
     @abstractmethod
     def write(self, record: ImageRecord) -> None: ...
 
+    def prepare_job(self, record: ImageRecord) -> Callable[[], object]:
+        """The work `prepare()` does for `record`, to run on another thread; taken now, in
+        stream order (a wrapper feeding image bytes hands them over here)."""
+        return partial(self.prepare, record)
+
+    def prepare(self, record: ImageRecord, image_data: bytes | None = None) -> object:
+        """For writers declaring `prepares`: the costly, thread-safe part of writing
+        `record`; raises what `write()` would raise for it."""
+        raise NotImplementedError(f"{type(self).__name__} does not prepare records")
+
+    def write_prepared(self, record: ImageRecord, prepared: object) -> None:
+        """Write `record` with what `prepare()` gave for it (same output as `write()`)."""
+        raise NotImplementedError(f"{type(self).__name__} does not prepare records")
+
     def write_batch(self, batch: pa.RecordBatch) -> None:
         """Write a batch of records in the nested Arrow schema, with the same output as
         writing them one by one with `write()` (writers declaring `takes_batches` only)."""
@@ -292,6 +311,26 @@ class Writer(ABC):
     @abstractmethod
     def abort(self) -> None:
         """Throw away everything written so far; called instead of close() on failure."""
+
+
+class WrappingWriter(Writer):
+    """A writer that hands every record to another one (`inner`), adding a step on the way
+    (image bytes fed to it, records prepared ahead): it declares what the inner writer
+    declares, and closes and aborts it."""
+
+    def __init__(self, inner: Writer) -> None:
+        super().__init__(inner.destination, label_map=inner.label_map, images=inner.images)
+        self.capabilities = inner.capabilities
+        self.inner = inner
+
+    def close(self) -> list[OutputFile]:
+        outputs = self.inner.close()
+        self.warnings = self.inner.warnings
+        self.adjusted = self.inner.adjusted
+        return outputs
+
+    def abort(self) -> None:
+        self.inner.abort()
 
 
 class SingleFileWriter(Writer):

@@ -59,6 +59,7 @@ from annoconv.options import FormatOptions
 from annoconv.schema import (
     BOX_FIELDS,
     FLAG_FIELDS,
+    MAX_NUMBER_DIGITS,
     NORMALIZED,
     PIXEL,
     UNKNOWN,
@@ -620,6 +621,8 @@ def _size(cell: str, column: str) -> int | None:
     text = _TRAILING_ZEROS.sub("", cell.strip())
     if not (text.isascii() and text.isdigit()):
         raise _CellError(f"{column}: expected a whole number, got {cell!r}")
+    if len(text.lstrip("0")) > MAX_NUMBER_DIGITS:
+        raise _CellError(f"{column}: a number of {len(text)} digits is too large")
     return int(text) or None
 
 

@@ -58,6 +58,7 @@ from annoconv.formats.base import (
 from annoconv.io.fs import decode_line, open_input
 from annoconv.options import FormatOptions
 from annoconv.schema import (
+    MAX_NUMBER_DIGITS,
     PIXEL,
     ImageRecord,
     ObjectAnnotation,
@@ -303,7 +304,10 @@ def _coordinate(uri: str, where: str, name: str, cell: str) -> int:
         raise AnnotationError(
             uri, f"{name}: expected a whole number of pixels, got {cell!r}", where
         )
-    value = int(cell.split(".")[0])
+    whole = cell.split(".")[0]
+    if len(whole.lstrip("+-").lstrip("0")) > MAX_NUMBER_DIGITS:
+        raise AnnotationError(uri, f"{name}: a number of {len(whole)} digits is too large", where)
+    value = int(whole)
     if value < 0:
         raise AnnotationError(uri, f"{name}: {value} is negative", where)
     return value

@@ -70,8 +70,8 @@ from annoconv.formats.base import (
     Source,
     Writer,
 )
-from annoconv.io.fs import AtomicFile, dirname, expand_source, is_remote, join, read_bytes
-from annoconv.io.images import RecordImages
+from annoconv.io.fs import AtomicFile, dirname, expand_source, is_remote, join
+from annoconv.io.images import RecordImages, read_image_bytes
 from annoconv.options import FormatOptions
 from annoconv.report import OutputFile
 from annoconv.schema import (
@@ -175,7 +175,9 @@ class ParquetWriter(Writer):
 
     def write(self, record: ImageRecord, image_data: bytes | None = None) -> None:
         if self._finder is not None:
-            data = image_data if image_data is not None else read_bytes(self._finder.find(record))
+            data = image_data
+            if data is None:
+                data = read_image_bytes(self._finder.find(record), record.source or record.key)
             self._image_cells.append({"bytes": data, "path": record.filename})
             self._image_bytes += len(data)
         self._records.append(record)
@@ -298,8 +300,8 @@ class ParquetWriter(Writer):
         return self._parquet
 
     def _metadata(self) -> dict[bytes, bytes]:
-        from annoconv import __version__
         from annoconv.labelmap import LabelMap
+        from annoconv.version import __version__
 
         label_map = self.label_map or LabelMap.from_classes(self._classes)
         spaces = sorted(self._spaces)
@@ -327,7 +329,11 @@ class ParquetReader(Reader):
     or a list) into one record per image, streaming `batch_rows` rows at a time."""
 
     def __init__(
-        self, source: Source, *, images: str | None = None, batch_rows: int = ROW_GROUP_SIZE
+        self,
+        source: Source,
+        *,
+        images: str | None = None,
+        batch_rows: int = ROW_GROUP_SIZE,
     ) -> None:
         super().__init__(source, images=images)
         if batch_rows < 1:
@@ -402,7 +408,8 @@ class _FileReader:
             if layout == NESTED:
                 for _group, first, batch in self._raw(parquet):
                     nested = self._conform(batch, arrow_schema(), coords)
-                    yield self.uri, nested, self._where(range(first, first + nested.num_rows))
+                    where = self._where(range(first, first + nested.num_rows))
+                    yield from self._valid_text(nested, where)
             else:
                 yield from self._flat(parquet, coords)
         except AnnotationError as error:
@@ -418,12 +425,19 @@ class _FileReader:
                 return pq.ParquetFile(fs.open(path, "rb"))
             return pq.ParquetFile(self.uri)
         except (OSError, pa.ArrowException) as exc:
-            raise AnnotationError(self.uri, f"not a readable Parquet file: {exc}") from None
+            raise AnnotationError(
+                self.uri, f"not a readable Parquet file: {_one_line(exc)}"
+            ) from None
+        except UnicodeDecodeError:
+            raise AnnotationError(
+                self.uri, "not a readable Parquet file: a column name is not valid UTF-8"
+            ) from None
 
     def _layout(self, parquet: pq.ParquetFile) -> tuple[str, str]:
         metadata = parquet.metadata.metadata or {}
         names = set(parquet.schema_arrow.names)
-        layout = metadata.get(_meta_key("layout"), b"").decode()
+        self._check_unique(parquet.schema_arrow.names)
+        layout = metadata.get(_meta_key("layout"), b"").decode("utf-8", "replace")
         if layout not in (NESTED, FLAT):
             layout = NESTED if OBJECTS in names else FLAT
         needed = (
@@ -439,21 +453,54 @@ class _FileReader:
                 f"(a {layout} table needs {', '.join(needed)}); "
                 f"it has: {', '.join(parquet.schema_arrow.names)}",
             )
-        coords = metadata.get(_meta_key("coords"), b"").decode()
+        coords = metadata.get(_meta_key("coords"), b"").decode("utf-8", "replace")
         return layout, coords if coords in (PIXEL, NORMALIZED) else PIXEL
 
+    def _valid_text(
+        self, batch: pa.RecordBatch, where: Any
+    ) -> Iterator[tuple[str, pa.RecordBatch | BadItem, Any]]:
+        """The batch with every row holding text that is not valid UTF-8 (which Arrow does
+        not check when reading) taken out as a BadItem naming the row and the column."""
+        start = 0
+        for index, column in _invalid_text(batch):
+            if index > start:
+                yield self.uri, batch.slice(start, index - start), _shifted(where, start)
+            objects = batch.column(OBJECTS)[index]
+            boxes = len(objects) if objects.is_valid else 0
+            error = AnnotationError(self.uri, f"column {column}: not valid UTF-8", where(index))
+            yield self.uri, BadItem(error, images=1, boxes=boxes), None
+            start = index + 1
+        if start < batch.num_rows:
+            yield self.uri, batch.slice(start) if start else batch, _shifted(where, start)
+
+    def _check_unique(self, names: Sequence[str]) -> None:
+        """A column we read may appear once only: which of two would be the image's?"""
+        counts = Counter(names)
+        read = set(arrow_schema().names) | set(flat_arrow_schema().names)
+        twice = sorted(name for name, count in counts.items() if count > 1 and name in read)
+        if twice:
+            listed = ", ".join(f"{name} ({counts[name]} times)" for name in twice)
+            problem = f"not an annotation table: duplicate column(s) {listed}"
+            raise AnnotationError(self.uri, problem)
+
     def _raw(self, parquet: pq.ParquetFile) -> Iterator[tuple[int, int, pa.RecordBatch]]:
-        """(row group, file index of its first row, batch) in file order."""
+        """(row group of its first row, file index of its first row, batch) in file order.
+        One reader goes over every row group, and a batch may hold rows of several (a
+        reader per row group cost 5 ms each: 15 s for a file of 3,000 one-row groups)."""
         first = 0
-        for group in range(parquet.num_row_groups):
+        batches = parquet.iter_batches(batch_size=self.batch_rows)
+        while True:
+            group = max(bisect.bisect_right(self._group_starts, first) - 1, 0)
             try:
-                for batch in parquet.iter_batches(batch_size=self.batch_rows, row_groups=[group]):
-                    yield group, first, batch
-                    first += batch.num_rows
+                batch = next(batches, None)
             except (OSError, pa.ArrowException) as exc:
                 raise AnnotationError(
-                    self.uri, f"cannot read row group {group}: {exc}", f"row {first + 1}"
+                    self.uri, f"cannot read row group {group}: {_one_line(exc)}", f"row {first + 1}"
                 ) from None
+            if batch is None:
+                return
+            yield group, first, batch
+            first += batch.num_rows
 
     def _where(self, firsts: Sequence[int], lasts: Sequence[int] | None = None) -> Any:
         """Names image `index` of a batch: the file's rows `firsts[index]` to `lasts[index]`
@@ -490,7 +537,7 @@ class _FileReader:
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
             raise AnnotationError(
                 self.uri,
-                f"column {field.name}: cannot read {values.type} as {field.type}: {exc}",
+                f"column {field.name}: cannot read {values.type} as {field.type}: {_one_line(exc)}",
             ) from None
 
     def _flat(
@@ -502,7 +549,14 @@ class _FileReader:
         tail: pa.Table | None = None
         tail_at = 0
         for _group, first, batch in self._raw(parquet):
-            rows = pa.Table.from_batches([self._conform(batch, schema, coords)])
+            conformed = self._conform(batch, schema, coords)
+            bad = _invalid_text(conformed)
+            if bad:
+                # Which image a row belongs to needs its key: the rest of the file is unknown.
+                index, column = bad[0]
+                where = _rows_named(first + index, first + index, self._group_starts)
+                raise AnnotationError(self.uri, f"column {column}: not valid UTF-8", where)
+            rows = pa.Table.from_batches([conformed])
             start = first
             if tail is not None:
                 rows = pa.concat_tables([tail, rows])
@@ -545,6 +599,33 @@ class _FileReader:
             begin = index + 1
         if begin < nested.num_rows:
             yield self.uri, nested.slice(begin), _shifted(where, begin)
+
+
+def _one_line(error: Exception) -> str:
+    """Arrow's message of `error` on one line (its messages may hold line breaks)."""
+    return " ".join(str(error).split())
+
+
+def _invalid_text(batch: pa.RecordBatch) -> list[tuple[int, str]]:
+    """(row, first column) of every row holding a string that is not valid UTF-8, in order."""
+    try:
+        batch.validate(full=True)
+        return []
+    except pa.ArrowInvalid:
+        pass
+    bad: dict[int, str] = {}
+    for name, column in zip(batch.schema.names, batch.columns, strict=True):
+        try:
+            column.validate(full=True)
+            continue
+        except pa.ArrowInvalid:
+            pass
+        for index in range(batch.num_rows):
+            try:
+                column.slice(index, 1).to_pylist()
+            except UnicodeDecodeError:
+                bad.setdefault(index, name)
+    return sorted(bad.items())
 
 
 def _group_starts(parquet: pq.ParquetFile) -> list[int]:

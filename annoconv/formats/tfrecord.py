@@ -220,6 +220,7 @@ class TFRecordShardWriter(Writer):
         sharded=True,
         embeds_images=True,
         label_map_file=True,
+        prepares=True,
     )
     kind = "tfrecord"
 
@@ -297,8 +298,16 @@ class TFRecordShardWriter(Writer):
         ]
 
     def write(self, record: ImageRecord, image_data: bytes | None = None) -> None:
-        assert self.label_map is not None
-        image = self._embed(record, image_data)
+        self.write_prepared(record, self.prepare(record, image_data))
+
+    def prepare(self, record: ImageRecord, image_data: bytes | None = None) -> EmbeddedImage:
+        """The image bytes the record's Example embeds: found, read, checked and, when TF
+        cannot decode them, transcoded (Pillow's codecs release the GIL)."""
+        return self._embed(record, image_data)
+
+    def write_prepared(self, record: ImageRecord, prepared: object) -> None:
+        assert self.label_map is not None and isinstance(prepared, EmbeddedImage)
+        image = prepared
         if image.note:
             self.warnings.append(image.note)
         payload = encode_example(example_features(record, image, self.label_map))
@@ -498,22 +507,46 @@ class TFRecordReader(Reader):
         return tfrecord_files(self.source)
 
     def __iter__(self) -> Iterator[ReadResult]:
-        for uri in self.files():
-            try:
-                for index, payload in enumerate(iter_tfrecords(uri, self.compression)):
-                    yield self._record(payload, uri, index)
-            except TFRecordError as error:
-                yield BadItem(error, images=0)
+        for item, _image in self.with_images():
+            yield item
 
-    def _record(self, payload: bytes, uri: str, index: int) -> ReadResult:
+    def with_images(self) -> Iterator[tuple[ReadResult, bytes | None]]:
+        """What iteration yields, each record with its `image/encoded` bytes (None when the
+        Example has none, and for bad items): the pixels training decodes (`annoconv preview`)."""
+        for uri in self.files():
+            yield from self._file_items(uri)
+
+    def _file_items(self, uri: str) -> Iterator[tuple[ReadResult, bytes | None]]:
+        """A file's records with their image bytes; a corrupt record (at least one image)
+        is a BadItem, and reading goes on with the next sound record. A file cut short ends
+        there."""
+        damage: list[TFRecordError] = []
+        records = iter_tfrecords(uri, self.compression, on_damage=damage.append)
+        index = 0
+        try:
+            for payload in records:
+                yield from ((BadItem(error, images=1), None) for error in damage)
+                index += len(damage)  # (the records lost, at least)
+                damage.clear()
+                yield self._record(payload, uri, index)
+                index += 1
+        except TFRecordError as error:
+            yield from ((BadItem(error, images=1), None) for error in damage)
+            yield BadItem(error, images=0), None
+            return
+        yield from ((BadItem(error, images=1), None) for error in damage)
+
+    def _record(self, payload: bytes, uri: str, index: int) -> tuple[ReadResult, bytes | None]:
         where = f"record {index}"
         try:
             features = decode_example(payload)
-            return example_record(features, uri, where, self.label_map)
+            record = example_record(features, uri, where, self.label_map)
         except AnnotationError as error:
-            return BadItem(error)
+            return BadItem(error), None
         except (ValueError, AnnoconvError) as error:
-            return BadItem(AnnotationError(uri, str(error), where))
+            return BadItem(AnnotationError(uri, str(error), where)), None
+        encoded = _values(features, Keys.ENCODED)
+        return record, encoded[0] if encoded else None
 
 
 def tfrecord_files(source: Source) -> list[str]:

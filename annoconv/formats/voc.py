@@ -62,6 +62,8 @@ if TYPE_CHECKING:
     from annoconv.labelmap import LabelMap
 
 XML_SUFFIXES = (".xml",)
+
+
 #: The flags VOC files carry, in the order labelImg (and we) write them.
 VOC_FLAGS = ("truncated", "difficult", "occluded")
 #: labelImg's literal for "no pose"; read as None and written for None.
@@ -81,6 +83,16 @@ _FLAG_VALUES: dict[str, Flag] = {
 _VERIFIED_VALUES = {"yes": True, "true": True, "1": True, "no": False, "false": False, "0": False}
 # `<!ENTITY` as it appears in ASCII-compatible and UTF-16 documents.
 _ENTITY_MARKERS = tuple("<!ENTITY".encode(codec) for codec in ("ascii", "utf-16-le", "utf-16-be"))
+# `<object` then whitespace, `>` or `/`, as it appears in ASCII-compatible and UTF-16 documents.
+_OBJECT_TAGS = tuple(
+    re.compile(
+        re.escape("<object".encode(codec))
+        + b"(?:"
+        + b"|".join(re.escape(char.encode(codec)) for char in " \t\r\n>/")
+        + b")"
+    )
+    for codec in ("ascii", "utf-16-le", "utf-16-be")
+)
 _XML_CHARS = re.compile("[\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]*")
 _SYNTAX_POSITION = re.compile(r", line \d+, column \d+$")
 _parsers = threading.local()
@@ -138,14 +150,16 @@ class VocReader(Reader):
             except OSError:
                 continue
             names = _plain_labels(data)
-            if names is not None:
+            if names is None:
+                try:
+                    xml = parse_voc_xml(data, uri)
+                except AnnotationError:
+                    continue
+                names = [(name.text or "").strip() for name in xml.iterfind("object/name")]
+            # A file with an empty <name> is a bad item of the conversion pass: its labels
+            # must not reach the label map (where an empty name would fail the whole run).
+            if all(names):
                 yield key, names
-                continue
-            try:
-                xml = parse_voc_xml(data, uri)
-            except AnnotationError:
-                continue
-            yield key, [(name.text or "").strip() for name in xml.iterfind("object/name")]
 
     def count_hint(self) -> int:
         return len(self._files()[0])
@@ -186,11 +200,17 @@ def read_voc_file(
     try:
         root = parse_voc_xml(data, uri)
     except AnnotationError as exc:
-        return BadItem(exc)
+        return BadItem(exc, boxes=object_tags(data))
     try:
         return _record(root, uri, key, locator, image_name)
     except AnnotationError as exc:
         return BadItem(exc, boxes=len(root.findall("object")))
+
+
+def object_tags(data: bytes) -> int:
+    """How many `<object>` start tags the bytes of a document hold: the boxes a file that
+    cannot be parsed is counted with when it is skipped."""
+    return max(len(pattern.findall(data)) for pattern in _OBJECT_TAGS)
 
 
 # --- the plain-document fast path ---------------------------------------------------------------

@@ -20,16 +20,19 @@ size is an `ArchiveError`.
 
 from __future__ import annotations
 
+import bz2
+import gzip
 import io
+import lzma
 import posixpath
 import tarfile
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import IO
+from typing import IO, Any, cast
 
-from annoconv.errors import AnnoconvError, AnnotationError
+from annoconv.errors import AnnoconvError, AnnotationError, StorageError
 from annoconv.io.fs import is_dir, open_input
 from annoconv.io.images import (
     WINDOWS_ABSOLUTE,
@@ -120,8 +123,11 @@ class _Limits:
 def _tar_members(
     handle: IO[bytes], uri: str, wanted: Callable[[str], bool], limits: _Limits
 ) -> Iterator[Member]:
-    # A large buffer: skipping a 500 MB member reads it through in buffer-sized steps.
-    with tarfile.open(fileobj=handle, mode="r|*", bufsize=2**20) as tar:
+    # A large buffer: skipping a 500 MB member reads it through in buffer-sized steps. The
+    # stream is inflated here, not by tarfile: tarfile inflates a whole buffer of compressed
+    # bytes at once (a gigabyte from 1 MiB of a bomb) and then copies what is left of it on
+    # every read, so that a huge member over the limit took minutes and gigabytes to skip.
+    with tarfile.open(fileobj=_uncompressed(handle), mode="r|", bufsize=2**20) as tar:
         for info in tar:
             # Stream mode still keeps every header it has read; a tarball of a million
             # members would hold them all.
@@ -146,6 +152,70 @@ def _tar_members(
                     limits.skip(name, f"not a readable ZIP: {exc}")
             else:
                 yield Member(name, data, f"tar://{name}::{uri}")
+
+
+#: The magic bytes that start a compressed stream, and how to open one (what tarfile's "r|*"
+#: recognizes).
+_COMPRESSED: tuple[tuple[bytes, Callable[[Any], io.BufferedIOBase]], ...] = (
+    (b"\x1f\x8b", lambda raw: gzip.GzipFile(fileobj=raw, mode="rb")),
+    (b"BZh", lambda raw: bz2.BZ2File(raw)),
+    (b"\xfd7zXZ\x00", lambda raw: lzma.LZMAFile(raw)),  # noqa: SIM115 - closed with the tar
+)
+_MAGIC_BYTES = max(len(magic) for magic, _ in _COMPRESSED)
+#: What a damaged compressed stream raises.
+_INFLATE_ERRORS = (OSError, EOFError, zlib.error, lzma.LZMAError)
+
+
+def _uncompressed(handle: IO[bytes]) -> IO[bytes]:
+    """The tar stream in `handle`, inflated when it is compressed (gzip, bzip2, xz). Each
+    read inflates only what it returns, so memory stays bounded whatever the ratio."""
+    head = handle.read(_MAGIC_BYTES)
+    raw: Any = io.BufferedReader(_Prefixed(head, handle), buffer_size=2**16)
+    for magic, opener in _COMPRESSED:
+        if head.startswith(magic):
+            return cast(IO[bytes], io.BufferedReader(_Inflated(opener(raw)), buffer_size=2**20))
+    return cast(IO[bytes], raw)
+
+
+class _Prefixed(io.RawIOBase):
+    """The bytes `head` already read from `rest`, then the rest."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+        self._head = head
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        if self._head:
+            count = min(len(buffer), len(self._head))
+            buffer[:count] = self._head[:count]
+            self._head = self._head[count:]
+            return count
+        data = self._rest.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+
+class _Inflated(io.RawIOBase):
+    """A decompressing reader whose damage shows as tarfile.ReadError."""
+
+    def __init__(self, inflating: io.BufferedIOBase) -> None:
+        self._inflating = inflating
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        try:
+            data = self._inflating.read(len(buffer))
+        except StorageError:
+            raise
+        except _INFLATE_ERRORS as exc:
+            raise tarfile.ReadError(f"damaged compressed data: {exc}") from None
+        buffer[: len(data)] = data
+        return len(data)
 
 
 def _checked(info: tarfile.TarInfo, limits: _Limits) -> str | None:

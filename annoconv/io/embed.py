@@ -41,9 +41,8 @@ from typing import Literal, get_args
 from PIL import Image, UnidentifiedImageError
 
 from annoconv.errors import AnnotationError, SkipRecord
-from annoconv.io.fs import read_bytes
 from annoconv.io.headers import plain_image_size
-from annoconv.io.images import exif_orientation, stored_size
+from annoconv.io.images import exif_orientation, read_image_bytes, stored_size
 
 SizePolicy = Literal["fail", "warn", "skip"]
 ExifPolicy = Literal["auto", "apply", "ignore"]
@@ -193,12 +192,7 @@ def _check_choice(name: str, value: str, choices: object) -> None:
 
 
 def _read(uri: str, source: str | None) -> bytes:
-    try:
-        return read_bytes(uri)
-    except FileNotFoundError:
-        raise _image_error(uri, source, "not found") from None
-    except OSError as exc:
-        raise _image_error(uri, source, f"cannot be read: {exc}") from None
+    return read_image_bytes(uri, source)
 
 
 def _embeddable_kind(data: bytes) -> str | None:

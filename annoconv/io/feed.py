@@ -26,17 +26,22 @@ from dataclasses import dataclass, field
 from functools import partial
 
 from annoconv.errors import AnnoconvError, AnnotationError
-from annoconv.formats.base import BadItem, Reader, ReadResult, Source, Writer
+from annoconv.formats.base import BadItem, Reader, ReadResult, Source, WrappingWriter, Writer
 from annoconv.io.archives import (
     ArchiveError,
     MemberMatcher,
     is_archive,
     iter_members,
 )
-from annoconv.io.fs import is_remote, read_bytes
-from annoconv.io.images import RecordImages, image_info_of_bytes, image_stem
+from annoconv.io.fs import is_remote
+from annoconv.io.images import (
+    RecordImages,
+    image_info_of_bytes,
+    image_stem,
+    read_image_bytes,
+)
 from annoconv.io.pool import prefetch
-from annoconv.report import ErrorPolicy, OutputFile
+from annoconv.report import ErrorPolicy
 from annoconv.schema import PIXEL, ImageRecord, with_image_size
 
 
@@ -56,13 +61,11 @@ class ImageFeed:
         return data
 
 
-class FedWriter(Writer):
+class FedWriter(WrappingWriter):
     """Wraps a writer that embeds images, passing it each record's bytes from the feed."""
 
     def __init__(self, inner: Writer, feed: ImageFeed) -> None:
-        super().__init__(inner.destination, label_map=inner.label_map, images=inner.images)
-        self.capabilities = inner.capabilities
-        self.inner = inner
+        super().__init__(inner)
         self.feed = feed
 
     def write(self, record: ImageRecord) -> None:
@@ -72,14 +75,12 @@ class FedWriter(Writer):
         else:
             self.inner.write(record, image_data=data)  # type: ignore[call-arg]
 
-    def close(self) -> list[OutputFile]:
-        outputs = self.inner.close()
-        self.warnings = self.inner.warnings
-        self.adjusted = self.inner.adjusted
-        return outputs
+    def prepare_job(self, record: ImageRecord) -> Callable[[], object]:
+        # The bytes are on their way now; the job runs later, on another thread.
+        return partial(self.inner.prepare, record, self.feed.take(record.key))
 
-    def abort(self) -> None:
-        self.inner.abort()
+    def write_prepared(self, record: ImageRecord, prepared: object) -> None:
+        self.inner.write_prepared(record, prepared)
 
 
 def feed_images(
@@ -105,7 +106,8 @@ def feed_images(
         return archive, FedWriter(writer, feed) if embeds else writer
     if embeds and any(is_remote(uri) for uri in [images or "", *_paths_of(source)]):
         feed = ImageFeed()
-        return prefetch_items(items, images, feed), FedWriter(writer, feed)
+        fetched = prefetch_items(items, images, feed)
+        return fetched, FedWriter(writer, feed)
     return items, writer
 
 
@@ -294,7 +296,7 @@ def prefetch_items(
 
 def _fetch(finder: RecordImages, record: ImageRecord) -> tuple[str, bytes]:
     uri = finder.find(record)
-    return uri, read_bytes(uri)
+    return uri, read_image_bytes(uri, record.source or record.key)
 
 
 def _handed_over(

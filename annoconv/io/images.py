@@ -7,18 +7,22 @@ and no decoding.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import os
 import posixpath
 import re
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+import stat
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
 from functools import partial
 from io import BytesIO
 from typing import IO
 
 from PIL import Image, UnidentifiedImageError
 
-from annoconv.errors import AnnotationError
+from annoconv.errors import AnnotationError, StorageError
 from annoconv.io.fs import (
     dirname,
     filesystem,
@@ -27,6 +31,7 @@ from annoconv.io.fs import (
     join,
     list_files,
     open_input,
+    read_bytes,
     relative_posix,
 )
 from annoconv.schema import ImageRecord
@@ -53,15 +58,21 @@ WINDOWS_ABSOLUTE = re.compile(r"^[A-Za-z]:[\\/]")
 
 @dataclass(frozen=True)
 class ImageInfo:
-    """What an image header tells: size in stored (not EXIF-rotated) pixels, channels, format.
+    """What an image header tells: size as displayed, channels, format, EXIF orientation.
 
+    `width` and `height` are the image's size as viewers and annotation tools show it: the
+    stored pixels turned by the EXIF orientation (orientations 5-8 swap them). That is the
+    size a record without one gets, as its boxes were drawn on what the tool showed
+    (labelImg since 2020, CVAT, browsers), and the frame `io.embed` embeds such a record in:
+    a round trip through a format without sizes (Faster R-CNN txt) gives the sizes back.
+    `stored_size` is (width, height) of the pixels as stored, for every format (TIFF
+    included).
     `depth` is the number of channels a decoder produces: 1 for bilevel and grayscale modes
     ('1', 'L', 'I', 'I;16', 'F'), 2 for grayscale with alpha ('LA'), 3 for 'RGB', 'YCbCr'
     and palette ('P') images, 4 for 'RGBA', 'CMYK' and palette images with alpha ('PA').
     `format` is Pillow's name ('JPEG', 'PNG', 'TIFF', ...), except that the MPO files phones
     write (a JPEG with further pictures appended) are reported as 'JPEG'.
-    `exif_orientation` is the EXIF Orientation tag (1-8), 1 when absent; it is not applied:
-    width and height are those of the pixels as stored, for every format (TIFF included).
+    `exif_orientation` is the EXIF Orientation tag (1-8), 1 when absent.
     """
 
     width: int
@@ -69,6 +80,16 @@ class ImageInfo:
     depth: int
     format: str
     exif_orientation: int = 1
+
+    @property
+    def stored_size(self) -> tuple[int, int]:
+        if self.exif_orientation in _SWAPPING_ORIENTATIONS:
+            return self.height, self.width
+        return self.width, self.height
+
+
+#: The EXIF orientations that turn an image by a quarter (its width becomes its height).
+_SWAPPING_ORIENTATIONS = (5, 6, 7, 8)
 
 
 def is_image_name(name: str) -> bool:
@@ -79,13 +100,85 @@ def is_image_name(name: str) -> bool:
 def read_image_info(uri: str) -> ImageInfo:
     """The header facts of the image at `uri`, without decoding its pixels.
 
-    Raises AnnotationError naming the image when it is missing or not a readable image.
+    Raises AnnotationError naming the image when it is missing, not a regular file (a
+    folder, a FIFO, a device) or not a readable image.
     """
     try:
-        with open_input(uri) as handle:
+        with open_image(uri) as handle:
             return _header_info(handle, uri)
     except FileNotFoundError:
         raise AnnotationError(uri, "image file not found") from None
+    except OSError as exc:
+        raise AnnotationError(uri, f"cannot open the image: {_os_problem(exc)}") from None
+
+
+@contextlib.contextmanager
+def open_image(uri: str) -> Iterator[IO[bytes]]:
+    """An image file for reading, local or remote. A local path must name a regular file:
+    it is opened without blocking and checked before any read, so that a FIFO or a device
+    an annotation names can neither hang the run nor feed it endless bytes.
+    Raises OSError (FileNotFoundError when missing)."""
+    if is_remote(uri):
+        with open_input(uri) as handle:
+            yield handle
+        return
+    with os.fdopen(_open_regular(uri), "rb") as handle:
+        yield handle
+
+
+def read_image_bytes(uri: str, source: str | None = None) -> bytes:
+    """The whole image file at `uri` (see `open_image`); remote reads are retried.
+
+    Raises AnnotationError naming `source` (the annotation) and the image when the image is
+    missing, not a regular file or cannot be read.
+    """
+    try:
+        if is_remote(uri):
+            return read_bytes(uri)
+        with os.fdopen(_open_regular(uri), "rb") as handle:
+            return handle.read()
+    except FileNotFoundError:
+        raise _read_error(uri, source, "not found") from None
+    except OSError as exc:
+        raise _read_error(uri, source, f"cannot be read: {_os_problem(exc)}") from None
+
+
+def _open_regular(path: str) -> int:
+    """A descriptor of the regular file at the local `path`, opened for reading."""
+    descriptor = os.open(path.removeprefix("file://"), os.O_RDONLY | _NONBLOCK)
+    try:
+        kind = stat.S_IFMT(os.fstat(descriptor).st_mode)
+        if kind != stat.S_IFREG:
+            raise OSError(f"not a regular file ({_KINDS.get(kind, 'a special file')})")
+        if _NONBLOCK:
+            os.set_blocking(descriptor, True)
+    except BaseException:
+        os.close(descriptor)
+        raise
+    return descriptor
+
+
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)
+_KINDS = {
+    stat.S_IFDIR: "a folder",
+    stat.S_IFIFO: "a FIFO",
+    stat.S_IFCHR: "a character device",
+    stat.S_IFBLK: "a block device",
+    stat.S_IFSOCK: "a socket",
+}
+
+
+def _os_problem(exc: OSError) -> str:
+    """An OSError as a short phrase, without the path (the message names it already)."""
+    if exc.strerror:
+        return exc.strerror[0].lower() + exc.strerror[1:]
+    return str(exc) or type(exc).__name__
+
+
+def _read_error(uri: str, source: str | None, problem: str) -> AnnotationError:
+    if source is None or source == uri:
+        return AnnotationError(uri, f"image {problem}")
+    return AnnotationError(source, f"image {uri} {problem}")
 
 
 def image_info_of_bytes(data: bytes, name: str) -> ImageInfo:
@@ -97,12 +190,15 @@ def _header_info(handle: IO[bytes], name: str) -> ImageInfo:
     try:
         with Image.open(handle) as image:
             width, height = stored_size(image)
+            orientation = exif_orientation(image)
+            if orientation in _SWAPPING_ORIENTATIONS:
+                width, height = height, width
             return ImageInfo(
                 width=width,
                 height=height,
                 depth=_depth(image.mode),
                 format=_format_name(image.format),
-                exif_orientation=exif_orientation(image),
+                exif_orientation=orientation,
             )
     except FileNotFoundError:
         raise
@@ -144,6 +240,92 @@ def exif_orientation(image: Image.Image) -> int:
         # A damaged EXIF block only loses the orientation, not the image.
         return 1
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
+
+
+# --- which paths an annotation may make us open ------------------------------------------------
+#
+# An annotation names its image: VOC's <filename> and <path>, a Parquet table's image_uri.
+# Annotations may come from untrusted uploads, so a URL (s3://, http://, ...) that an annotation
+# names is opened only under a place the user gave (the images folder or the annotations'
+# own folder, when remote; the origins of an images list given for that purpose), or when the
+# user allows it (the run option `allow_remote_paths`): otherwise one annotation could make
+# the tool send requests anywhere (to cloud metadata endpoints, to internal services) and
+# embed the answer.
+# Local paths must name regular files: a FIFO or a device would hang the run or never end.
+
+
+@dataclass
+class RemotePathPolicy:
+    """A run's rule for URLs that annotations name: `allow` them all (the user trusts the
+    annotations), or only under the places the user gave, and on the `listed` origins
+    (``scheme://host`` of image URLs the user listed for that purpose: Open Images' images
+    CSV, given as its own option)."""
+
+    allow: bool = False
+    listed: set[str] = field(default_factory=set)
+
+
+_policy: contextvars.ContextVar[RemotePathPolicy | None] = contextvars.ContextVar(
+    "annoconv_remote_paths", default=None
+)
+
+
+@contextlib.contextmanager
+def remote_paths(allow: bool = False) -> Iterator[RemotePathPolicy]:
+    """Inside the block (one run, and the threads it hands work to), URLs that annotations
+    name follow a policy of its own: all of them allowed when `allow`, else only where
+    `remote_allowed` says so. Outside any block nothing is allowed."""
+    token = _policy.set(RemotePathPolicy(allow))
+    try:
+        yield _current_policy()
+    finally:
+        _policy.reset(token)
+
+
+def _current_policy() -> RemotePathPolicy:
+    policy = _policy.get()
+    if policy is None:  # outside a run: a policy for this context that allows nothing more
+        policy = RemotePathPolicy()
+        _policy.set(policy)
+    return policy
+
+
+def trust_listed_urls(urls: Iterable[str]) -> None:
+    """Lets this run open images from the origins (``scheme://host``) of `urls`: image URLs
+    the user listed for that purpose, opened like a remote images folder the user gave."""
+    _current_policy().listed.update(_origin(url) for url in urls if is_remote(url))
+
+
+def _origin(url: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{rest.split('/', 1)[0]}"
+
+
+def remote_allowed(uri: str, roots: Iterable[str | None]) -> bool:
+    """Whether the URL `uri`, named by an annotation, may be opened: when the run allows
+    every such URL, when it lies under one of the remote `roots` (places the user gave) or on
+    an origin the user listed."""
+    policy = _current_policy()
+    if policy.allow:
+        return True
+    parts = uri.split("://", 1)[1].split("/")
+    if ".." in parts or "." in parts or "%2e" in uri.lower():
+        return False  # (nothing climbs out of a root, spelled plainly or percent-encoded)
+    for root in roots:
+        if root and is_remote(root):
+            base = root.rstrip("/")
+            if uri == base or uri.startswith(base + "/"):
+                return True
+    return "::" not in uri and _origin(uri) in policy.listed
+
+
+def _refused_url(source: str, field: str, uri: str) -> AnnotationError:
+    return AnnotationError(
+        source,
+        f"{field} {uri!r} is a URL the annotation names; annoconv opens only the URLs the user "
+        "gives (the images folder, the annotations' folder), unless remote paths in "
+        "annotations are allowed (--allow-remote-paths)",
+    )
 
 
 class ImageLocator:
@@ -190,12 +372,21 @@ class ImageLocator:
 
         `filename` is the image name as the annotation gives it, relative to the annotation's
         folder (VOC `<filename>`); `path` is the path the annotation tool recorded, if any.
+        An OS error on the way (a recorded path too long for this filesystem) is an
+        AnnotationError naming the annotation; a remote images folder that cannot be listed
+        stays a StorageError (the run's problem, not the annotation's).
         """
-        for _where, look in self._looks(annotation_uri, filename, path):
-            found = look()
-            if found:
-                return found
-        return None
+        try:
+            for _where, look in self._looks(annotation_uri, filename, path):
+                found = look()
+                if found:
+                    return found
+            return None
+        except (AnnotationError, StorageError):
+            raise
+        except OSError as exc:
+            problem = f"image {filename!r} cannot be looked up: {_os_problem(exc)}"
+            raise AnnotationError(annotation_uri, problem) from None
 
     def searched(self, annotation_uri: str, filename: str, path: str | None = None) -> list[str]:
         """Where `find()` looks for this image, in the order it looks (for messages)."""
@@ -211,6 +402,8 @@ class ImageLocator:
             return
         folders = self._folders(annotation_uri)
         recorded = _usable_path(path, annotation_uri)
+        if recorded is not None and is_remote(recorded) and not self.remote_allowed(recorded):
+            recorded = None  # a URL the annotation names is not even asked about
         names = [name]
         from_path = _basename_of(path)
         stem = posixpath.basename(name).lower()
@@ -242,6 +435,10 @@ class ImageLocator:
         if recorded:
             where = f"{dirname(recorded) or '.'} for {image_stem(recorded)}.*"
             yield where, partial(self._search_folder, annotation_uri, filename, recorded)
+
+    def remote_allowed(self, uri: str) -> bool:
+        """Whether a URL an annotation names may be opened (see `remote_allowed`)."""
+        return remote_allowed(uri, (self.images_root, self.annotations_root))
 
     def _folders(self, annotation_uri: str) -> list[str]:
         """The folders of steps 1 and 2: beside the annotation, then its mirror under images."""
@@ -326,28 +523,62 @@ class RecordImages:
     def __init__(self, images_root: str | None) -> None:
         self.images_root = images_root
         self._locators: dict[str, ImageLocator] = {}
+        self._lock = threading.Lock()
 
     def find(self, record: ImageRecord) -> str:
-        """The image's URI, or an AnnotationError naming the annotation and where it looked."""
+        """The image's URI, or an AnnotationError naming the annotation and where it looked.
+
+        A URL the record names (`image_uri`, `path`) is taken only where `remote_allowed`
+        says so; a local `image_uri` must not be a folder, a FIFO or a device. An OS error
+        while looking (a name too long for the filesystem) names the annotation."""
+        source = record.source or record.key
         # A local copy under --images beats a download URL the annotations name.
         prefer_local = self.images_root is not None and is_remote(record.image_uri or "")
-        if record.image_uri and not prefer_local:
-            return record.image_uri
-        source = record.source or record.key
         root, anchor, name = self._anchor(record, source)
-        locator = self._locators.get(root)
-        if locator is None:
-            locator = self._locators[root] = ImageLocator(self.images_root, root)
-        found = locator.find(anchor, name, record.path)
+        if record.image_uri and not prefer_local:
+            return self._named(record.image_uri, source, root)
+        locator = self._locator(root)
+        try:
+            found = locator.find(anchor, name, record.path)
+        except AnnotationError as error:
+            raise AnnotationError(source, error.message, error.where) from None
         if found is None and record.image_uri:
-            return record.image_uri
+            return self._named(record.image_uri, source, root)
         if found is None:
             looked = "; ".join(locator.searched(anchor, name, record.path))
+            if record.path and is_remote(record.path) and not locator.remote_allowed(record.path):
+                looked += (
+                    f"; not at {record.path}, a URL the annotation names (see --allow-remote-paths)"
+                )
             hint = "" if self.images_root else "; pass the images folder with --images"
             raise AnnotationError(
                 source, f"image {record.filename!r} not found; looked at, in order: {looked}{hint}"
             )
         return found
+
+    def _locator(self, root: str) -> ImageLocator:
+        with self._lock:  # (finds run on pool threads)
+            locator = self._locators.get(root)
+            if locator is None:
+                locator = self._locators[root] = ImageLocator(self.images_root, root)
+            return locator
+
+    def _named(self, uri: str, source: str, root: str) -> str:
+        """The `image_uri` a record names, if it may be opened."""
+        if is_remote(uri):
+            if not remote_allowed(uri, (self.images_root, root)):
+                raise _refused_url(source, "image_uri", uri)
+            return uri
+        try:
+            mode = os.stat(uri.removeprefix("file://")).st_mode
+        except FileNotFoundError:
+            return uri  # reported as not found where it is read
+        except OSError as exc:
+            raise AnnotationError(source, f"image_uri {uri}: {_os_problem(exc)}") from None
+        if not stat.S_ISREG(mode):
+            kind = _KINDS.get(stat.S_IFMT(mode), "a special file")
+            raise AnnotationError(source, f"image_uri {uri} is not a regular file ({kind})")
+        return uri
 
     @staticmethod
     def _anchor(record: ImageRecord, source: str) -> tuple[str, str, str]:

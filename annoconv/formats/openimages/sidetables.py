@@ -14,6 +14,7 @@ from annoconv.formats.openimages.checks import floats
 from annoconv.formats.openimages.columns import IMAGE_ID, LABEL, LABEL_COLUMNS, check_unique
 from annoconv.formats.openimages.csvio import read_csv, read_header
 from annoconv.formats.openimages.options import Options
+from annoconv.io.images import trust_listed_urls
 from annoconv.schema import ImageLabel
 
 
@@ -51,6 +52,8 @@ def read_urls(uri: str, wanted: pa.Array | None, options: Options, urls: dict[st
         found = batch.column(url_column).filter(keep).to_pylist()
         for key, url in zip(keys.filter(keep).to_pylist(), found, strict=True):
             urls.setdefault(key, url)
+        # The user gave this list of image URLs to be opened.
+        trust_listed_urls(found)
 
 
 def label_columns(uri: str) -> tuple[str, ...]:
