@@ -558,15 +558,17 @@ def test_formats_lists_plugins_with_extensions_and_descriptions_in_100_columns(
     table = capsys.readouterr().out.splitlines()
     assert max(len(line) for line in table) <= 100
     assert table[0].split() == ["FORMAT", "EXTENSIONS", "READ/WRITE", "DESCRIPTION"]
+    # Columns start where the header's words do (a longer format name widens the first).
+    extensions, sides, text_at = (table[0].index(word) for word in table[0].split()[1:])
     start = next(i for i, line in enumerate(table) if line.startswith("labelstudio "))
     rows = table[start : start + 4]
-    assert " ".join(row[12:32].strip() for row in rows).split() == [
+    assert " ".join(row[extensions:sides].strip() for row in rows).split() == [
         ".json",
         ".labelstudio.json",
         ".ls.json",
     ]
-    assert rows[0][32:44].strip() == "write"
-    text = " ".join(row[44:].strip() for row in rows if row[44:].strip())
+    assert rows[0][sides:text_at].strip() == "write"
+    text = " ".join(row[text_at:].strip() for row in rows if row[text_at:].strip())
     assert text == f"{description} (plugin)"
     broken = next(line for line in table if line.startswith("broken "))
     assert "cannot be loaded" in broken
