@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PY := $(BIN)/python
 DEMO_OUT ?= build/demo
 
-.PHONY: demo test quick lint typecheck install install-test install-torch install-docs docs examples clean
+.PHONY: demo test quick lint typecheck install install-test install-torch install-docs docs examples dist clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -76,10 +76,24 @@ T ?= tests/test_architecture.py
 quick: install-test
 	$(BIN)/python -m pytest -q -x $(T)
 
+# The release artifacts: the sdist and the wheel in dist/, checked with `twine check`, then the
+# wheel installed with its dependencies (from PyPI) into a fresh venv whose `annoconv` runs.
+# (`make test` runs tests/test_dist.py: the same checks, the dependencies borrowed, offline.)
+DIST_VENV ?= build/dist-venv
+
+dist: install-test
+	rm -rf dist $(DIST_VENV)
+	$(PY) -m build --outdir dist .
+	$(BIN)/twine check --strict dist/*
+	$(PYTHON) -m venv $(DIST_VENV)
+	$(DIST_VENV)/bin/pip install --quiet dist/*.whl
+	cd $(DIST_VENV) && bin/annoconv --version && bin/annoconv formats
+	@echo "dist/ holds the sdist and the wheel; pip install dist/annoconv-*.whl installs it"
+
 examples: install
 	$(PY) examples/make_example_data.py
 	$(PY) examples/make_openimages_data.py
 	$(PY) examples/make_links_data.py
 
 clean:
-	rm -rf build .mypy_cache .pytest_cache .ruff_cache
+	rm -rf build dist .mypy_cache .pytest_cache .ruff_cache

@@ -274,6 +274,11 @@ def _label_map_options(parser: argparse.ArgumentParser) -> None:
         help="id order of a label map built from the data (default: sorted by name)",
     )
     parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace a different label_map.pbtxt already beside the outputs (default: refuse)",
+    )
+    parser.add_argument(
         "--label-map-names",
         choices=("ids", "labels"),
         default="ids",
@@ -451,11 +456,16 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     convert.set_defaults(handler=_run_convert)
 
     merge = commands.add_parser(
-        "merge", help="merge several sources (any formats) into one dataset, one label map"
+        "merge",
+        help="merge several sources (any formats) into one dataset, one label map",
+        usage="annoconv merge SRC SRC [SRC ...] DST [options]",
+        description="Merge two or more sources (files, folders, globs or URLs, of any formats) "
+        "into DST, keys made unique, one label map.",
     )
     merge.add_argument(
-        "paths", metavar="SRC... DST", nargs="+", help="two or more sources, then the output"
+        "sources", metavar="SRC", nargs="+", help="two or more sources, merged in this order"
     )
+    merge.add_argument("output", metavar="DST", help="file or folder to write")
     _writing(merge, listed=wants_formats("merge"))
     _merge_reading(merge, listed=wants_formats("merge"))
     _run_options(merge, engine=False)
@@ -474,6 +484,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     _run_options(xml2csv, engine=False)
     _common(xml2csv)
     if wants_formats("xml2csv"):
+        format_flags(xml2csv, "read", only=["voc"])
         format_flags(xml2csv, "write", only=["csv"])
     xml2csv.set_defaults(handler=_run_convert, from_format="voc", to_format="csv")
 
@@ -496,6 +507,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     _run_options(xml2tfrecord)
     _common(xml2tfrecord)
     if wants_formats("xml2tfrecord"):
+        format_flags(xml2tfrecord, "read", only=["voc"])
         format_flags(xml2tfrecord, "write", only=["tfrecord"])
     xml2tfrecord.set_defaults(handler=_run_convert, from_format="voc", to_format="tfrecord")
 
@@ -510,14 +522,19 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     inspect.set_defaults(handler=_run_inspect)
 
     labelmap = commands.add_parser(
-        "labelmap", help="write a label map (.pbtxt) from data, class names or other maps"
+        "labelmap",
+        help="write a label map (.pbtxt) from data, class names or other maps",
+        usage="annoconv labelmap [SRC ...] OUT.pbtxt [--classes NAME ...] [options]",
+        description="Write OUT.pbtxt from the classes of data sources, of other .pbtxt maps "
+        "and of --classes, merged in that order (at least one of them).",
     )
     labelmap.add_argument(
-        "paths",
-        metavar="SRC... OUT.pbtxt",
-        nargs="+",
-        help="sources (data or .pbtxt maps, merged in order) and the output path last",
+        "sources",
+        metavar="SRC",
+        nargs="*",
+        help="data (any format) or .pbtxt maps, merged in this order",
     )
+    labelmap.add_argument("output", metavar="OUT.pbtxt", help="the label map to write")
     labelmap.add_argument("--classes", nargs="+", metavar="NAME", help="class names to include")
     labelmap.add_argument(
         "--order",
@@ -555,6 +572,15 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
 
     formats = commands.add_parser("formats", help="list the formats annoconv reads and writes")
     formats.set_defaults(handler=_run_formats, debug=False)
+
+    completion = commands.add_parser(
+        "completion",
+        help="print a shell completion script",
+        description='Print a completion script: eval "$(annoconv completion bash)" in '
+        '~/.bashrc, or eval "$(annoconv completion zsh)" in ~/.zshrc after compinit.',
+    )
+    completion.add_argument("shell", choices=("bash", "zsh"), help="the shell")
+    completion.set_defaults(handler=_run_completion, debug=False)
     return parser
 
 
@@ -575,7 +601,7 @@ def _run_convert(args: argparse.Namespace) -> int:
 def _run_merge(args: argparse.Namespace) -> int:
     from annoconv.merge import MergeSource, merge
 
-    *sources, args.output = args.paths
+    sources = args.sources
     if len(sources) < 2:
         raise UsageError("merge needs at least two sources, then the output")
     args.from_format, formats = _per_source(args.from_format, len(sources), "--from")
@@ -606,6 +632,7 @@ def _run_options_of(args: argparse.Namespace) -> RunOptions:
         "extend_label_map": args.extend_label_map,
         "label_map_order": args.label_map_order,
         "label_map_names": args.label_map_names,
+        "overwrite": args.overwrite,
         "split": args.split,
         "classes": args.classes,
         "keep_empty": args.keep_empty,
@@ -791,7 +818,7 @@ def _run_labelmap(args: argparse.Namespace) -> int:
     from annoconv.sources import open_reader
     from annoconv.survey import class_counts
 
-    *sources, output = args.paths
+    sources, output = args.sources, args.output
     if not sources and not args.classes:
         raise UsageError("labelmap needs at least one source or --classes, then OUT.pbtxt")
     result: LabelMap | None = None
@@ -900,21 +927,68 @@ def _per_source(values: list[str], sources: int, option: str) -> tuple[str | Non
     return common, own
 
 
-def _run_formats(args: argparse.Namespace) -> int:
-    from annoconv.errors import FormatError
-    from annoconv.formats import available_formats, get_format
+#: The width `annoconv formats` keeps to.
+FORMATS_WIDTH = 100
 
+
+def _run_formats(args: argparse.Namespace) -> int:
+    for line in formats_table(FORMATS_WIDTH):
+        print(line)
+    return EXIT_OK
+
+
+def formats_table(width: int) -> list[str]:
+    """Every registered format (plugins included: their module is named) as a table of
+    `width` columns: name, extensions, what it reads and writes, description, wrapped."""
+    import textwrap
+
+    from annoconv.errors import FormatError
+    from annoconv.formats import KNOWN_FORMATS, available_formats, get_format
+
+    rows = []
     for entry in available_formats():
+        origin = ""
+        if entry.name not in KNOWN_FORMATS:
+            module = entry.target.split(":", 1)[0]
+            origin = f"(plugin{' ' + module if module else ''})"
         try:
             fmt = get_format(entry.name)
         except FormatError as error:
-            print(f"{entry.name:<10} {'':<14} ({error})")
+            rows.append((entry.name, "", "", f"cannot be loaded: {error}", origin))
             continue
         sides = "/".join(
             side for side, there in (("read", fmt.reader), ("write", fmt.writer)) if there
         )
-        suffixes = " ".join(fmt.extensions)
-        print(f"{entry.name:<10} {suffixes:<26} {sides:<10} {fmt.description}")
+        rows.append((entry.name, " ".join(fmt.extensions), sides, fmt.description, origin))
+    name_width = min(max([len("FORMAT"), *(len(row[0]) for row in rows)]) + 2, 24)
+    widths = [name_width, 20, 12]
+    text_width = max(width - sum(widths), 30)
+    lines = [_table_line(("FORMAT", "EXTENSIONS", "READ/WRITE", "DESCRIPTION"), widths)]
+    for name, extensions, sides, description, origin in rows:
+        cells = [
+            [name],
+            textwrap.wrap(extensions, widths[1] - 2) or [""],
+            [sides],
+            [*textwrap.wrap(description, text_width), *([origin] if origin else [])] or [""],
+        ]
+        for index in range(max(len(cell) for cell in cells)):
+            parts = tuple(cell[index] if index < len(cell) else "" for cell in cells)
+            lines.append(_table_line(parts, widths))
+    return lines
+
+
+def _table_line(cells: Sequence[str], widths: Sequence[int]) -> str:
+    *fixed, last = cells
+    line = "".join(cell.ljust(size) for cell, size in zip(fixed, widths, strict=True)) + last
+    return line.rstrip()
+
+
+def _run_completion(args: argparse.Namespace) -> int:
+    from annoconv.completion import script
+    from annoconv.formats import available_formats
+
+    names = [entry.name for entry in available_formats()]
+    print(script(build_parser(), args.shell, names), end="")
     return EXIT_OK
 
 
@@ -927,6 +1001,8 @@ def _finish(report: Report, args: argparse.Namespace) -> None:
         print(report.summary(), file=sys.stderr)
         for line in _usage_notes(report, args):
             print(line, file=sys.stderr)
+    elif report.images_written == 0:  # said even when quiet: nothing else would say it
+        print(f"annoconv: warning: {report.empty_note()}", file=sys.stderr)
 
 
 def _usage_notes(report: Report, args: argparse.Namespace) -> Iterator[str]:

@@ -63,7 +63,9 @@ def convert(
     ``"train=0.7,test=0.3"``) writes one output per split, named by `split_destination`,
     with images assigned reproducibly from `seed`; every split shares one label map, which
     `label_map_output` also saves (for datasets with class ids such as Open Images MIDs,
-    ``label_map_names="labels"`` names items by label instead of id). Records without a
+    ``label_map_names="labels"`` names items by label instead of id); a different map already
+    there is not replaced unless `overwrite` (outputs written with it use its ids: the run
+    fails before writing anything). Records without a
     pixel size get it from their image's header when the writer works in pixels. With
     ``on_error="skip"`` bad items are left out and listed in the returned report instead of
     stopping the run. Outputs appear only when the whole run succeeded.
@@ -111,9 +113,12 @@ def convert(
             functools.partial(parallel_labels, runner=runner) if runner is not None else None,
         )
         report = run_job(plan.job, plan.reader, runner)
+        report.warnings[:0] = plan.notes
         note = similar_classes_note(report.classes)
         if note:
             report.warnings.append(note)
+        if report.images_written == 0:
+            report.warnings.append(report.empty_note())
         if plan.label_map_output is not None and plan.job.label_map is not None:
             size = plan.job.label_map.write(plan.label_map_output)
             report.outputs.append(OutputFile(plan.label_map_output, size, "label_map"))

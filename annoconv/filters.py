@@ -16,7 +16,9 @@ after renaming. An image that had boxes and lost all of them to a filter is drop
 
 from __future__ import annotations
 
+import difflib
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Literal
 
@@ -114,16 +116,52 @@ class LabelFilter(BoxFilter):
 
 
 class ClassSelection(LabelFilter):
-    """Keeps only the boxes of `classes`, for readers that cannot select themselves."""
+    """Keeps only the boxes of `classes`, for readers that cannot select themselves. Counts
+    the boxes of every class it sees (`seen`), for `selection_check`."""
 
     def __init__(
         self, classes: frozenset[str], keep_empty: bool = False, reason: str = "not in --classes"
     ) -> None:
         super().__init__(reason, keep_empty)
         self.classes = classes
+        self.seen: Counter[str] = Counter()
 
     def keeps_label(self, label: str) -> bool:
+        self.seen[label] += 1
         return label in self.classes
+
+
+#: How many of the classes present a message about the selection lists.
+CLASSES_LISTED = 20
+
+
+def selection_check(classes: Sequence[str], seen: Counter[str]) -> tuple[str | None, str | None]:
+    """(error, warning) of a class selection against the boxes' classes `seen` in the data:
+    an error when none of `classes` is there, a warning naming those that are not when
+    others are; each lists the classes present (the most frequent first)."""
+    missing = [name for name in dict.fromkeys(classes) if name not in seen]
+    if not missing:
+        return None, None
+    named = ", ".join(_with_near_match(name, seen) for name in missing)
+    if not seen:
+        present = "the data has no boxes"
+    else:
+        ranked = [f"{label} ({count})" for label, count in seen.most_common(CLASSES_LISTED)]
+        more = len(seen) - CLASSES_LISTED
+        present = (
+            "the classes present: " + ", ".join(ranked) + (f" and {more} more" if more > 0 else "")
+        )
+    if len(missing) == len(set(classes)):
+        return f"--classes: no box of {named} in the data; {present}", None
+    return None, f"--classes: no box of {named} in the data ({present})"
+
+
+def _with_near_match(name: str, seen: Counter[str]) -> str:
+    """The name, with the class present it probably means: `'Dog' (did you mean 'dog'?)`."""
+    folded = {label.casefold(): label for label in seen}
+    close = [folded[name.casefold()]] if name.casefold() in folded else []
+    close = close or difflib.get_close_matches(name, list(seen), 1)
+    return f"{name!r} (did you mean {close[0]!r}?)" if close else repr(name)
 
 
 class ClassExclusion(LabelFilter):

@@ -87,6 +87,7 @@ class RunOptions(BaseModel):
     extend_label_map: bool = False
     label_map_order: LabelOrderName = "sorted"
     label_map_output: str | None = None
+    overwrite: bool = False
     label_map_names: Literal["ids", "labels"] = "ids"
     split: Mapping[str, float] | None = None
     classes: Sequence[str] | None = None

@@ -31,7 +31,7 @@ from annoconv.formats import (
     Writer,
 )
 from annoconv.formats.base import WrappingWriter
-from annoconv.io.feed import AmbiguousImages, feed_images
+from annoconv.io.feed import AmbiguousImages, ArchiveChoices, feed_images
 from annoconv.io.images import ImageInfo, RecordImages, read_image_info
 from annoconv.io.pool import prefetch
 from annoconv.labelmap import LabelMap
@@ -157,14 +157,14 @@ class Job:
         *,
         progress: bool | None = None,
         whole: bool = True,
-        ambiguous: Mapping[str, AnnotationError] | None = None,
+        choices: ArchiveChoices | None = None,
     ) -> Report:
         """Stream the reader (only the items `keep` accepts, before any operation counts
         them) into a writer from `make_writer`: as Arrow batches when reader and writer can
         and no operation needs records (a second writer takes the record path if the data
         needs it after all), else record by record. A part of a run (`whole=False`) leaves
         the run-wide dedup findings to the driver. Records whose image an archive holds
-        twice (`ambiguous`, by key) are skipped: see `io.feed.archive_items`."""
+        twice are taken as a first pass settled (`choices`): see `io.feed.archive_items`."""
         progress = self.progress if progress is None else progress
         steps = [*self.make_filters(), *([self.dedup] if self.dedup is not None else [])]
         writer = make_writer()
@@ -197,7 +197,7 @@ class Job:
             self.archive or self.images,
             source,
             on_error=self.on_error,
-            ambiguous=ambiguous,
+            choices=choices,
         )
         if coords == PIXEL:  # boxes checked against a size read from the image just now
             items = apply_all([step for step in steps if isinstance(step, BoxesOutside)], items)
@@ -208,8 +208,8 @@ class Job:
             report = run(
                 items, writer, on_error=self.on_error, progress=progress, total=reader.count_hint()
             )
-        except AmbiguousImages as found:  # the writer is aborted: once more, without them
-            again = partial(self.run, progress=progress, whole=whole, ambiguous=found.problems)
+        except AmbiguousImages as found:  # the writer is aborted: once more, as settled
+            again = partial(self.run, progress=progress, whole=whole, choices=found.choices)
             return again(reader, make_writer, keep)
         for step in steps:
             if whole or step is not self.dedup:
@@ -322,6 +322,8 @@ class SplitWriter(Writer):
     def close(self) -> list[OutputFile]:
         outputs = [output for writer in self.writers.values() for output in writer.close()]
         self.warnings = [text for writer in self.writers.values() for text in writer.warnings]
+        for writer in self.writers.values():
+            self.adjusted.update(writer.adjusted)
         return outputs
 
     def abort(self) -> None:
@@ -393,6 +395,7 @@ def run(
             _write_one(item, writer, report, handler)
         report.outputs = writer.close()
         report.warnings.extend(writer.warnings)
+        report.adjusted.update(writer.adjusted)
     except BaseException:
         writer.abort()
         raise
@@ -429,6 +432,7 @@ def run_batches(
                 bar.update(item.num_rows)
         report.outputs = writer.close()
         report.warnings.extend(writer.warnings)
+        report.adjusted.update(writer.adjusted)
     except BatchesUnavailable:
         writer.abort()
         return None

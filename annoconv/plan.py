@@ -9,17 +9,18 @@ the label map and each image's split. What it settles is a `pipeline.Job`, which
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from annoconv.errors import OptionError
-from annoconv.filters import build_filters
+from annoconv.errors import AnnoconvError, OptionError
+from annoconv.filters import ClassSelection, build_filters, selection_check
 from annoconv.formats import Format, Reader, Source, Writer, get_format
 from annoconv.io.archives import is_archive
-from annoconv.io.fs import current_storage_options, dirname, join
+from annoconv.io.fs import current_storage_options, dirname, exists, join
 from annoconv.labelmap import LabelMap, LabelMapItem, LabelOrder
+from annoconv.listed import WithListedImages, find_listed
 from annoconv.ops import assign_from_lists, assign_splits, assign_stratified, read_split_lists
 from annoconv.options import RunOptions, checked, given_fields
 from annoconv.pipeline import Job
@@ -38,6 +39,9 @@ class Plan:
     job: Job
     reader: Reader
     label_map_output: str | None
+    #: What the plan found worth saying (a class selection partly absent, an empty split),
+    #: for the run report's warnings.
+    notes: tuple[str, ...] = ()
 
 
 def make_plan(
@@ -69,22 +73,24 @@ def make_plan(
     capabilities = writer_class.capabilities
     needs_map = capabilities.needs_label_map or options.label_map_output is not None
     facts = None
-    if _needs_survey(options, needs_map, capabilities.needs_keys):
-        weigh = (
-            writer_class.weigher(images=images, **write_options)
-            if capabilities.needs_keys
-            else None
-        )
+    transforms = make_filters()
+    # A selection the reader does not make itself is checked against the data up front.
+    selection = next((step for step in transforms if isinstance(step, ClassSelection)), None)
+    weigh = (
+        writer_class.weigher(images=images, **write_options) if capabilities.needs_keys else None
+    )
+    if _needs_survey(options, needs_map, capabilities.needs_keys) or selection is not None:
         facts = survey(
             reader,
             weigh,
             sample=options.sample,
             seed=options.seed,
-            transforms=make_filters(),
+            transforms=transforms,
             dedup=options.dedup,
             keep_labels=bool(options.split and options.stratify),
             label_pairs=partial(parallel_labels, reader) if parallel_labels else None,
         )
+    notes = _selection_notes(options.classes, selection)
     label_map = settle_label_map(
         facts.counts if facts else Counter(),
         options.label_map,
@@ -96,6 +102,16 @@ def make_plan(
         classes_changed=bool(options.classes or options.exclude_classes or options.rename),
     )
     assignment = _assign(facts, options) if facts is not None else None
+    weights = facts.weights if facts is not None else None
+    if options.split_lists and assignment is not None and weights is not None:
+        # Images the lists name without an annotation: negatives, or reported as missing.
+        split_of = read_split_lists(options.split_lists)
+        listed = find_listed(reader, split_of, options.split_lists, images, archive)
+        if listed.records or listed.dropped:
+            reader = source = WithListedImages(reader, listed)
+            assignment = {**assignment, **listed.splits}
+            weights = {**weights, **{r.key: weigh(r) if weigh else 1 for r in listed.records}}
+            notes += listed.notes
     split_names = (
         tuple(options.split or options.split_lists or {}) if assignment is not None else ()
     )
@@ -111,7 +127,7 @@ def make_plan(
         writer_class=writer_class,
         write_options=write_options,
         label_map=label_map,
-        weights=facts.weights if facts is not None else None,
+        weights=weights,
         splits=assignment,
         split_names=split_names,
         by_lists=bool(options.split_lists),
@@ -121,7 +137,53 @@ def make_plan(
         on_error=options.on_error,
         progress=options.progress,
     )
-    return Plan(job, reader, options.label_map_output if label_map is not None else None)
+    notes += _empty_splits(split_names, assignment)
+    label_map_output = options.label_map_output if label_map is not None else None
+    if label_map_output is not None and label_map is not None and not options.overwrite:
+        check_label_map_output(label_map_output, label_map)
+    return Plan(job, reader, label_map_output, tuple(notes))
+
+
+def check_label_map_output(path: str, label_map: LabelMap) -> None:
+    """Refuse to replace a different label map at `path`: the outputs an earlier run wrote
+    beside it hold its ids, and would no longer match (`overwrite` replaces it)."""
+    if not exists(path):
+        return
+    try:
+        there = LabelMap.read(path)
+    except (AnnoconvError, OSError):
+        there = None
+    if there is not None and set(there) == set(label_map):
+        return
+    what = f"another label map ({len(there)} classes)" if there is not None else "another file"
+    raise OptionError(
+        f"{path} holds {what} than this run's ({len(label_map)} classes), which outputs "
+        "written with it use: give --overwrite (overwrite=True) to replace it, or write "
+        "into another folder"
+    )
+
+
+def _selection_notes(classes: Sequence[str] | None, selection: ClassSelection | None) -> list[str]:
+    """Raises an OptionError when none of the selected classes is in the data; the warning
+    naming those that are not, when others are."""
+    if selection is None or classes is None:
+        return []
+    error, warning = selection_check(classes, selection.seen)
+    if error is not None:
+        raise OptionError(error)
+    return [warning] if warning is not None else []
+
+
+def _empty_splits(names: Sequence[str], assignment: Mapping[str, str] | None) -> list[str]:
+    """A warning for each split no image went to (its output holds no examples)."""
+    if assignment is None:
+        return []
+    sizes = Counter(assignment.values())
+    return [
+        f"split {name!r} has no images: its output holds no examples"
+        for name in names
+        if not sizes[name]
+    ]
 
 
 def settle_label_map(

@@ -114,6 +114,15 @@ class Report:
                 f" + {self.boxes_skipped} skipped"
             )
 
+    def empty_note(self) -> str:
+        """What a run that wrote no image says (`convert()` adds it to the warnings)."""
+        if not self.images_read:
+            return "the outputs hold no examples: the source has no images"
+        return (
+            f"the outputs hold no examples: all {self.images_read} images read were left "
+            "out or skipped (see above)"
+        )
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "images": {

@@ -23,7 +23,7 @@ from oi_factory import CLASSES, bbox_csv, random_rows, write_dataset
 from annoconv import convert
 from annoconv.cli import main
 from annoconv.errors import AnnoconvError, AnnotationError, MissingDependencyError
-from annoconv.formats import register
+from annoconv.formats import register, unregister
 from annoconv.formats.base import BadItem
 from annoconv.io.archives import ArchiveError
 from annoconv.io.fs import using_storage_options
@@ -269,10 +269,19 @@ def test_open_images_to_tfrecord_and_csv_match_local(
     assert len(_files(tmp_path / "local")) == 4
 
 
-def test_a_killed_dask_worker_is_retried_and_the_output_is_unchanged(
-    voc: Path, cluster: object, tmp_path: Path
-) -> None:
+@pytest.fixture
+def killing_format() -> Iterator[None]:
+    """The TFRecord writer that kills its worker, registered for one test only."""
     register(KILLING_FORMAT, replace=True)
+    try:
+        yield
+    finally:
+        unregister(KILLING_FORMAT.name)
+
+
+def test_a_killed_dask_worker_is_retried_and_the_output_is_unchanged(
+    voc: Path, cluster: object, tmp_path: Path, killing_format: None
+) -> None:
     marker = tmp_path / "killed-once"
     _convert_to(tmp_path / "local", voc, "voc.record", write_options={"shards": 2})
     report = _convert_to(
@@ -290,9 +299,8 @@ def test_a_killed_dask_worker_is_retried_and_the_output_is_unchanged(
 
 
 def test_a_task_that_keeps_killing_workers_fails_the_run_with_nothing_published(
-    voc: Path, cluster: object, tmp_path: Path
+    voc: Path, cluster: object, tmp_path: Path, killing_format: None
 ) -> None:
-    register(KILLING_FORMAT, replace=True)
     options = {"shards": 2, "kill_marker": str(tmp_path / "m"), "kill_always": True}
     with pytest.raises(AnnoconvError, match="killed every Dask worker"):
         _convert_to(
@@ -308,9 +316,8 @@ def test_a_task_that_keeps_killing_workers_fails_the_run_with_nothing_published(
 
 
 def test_a_dead_worker_process_fails_the_processes_run_with_nothing_published(
-    voc: Path, tmp_path: Path
+    voc: Path, tmp_path: Path, killing_format: None
 ) -> None:
-    register(KILLING_FORMAT, replace=True)
     options = {"shards": 2, "kill_marker": str(tmp_path / "m")}
     with pytest.raises(AnnoconvError, match="worker process died"):
         _convert_to(

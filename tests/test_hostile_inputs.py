@@ -305,9 +305,9 @@ def test_a_url_in_a_voc_path_is_never_requested(web: tuple[str, list[str]], tmp_
     assert [(item.source, item.reason) for item in report.skipped] == [
         (
             str(remote),
-            f"image 'x.jpg' not found (beside the annotation, not at {base}/x.jpg, a URL the "
-            "annotation names (see --allow-remote-paths), also with other image extensions); "
-            "pass the images folder with --images",
+            f"image 'x.jpg' not found; looked at, in order: {folder / 'x.jpg'}; {folder} for "
+            f"x.* (any image extension); not at {base}/x.jpg, a URL the annotation names (see "
+            "--allow-remote-paths); pass the images folder with --images",
         )
     ]
     # Allowed explicitly, the URL is opened and its bytes embedded.

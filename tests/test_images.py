@@ -150,8 +150,8 @@ def test_step3_several_files_with_that_name_is_ambiguous(tree: Path) -> None:
     images = tree / "images"
     assert str(caught.value) == (
         f"{tree / 'ann/1/280.xml'}: image '280.jpg' is ambiguous: 2 files under {images} "
-        "match it (a/280.jpg, b/280.jpg); keep the image beside its annotation or mirror "
-        "the annotation folders under the images folder"
+        "match it (a/280.jpg, b/280.jpg); keep the image beside its annotation, mirror "
+        "the annotation folders under the images folder, or record the image's folders in <path>"
     )
 
 
@@ -238,8 +238,8 @@ def test_step5_several_stems_in_one_folder_is_ambiguous(tree: Path) -> None:
         locate(tree, "280.xml", "280")
     assert str(caught.value) == (
         f"{tree / 'ann/280.xml'}: image '280' is ambiguous: 2 files in {tree / 'ann'} match it "
-        "(280.png, 280.tif); keep the image beside its annotation or mirror the annotation "
-        "folders under the images folder"
+        "(280.png, 280.tif); name the image with its extension, or keep one image of that "
+        "stem there"
     )
 
 

@@ -691,7 +691,8 @@ def test_empty_image_id_is_a_bad_row(tmp_path: Path) -> None:
             "line 1: not an Open Images bbox CSV: missing column(s) XMax, YMax; expected "
             "ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax (8 columns), + "
             "IsOccluded,IsTruncated,IsGroupOf,IsDepiction,IsInside (13) and + "
-            "XClick1X...XClick4Y (21); the header has: "
+            "XClick1X...XClick4Y (21), or the challenge's "
+            "ImageID,LabelName,XMin,XMax,YMin,YMax,IsGroupOf (7); the header has: "
             "ImageID,Source,LabelName,Confidence,XMin,YMin",
         ),
         (

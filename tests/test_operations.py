@@ -135,7 +135,8 @@ def roboflow(tmp_path: Path) -> Path:
 
 def test_boxes_outside_fail_by_default(roboflow: Path, tmp_path: Path) -> None:
     with pytest.raises(
-        AnnotationError, match=r"a\.xml: object\[1\] \('car'\): xmax 51 is outside \[0, 50\]"
+        AnnotationError,
+        match=r"a\.xml: line 22, object\[1\]/bndbox/xmax: xmax 51 is outside \[0, 50\]",
     ):
         convert(str(roboflow), str(tmp_path / "x.csv"))
     skipped = convert(str(roboflow), str(tmp_path / "x.csv"), on_error="skip")

@@ -315,7 +315,12 @@ def test_plugin_package_registers_a_format_used_by_the_command(tmp_path: Path) -
 
     listed = annoconv("formats")
     assert listed.returncode == 0, listed.stderr
-    assert any(line.split()[0] == "jsonl" for line in listed.stdout.splitlines())
+    table = listed.stdout.splitlines()
+    assert [line.split(None, 3) for line in table if line.startswith("jsonl")] == [
+        ["jsonl", ".jsonl", "read/write", "JSON Lines, one image per line (example plugin)"]
+    ]
+    assert any(line.strip() == "(plugin annoconv_jsonl)" for line in table)
+    assert max(len(line) for line in table) <= 100
     uspto = EXAMPLES / "uspto"
     done = annoconv(
         "convert", str(uspto / "annotations"), "u.jsonl", "--images", str(uspto / "images")

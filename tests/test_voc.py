@@ -24,7 +24,7 @@ from factories import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from annoconv.errors import AnnotationError
+from annoconv.errors import AnnotationError, BoxOutsideError
 from annoconv.formats import get_format, voc
 from annoconv.formats.base import BadItem, ReadResult
 from annoconv.formats.voc import (
@@ -189,6 +189,16 @@ def test_missing_filename_and_path_is_an_error(tmp_path: Path) -> None:
         f"{xml}: line 1: missing <filename> (and no <path> to take the image name from)"
     )
     assert (bad.images, bad.boxes) == (1, 0)
+
+
+def test_an_empty_filename_is_reported_at_its_own_line(tmp_path: Path) -> None:
+    """A Roboflow-shaped file whose export left `<filename>` and `<path>` empty."""
+    text = roboflow_xml("", 64, 48, [("a", 1, 1, 2, 2)])
+    xml = write(tmp_path / "a.xml", text)
+    assert str(read_bad(xml).error) == (
+        f"{xml}: line {line_of(text, '<filename>')}, filename: empty <filename> "
+        "(and no <path> to take the image name from)"
+    )
 
 
 @pytest.mark.parametrize(
@@ -524,19 +534,24 @@ def test_text_where_a_number_belongs(tmp_path: Path) -> None:
     assert (bad.images, bad.boxes) == (1, 2)
 
 
-def test_xmin_greater_than_xmax_is_attributed_to_the_object(tmp_path: Path) -> None:
+def test_xmin_greater_than_xmax_is_reported_at_the_xmin_line(tmp_path: Path) -> None:
     text = labelimg_xml("a.jpg", 100, 100, [("a", 1, 1, 2, 2), ("b", 50, 1, 10, 2)])
     xml = write(tmp_path / "a.xml", text)
     assert str(read_bad(xml).error) == (
-        f"{xml}: line {line_of(text, '<object>', 2)}, object[2]: xmin 50 > xmax 10"
+        f"{xml}: line {line_of(text, '<xmin>', 2)}, object[2]/bndbox/xmin: xmin 50 > xmax 10"
     )
 
 
-def test_box_outside_the_image(tmp_path: Path) -> None:
-    xml = write(tmp_path / "a.xml", roboflow_xml("a.jpg", 155, 100, [("a", 1, 1, 156, 2)]))
-    assert str(read_bad(xml).error) == (
-        f"{xml}: object[1] ('a'): xmax 156 is outside [0, 155] (image 155x100)"
+def test_box_outside_the_image_is_reported_at_the_coordinate_line(tmp_path: Path) -> None:
+    text = roboflow_xml("a.jpg", 155, 100, [("a", 1, 1, 156, 2)])
+    xml = write(tmp_path / "a.xml", text)
+    error = read_bad(xml).error
+    assert str(error) == (
+        f"{xml}: line {line_of(text, '<xmax>')}, object[1]/bndbox/xmax: "
+        "xmax 156 is outside [0, 155] (image 155x100)"
     )
+    # The clip and drop policies still get the record as read.
+    assert isinstance(error, BoxOutsideError) and error.record is not None
 
 
 @pytest.mark.parametrize(

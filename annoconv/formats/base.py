@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections import Counter
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -223,6 +224,8 @@ class Writer(ABC):
         self.images = images
         #: What the writer adjusted along the way (e.g. boxes rescaled), for the run report.
         self.warnings: list[str] = []
+        #: What it changed, counted (e.g. unknown flags written as 0): `Report.adjusted`.
+        self.adjusted: Counter[str] = Counter()
 
     @classmethod
     def split_destination(cls, output: str, split: str) -> str | None:
@@ -334,6 +337,7 @@ class WrappingWriter(Writer):
     def close(self) -> list[OutputFile]:
         outputs = self.inner.close()
         self.warnings = self.inner.warnings
+        self.adjusted = self.inner.adjusted
         return outputs
 
     def abort(self) -> None:

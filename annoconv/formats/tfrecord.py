@@ -96,6 +96,11 @@ _OBJECT_FLAGS = {
     Keys.OBJECT_GROUP_OF: "group_of",
     Keys.OBJECT_DEPICTION: "depiction",
 }
+#: Flags whose unknown (-1) is written as 0: the OD API's decoder reads any non-zero value as
+#: true (`difficult` in its evaluation, `group_of` cast to bool), so -1 would mean "yes".
+#: `difficult` is always written; `group_of` when any box of the image knows it, and then
+#: the report counts the unknowns written as 0 (`Report.adjusted`), by this description.
+GROUP_OF_UNKNOWN = "unknown group_of flags written as 0 (TFRecord)"
 
 
 #: More shards than this are a mistake (a shard size of a few bytes), not a plan: every shard
@@ -306,6 +311,9 @@ class TFRecordShardWriter(Writer):
         if image.note:
             self.warnings.append(image.note)
         payload = encode_example(example_features(record, image, self.label_map))
+        unknown = unknown_group_of_written(record.objects)
+        if unknown:
+            self.adjusted[GROUP_OF_UNKNOWN] += unknown
         shard = self._files.get(self._shard(record.key))
         if shard is None:
             raise AnnoconvError(f"internal error: {record.key!r} is in another task's shard")
@@ -406,6 +414,8 @@ def example_features(
     for key, flag in _OBJECT_FLAGS.items():
         column = list(map(attrgetter(flag), objects))
         if column.count(UNKNOWN) != len(column):
+            if flag == "group_of":  # the decoder casts it to bool: -1 would be "group of"
+                column = [max(value, 0) for value in column]
             features[key] = int64_feature(column)
     poses = list(map(_POSE, objects))
     if poses.count(None) != len(poses):
@@ -415,6 +425,13 @@ def example_features(
         features[Keys.IMAGE_CLASS_TEXT] = bytes_feature([item.label.encode() for item in labels])
         features[Keys.IMAGE_CLASS_LABEL] = int64_feature([label_map.id_of(i.label) for i in labels])
     return features
+
+
+def unknown_group_of_written(objects: Sequence[ObjectAnnotation]) -> int:
+    """How many unknown `group_of` flags `example_features` writes as 0 for these boxes
+    (none when no box knows the flag: the feature is not written then)."""
+    unknown = sum(1 for obj in objects if obj.group_of == UNKNOWN)
+    return unknown if unknown < len(objects) else 0
 
 
 def normalized_boxes(

@@ -20,12 +20,12 @@ import re
 import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from lxml import etree
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
-from annoconv.errors import AnnotationError
+from annoconv.errors import AnnotationError, BoxOutsideError
 from annoconv.formats.base import BadItem, Format, Reader, ReadResult, Source, Writer
 from annoconv.io.fs import (
     GLOB_CHARS,
@@ -38,7 +38,8 @@ from annoconv.io.fs import (
     relative_posix,
     write_atomic,
 )
-from annoconv.io.images import ImageLocator, read_image_info
+from annoconv.io.images import ImageLocator, is_image_name, read_image_info
+from annoconv.options import FormatOptions
 from annoconv.report import OutputFile
 from annoconv.schema import (
     BOX_FIELDS,
@@ -100,6 +101,20 @@ _parsers = threading.local()
 # --- reading -----------------------------------------------------------------------------------
 
 
+#: How an XML names its image: by `<filename>` (labelImg, CVAT, Roboflow), or by the XML's own
+#: stem (the VOC devkit's convention, which mmdetection and Datumaro follow).
+ImageName = Literal["filename", "stem"]
+
+
+class VocReadOptions(FormatOptions):
+    image_name: ImageName = Field(
+        "filename",
+        description="pair each XML with the image named by its <filename> (default), or with "
+        "the image sharing the XML's file stem, <filename> ignored (the VOC devkit's "
+        "Annotations/000001.xml -> JPEGImages/000001.jpg)",
+    )
+
+
 class VocReader(Reader):
     """Reads VOC XML files: a folder (recursively, sorted), a glob, one file or a list of files.
 
@@ -107,17 +122,24 @@ class VocReader(Reader):
     that cannot be read. When an XML lacks the image size (no `<size>`, or width/height empty
     or 0), the image is looked up (see `ImageLocator`; `images` is the images folder) and its
     header read; if it cannot be found the size stays unknown.
+
+    `image_name="stem"` names each record's image after the XML's stem, with `<filename>`'s
+    extension when it has an image extension (else any image extension is looked for):
+    ``000001.xml`` naming ``000002.jpg`` is the record of ``000001.jpg``.
     """
 
-    def __init__(self, source: Source, *, images: str | None = None) -> None:
+    def __init__(
+        self, source: Source, *, images: str | None = None, image_name: ImageName = "filename"
+    ) -> None:
         super().__init__(source, images=images)
+        self.image_name = image_name
         self._expanded: tuple[list[str], str] | None = None
 
     def __iter__(self) -> Iterator[ReadResult]:
         files, root = self._files()
         locator = ImageLocator(self.images, root)
         for uri in files:
-            yield read_voc_file(uri, relative_posix(uri, root), locator)
+            yield read_voc_file(uri, relative_posix(uri, root), locator, self.image_name)
 
     def labels(self) -> Iterator[tuple[str, list[str]]]:
         files, root = self._files()
@@ -147,7 +169,7 @@ class VocReader(Reader):
         return [(relative_posix(uri, root), uri) for uri in files]
 
     def only_files(self, files: Sequence[str]) -> VocReader:
-        subset = VocReader(self.source, images=self.images)
+        subset = VocReader(self.source, images=self.images, image_name=self.image_name)
         subset._expanded = (list(files), self._files()[1])
         return subset
 
@@ -161,8 +183,11 @@ class VocReader(Reader):
         return self._expanded
 
 
-def read_voc_file(uri: str, key: str, locator: ImageLocator | None = None) -> ReadResult:
-    """The record of one VOC XML file keyed `key`, or a BadItem saying why it cannot be read."""
+def read_voc_file(
+    uri: str, key: str, locator: ImageLocator | None = None, image_name: ImageName = "filename"
+) -> ReadResult:
+    """The record of one VOC XML file keyed `key`, or a BadItem saying why it cannot be read;
+    its image named as `image_name` says (see `VocReader`)."""
     try:
         data = read_bytes(uri)
     except OSError as exc:
@@ -171,13 +196,13 @@ def read_voc_file(uri: str, key: str, locator: ImageLocator | None = None) -> Re
     if plain is not None:
         record = _plain_record(plain, uri, key)
         if record is not None:
-            return record
+            return _named_by_stem(record, key) if image_name == "stem" else record
     try:
         root = parse_voc_xml(data, uri)
     except AnnotationError as exc:
         return BadItem(exc, boxes=object_tags(data))
     try:
-        return _record(root, uri, key, locator)
+        return _record(root, uri, key, locator, image_name)
     except AnnotationError as exc:
         return BadItem(exc, boxes=len(root.findall("object")))
 
@@ -468,12 +493,21 @@ def _reject_entities(root: etree._Element, source: str) -> None:
         )
 
 
-def _record(root: etree._Element, uri: str, key: str, locator: ImageLocator | None) -> ImageRecord:
+def _record(
+    root: etree._Element,
+    uri: str,
+    key: str,
+    locator: ImageLocator | None,
+    naming: ImageName = "filename",
+) -> ImageRecord:
     if root.tag != "annotation":
         raise AnnotationError(
             uri, f"root element is <{root.tag}>, expected <annotation>", _at(root, "")
         )
-    image_name = _image_name(root, uri)
+    if naming == "stem":
+        image_name = _stem_name(key, _text(root.find("filename")))
+    else:
+        image_name = _image_name(root, uri)
     path = _text(root.find("path")) or None
     width, height, depth = _size(root, uri)
     image_uri = None
@@ -481,36 +515,79 @@ def _record(root: etree._Element, uri: str, key: str, locator: ImageLocator | No
         image_uri = locator.find(uri, image_name, path)
         if image_uri is not None:
             width, height, depth = _size_from_image(image_uri, root, uri)
-    objects = [
-        _object(element, index, uri) for index, element in enumerate(root.findall("object"), 1)
-    ]
-    return make_record(
-        uri,
-        None,
-        key=key,
-        filename=posixpath.join(posixpath.dirname(key), _basename(image_name)),
-        width=width,
-        height=height,
-        depth=depth,
-        coords=PIXEL,
-        objects=objects,
-        path=path,
-        image_uri=image_uri,
-        verified=_verified(root, uri),
-    )
+    elements = root.findall("object")
+    objects = [_object(element, index, uri) for index, element in enumerate(elements, 1)]
+    try:
+        return make_record(
+            uri,
+            None,
+            key=key,
+            filename=posixpath.join(posixpath.dirname(key), _basename(image_name)),
+            width=width,
+            height=height,
+            depth=depth,
+            coords=PIXEL,
+            objects=objects,
+            path=path,
+            image_uri=image_uri,
+            verified=_verified(root, uri),
+        )
+    except BoxOutsideError as error:
+        raise _outside_at(error, elements, objects) from None
+
+
+def _outside_at(
+    error: BoxOutsideError, elements: list[etree._Element], objects: list[ObjectAnnotation]
+) -> BoxOutsideError:
+    """The error at the line of the coordinate that lies outside (`object[2]/bndbox/xmax`),
+    rather than the record's: the schema's message names the object and the coordinate."""
+    for index, (element, obj) in enumerate(zip(elements, objects, strict=True), 1):
+        prefix = f"object[{index}] ({obj.label!r}): "
+        if error.message.startswith(prefix):
+            problem = error.message[len(prefix) :]
+            where = _coordinate_at(element, f"object[{index}]", problem)
+            if where is not None:
+                return BoxOutsideError(error.source, problem, where, record=error.record)
+    return error
+
+
+def _coordinate_at(element: etree._Element, at: str, message: str) -> str | None:
+    """The `where` of the `<bndbox>` child a message about a box starts with ("xmin 50 >
+    xmax 10" is about `<xmin>`), or None when the message names none."""
+    name = message.split(" ", 1)[0]
+    box = _children(element).get("bndbox")
+    child = _children(box).get(name) if box is not None and name in BOX_FIELDS else None
+    return _at(child, f"{at}/bndbox/{name}") if child is not None else None
+
+
+def _stem_name(key: str, filename: str) -> str:
+    """The image name of `image_name="stem"`: the XML's stem, with `filename`'s extension when
+    that is an image extension (`000001.xml` naming `000002.jpg` -> `000001.jpg`)."""
+    stem = posixpath.splitext(posixpath.basename(key))[0]
+    extension = posixpath.splitext(_basename(filename))[1]
+    return stem + extension if is_image_name(extension) else stem
+
+
+def _named_by_stem(record: ImageRecord, key: str) -> ImageRecord:
+    """A record the fast path read by `<filename>`, named by the XML's stem instead."""
+    name = _stem_name(key, record.filename)
+    return record.model_copy(update={"filename": posixpath.join(posixpath.dirname(key), name)})
 
 
 def _image_name(root: etree._Element, uri: str) -> str:
     """`<filename>` as written (old labelImg omits the extension), else `<path>`'s basename."""
-    name = _text(root.find("filename"))
+    element = root.find("filename")
+    name = _text(element)
     if name:
         return name
     from_path = _basename(_text(root.find("path")))
     if from_path:
         return from_path
-    raise AnnotationError(
-        uri, "missing <filename> (and no <path> to take the image name from)", _at(root, "")
-    )
+    if element is not None:  # the error points at the element's own line
+        problem, where = "empty <filename>", _at(element, "filename")
+    else:
+        problem, where = "missing <filename>", _at(root, "")
+    raise AnnotationError(uri, f"{problem} (and no <path> to take the image name from)", where)
 
 
 def _size(root: etree._Element, uri: str) -> tuple[int | None, int | None, int | None]:
@@ -586,8 +663,15 @@ def _object(element: etree._Element, index: int, uri: str) -> ObjectAnnotation:
     try:
         return ObjectAnnotation(label=label, pose=pose, **flags, **coordinates)
     except ValidationError:
-        # Rare: build it again through make_object, which says what is wrong and where.
+        pass
+    # Rare: build it again through make_object, which says what is wrong and where.
+    try:
         return make_object(uri, _at(element, at), label=label, pose=pose, **flags, **coordinates)
+    except AnnotationError as error:
+        where = _coordinate_at(element, at, error.message)
+        if where is None:
+            raise
+        raise AnnotationError(uri, error.message, where) from None
 
 
 def _children(element: etree._Element) -> dict[str, etree._Element]:
@@ -799,5 +883,6 @@ FORMAT = Format(
     XML_SUFFIXES,
     reader=VocReader,
     writer=VocWriter,
+    read_options=VocReadOptions,
     reads_folders=True,
 )

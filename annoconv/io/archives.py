@@ -28,13 +28,18 @@ import posixpath
 import tarfile
 import zipfile
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any, cast
 
 from annoconv.errors import AnnoconvError, AnnotationError, StorageError
 from annoconv.io.fs import is_dir, open_input
-from annoconv.io.images import WINDOWS_ABSOLUTE, image_path_key
+from annoconv.io.images import (
+    WINDOWS_ABSOLUTE,
+    image_path_key,
+    recorded_folders,
+    shared_folders,
+)
 
 #: Archive file names we stream from, compared lower-cased.
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tar.xz", ".txz")
@@ -300,11 +305,20 @@ def _read_zip_member(archive: zipfile.ZipFile, info: zipfile.ZipInfo, limit: int
 
 # --- matching annotations to members ---------------------------------------------------------
 
+#: How well a member matches an annotation: (by path, folders shared with the recorded path).
+Score = tuple[bool, int]
+
 
 @dataclass(frozen=True)
 class _Choice:
     member: str
-    by_path: bool
+    score: Score
+
+
+@dataclass
+class _Best:
+    score: Score
+    members: list[str]
 
 
 class MemberMatcher:
@@ -314,57 +328,100 @@ class MemberMatcher:
     A member matches **by path** when its path, extensions ignored and case-insensitively,
     ends with that relative path (``grant/P1/280.TIF``), and **by stem** when only the file
     stems agree. A member that matches some annotation by path is that annotation's and no
-    other's. As a member is written the moment it passes, a later member that matches the
-    same annotation equally well (or better, by path after a stem match) cannot be chosen
-    instead: that is an ambiguity, kept in `ambiguous` (the first one of each annotation,
-    naming both members) for the caller to act on.
+    other's. Among members matching alike, the one sharing the longest trailing run of
+    folders with the annotation's recorded path (`recorded`, VOC ``<path>``:
+    ``/Volumes/LaCie/grant_yb2_20190101/2019-01/10/165/1/280.jpg`` shares ``165/1`` with
+    ``.../165/1/280.tif``, ``1`` with ``.../166/1/280.tif``) matches best.
+
+    A member is written the moment it passes, so the first member to match an annotation is
+    taken (`match`). A later one matching it at least as well makes it `contested`; once the
+    whole archive has passed, `decide()` says which member each contested annotation must
+    take on a second pass (its best, when that is one member), and which annotations stay
+    ambiguous (several members match equally well). `decided` (by index) are such choices
+    from a first pass: those annotations take only their decided member.
     """
 
-    def __init__(self, wanted: list[str], sources: list[str]) -> None:
+    def __init__(
+        self,
+        wanted: list[str],
+        sources: list[str],
+        recorded: Sequence[str | None] = (),
+        decided: Mapping[int, str] | None = None,
+    ) -> None:
         self._wanted = [image_path_key(name) for name in wanted]
         self._sources = sources
         self._names = wanted
+        self._folders = [recorded_folders(path) for path in recorded] or [[] for _ in wanted]
         self._by_stem: dict[str, list[int]] = {}
         for index, key in enumerate(self._wanted):
             self._by_stem.setdefault(posixpath.basename(key), []).append(index)
-        self._chosen: dict[int, _Choice] = {}
-        #: The annotations (indexes) found ambiguous so far, in the order they were found.
-        self.ambiguous: dict[int, AmbiguousMemberError] = {}
+        self._decided = dict(decided or {})
+        self._first: dict[int, _Choice] = {}
+        self._best: dict[int, _Best] = {}
+        #: Annotations (indexes) whose first member a later one matched at least as well,
+        #: in the order found.
+        self.contested: dict[int, None] = {}
 
     def wants(self, name: str) -> bool:
         return posixpath.basename(image_path_key(name)) in self._by_stem
 
     def match(self, name: str) -> list[int]:
-        """The annotations (indexes) to write with member `name` now; those it makes
-        ambiguous are added to `ambiguous`."""
+        """The annotations (indexes) to write with member `name` now: those it is the first
+        (or the decided) member of. Those it contests are added to `contested`."""
         key = image_path_key(name)
         candidates = self._by_stem.get(posixpath.basename(key), [])
         by_path = [
             i for i in candidates if key == self._wanted[i] or key.endswith("/" + self._wanted[i])
         ]
-        hits = by_path or candidates
         chosen = []
-        for index in hits:
-            previous = self._chosen.get(index)
-            if previous is None:
-                self._chosen[index] = _Choice(name, bool(by_path))
+        for index in by_path or candidates:
+            decided = self._decided.get(index)
+            if decided is not None:
+                if decided == name and index not in self._first:
+                    self._first[index] = _Choice(name, (True, 0))
+                    chosen.append(index)
+                continue
+            score = (bool(by_path), shared_folders(self._folders[index], name))
+            best = self._best.get(index)
+            if best is None or score > best.score:
+                self._best[index] = _Best(score, [name])
+            elif score == best.score:
+                best.members.append(name)
+            first = self._first.get(index)
+            if first is None:
+                self._first[index] = _Choice(name, score)
                 chosen.append(index)
-            elif bool(by_path) >= previous.by_path and index not in self.ambiguous:
-                self.ambiguous[index] = self._ambiguity(index, previous, name, bool(by_path))
+            elif score >= first.score:
+                self.contested.setdefault(index)
         return chosen
 
     def unmatched(self) -> list[int]:
-        return [index for index in range(len(self._wanted)) if index not in self._chosen]
+        return [index for index in range(len(self._wanted)) if index not in self._first]
 
-    def _ambiguity(
-        self, index: int, previous: _Choice, name: str, by_path: bool
-    ) -> AmbiguousMemberError:
-        how = "by path" if by_path else "by stem"
-        before = "by path" if previous.by_path else "by stem"
+    def decide(self) -> tuple[dict[int, str], dict[int, AmbiguousMemberError]]:
+        """Once every member has passed: the member each contested annotation must take
+        (its one best member), and the ambiguity of those that several match equally well."""
+        decided: dict[int, str] = {}
+        ambiguous: dict[int, AmbiguousMemberError] = {}
+        for index in self.contested:
+            best = self._best[index]
+            if len(best.members) > 1:
+                ambiguous[index] = self.ambiguity(index)
+            elif best.members[0] != self._first[index].member:
+                decided[index] = best.members[0]
+        return decided, ambiguous
+
+    def ambiguity(self, index: int) -> AmbiguousMemberError:
+        """The error of annotation `index`, naming the members that match it best."""
+        best = self._best[index]
+        how = "by path" if best.score[0] else "by stem"
+        shared = best.score[1]
+        folders = f", each sharing {shared} folder(s) with its <path>" if shared else ""
         return AmbiguousMemberError(
             self._sources[index],
             f"image {self._names[index]!r} is ambiguous in the archive: "
-            f"{previous.member} (matched {before}) and {name} (matched {how}); members are "
-            "written as the archive streams by, so the annotations' folders must tell them "
-            "apart (mirror the archive's folders under the annotations folder)",
+            f"{len(best.members)} members match it equally well ({', '.join(best.members)}; "
+            f"matched {how}{folders}); to tell them apart, mirror the archive's folders under "
+            f"the annotations folder, or record the image's folders in <path> (e.g. "
+            f".../{best.members[0]})",
         )

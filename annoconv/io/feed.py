@@ -6,9 +6,10 @@ Two sources, both wired in by `feed_images()`:
   settled first, then the archive streams by once and every member that is some record's
   image is written with it at once (see `annoconv.io.archives`). Records therefore reach the
   writer in archive order; records whose image never passes are reported at the end. An
-  image the archive holds twice shows only after its record was written: under
-  ``on_error="skip"`` the run then starts over once, leaving such records out
-  (`AmbiguousImages`).
+  image the archive holds twice shows only after its record was written: the run then
+  starts over once (`AmbiguousImages`), each such record taking the member that matches it
+  best (by the folders of its recorded path), or left out when several match equally well
+  (under ``on_error="skip"``; under "fail" that ends the run).
 * **remote images** (S3 and other object stores): a bounded thread pool fetches the bytes of
   the next records while the writer encodes the current one, keeping their order.
 
@@ -21,12 +22,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future
+from dataclasses import dataclass, field
 from functools import partial
 
 from annoconv.errors import AnnoconvError, AnnotationError
 from annoconv.formats.base import BadItem, Reader, ReadResult, Source, WrappingWriter, Writer
 from annoconv.io.archives import (
-    AmbiguousMemberError,
     ArchiveError,
     MemberMatcher,
     is_archive,
@@ -89,18 +90,18 @@ def feed_images(
     source: Source | Reader,
     *,
     on_error: ErrorPolicy = "fail",
-    ambiguous: Mapping[str, AnnotationError] | None = None,
+    choices: ArchiveChoices | None = None,
 ) -> tuple[Iterable[ReadResult], Writer]:
     """The items and writer to run: with image bytes fed from an archive or prefetched from
     remote storage when the writer embeds images (or, for an archive, needs pixel sizes).
-    `on_error` and `ambiguous` reach `archive_items`."""
+    `on_error` and `choices` reach `archive_items`."""
     embeds = writer.capabilities.embeds_images
     if images is not None and is_archive(images):
         if not embeds and writer.capabilities.coords != PIXEL:
             return items, writer
         feed = ImageFeed()
         archive = archive_items(
-            items, images, feed, embed=embeds, on_error=on_error, ambiguous=ambiguous
+            items, images, feed, embed=embeds, on_error=on_error, choices=choices
         )
         return archive, FedWriter(writer, feed) if embeds else writer
     if embeds and any(is_remote(uri) for uri in [images or "", *_paths_of(source)]):
@@ -119,19 +120,27 @@ def _paths_of(source: Source | Reader) -> list[str]:
     return [path for path in source if isinstance(path, str)]
 
 
-class AmbiguousImages(ArchiveError):
-    """Raised at the end of a pass over an archive under ``on_error="skip"`` that found
-    records whose image the archive holds more than once, after records had gone to the
-    writer: the run starts over, giving `problems` (each record's error, by key) to
-    `archive_items` as `ambiguous`."""
+@dataclass(frozen=True)
+class ArchiveChoices:
+    """What a first pass over an archive settled for the second: the records whose image
+    several members match equally well (their errors, by key), and the member each record
+    whose first match was not its best must take (by key)."""
 
-    def __init__(self, archive: str, problems: Mapping[str, AnnotationError]) -> None:
-        first = next(iter(problems.values()))
+    ambiguous: Mapping[str, AnnotationError] = field(default_factory=dict)
+    decided: Mapping[str, str] = field(default_factory=dict)
+
+
+class AmbiguousImages(ArchiveError):
+    """Raised at the end of a pass over an archive in which a member matched a record as
+    well as, or better than, the member already written with it (see `MemberMatcher`): the
+    run starts over, giving `choices` to `archive_items`."""
+
+    def __init__(self, archive: str, choices: ArchiveChoices) -> None:
         super().__init__(
-            f"{archive}: {len(problems)} annotation(s) match more than one member "
-            f"(the first: {first})"
+            f"{archive}: {len(choices.ambiguous)} annotation(s) match several members equally "
+            f"well, {len(choices.decided)} a later member better than the first"
         )
-        self.problems = dict(problems)
+        self.choices = choices
 
 
 def archive_items(
@@ -141,17 +150,19 @@ def archive_items(
     *,
     embed: bool,
     on_error: ErrorPolicy = "fail",
-    ambiguous: Mapping[str, AnnotationError] | None = None,
+    choices: ArchiveChoices | None = None,
 ) -> Iterator[ReadResult]:
     """The items, records in archive order once their member has passed (its bytes offered
     to `feed` when `embed`, else a missing pixel size read from its header), then a BadItem
     for every record whose image is not in the archive.
 
-    An ambiguous image (see `MemberMatcher`) shows when its second member passes, after its
-    record went out with the first. Under ``on_error="fail"`` its error ends the run there.
-    Under "skip" the rest of the archive is matched by name only, then `AmbiguousImages`
-    is raised naming every such record; run again with them as `ambiguous`, each of them
-    is a BadItem in its record's place.
+    A member that matches a record as well as (or better than) the one already written with
+    it shows after that record went out (see `MemberMatcher`). The rest of the archive is
+    then matched by name only, and the matcher decides: each such record's best member, or
+    its ambiguity when several match equally well. Under ``on_error="fail"`` an ambiguity
+    ends the run (the first found); otherwise `AmbiguousImages` is raised with the
+    `choices`, and the run starts over with them: each ambiguous record is a BadItem in its
+    place, each decided one takes its member.
     """
     records: list[ImageRecord | None] = []
     for item in items:
@@ -162,21 +173,24 @@ def archive_items(
     if not embed and all(record is not None and record.has_size for record in records):
         yield from (record for record in records if record is not None)
         return  # nothing to take from the archive
-    keys = [record.key for record in records if record is not None]
+    present = [record for record in records if record is not None]
+    keys = [record.key for record in present]
+    known = dict(choices.ambiguous) if choices is not None else {}
+    decided = dict(choices.decided) if choices is not None else {}
     matcher = MemberMatcher(
-        [record.filename for record in records if record is not None],
-        [record.source or record.key for record in records if record is not None],
+        [record.filename for record in present],
+        [record.source or record.key for record in present],
+        [record.path for record in present],
+        {index: decided[key] for index, key in enumerate(keys) if key in decided},
     )
-    known = dict(ambiguous or {})
     wanted = _Wanted(matcher)
     passed_over: dict[str, str] = {}
     for member in iter_members(archive, wanted, on_skip=passed_over.__setitem__):
-        seen = len(matcher.ambiguous)
+        seen = len(matcher.contested)
         chosen = matcher.match(member.name)
-        new = _new_ambiguities(matcher, seen, keys, known)
-        # (A new one on the run that starts over means the archive changed meanwhile.)
-        if new and (on_error == "fail" or ambiguous is not None):
-            raise new[0]
+        new = [i for i in list(matcher.contested)[seen:] if keys[i] not in known]
+        if new and choices is not None:  # the archive changed since the first pass
+            raise matcher.ambiguity(new[0])
         if new:
             wanted.names_only = True  # what went to the writer is void: names will do
             continue
@@ -189,22 +203,18 @@ def archive_items(
             else:
                 yield _with_member(record, member.uri, member.data, feed, embed)
     if wanted.names_only:
-        found = {keys[index]: error for index, error in matcher.ambiguous.items()}
+        settled, ambiguous = matcher.decide()
+        if ambiguous and on_error == "fail":
+            raise next(iter(ambiguous.values()))
+        found = ArchiveChoices(
+            {keys[index]: error for index, error in ambiguous.items()},
+            {keys[index]: member for index, member in settled.items()},
+        )
         raise AmbiguousImages(archive, found)
     for index in matcher.unmatched():
         record = records[index]
         assert record is not None
         yield BadItem(_not_in_archive(record, archive, passed_over), boxes=len(record.objects))
-
-
-def _new_ambiguities(
-    matcher: MemberMatcher, seen: int, keys: list[str], known: Mapping[str, AnnotationError]
-) -> list[AmbiguousMemberError]:
-    """The ambiguities the matcher found after its first `seen`, but those of `known` keys."""
-    if len(matcher.ambiguous) == seen:
-        return []
-    found = list(matcher.ambiguous.items())[seen:]
-    return [error for index, error in found if keys[index] not in known]
 
 
 class _Wanted:

@@ -14,8 +14,9 @@ import posixpath
 import re
 import stat
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from io import BytesIO
 from typing import IO
 
@@ -344,18 +345,25 @@ class ImageLocator:
     1. beside the annotation (the annotation's folder + `filename`);
     2. under `images_root`, at the annotation's folder relative to `annotations_root`
        (annotations `ann/1/280.xml` -> `images/1/280.jpg`);
+       in both places, when `filename` has no image extension, also the file name of the
+       recorded `path` when it is `filename` with more after a dot (labelImg's own test
+       file names `test` and records `tests/test.512.512.bmp`);
     3. in those two folders, a file with the same stem and another image extension
        (`280.jpg` annotated, `280.tif` stored; old labelImg files name `280` without
        extension) — before looking elsewhere, so that another folder's `280.jpg` is never
        taken for this annotation's `280.tif`;
     4. unless the images mirror the annotation's folder (step 2's folder exists), by file
        name anywhere under `images_root` (the tree is listed once, on first need,
-       and matched case-insensitively); several matches in different folders are ambiguous
-       and raise AnnotationError listing them;
+       and matched case-insensitively);
     5. the path the annotation tool recorded, if it exists on this machine;
     6. by stem anywhere under `images_root` (again unless mirrored), then by stem beside
        the recorded path.
-    Several candidates in one place are ambiguous.
+
+    Several files under `images_root` matching in one step are told apart by the annotation's
+    own subfolders, then by the longest trailing run of folders they share with the recorded
+    path (`/Volumes/LaCie/grant/165/1/280.jpg` picks `165/1/280.tif` over `166/1/280.tif`);
+    several left, or several candidates in one folder, are ambiguous: AnnotationError listing
+    them and what would decide. `searched()` says where `find()` looks, in its order.
 
     Paths may be local or any fsspec URL. Folder listings are cached, so looking up many
     images in the same folders lists each folder once.
@@ -378,43 +386,64 @@ class ImageLocator:
         stays a StorageError (the run's problem, not the annotation's).
         """
         try:
-            return self._find(annotation_uri, filename, path)
+            for _where, look in self._looks(annotation_uri, filename, path):
+                found = look()
+                if found:
+                    return found
+            return None
         except (AnnotationError, StorageError):
             raise
         except OSError as exc:
             problem = f"image {filename!r} cannot be looked up: {_os_problem(exc)}"
             raise AnnotationError(annotation_uri, problem) from None
 
-    def _find(self, annotation_uri: str, filename: str, path: str | None) -> str | None:
+    def searched(self, annotation_uri: str, filename: str, path: str | None = None) -> list[str]:
+        """Where `find()` looks for this image, in the order it looks (for messages)."""
+        return [where for where, _look in self._looks(annotation_uri, filename, path)]
+
+    def _looks(
+        self, annotation_uri: str, filename: str, path: str | None
+    ) -> Iterator[tuple[str, Callable[[], str | None]]]:
+        """(where, a look there) for each step of `find()`, lazily: a step's places are
+        worked out only when the steps before found nothing."""
         name = _relative_name(filename)
         if not name:
-            return None
+            return
         folders = self._folders(annotation_uri)
         recorded = _usable_path(path, annotation_uri)
         if recorded is not None and is_remote(recorded) and not self.remote_allowed(recorded):
             recorded = None  # a URL the annotation names is not even asked about
+        names = [name]
+        from_path = _basename_of(path)
+        stem = posixpath.basename(name).lower()
+        if not is_image_name(name) and from_path.lower().startswith(stem + "."):
+            # `<filename>test</filename>` and `<path>tests/test.512.512.bmp</path>`
+            names.append(from_path)
         for folder in folders:
-            candidate = join(folder, *name.split("/"))
-            if _is_file(candidate):
-                return candidate
+            for each in names:
+                candidate = join(folder, *each.split("/"))
+                yield candidate, partial(_file_or_none, candidate)
         # Another extension in the annotation's own place beats the same name elsewhere:
         # `1/280.tif` is the image of `1/280.xml`, not some other patent's `2/280.jpg`.
         for folder in folders:
-            found = self._search_folder(annotation_uri, filename, join(folder, *name.split("/")))
-            if found:
-                return found
-        searchable = not self._mirrored(folders)
+            wanted = join(folder, *name.split("/"))
+            where = f"{dirname(wanted) or '.'} for {image_stem(name)}.* (any image extension)"
+            yield where, partial(self._search_folder, annotation_uri, filename, wanted)
+        searchable = self.images_root is not None and not self._mirrored(folders)
         if searchable:
-            found = self._search_index(annotation_uri, filename, name, by_stem=False)
-            if found:
-                return found
-        if recorded and _is_file(recorded):
-            return recorded
+            for each in names:
+                where = f"anywhere under {self.images_root} for {posixpath.basename(each)}"
+                search = partial(self._search_index, annotation_uri, filename, each, path)
+                yield where, partial(search, by_stem=False)
+        if recorded:
+            yield f"{recorded} (the recorded <path>)", partial(_file_or_none, recorded)
         if searchable:
-            found = self._search_index(annotation_uri, filename, name, by_stem=True)
-            if found:
-                return found
-        return self._search_folder(annotation_uri, filename, recorded) if recorded else None
+            where = f"anywhere under {self.images_root} for {image_stem(name)}.*"
+            search = partial(self._search_index, annotation_uri, filename, name, path)
+            yield where, partial(search, by_stem=True)
+        if recorded:
+            where = f"{dirname(recorded) or '.'} for {image_stem(recorded)}.*"
+            yield where, partial(self._search_folder, annotation_uri, filename, recorded)
 
     def remote_allowed(self, uri: str) -> bool:
         """Whether a URL an annotation names may be opened (see `remote_allowed`)."""
@@ -452,7 +481,7 @@ class ImageLocator:
         return "" if folder == "." else folder
 
     def _search_index(
-        self, annotation_uri: str, filename: str, name: str, *, by_stem: bool
+        self, annotation_uri: str, filename: str, name: str, path: str | None, *, by_stem: bool
     ) -> str | None:
         root = self.images_root
         if root is None:
@@ -461,9 +490,10 @@ class ImageLocator:
         table = index.by_stem if by_stem else index.by_name
         key = image_stem(name) if by_stem else posixpath.basename(name).lower()
         candidates = _prefer_suffix(table.get(key, []), root, name, by_stem)
+        candidates = prefer_recorded_folders(candidates, path, lambda c: relative_posix(c, root))
         if len(candidates) > 1:
             listed = [relative_posix(c, root) for c in candidates]
-            raise _ambiguous(annotation_uri, filename, f"under {root}", listed)
+            raise _ambiguous(annotation_uri, filename, f"under {root}", listed, path)
         return candidates[0] if candidates else None
 
     def _search_folder(self, annotation_uri: str, filename: str, wanted: str) -> str | None:
@@ -472,7 +502,7 @@ class ImageLocator:
         candidates = self._listing(folder).get(image_stem(wanted), [])
         if len(candidates) > 1:
             listed = [posixpath.basename(c.replace("\\", "/")) for c in candidates]
-            raise _ambiguous(annotation_uri, filename, f"in {folder}", listed)
+            raise _ambiguous(annotation_uri, filename, f"in {folder}", listed, None, index=False)
         return candidates[0] if candidates else None
 
     def _tree_index(self, root: str) -> _TreeIndex:
@@ -524,19 +554,14 @@ class RecordImages:
         if found is None and record.image_uri:
             return self._named(record.image_uri, source, root)
         if found is None:
-            places = ["beside the annotation"]
-            if self.images_root:
-                places.append(f"under {self.images_root}")
+            looked = "; ".join(locator.searched(anchor, name, record.path))
             if record.path and is_remote(record.path) and not locator.remote_allowed(record.path):
-                places.append(
-                    f"not at {record.path}, a URL the annotation names (see --allow-remote-paths)"
+                looked += (
+                    f"; not at {record.path}, a URL the annotation names (see --allow-remote-paths)"
                 )
-            elif record.path:
-                places.append(f"at {record.path}")
+            hint = "" if self.images_root else "; pass the images folder with --images"
             raise AnnotationError(
-                source,
-                f"image {record.filename!r} not found ({', '.join(places)}, also with other "
-                "image extensions); pass the images folder with --images",
+                source, f"image {record.filename!r} not found; looked at, in order: {looked}{hint}"
             )
         return found
 
@@ -585,6 +610,15 @@ class _TreeIndex:
             base = posixpath.basename(uri.replace("\\", "/"))
             self.by_name.setdefault(base.lower(), []).append(uri)
             self.by_stem.setdefault(image_stem(base), []).append(uri)
+
+
+def _file_or_none(uri: str) -> str | None:
+    return uri if _is_file(uri) else None
+
+
+def _basename_of(path: str | None) -> str:
+    """The file name of a recorded path from any OS."""
+    return posixpath.basename((path or "").strip().replace("\\", "/"))
 
 
 def _is_file(uri: str) -> bool:
@@ -681,11 +715,59 @@ def image_stem(name: str) -> str:
 
 
 def _ambiguous(
-    annotation_uri: str, filename: str, where: str, candidates: list[str]
+    annotation_uri: str,
+    filename: str,
+    where: str,
+    candidates: list[str],
+    path: str | None,
+    *,
+    index: bool = True,
 ) -> AnnotationError:
+    """The error of several files matching one image: found in one folder by stem, or
+    anywhere under the images folder (`index`), with what would decide."""
+    folders = "; its recorded <path>'s folders do not tell them apart" if path else ""
+    decide = (
+        "keep the image beside its annotation, mirror the annotation folders under the images "
+        "folder, or record the image's folders in <path>"
+        if index
+        else "name the image with its extension, or keep one image of that stem there"
+    )
     return AnnotationError(
         annotation_uri,
         f"image {filename!r} is ambiguous: {len(candidates)} files {where} match it "
-        f"({', '.join(candidates)}); keep the image beside its annotation or mirror the "
-        "annotation folders under the images folder",
+        f"({', '.join(candidates)}){folders}; {decide}",
     )
+
+
+def recorded_folders(path: str | None) -> list[str]:
+    """The folders of a recorded image path from any OS, lower-cased: `C:\\data\\165\\1\\280.jpg`
+    -> `["c:", "data", "165", "1"]`."""
+    if not path:
+        return []
+    parts = path.strip().replace("\\", "/").lower().split("/")[:-1]
+    return [part for part in parts if part not in ("", ".")]
+
+
+def shared_folders(recorded: Sequence[str], relative: str) -> int:
+    """How many folders, counted from the file up, `relative` (a posix path) shares with the
+    `recorded` folders: `165/1/280.tif` shares 2 with `[..., "165", "1"]`."""
+    own = [part for part in relative.lower().split("/")[:-1] if part not in ("", ".")]
+    count = 0
+    for mine, theirs in zip(reversed(own), reversed(recorded), strict=False):
+        if mine != theirs:
+            break
+        count += 1
+    return count
+
+
+def prefer_recorded_folders(
+    candidates: list[str], path: str | None, relative: Callable[[str], str]
+) -> list[str]:
+    """Among several candidates, those sharing the longest trailing run of folders with the
+    recorded `path` (`relative` gives a candidate's path below the root searched)."""
+    folders = recorded_folders(path)
+    if len(candidates) < 2 or not folders:
+        return candidates
+    depths = [shared_folders(folders, relative(candidate)) for candidate in candidates]
+    deepest = max(depths)
+    return [c for c, depth in zip(candidates, depths, strict=True) if depth == deepest]

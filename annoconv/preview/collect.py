@@ -36,7 +36,7 @@ from annoconv.formats import (
     ReadResult,
     get_format,
 )
-from annoconv.io.feed import AmbiguousImages, ImageFeed, archive_items
+from annoconv.io.feed import AmbiguousImages, ArchiveChoices, ImageFeed, archive_items
 from annoconv.io.images import RecordImages
 from annoconv.io.pool import prefetch
 from annoconv.ops import sample_keys
@@ -334,12 +334,12 @@ def _from_archive(
     wanted = [candidate for candidate in chosen if candidate.data is None]
     if not wanted:
         return
-    ambiguous: dict[str, AnnotationError] | None = None
+    choices: ArchiveChoices | None = None
     while True:
         try:
-            found = _archive_pass(wanted, archive, on_error, ambiguous)
-        except AmbiguousImages as error:  # under "skip": once more, leaving those out
-            ambiguous = dict(error.problems)
+            found = _archive_pass(wanted, archive, on_error, choices)
+        except AmbiguousImages as error:  # once more, as the first pass settled (see io.feed)
+            choices = error.choices
             continue
         yield from found
         return
@@ -349,14 +349,14 @@ def _archive_pass(
     wanted: list[Candidate],
     archive: str,
     on_error: ErrorPolicy,
-    ambiguous: dict[str, AnnotationError] | None,
+    choices: ArchiveChoices | None,
 ) -> list[Candidate | BadItem]:
     by_key = {candidate.record.key: candidate for candidate in wanted}
     records = [candidate.record for candidate in wanted]
     feed = ImageFeed()
     found: list[Candidate | BadItem] = []
     for item in archive_items(
-        records, archive, feed, embed=True, on_error=on_error, ambiguous=ambiguous
+        records, archive, feed, embed=True, on_error=on_error, choices=choices
     ):
         if isinstance(item, ImageRecord):
             data = feed.take(item.key)

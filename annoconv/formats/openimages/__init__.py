@@ -2,12 +2,14 @@
 
 A bbox CSV has one row per box, its columns found by name in the header: the 8 of V2/V3 train
 (``ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax``), the 13 of V4/V5 (+ the flags
-``IsOccluded,IsTruncated,IsGroupOf,IsDepiction,IsInside``) or the 21 of V6 train (+ 8 ``XClick*``
-columns, not read). Coordinates are normalized, so records come in ``coords="normalized"``
-space, with ``width``/``height`` unknown (no Open Images CSV holds pixel sizes). Flags are kept
-as written: 1, 0, or -1 (unknown, never read as true); a flag column the file lacks, or an empty
-cell, is -1. `Source` becomes the box's `source` and `Confidence` its `confidence`. Each record
-is keyed by its ImageID and names the image ``<ImageID>.jpg``.
+``IsOccluded,IsTruncated,IsGroupOf,IsDepiction,IsInside``), the 21 of V6 train (+ 8 ``XClick*``
+columns, not read) or the 7 of the 2018/2019 challenge files
+(``ImageID,LabelName,XMin,XMax,YMin,YMax,IsGroupOf``: no `Source`, no `Confidence`).
+Coordinates are normalized, so records come in ``coords="normalized"`` space, with
+``width``/``height`` unknown (no Open Images CSV holds pixel sizes). Flags are kept as written:
+1, 0, or -1 (unknown, never read as true); a flag column the file lacks, or an empty cell, is -1.
+`Source` becomes the box's `source` and `Confidence` its `confidence`. Each record is keyed by
+its ImageID and names the image ``<ImageID>.jpg``.
 
 Labels: with `class_descriptions` (``class-descriptions-boxable.csv``: ``MID,DisplayName``,
 with or without a header row) labels are display names (``"Mobile phone"``) and `class_ids()`
@@ -110,7 +112,7 @@ def sniff(path: str) -> str:
 
 FORMAT = Format(
     "openimages",
-    "Open Images bbox CSV (V2-V7, 8/13/21 columns) with class descriptions",
+    "Open Images bbox CSV (V2-V7 and challenge, 7/8/13/21 columns) with class descriptions",
     (".csv",),
     reader=OpenImagesReader,
     sniff=sniff,

@@ -13,7 +13,13 @@ import pyarrow.compute as pc
 
 from annoconv.errors import AnnotationError
 from annoconv.formats.base import BadItem
-from annoconv.formats.openimages.columns import COORDINATES, FLAG_COLUMNS, IMAGE_ID, LABEL
+from annoconv.formats.openimages.columns import (
+    COORDINATES,
+    FLAG_COLUMNS,
+    IMAGE_ID,
+    LABEL,
+    OPTIONAL_COLUMNS,
+)
 from annoconv.io.ranges import RowsBefore
 from annoconv.schema import NORMALIZED_TOLERANCE
 
@@ -76,6 +82,9 @@ def checked(
     problem of each bad row with its row number (null for good rows). `known` is the
     described MIDs and the file describing them, if any."""
     cells = {name: batch.column(name) for name in batch.schema.names}
+    for name in OPTIONAL_COLUMNS:  # absent from the challenge files: read as empty cells
+        if name not in cells:
+            cells[name] = pa.nulls(batch.num_rows, pa.string()).fill_null("")
     checks = _identity_checks(cells, known)
     coordinates = {}
     for name in COORDINATES:

@@ -7,8 +7,13 @@ from annoconv.formats.openimages.csvio import read_header
 
 IMAGE_ID = "ImageID"
 LABEL = "LabelName"
-#: The columns every bbox CSV has (V2/V3 train has only these), in the files' order.
+#: The columns of every release's bbox CSV (V2/V3 train has only these), in the files' order.
 BBOX_COLUMNS = (IMAGE_ID, "Source", LABEL, "Confidence", "XMin", "XMax", "YMin", "YMax")
+#: Those the challenge files lack (``ImageID,LabelName,XMin,XMax,YMin,YMax,IsGroupOf``, the
+#: 2018/2019 challenge's validation boxes): a box then has no source and no confidence.
+OPTIONAL_COLUMNS = ("Source", "Confidence")
+#: The columns a bbox CSV must have.
+REQUIRED_COLUMNS = tuple(name for name in BBOX_COLUMNS if name not in OPTIONAL_COLUMNS)
 #: The flag columns of V2/V3 validation/test and V4 on, with the ObjectAnnotation field of each.
 FLAG_COLUMNS = {
     "IsOccluded": "occluded",
@@ -24,18 +29,22 @@ LABEL_COLUMNS = (IMAGE_ID, "Source", LABEL, "Confidence")
 
 
 def bbox_columns(uri: str) -> tuple[str, ...]:
-    """The columns to read from a bbox CSV: the 8 base ones and the flags it has."""
+    """The columns to read from a bbox CSV: the base ones it has (all 8 but in the challenge
+    files) and the flags it has."""
     header = read_header(uri)
     check_unique(uri, header)
-    missing = [name for name in BBOX_COLUMNS if name not in header]
+    missing = [name for name in REQUIRED_COLUMNS if name not in header]
     if missing:
         raise AnnotationError(uri, _not_bbox(header, missing), "line 1")
-    return (*BBOX_COLUMNS, *(name for name in FLAG_COLUMNS if name in header))
+    return (
+        *(name for name in BBOX_COLUMNS if name in header),
+        *(name for name in FLAG_COLUMNS if name in header),
+    )
 
 
 def is_bbox(uri: str) -> bool:
     try:
-        return set(read_header(uri)) >= set(BBOX_COLUMNS)
+        return set(read_header(uri)) >= set(REQUIRED_COLUMNS)
     except AnnotationError:
         return False
 
@@ -51,7 +60,8 @@ def _not_bbox(header: list[str], missing: list[str]) -> str:
     return (
         f"not an Open Images bbox CSV: missing column(s) {', '.join(missing)}; expected "
         f"{','.join(BBOX_COLUMNS)} (8 columns), + {','.join(FLAG_COLUMNS)} (13) "
-        f"and + XClick1X...XClick4Y (21); the header has: {','.join(header)}"
+        f"and + XClick1X...XClick4Y (21), or the challenge's "
+        f"{','.join(REQUIRED_COLUMNS)},IsGroupOf (7); the header has: {','.join(header)}"
     )
 
 
