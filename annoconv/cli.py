@@ -106,7 +106,7 @@ def format_flags(
             flag = "--" + name.replace("_", "-")
             if flag in shared and shared[flag][0].direction == direction:
                 shared[flag][0].formats.append(fmt.name)
-                _note_sharing(*shared[flag])
+                _note_sharing(*shared[flag], _argparse_kind(name, info))
                 continue
             if flag in taken:
                 flag = f"--{fmt.name}-{name.replace('_', '-')}"
@@ -118,11 +118,17 @@ def format_flags(
     parser._format_flags = shared  # type: ignore[attr-defined]
 
 
-def _note_sharing(spec: FormatFlag, action: argparse.Action) -> None:
-    """A flag several formats declare takes any value their models accept: the argparse
-    choices go, and the help names the formats."""
-    action.choices = None
-    action.type = None if action.nargs != 0 else action.type
+def _note_sharing(spec: FormatFlag, action: argparse.Action, other: Mapping[str, Any]) -> None:
+    """A flag several formats declare takes any value one of their models accepts (the
+    format in use checks it): the choices of both, the type they share (else text), and the
+    help names the formats."""
+    if action.choices is not None and "choices" in other:
+        action.choices = list(dict.fromkeys([*action.choices, *other["choices"]]))
+    else:
+        action.choices = None
+        action.metavar = action.metavar or spec.option.upper()
+    if action.type is not other.get("type"):
+        action.type = None
     action.help = f"{(action.help or '').split(' [')[0]} [{', '.join(spec.formats)}]"
 
 

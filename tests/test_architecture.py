@@ -255,6 +255,9 @@ BAD_OPTIONS = [
     (["--to", "parquet", "--flat", "--embed-images"], "embed_images needs the nested layout"),
     (["--to", "csv", "--workers", "2"], "workers needs engine"),
     (["--to", "csv", "--shards", "2"], "the csv writer does not take option 'shards'"),
+    # a flag two formats share: the choices of both pass argparse, the format in use checks
+    (["--to", "coco", "--layout", "darknet"], "the coco writer does not take option 'layout'"),
+    (["--to", "yolo", "--jpeg-quality", "0"], "jpeg_quality"),
 ]
 
 
