@@ -658,6 +658,14 @@ def _images_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
         "--jpeg-quality", type=int, default=95, metavar="Q", help="JPEG quality (default 95)"
     )
     transcode.add_argument(
+        "--png-level",
+        type=int,
+        choices=range(10),
+        default=None,
+        metavar="L",
+        help="zlib level of PNGs, 0-9 (default 1: fast; 9: smallest, slowest)",
+    )
+    transcode.add_argument(
         "--overwrite", action="store_true", help="replace outputs that exist (default: skip)"
     )
     _common(transcode)
@@ -874,6 +882,7 @@ def _run_transcode(args: argparse.Namespace) -> int:
         to=args.to_format,
         workers=args.workers,
         jpeg_quality=args.jpeg_quality,
+        **({} if args.png_level is None else {"png_level": args.png_level}),
         overwrite=args.overwrite,
         on_error=args.on_error,
     )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import json
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import pytest
 import tensorflow as tf
 from factories import Box, draw_image, labelimg_xml, write
 from od_protos import parse_with_protobuf
+from PIL import Image
 
 from annoconv import convert
 from annoconv.cli import main
@@ -159,6 +161,30 @@ def test_tiff_becomes_png_and_jpeg_is_embedded_unchanged(
     assert examples["p1/1.xml"]["image/encoded"] == (images / "p1" / "1.jpg").read_bytes()
     assert examples["p1/2.xml"]["image/encoded"] == (images / "p1" / "2.png").read_bytes()
     assert examples["p2/2.xml"]["image/object/bbox/xmin"].tolist() == []
+
+
+def test_png_level_changes_only_the_transcoded_bytes(
+    dataset: tuple[Path, Path], tmp_path: Path
+) -> None:
+    ann, images = dataset
+    runs = {}
+    for level in ("1", "9"):
+        out = tmp_path / level / "all.record"
+        args = ["xml2tfrecord", ann, out, "--images", images, "--png-level", level, "-q"]
+        assert main([str(a) for a in args]) == 0
+        runs[level] = {
+            e["image/source_id"].decode(): e for e in read_examples([Path(f"{out}-00000-of-00001")])
+        }
+    fast, small = runs["1"], runs["9"]
+    for key in ("p1/1.xml", "p1/2.xml", "p2/2.xml"):  # JPEG and PNG: embedded as they are
+        assert fast[key]["image/encoded"] == small[key]["image/encoded"]
+    page = "p2/1.xml"  # the bilevel G4 TIFF: a 1-bit PNG at either level, the same pixels
+    assert fast[page]["image/encoded"] != small[page]["image/encoded"]
+    pixels = [tf.io.decode_png(run[page]["image/encoded"]).numpy() for run in (fast, small)]
+    assert (pixels[0] == pixels[1]).all() and set(pixels[0].ravel()) == {0, 255}
+    for run in (fast, small):
+        assert Image.open(io.BytesIO(run[page]["image/encoded"])).mode == "1"
+    check_examples([*fast.values(), *small.values()])
 
 
 def test_two_runs_are_byte_identical_and_gzip_reads(
