@@ -8,6 +8,8 @@ import io
 import json
 import subprocess
 import sys
+import tarfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +21,10 @@ from PIL import Image
 
 from annoconv import convert
 from annoconv.cli import main
+from annoconv.engines import run_job
 from annoconv.formats.tfrecord import shard_name
+from annoconv.options import RunOptions
+from annoconv.plan import make_plan
 
 # The TF Object Detection API decoder's keys_to_features (tf_example_decoder.py).
 OD_API_SPEC = {
@@ -185,6 +190,60 @@ def test_png_level_changes_only_the_transcoded_bytes(
     for run in (fast, small):
         assert Image.open(io.BytesIO(run[page]["image/encoded"])).mode == "1"
     check_examples([*fast.values(), *small.values()])
+
+
+@pytest.mark.parametrize("from_archive", [False, True])
+def test_bytes_do_not_depend_on_the_threads_preparing_images(
+    dataset: tuple[Path, Path], tmp_path: Path, from_archive: bool
+) -> None:
+    """The local engine transcodes a window of records ahead on every core (`prepare_threads`,
+    `pipeline.PreparingWriter`): the shards, the report and its warnings are those of
+    preparing each record as it is written, also with bad items (skipped) in the stream and
+    images fed from an archive."""
+    ann, images = dataset
+    for index in range(12):  # more pages than threads and window, so the window turns over
+        xml = f"p4/{index}.xml"
+        size = (330, 256) if index == 5 else (256, 330)  # one disagrees: a warning
+        write(ann / xml, labelimg_xml(f"{index}.jpg", *size, [Box("figure", 5, 6, 200, 250)]))
+        draw_image(images / f"p4/{index}.tif", 256, 330, mode="1", compression="group4")
+    write(images / "p4" / "3.tif", b"II*\x00 not a tiff")  # a bad item in the window
+    (images / "p4" / "7.tif").unlink()  # and a missing one
+    source = str(images)
+    if from_archive:
+        source = str(tmp_path / "pages.tar")
+        with tarfile.open(source, "w") as tar:
+            for path in sorted(images.rglob("*.*")):
+                tar.add(path, arcname=path.relative_to(images).as_posix())
+    results = {}
+    for threads in (1, 2, 5):
+        out = tmp_path / str(threads) / "x.record"
+        options = RunOptions.of(
+            {
+                "images": source,
+                "split": "train=0.5,test=0.5",
+                "seed": 3,
+                "on_error": "skip",
+                "write_options": {"shards": 2, "size_policy": "warn"},
+            }
+        )
+        plan = make_plan(str(ann), str(out), options)
+        report = run_job(replace(plan.job, prepare_threads=threads), plan.reader, None)
+        shards = sorted(out.parent.glob("x-*.record-*"))
+        results[threads] = (
+            [shard.read_bytes() for shard in shards],
+            [(o.path.replace(str(out.parent), ""), o.size) for o in report.outputs],
+            (report.images_read, report.images_written, report.boxes_written),
+            report.skipped,  # in stream order, as are the warnings
+            report.warnings,
+        )
+    assert results[1][2] == (17, 15, 15)
+    assert len(results[1][0]) == 4
+    assert [(item.source, item.images) for item in results[1][3]] == [
+        (str(ann / "p4" / "3.xml"), 1),
+        (str(ann / "p4" / "7.xml"), 1),
+    ]
+    assert any("boxes scaled" in text for text in results[1][4])
+    assert results[1] == results[2] == results[5]
 
 
 def test_two_runs_are_byte_identical_and_gzip_reads(
