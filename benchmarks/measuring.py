@@ -19,17 +19,20 @@ def report_one(job: Callable[[], dict[str, Any] | None]) -> None:
     """Run `job` here and print one JSON line: seconds; cpu_seconds, user + system of this
     process and of the worker processes it waited for (what the job cost, less disturbed than
     wall time by other jobs on a shared machine); driver_cpu_seconds, this process's alone;
-    peak_rss_mb of this process; and what the job returns."""
+    peak_rss_mb of this process; children_peak_rss_mb, the largest of its ended child
+    processes (a pool's workers); and what the job returns."""
     start, cpu_start, driver_start = time.perf_counter(), _cpu_seconds(), time.process_time()
     extra = job() or {}
     seconds = time.perf_counter() - start
     cpu_seconds, driver_seconds = _cpu_seconds() - cpu_start, time.process_time() - driver_start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    children_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     line = {
         "seconds": seconds,
         "cpu_seconds": cpu_seconds,
         "driver_cpu_seconds": driver_seconds,
         "peak_rss_mb": peak_mb,
+        "children_peak_rss_mb": children_mb,
     }
     print(json.dumps({**line, **extra}))
 
@@ -57,6 +60,33 @@ def best_of(command: Sequence[str], repeat: int, *, cold: bool = False) -> dict[
         "cpu_seconds": min(result["cpu_seconds"] for result in results),
         "peak_rss_mb": max(result["peak_rss_mb"] for result in results),
     }
+
+
+def interleaved(
+    commands: Mapping[str, Sequence[str]], repeat: int, *, quiet: bool = False
+) -> dict[str, dict[str, Any]]:
+    """Run every command once per round, `repeat` rounds, each run in a fresh process (each
+    command ends in `report_one`): per command, the fastest run's line with the lowest CPU
+    time and the highest peak RSS seen. Interleaving spreads a shared machine's changing load
+    over all the jobs alike, so their ratios compare like with like."""
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in commands}
+    for round_number in range(repeat):
+        for name, command in commands.items():
+            done = subprocess.run(list(command), check=True, capture_output=True, text=True)
+            results[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
+            if not quiet:
+                seconds = results[name][-1]["seconds"]
+                print(f"  round {round_number + 1}: {name} {seconds:.2f} s", file=sys.stderr)
+    best = {}
+    for name, runs in results.items():
+        fastest = min(runs, key=lambda result: result["seconds"])
+        best[name] = {
+            **fastest,
+            "cpu_seconds": min(result["cpu_seconds"] for result in runs),
+            "peak_rss_mb": max(result["peak_rss_mb"] for result in runs),
+            "runs": [result["seconds"] for result in runs],
+        }
+    return best
 
 
 def drop_page_cache() -> None:
