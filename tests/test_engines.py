@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import random
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -17,11 +18,13 @@ from typing import Any
 import distributed
 import pytest
 from engine_hooks import FORMAT as KILLING_FORMAT
+from engine_hooks import probe
 from factories import Box, draw_image, labelimg_xml, write
 from oi_factory import CLASSES, bbox_csv, random_rows, write_dataset
 
 from annoconv import convert
 from annoconv.cli import main
+from annoconv.engines.processes import ProcessRunner
 from annoconv.errors import AnnoconvError, AnnotationError, MissingDependencyError
 from annoconv.formats import register
 from annoconv.formats.base import BadItem
@@ -323,6 +326,29 @@ def test_a_dead_worker_process_fails_the_processes_run_with_nothing_published(
             write_options=options,
         )
     assert _files(tmp_path / "out") == {}
+
+
+def test_processes_workers_see_the_drivers_folder_environment_and_path(
+    voc: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers forked from a forkserver started by an earlier run take the driver's working
+    folder, environment (credentials) and import path as they are when the run starts, as
+    spawned ones would: relative paths convert as in the local engine."""
+    with ProcessRunner(2) as runner:  # the forkserver runs from here on (if not already)
+        runner.map(probe, ["ANNOCONV_PROBE"])
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    monkeypatch.setenv("ANNOCONV_PROBE", "set after the server started")
+    monkeypatch.syspath_prepend(str(tmp_path / "modules"))
+    with ProcessRunner(2) as runner:
+        seen = runner.map(probe, ["ANNOCONV_PROBE"] * 4)
+    for folder, value, path in seen:
+        assert (folder, value) == (str(tmp_path / "work"), "set after the server started")
+        assert path[: len(sys.path)] == sys.path
+    shutil.copytree(voc, "voc")
+    for name, engine in (("local", {}), ("procs", {"engine": "processes", "workers": 2})):
+        convert("voc", f"{name}/out.record", write_options={"shards": 2}, **engine)  # type: ignore[arg-type]
+    assert _files(Path("procs")) == _files(Path("local"))
 
 
 def test_cli_engine_options(voc: Path, tmp_path: Path) -> None:
