@@ -85,6 +85,9 @@ class Job:
     sample: int | None
     on_error: ErrorPolicy
     progress: bool
+    #: A one-pass run (no survey, see `plan`): each record's classes are checked against the
+    #: label map as it passes, a class the map lacks making the record a bad item.
+    check_classes: bool = False
     #: Threads that prepare records ahead of a writer declaring `prepares` (transcoding on
     #: every core); 1 prepares each record as it is written.
     prepare_threads: int = field(default_factory=lambda: usable_cores())
@@ -164,6 +167,8 @@ class Job:
         twice (`ambiguous`, by key) are skipped: see `io.feed.archive_items`."""
         progress = self.progress if progress is None else progress
         steps = [*self.make_filters(), *([self.dedup] if self.dedup is not None else [])]
+        if self.check_classes and self.label_map is not None:
+            steps.append(KnownClasses(self.label_map))
         writer = make_writer()
         batches = None
         if (
@@ -221,6 +226,33 @@ class Job:
         if self.by_lists and self.splits is not None:
             kept.append((self.splits, "not in any split list"))
         return kept
+
+
+class KnownClasses(Transform):
+    """In a one-pass run, where no survey checked the data against the label map: a record
+    holding a class the map lacks becomes a bad item naming its file and the class."""
+
+    def __init__(self, label_map: LabelMap) -> None:
+        self.label_map = label_map
+
+    def apply(self, items: Iterable[ReadResult]) -> Iterator[ReadResult]:
+        label_map = self.label_map
+        for item in items:
+            if isinstance(item, ImageRecord):
+                unknown = [obj.label for obj in item.objects if obj.label not in label_map]
+                if unknown:
+                    yield BadItem(self._error(item, unknown), boxes=len(item.objects))
+                    continue
+            yield item
+
+    def _error(self, record: ImageRecord, unknown: list[str]) -> AnnotationError:
+        names = ", ".join(repr(label) for label in dict.fromkeys(unknown))
+        where = f" {self.label_map.source}" if self.label_map.source else ""
+        return AnnotationError(
+            record.source or record.key,
+            f"class(es) {names} not in the label map{where}; add them to the map or pass "
+            "--extend-label-map (which reads the data once more first)",
+        )
 
 
 def _only(items: Iterable[ReadResult], keys: Container[str], reason: str) -> Iterator[ReadResult]:

@@ -24,6 +24,7 @@ def report_one(job: Callable[[], dict[str, Any] | None]) -> None:
     start, cpu_start, driver_start = time.perf_counter(), _cpu_seconds(), time.process_time()
     extra = job() or {}
     seconds = time.perf_counter() - start
+    _stop_forkserver()
     cpu_seconds, driver_seconds = _cpu_seconds() - cpu_start, time.process_time() - driver_start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     children_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
@@ -35,6 +36,15 @@ def report_one(job: Callable[[], dict[str, Any] | None]) -> None:
         "children_peak_rss_mb": children_mb,
     }
     print(json.dumps({**line, **extra}))
+
+
+def _stop_forkserver() -> None:
+    """The processes engine's workers are children of a multiprocessing forkserver, not of
+    this process: stop the server (it reaped them) and wait for it, so that their CPU time
+    counts in this process's children's."""
+    from multiprocessing import forkserver
+
+    forkserver._forkserver._stop()  # type: ignore[attr-defined]
 
 
 def _cpu_seconds() -> float:

@@ -110,6 +110,10 @@ class Capabilities:
     #: image) without touching the outputs, safely on other threads: the pipeline runs it a
     #: few records ahead on every core and hands the result to `write_prepared()`, in order.
     prepares: bool = False
+    #: Not given the keys up front, it deals each record to the shard `ops.shard_of` names,
+    #: so a run whose label map is known needs no first pass for the keys (a one-pass run:
+    #: shard sizes then differ by more than one image); the parallel engines deal alike.
+    shards_by_hash: bool = False
 
 
 class Reader(ABC):

@@ -6,9 +6,13 @@ its image bytes embedded (JPEG and PNG byte for byte, other formats transcoded, 
 
 Shards are named ``PREFIX-00000-of-00004`` (0-based, 5 digits). Which shard an image goes to
 depends only on the set of image keys: keys are dealt round-robin in a hash order, so shard
-sizes differ by at most one image and do not change when the input order does. With
-``shard_size`` the number of shards is the total size of the images divided by it (rounded
-up). Every shard is written streaming; all shards are published together on success.
+sizes differ by at most one image and do not change when the input order does. A run that
+reads its source once (a given label map, nothing else needing the whole dataset first: see
+`annoconv.plan`) knows no keys up front: each image goes to the shard of its key's hash
+(`ops.shard_of`), which depends on the key alone, so shard sizes differ by chance (a few
+percent on thousands of images). With ``shard_size`` the number of shards is the total size of
+the images divided by it (rounded up; the run reads the images' sizes first). Every shard is
+written streaming; all shards are published together on success.
 """
 
 from __future__ import annotations
@@ -211,7 +215,9 @@ class TFRecordShardWriter(Writer):
     Options: `shards` (default 1) or `shard_size` (bytes, or text like ``100MB``),
     `compression` (None, "GZIP", "ZLIB"), `size_policy` for an annotation whose size
     disagrees with its image ("fail", "warn": trust the image, "skip"), `jpeg_quality` of
-    transcoded photos, `png_level` (zlib, 0-9) of transcoded lossless images (bilevel pages). `keys` (given by `convert()`) maps every image key to its image size.
+    transcoded photos, `png_level` (zlib, 0-9) of transcoded lossless images (bilevel pages).
+    `keys` (given by `convert()`) maps every image key to its image size; without them each
+    image goes to the shard of its key's hash (`ops.shard_of`).
     """
 
     # Takes either space (coords None): pixel boxes are normalized here by the annotation's
@@ -224,6 +230,7 @@ class TFRecordShardWriter(Writer):
         embeds_images=True,
         label_map_file=True,
         prepares=True,
+        shards_by_hash=True,
     )
     kind = "tfrecord"
 
