@@ -22,8 +22,12 @@ from PIL import Image
 from annoconv import convert
 from annoconv.cli import main
 from annoconv.engines import run_job
-from annoconv.formats.tfrecord import shard_name
+from annoconv.formats.tfrecord import TFRecordShardWriter, shard_name
+from annoconv.formats.voc import VocReader
+from annoconv.labelmap import LabelMap
 from annoconv.options import RunOptions
+from annoconv.pipeline import PreparingWriter
+from annoconv.pipeline import run as run_pipeline
 from annoconv.plan import make_plan
 
 # The TF Object Detection API decoder's keys_to_features (tf_example_decoder.py).
@@ -244,6 +248,42 @@ def test_bytes_do_not_depend_on_the_threads_preparing_images(
     ]
     assert any("boxes scaled" in text for text in results[1][4])
     assert results[1] == results[2] == results[5]
+
+
+@pytest.mark.parametrize(("pages", "costly"), [(False, False), (True, True)])
+def test_preparing_threads_are_used_only_for_costly_work(
+    tmp_path: Path, pages: bool, costly: bool
+) -> None:
+    """Small JPEGs are embedded as they are (cheap: each is prepared when written, on the
+    writing thread); USPTO-size G4 pages are transcoded (costly: prepared on the pool). Either
+    way the bytes are those of the plain writer. (Both sides are far from `Pace`'s 2 ms: a
+    small JPEG takes a fraction of a millisecond, a page tens of milliseconds.)"""
+    ann, images = tmp_path / "ann", tmp_path / "images"
+    count = 12 if pages else 40
+    for index in range(count):
+        size = (2560, 3300) if pages else (64, 48)
+        write(ann / f"{index}.xml", labelimg_xml(f"{index}.jpg", *size, [Box("a", 1, 2, 30, 40)]))
+        if pages:
+            draw_image(images / f"{index}.tif", *size, mode="1", compression="group4")
+        else:
+            draw_image(images / f"{index}.jpg", *size)
+    records = list(VocReader(str(ann), images=str(images)))
+    label_map = LabelMap.parse("item { name: 'a' id: 1 }")
+    outputs = {}
+    for threads in (1, 3):
+        destination = str(tmp_path / f"{threads}.record")
+        writer = TFRecordShardWriter(destination, label_map=label_map, images=str(images))
+        if threads > 1:
+            writer = PreparingWriter(writer, threads)
+            items = writer.stage(records)
+        else:
+            items = iter(records)
+        report = run_pipeline(items, writer)
+        assert report.images_written == count
+        outputs[threads] = Path(report.outputs[0].path).read_bytes()
+        if isinstance(writer, PreparingWriter):
+            assert writer.pace.costly is costly, writer.pace.average
+    assert outputs[1] == outputs[3]
 
 
 def test_two_runs_are_byte_identical_and_gzip_reads(
