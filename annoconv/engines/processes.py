@@ -13,10 +13,12 @@ are small.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import pickle
 import tempfile
+import threading
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -84,8 +86,15 @@ class ProcessRunner:
         forked = context.get_start_method() == "forkserver"
         start = partial(_start, DriverContext.here()) if forked else None
         self._pool = ProcessPoolExecutor(self.parallelism, context, initializer=start)
-        for _ in range(self.parallelism):
-            self._pool.submit(_get_ready)
+        # Starting the first worker waits for the forkserver to start and import annoconv:
+        # a thread waits, while this one goes on opening and listing the source.
+        self._starting = threading.Thread(target=self._start_workers, daemon=True)
+        self._starting.start()
+
+    def _start_workers(self) -> None:
+        with contextlib.suppress(RuntimeError):  # a pool shut down before it started
+            for _ in range(self.parallelism):
+                self._pool.submit(_get_ready)
 
     def __enter__(self) -> ProcessRunner:
         return self
@@ -96,6 +105,7 @@ class ProcessRunner:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        self._starting.join()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def map(self, function: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
