@@ -339,6 +339,39 @@ def test_a_dead_worker_process_fails_the_processes_run_with_nothing_published(
     assert _files(tmp_path / "out") == {}
 
 
+@pytest.mark.parametrize(
+    ("options", "tasks"),
+    [
+        ({}, 6),  # one shard: parts of it, runs of files, 2 per worker
+        ({"split": SPLIT, "seed": 4}, 6),  # two shard files, each joined from 6 parts
+        ({"write_options": {"shards": 2}, "label_map": "given"}, 6),  # one pass, by hash
+        ({"write_options": {"compression": "GZIP"}}, 1),  # a gzip stream: whole shards only
+        ({"write_options": {"shards": 3}}, 3),  # as many shards as workers: whole shards
+    ],
+)
+def test_fewer_shards_than_workers_are_written_in_parts_joined_in_order(
+    voc_with_bad: Path, tmp_path: Path, options: dict[str, Any], tasks: int
+) -> None:
+    """With fewer shards than workers, each task writes its part of every shard from a run
+    of files; the parts joined in task order are the local engine's shards, byte for byte."""
+    if options.get("label_map") == "given":
+        given = (
+            "item { name: 'dog' id: 1 }\nitem { name: 'cat' id: 2 }\nitem { name: 'bird' id: 3 }\n"
+        )
+        options = {**options, "label_map": str(write(tmp_path / "given.pbtxt", given))}
+    runs = {}
+    for name, engine in (("local", {}), ("procs", {"engine": "processes", "workers": 3})):
+        runs[name] = _convert_to(
+            tmp_path / name, voc_with_bad, "out.record", on_error="skip", **options, **engine
+        )
+    assert _files(tmp_path / "procs") == _files(tmp_path / "local")
+    _same_report(runs["local"], _moved(runs["procs"], "/procs/", "/local/"))
+    written = runs["procs"].images_written
+    assert written == 40 and runs["procs"].images_skipped == 2
+    many = [text for text in runs["procs"].warnings if "task(s) for 3 workers" in text]
+    assert bool(many) == (tasks < 3)
+
+
 def test_processes_workers_see_the_drivers_folder_environment_and_path(
     voc: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -258,6 +258,14 @@ class Writer(ABC):
         return None
 
     @classmethod
+    def joins_shard_parts(cls, **options: Any) -> bool:
+        """For sharded writers: whether, with these options, a shard's file is the
+        concatenation of files holding runs of its records (uncompressed TFRecords): a
+        partitioned run with fewer shards than workers then has each task write its part of
+        every shard, joined in order."""
+        return False
+
+    @classmethod
     def finish_dataset(
         cls,
         output: str,

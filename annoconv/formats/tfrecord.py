@@ -295,6 +295,11 @@ class TFRecordShardWriter(Writer):
         return count, assign_shards(keys or {}, count)
 
     @classmethod
+    def joins_shard_parts(cls, **options: Any) -> bool:
+        """Framed records concatenate; a compressed stream would join as another stream."""
+        return options.get("compression") is None
+
+    @classmethod
     def usage_notes(cls, outputs: Sequence[OutputFile], label_map: str | None) -> list[str]:
         return pipeline_config_lines(outputs, label_map)
 
