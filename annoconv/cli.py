@@ -873,6 +873,16 @@ def _run_inspect(args: argparse.Namespace) -> int:
     return EXIT_FAILED if result.problems else EXIT_OK
 
 
+def _engine_named(words: Sequence[str]) -> str | None:
+    """The value of ``--engine`` among the command-line words, before they are parsed."""
+    for index, word in enumerate(words):
+        if word == "--engine" and index + 1 < len(words):
+            return words[index + 1]
+        if word.startswith("--engine="):
+            return word.partition("=")[2]
+    return None
+
+
 def _run_transcode(args: argparse.Namespace) -> int:
     from annoconv.io.transcode import transcode_images
 
@@ -964,6 +974,10 @@ def _command(argv: Sequence[str]) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
+    if _engine_named(words) == "processes":
+        from annoconv.forkserver import start_early
+
+        start_early()  # the workers' server imports annoconv while the flags are made
     try:
         parser = build_parser(_command(words) or "")
     except AnnoconvError as error:  # a plugin format whose options cannot be made flags

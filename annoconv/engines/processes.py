@@ -1,20 +1,19 @@
 """The ``processes`` engine: a run's tasks on a pool of local processes (one big machine).
 
 Workers are started as soon as the run begins, so they start up while the driver makes its
-first pass. Where the platform has it (Linux, macOS) they are forked from a `forkserver`
-that has imported what tasks run: a worker is ready in a few milliseconds of CPU instead of
-the quarter second a fresh interpreter takes to import annoconv, and it exits as quickly;
-elsewhere they are spawned. Either way a worker holds no thread or lock of the driver's, and
-a forked one takes the driver's working folder, import path, main module and environment
-(`DriverContext`) before it runs anything, as a spawned one has them. The job goes to the
-workers once, through a temporary file each worker reads on its first task; tasks themselves
-are small.
+first pass. Where the platform has it (Linux, macOS) they are forked from a forkserver that
+has imported what tasks run (`annoconv.forkserver`; `convert()` starts it first): a worker is
+ready in a few milliseconds of CPU instead of the quarter second a fresh interpreter takes to
+import annoconv, and it exits as quickly; elsewhere they are spawned. Either way a worker
+holds no thread or lock of the driver's, and a forked one takes the driver's working folder,
+import path, main module and environment (`DriverContext`) before it runs anything, as a
+spawned one has them. The job goes to the workers once, through a temporary file each worker
+reads on its first task; tasks themselves are small.
 """
 
 from __future__ import annotations
 
 import contextlib
-import multiprocessing
 import os
 import pickle
 import tempfile
@@ -25,12 +24,12 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from functools import partial
 from multiprocessing import spawn
-from multiprocessing.context import BaseContext
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from annoconv.engines.partitioned import task_bar
 from annoconv.errors import AnnoconvError
+from annoconv.forkserver import pool_context
 
 if TYPE_CHECKING:
     from annoconv.engines.partitioned import Task
@@ -41,8 +40,6 @@ _T = TypeVar("_T")
 _R = TypeVar("_R")
 #: In a worker: the job it last read, by the path of its file.
 _loaded: tuple[str, Job] | None = None
-#: What a forkserver imports once, for every worker it forks: what tasks run.
-_PRELOAD = ["annoconv.engines.partitioned"]
 
 
 @dataclass(frozen=True)
@@ -67,16 +64,6 @@ class DriverContext:
             os.environ.clear()
             os.environ.update(self.environ)
         spawn.prepare(dict(self.preparation))
-
-
-def pool_context() -> BaseContext:
-    """Forkserver where the platform has it, spawn elsewhere (never a plain fork: the driver
-    may hold threads)."""
-    if "forkserver" not in multiprocessing.get_all_start_methods():
-        return multiprocessing.get_context("spawn")
-    context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(_PRELOAD)  # read when the server starts, else ignored
-    return context
 
 
 class ProcessRunner:
