@@ -72,16 +72,50 @@ def best_of(command: Sequence[str], repeat: int, *, cold: bool = False) -> dict[
     }
 
 
+def idle_fraction(seconds: float = 1.0) -> float:
+    """The share of the machine's CPU time that was idle over the next `seconds` (Linux)."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(value) for value in Path("/proc/stat").read_text().split()[1:9]]
+        return fields[3] + fields[4], sum(fields)  # idle + iowait, all
+
+    idle_before, total_before = sample()
+    time.sleep(seconds)
+    idle_after, total_after = sample()
+    return (idle_after - idle_before) / max(1, total_after - total_before)
+
+
+def wait_for_quiet(threshold: float, patience: float) -> float:
+    """Wait (at most `patience` seconds) until the machine is idle at least `threshold` of a
+    second; the idle share last seen. On a machine shared with other jobs, rounds run in
+    their quiet moments."""
+    deadline = time.monotonic() + patience
+    idle = idle_fraction()
+    while idle < threshold and time.monotonic() < deadline:
+        idle = idle_fraction()
+    return idle
+
+
 def interleaved(
-    commands: Mapping[str, Sequence[str]], repeat: int, *, quiet: bool = False
+    commands: Mapping[str, Sequence[str]],
+    repeat: int,
+    *,
+    quiet: bool = False,
+    idle: float = 0.0,
+    patience: float = 120.0,
 ) -> dict[str, dict[str, Any]]:
     """Run every command once per round, `repeat` rounds, each run in a fresh process (each
     command ends in `report_one`): per command, the fastest run's line with the lowest CPU
     time and the highest peak RSS seen. Interleaving spreads a shared machine's changing load
-    over all the jobs alike, so their ratios compare like with like."""
+    over all the jobs alike, so their ratios compare like with like. With `idle`, each run
+    waits (up to `patience` s) for a second in which that share of the machine was idle."""
     results: dict[str, list[dict[str, Any]]] = {name: [] for name in commands}
     for round_number in range(repeat):
         for name, command in commands.items():
+            if idle:
+                seen = wait_for_quiet(idle, patience)
+                if not quiet:
+                    print(f"  idle {seen:.0%} before {name}", file=sys.stderr)
             done = subprocess.run(list(command), check=True, capture_output=True, text=True)
             results[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
             if not quiet:

@@ -155,6 +155,13 @@ def main() -> None:
     parser.add_argument("data", type=Path)
     parser.add_argument("out", type=Path, nargs="?")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--idle",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="before each run, wait for a second this idle (e.g. 0.9; a shared machine)",
+    )
     parser.add_argument("--level", type=int, default=None, help="default: annoconv's")
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--levels", action="store_true", help="time and size every level")
@@ -187,7 +194,7 @@ def main() -> None:
                 name,
                 *common,
             ]
-        measured = interleaved(commands, args.repeat)
+        measured = interleaved(commands, args.repeat, idle=args.idle)
     print(f"load average after: {os.getloadavg()}")
     floor = measured.get(f"loop_level{level}_threads")
     plain = measured.get("loop_level6_1core")
