@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from measuring import interleaved, report_one
+from measuring import fresh_folder, interleaved, report_one
 
 ENGINES = ("local", "processes", "dask", "dask_running")
 OUTPUTS = {"tfrecord": "out.record", "csv": "out.csv"}
@@ -81,6 +81,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.one:
         to = args.to[0]
+        fresh_folder(args.out.parent)  # the last round's outputs: not this run's work
         report_one(lambda: convert_on(args.one, args.data, args.out, to, args.workers, args.shards))
         return
     columns = ("best s", "convert s", "CPU s", "peak RSS MB", "same")

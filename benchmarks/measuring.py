@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -36,6 +37,14 @@ def report_one(job: Callable[[], dict[str, Any] | None]) -> None:
         "children_peak_rss_mb": children_mb,
     }
     print(json.dumps({**line, **extra}))
+
+
+def fresh_folder(folder: Path) -> None:
+    """Empty `folder` (made if missing) before a timed run: replacing the last round's
+    outputs frees their disk blocks, which is not the conversion's work (0.1 s for 90 MB)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    os.sync()
 
 
 def _stop_forkserver() -> None:

@@ -40,7 +40,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from measuring import interleaved, report_one
+from measuring import fresh_folder, interleaved, report_one
 from PIL import Image
 
 ARCHIVE = "grant_yb2_20190101.tar"
@@ -175,6 +175,7 @@ def main() -> None:
     level = default_level() if args.level is None else args.level
     table = jobs(level, args.workers)
     if args.one:
+        fresh_folder(args.out)  # the last round's outputs: not this run's work
         report_one(lambda: table[args.one](args.data, args.out))
         return
     chosen = args.jobs or list(table)
