@@ -700,6 +700,14 @@ def _images_commands(commands: argparse._SubParsersAction[_Parser]) -> None:
         "--jpeg-quality", type=int, default=95, metavar="Q", help="JPEG quality (default 95)"
     )
     transcode.add_argument(
+        "--png-level",
+        type=int,
+        choices=range(10),
+        default=None,
+        metavar="L",
+        help="zlib level of PNGs, 0-9 (default 1: fast; 9: smallest, slowest)",
+    )
+    transcode.add_argument(
         "--overwrite", action="store_true", help="replace outputs that exist (default: skip)"
     )
     _common(transcode)
@@ -889,6 +897,16 @@ def _run_inspect(args: argparse.Namespace) -> int:
     return EXIT_FAILED if result.problems else EXIT_OK
 
 
+def _engine_named(words: Sequence[str]) -> str | None:
+    """The value of ``--engine`` among the command-line words, before they are parsed."""
+    for index, word in enumerate(words):
+        if word == "--engine" and index + 1 < len(words):
+            return words[index + 1]
+        if word.startswith("--engine="):
+            return word.partition("=")[2]
+    return None
+
+
 def _run_transcode(args: argparse.Namespace) -> int:
     from annoconv.io.transcode import transcode_images
 
@@ -898,6 +916,7 @@ def _run_transcode(args: argparse.Namespace) -> int:
         to=args.to_format,
         workers=args.workers,
         jpeg_quality=args.jpeg_quality,
+        **({} if args.png_level is None else {"png_level": args.png_level}),
         overwrite=args.overwrite,
         on_error=args.on_error,
     )
@@ -1028,6 +1047,10 @@ def _command(argv: Sequence[str]) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
+    if _engine_named(words) == "processes":
+        from annoconv.forkserver import start_early
+
+        start_early()  # the workers' server imports annoconv while the flags are made
     try:
         parser = build_parser(_command(words) or "")
     except AnnoconvError as error:  # a plugin format whose options cannot be made flags

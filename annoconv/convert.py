@@ -90,6 +90,10 @@ def convert(
     `distributed.Client`; without one a LocalCluster of `workers` processes is started).
     Every engine writes the same examples and the same shard contents (docs/engines.md).
     """
+    if keywords.get("engine", options.engine if options is not None else None) == "processes":
+        from annoconv.forkserver import start_early
+
+        start_early()  # the workers' server imports annoconv while this process does
     from annoconv.engines import engine_runner, parallel_labels, run_job
     from annoconv.io.fs import using_storage_options
     from annoconv.io.images import remote_paths

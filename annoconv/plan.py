@@ -4,6 +4,9 @@
 format's option models and the combinations that cannot work (an `OptionError` of one line),
 runs the survey when the run needs one (label map, splits, sample, shards, dedup) and settles
 the label map and each image's split. What it settles is a `pipeline.Job`, which an engine runs.
+
+A run whose label map is known up front (given, or declared by the source) and that needs
+nothing else of the whole dataset reads its source once: no survey (`_one_pass`).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from typing import Any
 from annoconv.errors import AnnoconvError, OptionError
 from annoconv.filters import ClassSelection, build_filters, selection_check
 from annoconv.formats import Format, Reader, Source, Writer, get_format
+from annoconv.formats.base import Capabilities
 from annoconv.io.archives import is_archive
 from annoconv.io.fs import current_storage_options, dirname, exists, join
 from annoconv.labelmap import LabelMap, LabelMapItem, LabelOrder
@@ -72,14 +76,16 @@ def make_plan(
     )
     capabilities = writer_class.capabilities
     needs_map = capabilities.needs_label_map or options.label_map_output is not None
+    weigh = (
+        writer_class.weigher(images=images, **write_options) if capabilities.needs_keys else None
+    )
+    one_pass = _one_pass(options, capabilities, reader, weigh is not None)
     facts = None
     transforms = make_filters()
     # A selection the reader does not make itself is checked against the data up front.
     selection = next((step for step in transforms if isinstance(step, ClassSelection)), None)
-    weigh = (
-        writer_class.weigher(images=images, **write_options) if capabilities.needs_keys else None
-    )
-    if _needs_survey(options, needs_map, capabilities.needs_keys) or selection is not None:
+    surveyed = one_pass is None and _needs_survey(options, needs_map, capabilities.needs_keys)
+    if surveyed or selection is not None:
         facts = survey(
             reader,
             weigh,
@@ -91,7 +97,7 @@ def make_plan(
             label_pairs=partial(parallel_labels, reader) if parallel_labels else None,
         )
     notes = _selection_notes(options.classes, selection)
-    label_map = settle_label_map(
+    label_map = one_pass or settle_label_map(
         facts.counts if facts else Counter(),
         options.label_map,
         needed=needs_map or (facts is not None and capabilities.label_map_from_survey),
@@ -136,6 +142,7 @@ def make_plan(
         sample=options.sample,
         on_error=options.on_error,
         progress=options.progress,
+        check_classes=one_pass is not None,
     )
     notes += _empty_splits(split_names, assignment)
     label_map_output = options.label_map_output if label_map is not None else None
@@ -278,6 +285,37 @@ def _open_source(
         read_options.update(classes=list(options.classes or ()), keep_empty=options.keep_empty)
     reader = open_reader(source, from_format=from_format, images=images, read_options=read_options)
     return reader, from_format, read_options, selects
+
+
+def _one_pass(
+    options: RunOptions, capabilities: Capabilities, reader: Reader, weighs: bool
+) -> LabelMap | None:
+    """The label map of a run that reads its source once, without a survey, or None when
+    the run needs one: the map is known before any data is read (given, and not to be
+    extended; or declared by the source, no class selected, dropped or renamed), and nothing
+    else needs
+    the whole dataset first: no split, sample or dedup, and a sharding writer deals shards
+    by its hash rule (`Capabilities.shards_by_hash`) and weighs nothing (`shard_size`).
+    Writers of Arrow batches keep the survey: their fast path takes no per-record check.
+    Each record's classes are checked against the map as it is written (see
+    `pipeline.KnownClasses`)."""
+    if (
+        options.extend_label_map
+        or options.dedup
+        or options.split
+        or options.split_lists
+        or options.sample is not None
+        or capabilities.takes_batches
+        or (capabilities.needs_keys and (weighs or not capabilities.shards_by_hash))
+    ):
+        return None
+    if options.label_map is not None:
+        given = options.label_map
+        return LabelMap.read(given) if isinstance(given, str) else given
+    changes_classes = options.rename or options.classes or options.exclude_classes
+    if changes_classes or not (capabilities.needs_label_map or options.label_map_output):
+        return None  # (a declared map is then cut to the classes written: see settle_label_map)
+    return reader.declared_label_map()
 
 
 def _needs_survey(options: RunOptions, needs_map: bool, needs_keys: bool) -> bool:

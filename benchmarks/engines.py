@@ -7,7 +7,8 @@ process (worker processes not included) and the CPU seconds of the whole job, wo
 included, which say what the parallel engines cost in work when a busy machine hides the
 wall-time gain. ``dask`` starts its LocalCluster inside the timed
 run; ``dask_running`` starts it first and times only the conversion (a cluster already up).
-Every parallel output is checked byte for byte against the local engine's.
+Every parallel output is checked byte for byte against the local engine's. The engines run
+interleaved: round after round, each engine once per round, each run in a fresh process.
 
 Run: ``python benchmarks/engines.py DATA_DIR [--workers 2] [--repeat 3]`` (DATA_DIR from
 make_synthetic.py).
@@ -17,13 +18,14 @@ from __future__ import annotations
 
 import argparse
 import filecmp
+import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from measuring import best_of, report_one
+from measuring import fresh_folder, interleaved, report_one
 
 ENGINES = ("local", "processes", "dask", "dask_running")
 OUTPUTS = {"tfrecord": "out.record", "csv": "out.csv"}
@@ -68,26 +70,33 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--shards", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument(
+        "--idle",
+        type=float,
+        default=0.0,
+        metavar="SHARE",
+        help="before each run, wait for a second this idle (e.g. 0.9; a shared machine)",
+    )
     parser.add_argument("--one", choices=ENGINES, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.one:
         to = args.to[0]
+        fresh_folder(args.out.parent)  # the last round's outputs: not this run's work
         report_one(lambda: convert_on(args.one, args.data, args.out, to, args.workers, args.shards))
         return
     columns = ("best s", "convert s", "CPU s", "peak RSS MB", "same")
+    print(f"load average before: {os.getloadavg()}", flush=True)
     print(f"{'conversion':<10} {'engine':<14} " + " ".join(f"{c:>11}" for c in columns))
     for to in args.to:
         with tempfile.TemporaryDirectory() as tmp:
-            local_best = None
-            for engine in args.engines:
-                folder = Path(tmp) / engine
-                command = [
+            commands = {
+                engine: [
                     sys.executable,
                     __file__,
                     "--one",
                     engine,
                     str(args.data),
-                    str(folder / OUTPUTS[to]),
+                    str(Path(tmp) / engine / OUTPUTS[to]),
                     "--to",
                     to,
                     "--workers",
@@ -95,9 +104,15 @@ def main() -> None:
                     "--shards",
                     str(args.shards),
                 ]
-                result = best_of(command, args.repeat)
-                local_best = result["seconds"] if engine == "local" else local_best
-                local = Path(tmp) / "local"
+                for engine in args.engines
+            }
+            # Round after round, every engine once per round: a shared machine's changing
+            # load falls on all of them alike.
+            measured = interleaved(commands, args.repeat, quiet=True, idle=args.idle)
+            local = Path(tmp) / "local"
+            local_best = measured.get("local", {}).get("seconds")
+            for engine, result in measured.items():
+                folder = Path(tmp) / engine
                 same = (
                     str(same_files(local, folder)) if local.is_dir() and engine != "local" else "-"
                 )
@@ -113,6 +128,8 @@ def main() -> None:
                     f"{result['peak_rss_mb']:>11.0f} {same:>11}{speedup}",
                     flush=True,
                 )
+                print(f"{'':<25} rounds: {', '.join(f'{s:.2f}' for s in result['runs'])}")
+    print(f"load average after: {os.getloadavg()}")
 
 
 if __name__ == "__main__":

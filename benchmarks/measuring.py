@@ -7,6 +7,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import time
@@ -19,19 +20,40 @@ def report_one(job: Callable[[], dict[str, Any] | None]) -> None:
     """Run `job` here and print one JSON line: seconds; cpu_seconds, user + system of this
     process and of the worker processes it waited for (what the job cost, less disturbed than
     wall time by other jobs on a shared machine); driver_cpu_seconds, this process's alone;
-    peak_rss_mb of this process; and what the job returns."""
+    peak_rss_mb of this process; children_peak_rss_mb, the largest of its ended child
+    processes (a pool's workers); and what the job returns."""
     start, cpu_start, driver_start = time.perf_counter(), _cpu_seconds(), time.process_time()
     extra = job() or {}
     seconds = time.perf_counter() - start
+    _stop_forkserver()
     cpu_seconds, driver_seconds = _cpu_seconds() - cpu_start, time.process_time() - driver_start
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    children_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     line = {
         "seconds": seconds,
         "cpu_seconds": cpu_seconds,
         "driver_cpu_seconds": driver_seconds,
         "peak_rss_mb": peak_mb,
+        "children_peak_rss_mb": children_mb,
     }
     print(json.dumps({**line, **extra}))
+
+
+def fresh_folder(folder: Path) -> None:
+    """Empty `folder` (made if missing) before a timed run: replacing the last round's
+    outputs frees their disk blocks, which is not the conversion's work (0.1 s for 90 MB)."""
+    shutil.rmtree(folder, ignore_errors=True)
+    folder.mkdir(parents=True)
+    os.sync()
+
+
+def _stop_forkserver() -> None:
+    """The processes engine's workers are children of a multiprocessing forkserver, not of
+    this process: stop the server (it reaped them) and wait for it, so that their CPU time
+    counts in this process's children's."""
+    from multiprocessing import forkserver
+
+    forkserver._forkserver._stop()  # type: ignore[attr-defined]
 
 
 def _cpu_seconds() -> float:
@@ -57,6 +79,67 @@ def best_of(command: Sequence[str], repeat: int, *, cold: bool = False) -> dict[
         "cpu_seconds": min(result["cpu_seconds"] for result in results),
         "peak_rss_mb": max(result["peak_rss_mb"] for result in results),
     }
+
+
+def idle_fraction(seconds: float = 1.0) -> float:
+    """The share of the machine's CPU time that was idle over the next `seconds` (Linux)."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(value) for value in Path("/proc/stat").read_text().split()[1:9]]
+        return fields[3] + fields[4], sum(fields)  # idle + iowait, all
+
+    idle_before, total_before = sample()
+    time.sleep(seconds)
+    idle_after, total_after = sample()
+    return (idle_after - idle_before) / max(1, total_after - total_before)
+
+
+def wait_for_quiet(threshold: float, patience: float) -> float:
+    """Wait (at most `patience` seconds) until the machine is idle at least `threshold` of a
+    second; the idle share last seen. On a machine shared with other jobs, rounds run in
+    their quiet moments."""
+    deadline = time.monotonic() + patience
+    idle = idle_fraction()
+    while idle < threshold and time.monotonic() < deadline:
+        idle = idle_fraction()
+    return idle
+
+
+def interleaved(
+    commands: Mapping[str, Sequence[str]],
+    repeat: int,
+    *,
+    quiet: bool = False,
+    idle: float = 0.0,
+    patience: float = 120.0,
+) -> dict[str, dict[str, Any]]:
+    """Run every command once per round, `repeat` rounds, each run in a fresh process (each
+    command ends in `report_one`): per command, the fastest run's line with the lowest CPU
+    time and the highest peak RSS seen. Interleaving spreads a shared machine's changing load
+    over all the jobs alike, so their ratios compare like with like. With `idle`, each run
+    waits (up to `patience` s) for a second in which that share of the machine was idle."""
+    results: dict[str, list[dict[str, Any]]] = {name: [] for name in commands}
+    for round_number in range(repeat):
+        for name, command in commands.items():
+            if idle:
+                seen = wait_for_quiet(idle, patience)
+                if not quiet:
+                    print(f"  idle {seen:.0%} before {name}", file=sys.stderr)
+            done = subprocess.run(list(command), check=True, capture_output=True, text=True)
+            results[name].append(json.loads(done.stdout.strip().splitlines()[-1]))
+            if not quiet:
+                seconds = results[name][-1]["seconds"]
+                print(f"  round {round_number + 1}: {name} {seconds:.2f} s", file=sys.stderr)
+    best = {}
+    for name, runs in results.items():
+        fastest = min(runs, key=lambda result: result["seconds"])
+        best[name] = {
+            **fastest,
+            "cpu_seconds": min(result["cpu_seconds"] for result in runs),
+            "peak_rss_mb": max(result["peak_rss_mb"] for result in runs),
+            "runs": [result["seconds"] for result in runs],
+        }
+    return best
 
 
 def drop_page_cache() -> None:

@@ -1,4 +1,5 @@
-"""Test-only writers that engine tests hand to worker processes (imported there by name).
+"""Test-only writers that engine tests hand to worker processes (imported there by name),
+and `probe`, what a worker process sees of its surroundings.
 
 `KillingTFRecordWriter` is the TFRecord writer that kills its own process in the middle of
 writing a shard: once per marker file (the first task to get there dies, its retry lives),
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sys
 from typing import Any
 
 from annoconv.formats.base import Format
@@ -61,3 +63,8 @@ FORMAT = Format(
     writer=KillingTFRecordWriter,
     write_options=KillingOptions,
 )
+
+
+def probe(variable: str) -> tuple[str, str | None, list[str]]:
+    """A worker's working folder, one environment variable, and its import path."""
+    return os.getcwd(), os.environ.get(variable), list(sys.path)

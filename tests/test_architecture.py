@@ -249,6 +249,8 @@ BAD_OPTIONS = [
     (["--to", "tfrecord", "--shards", "-1"], "shards"),
     (["--to", "tfrecord", "--jpeg-quality", "0"], "jpeg_quality"),
     (["--to", "tfrecord", "--jpeg-quality", "500"], "jpeg_quality"),
+    (["--to", "tfrecord", "--png-level", "10"], "png_level"),
+    (["--to", "tfrecord", "--png-level", "-1"], "png_level"),
     (["--to", "csv", "--sample", "-5"], "sample"),
     (["--to", "csv", "--sample", "0"], "sample"),
     (["--to", "csv", "--min-area", "-3"], "min_area"),

@@ -353,6 +353,34 @@ def test_transcode_a_folder_tree_keeps_layout_and_skips_existing(tmp_path: Path)
         assert out.format == "JPEG" and out.mode == "L" and out.size == original.size
 
 
+def test_transcode_png_level_keeps_the_pixels(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    page = draw_image(src / "280.TIF", 640, 480, mode="1", compression="group4")
+    sizes = {}
+    for level in ("0", "9"):
+        dst = tmp_path / level
+        args = ["images", "transcode", str(src), str(dst), "--to", "png", "--png-level", level]
+        assert main([*args, "-q"]) == 0
+        sizes[level] = (dst / "280.png").stat().st_size
+        with Image.open(dst / "280.png") as out, Image.open(page) as original:
+            assert out.mode == "1"
+            assert ImageChops.difference(out.convert("L"), original.convert("L")).getbbox() is None
+    assert sizes["0"] > 640 * 480 // 8 > sizes["9"]  # level 0 stores, 9 compresses
+    with pytest.raises(SystemExit):  # argparse: one line, exit 2
+        main(
+            [
+                "images",
+                "transcode",
+                str(src),
+                str(tmp_path / "x"),
+                "--to",
+                "png",
+                "--png-level",
+                "10",
+            ]
+        )
+
+
 def test_transcode_hostile_tar_never_writes_outside(tmp_path: Path) -> None:
     good = tiff_bytes(16, 16, tmp_path)
     archive = tmp_path / "evil.tar"

@@ -286,6 +286,27 @@ def test_console_script_and_light_import(mixed: tuple[Path, Path], tmp_path: Pat
         assert shown.returncode == 0 and "voc" in shown.stdout and "pbtxt" in shown.stdout
 
 
+@pytest.mark.parametrize("words", [None, ["--help"], ["--version"]])
+def test_light_start_imports_no_library_a_run_needs(words: list[str] | None) -> None:
+    """`import annoconv` and `annoconv --help` / `--version` load neither the typed schema's
+    pydantic nor pyarrow, lxml, Pillow, fsspec or numpy: the run imports what it uses."""
+    script = "import sys, annoconv\n"
+    if words is not None:
+        script += (
+            "from annoconv.cli import main\n"
+            f"try:\n    main({words!r})\nexcept SystemExit as done:\n    assert not done.code\n"
+        )
+    script += (
+        "heavy = ('pydantic', 'pyarrow', 'lxml', 'PIL', 'fsspec', 'numpy', 'pandas')\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy), file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.strip() == "[]"
+    if words is not None:
+        assert "annoconv" in done.stdout
+
+
 def test_interrupted_run_leaves_no_output(mixed: tuple[Path, Path], tmp_path: Path) -> None:
     """A failure mid-run (here: a record the writer rejects under `fail`) publishes nothing."""
     ann, _ = mixed

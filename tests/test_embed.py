@@ -154,6 +154,30 @@ def test_group4_patent_page_becomes_a_1_bit_png_tf_decodes(
     assert decoded[400, 1000, 0] == source[400, 1000] == (255 if white_is_zero else 0)
 
 
+def zlib_level(png: bytes) -> int:
+    """The compression level a PNG's zlib stream header announces (FLEVEL: 0 fastest .. 3)."""
+    start = png.index(b"IDAT") + 4
+    return png[start + 1] >> 6
+
+
+def test_png_level_trades_size_for_time_and_keeps_every_bilevel_pixel(tmp_path: Path) -> None:
+    path = patent_page(tmp_path / "280.tif", white_is_zero=False)
+    source = np.asarray(Image.open(path).convert("L"))
+    default = embed_image(str(path), annotated_size=(2560, 3300))
+    by_level = {
+        level: embed_image(str(path), annotated_size=(2560, 3300), png_level=level)
+        for level in (0, 1, 6, 9)
+    }
+    assert default.data == by_level[1].data  # level 1 is the default
+    for level, image in by_level.items():
+        assert (image.format, reopened(image).mode) == ("png", "1"), level
+        assert (decode(image) == source[..., None]).all(), level
+    # zlib's header says which: 0 for levels 0-1, 2 for 6 (its default), 3 for 9.
+    assert [zlib_level(by_level[level].data) for level in (0, 1, 6, 9)] == [0, 0, 2, 3]
+    sizes = [len(by_level[level].data) for level in (0, 1, 6, 9)]
+    assert sizes == sorted(sizes, reverse=True) and sizes[0] > 2560 * 3300 // 8
+
+
 def float_tiff(path: Path) -> Path:
     array = np.linspace(-20, 300, 48 * 64, dtype=np.float32).reshape(48, 64)
     return save(Image.fromarray(array), path)
@@ -441,7 +465,14 @@ def test_unreadable_images_name_the_annotation_and_the_image(
 
 @pytest.mark.parametrize(
     "options",
-    [{"jpeg_quality": 0}, {"jpeg_quality": 101}, {"size_policy": "Warn"}, {"exif": "yes"}],
+    [
+        {"jpeg_quality": 0},
+        {"jpeg_quality": 101},
+        {"png_level": -1},
+        {"png_level": 10},
+        {"size_policy": "Warn"},
+        {"exif": "yes"},
+    ],
 )
 def test_bad_options_are_rejected(tmp_path: Path, options: dict[str, Any]) -> None:
     path = draw_image(tmp_path / "a.png", 8, 8)

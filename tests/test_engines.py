@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import random
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -17,16 +18,23 @@ from typing import Any
 import distributed
 import pytest
 from engine_hooks import FORMAT as KILLING_FORMAT
+from engine_hooks import probe
 from factories import Box, draw_image, labelimg_xml, write
 from oi_factory import CLASSES, bbox_csv, random_rows, write_dataset
 
 from annoconv import convert
 from annoconv.cli import main
+from annoconv.engines.processes import ProcessRunner
 from annoconv.errors import AnnoconvError, AnnotationError, MissingDependencyError
 from annoconv.formats import register, unregister
 from annoconv.formats.base import BadItem
+from annoconv.formats.voc import VocReader
 from annoconv.io.archives import ArchiveError
 from annoconv.io.fs import using_storage_options
+from annoconv.labelmap import LabelMap
+from annoconv.ops import shard_of
+from annoconv.options import RunOptions
+from annoconv.plan import make_plan
 from annoconv.report import Report
 from annoconv.schema import ImageRecord
 from annoconv.tfexample import decode_example, iter_tfrecords
@@ -115,6 +123,12 @@ def _same_report(one: Report, other: Report) -> None:
     assert sorted(one.skipped, key=str) == sorted(other.skipped, key=str)
     assert [(o.path, o.size) for o in one.outputs] == [(o.path, o.size) for o in other.outputs]
     assert other.balanced
+
+
+def _moved(report: Report, old: str, new: str) -> Report:
+    """The report with its outputs' paths moved from folder `old` to `new`."""
+    outputs = [type(o)(o.path.replace(old, new), o.size, o.kind) for o in report.outputs]
+    return Report(**{**report.__dict__, "outputs": outputs})
 
 
 def _convert_to(folder: Path, source: Path, name: str, **options: object) -> Report:
@@ -330,6 +344,163 @@ def test_a_dead_worker_process_fails_the_processes_run_with_nothing_published(
             write_options=options,
         )
     assert _files(tmp_path / "out") == {}
+
+
+@pytest.mark.parametrize(
+    ("options", "tasks"),
+    [
+        ({}, 6),  # one shard: parts of it, runs of files, 2 per worker
+        ({"split": SPLIT, "seed": 4}, 6),  # two shard files, each joined from 6 parts
+        ({"write_options": {"shards": 2}, "label_map": "given"}, 6),  # one pass, by hash
+        ({"write_options": {"compression": "GZIP"}}, 1),  # a gzip stream: whole shards only
+        ({"write_options": {"shards": 3}}, 3),  # as many shards as workers: whole shards
+    ],
+)
+def test_fewer_shards_than_workers_are_written_in_parts_joined_in_order(
+    voc_with_bad: Path, tmp_path: Path, options: dict[str, Any], tasks: int
+) -> None:
+    """With fewer shards than workers, each task writes its part of every shard from a run
+    of files; the parts joined in task order are the local engine's shards, byte for byte."""
+    if options.get("label_map") == "given":
+        given = (
+            "item { name: 'dog' id: 1 }\nitem { name: 'cat' id: 2 }\nitem { name: 'bird' id: 3 }\n"
+        )
+        options = {**options, "label_map": str(write(tmp_path / "given.pbtxt", given))}
+    runs = {}
+    for name, engine in (("local", {}), ("procs", {"engine": "processes", "workers": 3})):
+        runs[name] = _convert_to(
+            tmp_path / name, voc_with_bad, "out.record", on_error="skip", **options, **engine
+        )
+    assert _files(tmp_path / "procs") == _files(tmp_path / "local")
+    _same_report(runs["local"], _moved(runs["procs"], "/procs/", "/local/"))
+    written = runs["procs"].images_written
+    assert written == 40 and runs["procs"].images_skipped == 2
+    many = [text for text in runs["procs"].warnings if "task(s) for 3 workers" in text]
+    assert bool(many) == (tasks < 3)
+
+
+def test_processes_workers_see_the_drivers_folder_environment_and_path(
+    voc: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers forked from a forkserver started by an earlier run take the driver's working
+    folder, environment (credentials) and import path as they are when the run starts, as
+    spawned ones would: relative paths convert as in the local engine."""
+    with ProcessRunner(2) as runner:  # the forkserver runs from here on (if not already)
+        runner.map(probe, ["ANNOCONV_PROBE"])
+    (tmp_path / "work").mkdir()
+    monkeypatch.chdir(tmp_path / "work")
+    monkeypatch.setenv("ANNOCONV_PROBE", "set after the server started")
+    monkeypatch.syspath_prepend(str(tmp_path / "modules"))
+    with ProcessRunner(2) as runner:
+        seen = runner.map(probe, ["ANNOCONV_PROBE"] * 4)
+    for folder, value, path in seen:
+        assert (folder, value) == (str(tmp_path / "work"), "set after the server started")
+        assert path[: len(sys.path)] == sys.path
+    shutil.copytree(voc, "voc")
+    for name, engine in (("local", {}), ("procs", {"engine": "processes", "workers": 2})):
+        convert("voc", f"{name}/out.record", write_options={"shards": 2}, **engine)  # type: ignore[arg-type]
+    assert _files(Path("procs")) == _files(Path("local"))
+
+
+@pytest.fixture
+def no_survey(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A run that must read its source once: any survey fails it."""
+
+    def refused(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a one-pass run surveyed its source")
+
+    monkeypatch.setattr("annoconv.plan.survey", refused)
+
+
+def test_a_given_label_map_converts_in_one_pass_on_every_engine(
+    voc_with_bad: Path, tmp_path: Path, no_survey: None
+) -> None:
+    """With the label map given, VOC -> TFRecord reads the annotations once: no survey, each
+    image in the shard of its key's hash (`ops.shard_of`) in reading order, the same bytes
+    on both engines; a record with a class the map lacks is a bad item naming its file."""
+    given = write(
+        tmp_path / "given.pbtxt", "item { name: 'dog' id: 1 }\nitem { name: 'cat' id: 7 }\n"
+    )
+    options = {"write_options": {"shards": 3}, "on_error": "skip", "label_map": str(given)}
+    runs = {}
+    for name, engine in (("local", {}), ("procs", {"engine": "processes", "workers": 2})):
+        runs[name] = _convert_to(tmp_path / name, voc_with_bad, "out.record", **options, **engine)
+    assert _files(tmp_path / "procs") == _files(tmp_path / "local")
+    local = runs["local"]
+    birds = [item for item in local.skipped if "'bird'" in item.reason]
+    assert birds and all(
+        item.reason.startswith(f"class(es) 'bird' not in the label map {given}") for item in birds
+    )
+    assert local.images_skipped == len(birds) + 2  # and broken.xml, lost.xml
+    reader_order = [key for key, _ in VocReader(str(voc_with_bad)).labels()]
+    for shard in range(3):
+        path = tmp_path / "local" / f"out.record-0000{shard}-of-00003"
+        keys = [key for key, _ in _records(path)]
+        assert keys == [k for k in reader_order if k in keys]  # reading order
+        assert {shard_of(key, 3) for key in keys} == {shard}
+        for _key, ids in _records(path):
+            assert set(ids) <= {1, 7}
+    written = sum(len(_records(p)) for p in (tmp_path / "local").glob("out.record-*"))
+    assert written == local.images_written == 42 - local.images_skipped
+    _same_report(local, _moved(runs["procs"], "/procs/", "/local/"))
+
+
+class DeclaringVocReader(VocReader):
+    """VOC whose source declares its classes with ids, as a COCO file's categories do."""
+
+    def declared_label_map(self) -> LabelMap:
+        return LabelMap.parse("item { name: 'bird' id: 3 }\nitem { name: 'cat' id: 9 }")
+
+
+def test_a_source_declaring_its_classes_converts_in_one_pass(
+    voc: Path, tmp_path: Path, no_survey: None
+) -> None:
+    """No map given, but the source declares one: one pass, its ids, undeclared classes bad."""
+    out = tmp_path / "x.record"
+    report = convert(DeclaringVocReader(str(voc)), str(out), on_error="skip")
+    ids = {label for _key, labels in _records(Path(f"{out}-00000-of-00001")) for label in labels}
+    assert ids == {3, 9}
+    dogs = [key for key, labels in VocReader(str(voc)).labels() if "dog" in labels]
+    assert report.images_skipped == len(dogs) > 0
+    assert {item.reason.split(";")[0] for item in report.skipped} == {
+        "class(es) 'dog' not in the label map"
+    }
+
+
+def test_a_class_missing_from_a_given_map_fails_a_one_pass_run_naming_its_file(
+    voc: Path, tmp_path: Path, no_survey: None, capsys: pytest.CaptureFixture[str]
+) -> None:
+    given = write(
+        tmp_path / "given.pbtxt", "item { name: 'dog' id: 1 }\nitem { name: 'cat' id: 2 }\n"
+    )
+    out = tmp_path / "out" / "x.record"
+    assert main(["xml2tfrecord", str(voc), str(out), "--label-map", str(given), "-q"]) == 1
+    error = capsys.readouterr().err
+    assert f"not in the label map {given}" in error and "'bird'" in error
+    assert str(voc) in error and ".xml" in error  # names the annotation
+    assert not out.parent.exists() or list(out.parent.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "more",
+    [
+        {"write_options": {"shard_size": "20KB"}},
+        {"split": SPLIT},
+        {"sample": 10},
+        {"extend_label_map": True},
+    ],
+)
+def test_a_given_label_map_still_surveys_what_needs_the_whole_dataset(
+    voc: Path, tmp_path: Path, more: dict[str, Any]
+) -> None:
+    """Shard sizes, splits, samples and extending the map need the first pass: the shards
+    are dealt round-robin in hash order as without a map (sizes within one image)."""
+    given = write(tmp_path / "given.pbtxt", "item { name: 'dog' id: 1 }\n")
+    extend = {} if more.get("extend_label_map") else {"extend_label_map": True}
+    options = {"write_options": {"shards": 2}, **more, "label_map": str(given), **extend}
+    plan = make_plan(str(voc), str(tmp_path / "x.record"), RunOptions.of(options))
+    assert plan.job.weights is not None and not plan.job.check_classes
+    assert [item.name for item in plan.job.label_map or []] == ["dog", "bird", "cat"]
 
 
 def test_cli_engine_options(voc: Path, tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,6 +46,35 @@ def test_inference_from_paths(tmp_path: Path) -> None:
         FormatError, match=r"cannot tell the format of .*out\.bin; name it with --to"
     ):
         infer_format(str(tmp_path / "out.bin"), for_writing=True)
+
+
+def test_inference_hints_agree_with_the_formats() -> None:
+    """The registry infers built-in formats from hints, without importing them: each hint
+    must say what the format itself says."""
+    assert set(formats._HINTS) == set(formats.KNOWN_FORMATS)
+    for name, hint in formats._HINTS.items():
+        fmt = get_format(name)
+        assert hint.extensions == fmt.extensions, name
+        assert hint.reads_folders == fmt.reads_folders, name
+        assert hint.claims_folders == (fmt.claims_folder is not None), name
+
+
+def test_inference_imports_only_the_formats_it_picks(tmp_path: Path) -> None:
+    write(tmp_path / "ann" / "1.xml", labelimg_xml("1.jpg", 10, 10))
+    script = (
+        "import sys\n"
+        "from annoconv.sources import output_format, source_format\n"
+        f"print(source_format({str(tmp_path / 'ann')!r}, None),"
+        f" output_format({str(tmp_path / 'o.record')!r}, None).name)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('annoconv.formats.')"
+        " or m.split('.')[0] == 'pyarrow'))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    picked, imported = done.stdout.splitlines()
+    assert picked == "voc tfrecord"
+    # (the output's format is loaded for its writer; the source's only when it is read)
+    assert imported == str(["annoconv.formats.base", "annoconv.formats.tfrecord"])
 
 
 def test_unknown_name_lists_known_formats() -> None:

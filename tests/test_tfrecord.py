@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import csv
 import gzip
+import io
 import json
 import subprocess
 import sys
+import tarfile
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +17,18 @@ import pytest
 import tensorflow as tf
 from factories import Box, draw_image, labelimg_xml, write
 from od_protos import parse_with_protobuf
+from PIL import Image
 
 from annoconv import convert
 from annoconv.cli import main
-from annoconv.formats.tfrecord import shard_name
+from annoconv.engines import run_job
+from annoconv.formats.tfrecord import TFRecordShardWriter, shard_name
+from annoconv.formats.voc import VocReader
+from annoconv.labelmap import LabelMap
+from annoconv.options import RunOptions
+from annoconv.pipeline import PreparingWriter
+from annoconv.pipeline import run as run_pipeline
+from annoconv.plan import make_plan
 
 # The TF Object Detection API decoder's keys_to_features (tf_example_decoder.py).
 OD_API_SPEC = {
@@ -159,6 +170,120 @@ def test_tiff_becomes_png_and_jpeg_is_embedded_unchanged(
     assert examples["p1/1.xml"]["image/encoded"] == (images / "p1" / "1.jpg").read_bytes()
     assert examples["p1/2.xml"]["image/encoded"] == (images / "p1" / "2.png").read_bytes()
     assert examples["p2/2.xml"]["image/object/bbox/xmin"].tolist() == []
+
+
+def test_png_level_changes_only_the_transcoded_bytes(
+    dataset: tuple[Path, Path], tmp_path: Path
+) -> None:
+    ann, images = dataset
+    runs = {}
+    for level in ("1", "9"):
+        out = tmp_path / level / "all.record"
+        args = ["xml2tfrecord", ann, out, "--images", images, "--png-level", level, "-q"]
+        assert main([str(a) for a in args]) == 0
+        runs[level] = {
+            e["image/source_id"].decode(): e for e in read_examples([Path(f"{out}-00000-of-00001")])
+        }
+    fast, small = runs["1"], runs["9"]
+    for key in ("p1/1.xml", "p1/2.xml", "p2/2.xml"):  # JPEG and PNG: embedded as they are
+        assert fast[key]["image/encoded"] == small[key]["image/encoded"]
+    page = "p2/1.xml"  # the bilevel G4 TIFF: a 1-bit PNG at either level, the same pixels
+    assert fast[page]["image/encoded"] != small[page]["image/encoded"]
+    pixels = [tf.io.decode_png(run[page]["image/encoded"]).numpy() for run in (fast, small)]
+    assert (pixels[0] == pixels[1]).all() and set(pixels[0].ravel()) == {0, 255}
+    for run in (fast, small):
+        assert Image.open(io.BytesIO(run[page]["image/encoded"])).mode == "1"
+    check_examples([*fast.values(), *small.values()])
+
+
+@pytest.mark.parametrize("from_archive", [False, True])
+def test_bytes_do_not_depend_on_the_threads_preparing_images(
+    dataset: tuple[Path, Path], tmp_path: Path, from_archive: bool
+) -> None:
+    """The local engine transcodes a window of records ahead on every core (`prepare_threads`,
+    `pipeline.PreparingWriter`): the shards, the report and its warnings are those of
+    preparing each record as it is written, also with bad items (skipped) in the stream and
+    images fed from an archive."""
+    ann, images = dataset
+    for index in range(12):  # more pages than threads and window, so the window turns over
+        xml = f"p4/{index}.xml"
+        size = (330, 256) if index == 5 else (256, 330)  # one disagrees: a warning
+        write(ann / xml, labelimg_xml(f"{index}.jpg", *size, [Box("figure", 5, 6, 200, 250)]))
+        draw_image(images / f"p4/{index}.tif", 256, 330, mode="1", compression="group4")
+    write(images / "p4" / "3.tif", b"II*\x00 not a tiff")  # a bad item in the window
+    (images / "p4" / "7.tif").unlink()  # and a missing one
+    source = str(images)
+    if from_archive:
+        source = str(tmp_path / "pages.tar")
+        with tarfile.open(source, "w") as tar:
+            for path in sorted(images.rglob("*.*")):
+                tar.add(path, arcname=path.relative_to(images).as_posix())
+    results = {}
+    for threads in (1, 2, 5):
+        out = tmp_path / str(threads) / "x.record"
+        options = RunOptions.of(
+            {
+                "images": source,
+                "split": "train=0.5,test=0.5",
+                "seed": 3,
+                "on_error": "skip",
+                "write_options": {"shards": 2, "size_policy": "warn"},
+            }
+        )
+        plan = make_plan(str(ann), str(out), options)
+        report = run_job(replace(plan.job, prepare_threads=threads), plan.reader, None)
+        shards = sorted(out.parent.glob("x-*.record-*"))
+        results[threads] = (
+            [shard.read_bytes() for shard in shards],
+            [(o.path.replace(str(out.parent), ""), o.size) for o in report.outputs],
+            (report.images_read, report.images_written, report.boxes_written),
+            report.skipped,  # in stream order, as are the warnings
+            report.warnings,
+        )
+    assert results[1][2] == (17, 15, 15)
+    assert len(results[1][0]) == 4
+    assert [(item.source, item.images) for item in results[1][3]] == [
+        (str(ann / "p4" / "3.xml"), 1),
+        (str(ann / "p4" / "7.xml"), 1),
+    ]
+    assert any("boxes scaled" in text for text in results[1][4])
+    assert results[1] == results[2] == results[5]
+
+
+@pytest.mark.parametrize(("pages", "costly"), [(False, False), (True, True)])
+def test_preparing_threads_are_used_only_for_costly_work(
+    tmp_path: Path, pages: bool, costly: bool
+) -> None:
+    """Small JPEGs are embedded as they are (cheap: each is prepared when written, on the
+    writing thread); USPTO-size G4 pages are transcoded (costly: prepared on the pool). Either
+    way the bytes are those of the plain writer. (Both sides are far from `Pace`'s 2 ms: a
+    small JPEG takes a fraction of a millisecond, a page tens of milliseconds.)"""
+    ann, images = tmp_path / "ann", tmp_path / "images"
+    count = 12 if pages else 40
+    for index in range(count):
+        size = (2560, 3300) if pages else (64, 48)
+        write(ann / f"{index}.xml", labelimg_xml(f"{index}.jpg", *size, [Box("a", 1, 2, 30, 40)]))
+        if pages:
+            draw_image(images / f"{index}.tif", *size, mode="1", compression="group4")
+        else:
+            draw_image(images / f"{index}.jpg", *size)
+    records = list(VocReader(str(ann), images=str(images)))
+    label_map = LabelMap.parse("item { name: 'a' id: 1 }")
+    outputs = {}
+    for threads in (1, 3):
+        destination = str(tmp_path / f"{threads}.record")
+        writer = TFRecordShardWriter(destination, label_map=label_map, images=str(images))
+        if threads > 1:
+            writer = PreparingWriter(writer, threads)
+            items = writer.stage(records)
+        else:
+            items = iter(records)
+        report = run_pipeline(items, writer)
+        assert report.images_written == count
+        outputs[threads] = Path(report.outputs[0].path).read_bytes()
+        if isinstance(writer, PreparingWriter):
+            assert writer.pace.costly is costly, writer.pace.average
+    assert outputs[1] == outputs[3]
 
 
 def test_two_runs_are_byte_identical_and_gzip_reads(

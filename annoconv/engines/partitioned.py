@@ -246,6 +246,10 @@ def plan_tasks(job: Job, reader: Reader, parallelism: int, staging: str) -> list
     files = reader.image_files()
     sharded = {split: plan for split, plan in plans.items() if plan is not None}
     if sharded and len(sharded) == len(plans):
+        shards = sum(count for count, _ in sharded.values())
+        joins = job.writer_class.joins_shard_parts(**job.write_options)
+        if files is not None and shards < parallelism and joins:
+            return _shard_part_tasks(reader, files, sharded, parallelism, staging)
         return _shard_tasks(job, reader, files, sharded, staging)
     if files is None or job.writer_class.capabilities.parts != "concatenate":
         # A whole-source reader into a single file, or a writer of neither shards nor one
@@ -341,10 +345,40 @@ def _labels_of(reader: Reader, options: Mapping[str, Any]) -> list[tuple[str, li
 def _file_runs(reader: Reader, files: Sequence[tuple[str, str]], parallelism: int) -> list[Reader]:
     """The reader cut into runs of consecutive files, `PARTS_PER_WORKER` per worker, as even
     as can be (at least one run, even of no files)."""
-    uris = [uri for _key, uri in files]
-    count = max(1, min(len(uris), parallelism * PARTS_PER_WORKER))
-    bounds = [len(uris) * index // count for index in range(count + 1)]
-    return [reader.only_files(uris[bounds[i] : bounds[i + 1]]) for i in range(count)]
+    return [reader.only_files([uri for _key, uri in run]) for run in _runs(files, parallelism)]
+
+
+def _runs(files: Sequence[tuple[str, str]], parallelism: int) -> list[Sequence[tuple[str, str]]]:
+    count = max(1, min(len(files), parallelism * PARTS_PER_WORKER))
+    bounds = [len(files) * index // count for index in range(count + 1)]
+    return [files[bounds[i] : bounds[i + 1]] for i in range(count)]
+
+
+def _shard_part_tasks(
+    reader: Reader,
+    files: list[tuple[str, str]],
+    plans: Mapping[str, tuple[int, dict[str, int]]],
+    parallelism: int,
+    staging: str,
+) -> list[Task]:
+    """Fewer shards than workers, of a writer whose shard files join by concatenation
+    (`Writer.joins_shard_parts`): runs of consecutive files, each task writing its part of
+    every shard (the records of its files that go there, in reading order), joined per shard
+    in task order (`_join_parts`), the local engine's bytes."""
+    tasks = []
+    for index, run in enumerate(_runs(files, parallelism)):
+        keys = {key for key, _uri in run}
+        partitions = {
+            split: ShardPartition(
+                count,
+                {key: shard for key, shard in assignment.items() if key in keys},
+                frozenset(range(count)),
+            )
+            for split, (count, assignment) in plans.items()
+        }
+        uris = [uri for _key, uri in run]
+        tasks.append(Task(index, staging, reader.only_files(uris), partitions, part=index))
+    return tasks
 
 
 def _shard_tasks(
@@ -402,7 +436,7 @@ def _publish(job: Job, tasks: Sequence[Task], reports: Sequence[Report]) -> list
     written = [output for report in reports for output in report.outputs]
     destinations = list(job.destinations().values())
     if tasks[0].part is not None and not tasks[0].dataset_part:
-        return [_join_parts(job, tasks, destination, written) for destination in destinations]
+        return [out for place in destinations for out in _join_parts(job, tasks, place, written)]
     staging = tasks[0].staging
     prefixes = [staged(staging, destination) for destination in destinations]
     if tasks[0].dataset_part:  # a destination's parts lie in its folder
@@ -452,25 +486,51 @@ def _part_name_pattern(job: Job, folder: str) -> re.Pattern[str]:
 
 def _join_parts(
     job: Job, tasks: Sequence[Task], destination: str, written: Sequence[OutputFile]
-) -> OutputFile:
-    """One destination from its parts, in order; each part after the first loses the header."""
+) -> list[OutputFile]:
+    """The outputs of `destination` from the tasks' parts, in order; each part after the
+    first loses the header. A task writes its part under its staged name (`staged(...,
+    part)`), a shard's part with the shard's suffix after it (``-00001-of-00004``): the parts
+    with the same suffix join into `destination` + that suffix, in the order task 0 wrote
+    them."""
     split = next(name for name, place in job.destinations().items() if place == destination)
-    writer = job.make_writer(destination, split, job.write_options)
-    header = writer.header()
-    parts = {out.path: out for out in written}
-    target = AtomicFile(destination)
+    header = _header(job, destination, split)
+    suffixes: dict[str, dict[int, OutputFile]] = {}
+    for task in tasks:
+        prefix = staged(task.staging, destination, task.part)
+        for out in written:
+            suffix = out.path[len(prefix) :]
+            if out.path.startswith(prefix) and (not suffix or suffix.startswith("-")):
+                suffixes.setdefault(suffix, {})[task.index] = out
+    if not suffixes:
+        raise AnnoconvError(f"internal error: no task wrote a part of {destination}")
+    return [
+        _join(destination + suffix, [parts.get(task.index) for task in tasks], header)
+        for suffix, parts in suffixes.items()
+    ]
+
+
+def _header(job: Job, destination: str, split: str) -> bytes:
+    """The header of `destination`'s parts (a CSV header). Shard files have none: a sharded
+    writer, which needs keys to be made, is not made for it."""
+    if job.writer_class.capabilities.sharded:
+        return b""
+    return job.make_writer(destination, split, job.write_options).header()
+
+
+def _join(final: str, parts: Sequence[OutputFile | None], header: bytes) -> OutputFile:
+    target = AtomicFile(final)
     try:
-        for task in tasks:
-            path = staged(task.staging, destination, task.part)
-            if path not in parts:
-                raise AnnoconvError(f"internal error: task {task.index} did not write {path}")
-            for chunk in _chunks(path, skip=len(header) if task.index else 0):
+        for index, part in enumerate(parts):
+            if part is None:
+                raise AnnoconvError(f"internal error: task {index} wrote no part of {final}")
+            for chunk in _chunks(part.path, skip=len(header) if index else 0):
                 target.write(chunk)
         size = target.commit()
     except BaseException:
         target.abort()
         raise
-    return OutputFile(destination, size, writer.kind)
+    kind = next(part.kind for part in parts if part is not None)
+    return OutputFile(final, size, kind)
 
 
 def _chunks(uri: str, *, skip: int) -> Iterator[bytes]:

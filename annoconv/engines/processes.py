@@ -1,25 +1,35 @@
 """The ``processes`` engine: a run's tasks on a pool of local processes (one big machine).
 
-Workers are started with ``spawn`` (safe with threads, and the same on every platform) as soon
-as the run begins, so they start up while the driver makes its first pass. The job goes to
-them once, through a temporary file each worker reads on its first task; tasks themselves are
-small.
+Workers are started as soon as the run begins, so they start up while the driver makes its
+first pass. Where the platform has it (Linux, macOS) they are forked from a forkserver that
+has imported what tasks run (`annoconv.forkserver`; `convert()` starts it first): a worker is
+ready in a few milliseconds of CPU instead of the quarter second a fresh interpreter takes to
+import annoconv, and it exits as quickly; elsewhere they are spawned. Either way a worker
+holds no thread or lock of the driver's, and a forked one takes the driver's working folder,
+import path, main module and environment (`DriverContext`) before it runs anything, as a
+spawned one has them. The job goes to the workers once, through a temporary file each worker
+reads on its first task; tasks themselves are small.
 """
 
 from __future__ import annotations
 
-import multiprocessing
+import contextlib
 import os
 import pickle
 import tempfile
-from collections.abc import Callable, Sequence
+import threading
+from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed, wait
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
+from functools import partial
+from multiprocessing import spawn
 from types import TracebackType
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from annoconv.engines.partitioned import task_bar
 from annoconv.errors import AnnoconvError
+from annoconv.forkserver import pool_context
 
 if TYPE_CHECKING:
     from annoconv.engines.partitioned import Task
@@ -32,13 +42,46 @@ _R = TypeVar("_R")
 _loaded: tuple[str, Job] | None = None
 
 
+@dataclass(frozen=True)
+class DriverContext:
+    """What a spawned worker gets from the driver when it starts, for a worker forked from a
+    forkserver (started by an earlier run, maybe) to take before it runs anything: the
+    working folder, the import path and the main module (`multiprocessing.spawn`'s
+    preparation data: a class defined in the driver's script unpickles), and the environment
+    (credentials). Relative paths and modules mean in the workers what they mean here."""
+
+    preparation: Mapping[str, Any]
+    environ: Mapping[str, str]
+
+    @classmethod
+    def here(cls) -> DriverContext:
+        data = spawn.get_preparation_data("worker")
+        kept = ("sys_path", "dir", "init_main_from_name", "init_main_from_path")
+        return cls({key: data[key] for key in kept if key in data}, dict(os.environ))
+
+    def enter(self) -> None:
+        if os.environ != self.environ:
+            os.environ.clear()
+            os.environ.update(self.environ)
+        spawn.prepare(dict(self.preparation))
+
+
 class ProcessRunner:
     def __init__(self, workers: int | None = None) -> None:
         self.parallelism = workers or os.cpu_count() or 1
-        context = multiprocessing.get_context("spawn")
-        self._pool = ProcessPoolExecutor(self.parallelism, context)
-        for _ in range(self.parallelism):
-            self._pool.submit(_get_ready)
+        context = pool_context()
+        forked = context.get_start_method() == "forkserver"
+        start = partial(_start, DriverContext.here()) if forked else None
+        self._pool = ProcessPoolExecutor(self.parallelism, context, initializer=start)
+        # Starting the first worker waits for the forkserver to start and import annoconv:
+        # a thread waits, while this one goes on opening and listing the source.
+        self._starting = threading.Thread(target=self._start_workers, daemon=True)
+        self._starting.start()
+
+    def _start_workers(self) -> None:
+        with contextlib.suppress(RuntimeError):  # a pool shut down before it started
+            for _ in range(self.parallelism):
+                self._pool.submit(_get_ready)
 
     def __enter__(self) -> ProcessRunner:
         return self
@@ -49,6 +92,7 @@ class ProcessRunner:
         error: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
+        self._starting.join()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
     def map(self, function: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
@@ -70,8 +114,13 @@ class ProcessRunner:
         return [_result(future, f"task {task.index}") for future, task in done]
 
 
+def _start(driver: DriverContext) -> None:
+    """A forked worker's first act: the driver's context (see `DriverContext`)."""
+    driver.enter()
+
+
 def _get_ready() -> None:
-    """Import what tasks run, while the driver is still surveying."""
+    """Import what tasks run (a spawned worker), while the driver is still surveying."""
     import annoconv.engines.partitioned  # noqa: F401
 
 

@@ -66,6 +66,31 @@ KNOWN_FORMATS: dict[str, str] = {
 
 
 @dataclass(frozen=True)
+class _Hint:
+    """What inference asks of a built-in format (`Format.extensions`, `reads_folders`, and
+    whether it has `claims_folder`), known without importing the format's module."""
+
+    extensions: tuple[str, ...]
+    reads_folders: bool = False
+    claims_folders: bool = False
+
+
+#: The hints of the built-in formats, so that inferring a run's formats imports only the two
+#: it uses (importing them all, pyarrow among them, cost a conversion 0.35 s and 60 MB). The
+#: formats' modules hold the truth: tests/test_registry.py checks every hint against them. A
+#: format without a hint (a plugin's, a new one) is imported to be asked, as before.
+_HINTS: dict[str, _Hint] = {
+    "voc": _Hint((".xml",), reads_folders=True),
+    "csv": _Hint((".csv",)),
+    "openimages": _Hint((".csv",)),
+    "frcnn": _Hint((".txt",)),
+    "tfrecord": _Hint((".tfrecord", ".record", ".tfrecords", ".tfrec")),
+    "parquet": _Hint((".parquet",), reads_folders=True),
+    "pbtxt": _Hint((".pbtxt",)),
+}
+
+
+@dataclass(frozen=True)
 class FormatEntry:
     """A registered format, known by name before its module is imported: where it lives
     (``module:attribute``) and the annoconv extra that installs what it needs."""
@@ -164,9 +189,9 @@ def formats_named_by(path: str) -> list[str]:
 
 def _formats_for_suffixes(suffixes: list[str], *, folders: bool = False) -> list[str]:
     """The formats claiming the first of `suffixes` that any format claims."""
-    known = [fmt for fmt in loadable_formats() if fmt.reads_folders or not folders]
+    known = [hint for hint in _inference_hints() if hint[1].reads_folders or not folders]
     for suffix in suffixes:
-        found = [fmt.name for fmt in known if suffix and suffix in fmt.extensions]
+        found = [name for name, hint in known if suffix and suffix in hint.extensions]
         if found:
             return found
     return []
@@ -174,11 +199,31 @@ def _formats_for_suffixes(suffixes: list[str], *, folders: bool = False) -> list
 
 def _formats_claiming(folder: str) -> list[str]:
     """The formats that recognise `folder` as one of their datasets by looking into it."""
-    return [
-        fmt.name
-        for fmt in loadable_formats()
-        if fmt.claims_folder is not None and fmt.claims_folder(folder)
-    ]
+    claiming = []
+    for name, hint in _inference_hints():
+        if not hint.claims_folders:
+            continue
+        claims = get_format(name).claims_folder
+        if claims is not None and claims(folder):
+            claiming.append(name)
+    return claiming
+
+
+def _inference_hints() -> list[tuple[str, _Hint]]:
+    """(name, hint) of every registered format that can be loaded, in registration order:
+    a built-in's from `_HINTS`, any other's from the format itself (imported)."""
+    _scan_entry_points()
+    hints = []
+    for name, entry in _REGISTRY.items():
+        hint = _HINTS.get(name) if entry.target == KNOWN_FORMATS.get(name) else None
+        if hint is None:
+            try:
+                fmt = get_format(name)
+            except FormatError:
+                continue
+            hint = _Hint(fmt.extensions, fmt.reads_folders, fmt.claims_folder is not None)
+        hints.append((name, hint))
+    return hints
 
 
 def _sniffed(candidates: list[str], path: str) -> str:

@@ -111,6 +111,10 @@ class Capabilities:
     #: image) without touching the outputs, safely on other threads: the pipeline runs it a
     #: few records ahead on every core and hands the result to `write_prepared()`, in order.
     prepares: bool = False
+    #: Not given the keys up front, it deals each record to the shard `ops.shard_of` names,
+    #: so a run whose label map is known needs no first pass for the keys (a one-pass run:
+    #: shard sizes then differ by more than one image); the parallel engines deal alike.
+    shards_by_hash: bool = False
 
 
 @dataclass(frozen=True)
@@ -264,6 +268,14 @@ class Writer(ABC):
         partitioned run can give each task whole shards (the writer then takes a
         `partition: ShardPartition`). None for writers of one output."""
         return None
+
+    @classmethod
+    def joins_shard_parts(cls, **options: Any) -> bool:
+        """For sharded writers: whether, with these options, a shard's file is the
+        concatenation of files holding runs of its records (uncompressed TFRecords): a
+        partitioned run with fewer shards than workers then has each task write its part of
+        every shard, joined in order."""
+        return False
 
     @classmethod
     def finish_dataset(

@@ -30,6 +30,7 @@ from PIL import Image
 
 from annoconv.errors import AnnotationError, NotFoundError
 from annoconv.io.archives import MAX_MEMBER_SIZE, is_archive, iter_members, safe_name
+from annoconv.io.embed import DEFAULT_PNG_LEVEL
 from annoconv.io.fs import (
     applies_storage_options,
     exists,
@@ -93,6 +94,7 @@ def transcode_images(
     to: TargetFormat,
     workers: int | None = None,
     jpeg_quality: int = 95,
+    png_level: int = DEFAULT_PNG_LEVEL,
     overwrite: bool = False,
     on_error: ErrorPolicy = "fail",
     max_member_size: int = MAX_MEMBER_SIZE,
@@ -100,6 +102,7 @@ def transcode_images(
 ) -> TranscodeReport:
     """Transcode every TIFF under `source` (a folder, local or remote, or an archive) into
     `output` as `to` ("png" or "jpeg"), keeping relative paths; see the module doc.
+    PNGs are written at zlib level `png_level` (0-9; lower is faster, higher smaller).
 
     An image that cannot be decoded raises AnnotationError under ``on_error="fail"`` and is
     reported in `skipped` under "skip"; unsafe archive members are always skipped.
@@ -107,6 +110,8 @@ def transcode_images(
     """
     if to not in _EXTENSION:
         raise ValueError(f"the target format must be png or jpeg, not {to!r}")
+    if not 0 <= png_level <= 9:
+        raise ValueError(f"png_level must be 0-9, got {png_level}")
     if not exists(source):
         raise NotFoundError(source, "no such file or folder")
     report = TranscodeReport()
@@ -120,7 +125,12 @@ def transcode_images(
                     report.existing.append(job.target)
                     continue
                 pending.append(
-                    (job, pool.submit(in_this_context(_convert_one), job, to, jpeg_quality))
+                    (
+                        job,
+                        pool.submit(
+                            in_this_context(_convert_one), job, to, jpeg_quality, png_level
+                        ),
+                    )
                 )
                 while len(pending) >= 2 * workers:
                     _collect(*pending.popleft(), report, on_error)
@@ -173,8 +183,8 @@ def _target(output: str, name: str, to: TargetFormat) -> str | None:
     return target
 
 
-def _convert_one(job: _Job, to: TargetFormat, jpeg_quality: int) -> int:
-    encoded = encode_as(job.load(), to, jpeg_quality, job.name)
+def _convert_one(job: _Job, to: TargetFormat, jpeg_quality: int, png_level: int) -> int:
+    encoded = encode_as(job.load(), to, jpeg_quality, job.name, png_level)
     return write_atomic(job.target, encoded)
 
 
@@ -190,7 +200,9 @@ def _collect(job: _Job, future: Future[int], report: TranscodeReport, policy: Er
     report.bytes_written += size
 
 
-def encode_as(data: bytes, to: TargetFormat, jpeg_quality: int, name: str) -> bytes:
+def encode_as(
+    data: bytes, to: TargetFormat, jpeg_quality: int, name: str, png_level: int = DEFAULT_PNG_LEVEL
+) -> bytes:
     """The first frame of the image in `data` encoded as PNG or JPEG, without metadata.
 
     Bilevel pages stay 1-bit in a PNG (a few KB for a USPTO sheet); JPEG takes grayscale
@@ -204,7 +216,7 @@ def encode_as(data: bytes, to: TargetFormat, jpeg_quality: int, name: str) -> by
             if to == "jpeg":
                 pixels.save(buffer, "JPEG", quality=jpeg_quality, optimize=True)
             else:
-                pixels.save(buffer, "PNG", optimize=False)
+                pixels.save(buffer, "PNG", compress_level=png_level)
             return buffer.getvalue()
     # Pillow raises many kinds of exceptions on damaged or hostile files (decompression
     # bombs included); each one means "this image cannot be transcoded".
