@@ -293,12 +293,11 @@ def _one_pass(
     """The label map of a run that reads its source once, without a survey, or None when
     the run needs one: the map is known before any data is read (given, and not to be
     extended; or declared by the source, no class selected, dropped or renamed), and nothing
-    else needs
-    the whole dataset first: no split, sample or dedup, and a sharding writer deals shards
-    by its hash rule (`Capabilities.shards_by_hash`) and weighs nothing (`shard_size`).
-    Writers of Arrow batches keep the survey: their fast path takes no per-record check.
-    Each record's classes are checked against the map as it is written (see
-    `pipeline.KnownClasses`)."""
+    else needs the whole dataset first: no split, sample or dedup, and a sharding writer
+    deals shards by its hash rule (`Capabilities.shards_by_hash`) and weighs nothing
+    (`shard_size`). Writers of Arrow batches keep the survey: their fast path takes no
+    per-record check. Each record's classes are checked against the map as it is written
+    (see `pipeline.KnownClasses`)."""
     if (
         options.extend_label_map
         or options.dedup

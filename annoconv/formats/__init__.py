@@ -86,6 +86,8 @@ _HINTS: dict[str, _Hint] = {
     "frcnn": _Hint((".txt",)),
     "tfrecord": _Hint((".tfrecord", ".record", ".tfrecords", ".tfrec")),
     "parquet": _Hint((".parquet",), reads_folders=True),
+    "coco": _Hint((".json",), reads_folders=True),
+    "yolo": _Hint((".yaml", ".yml", ".data"), claims_folders=True),
     "pbtxt": _Hint((".pbtxt",)),
 }
 
@@ -168,9 +170,11 @@ def infer_format(path: Source, *, for_writing: bool = False) -> str:
     first = path if isinstance(path, str) else (path[0] if path else "")
     candidates = _formats_for_suffixes([_suffix(first)])
     if not candidates and isinstance(path, str) and not for_writing and is_dir(path):
-        candidates = _formats_claiming(path) or _formats_for_suffixes(
+        # Files a folder format reads decide first; only then are formats that recognise a
+        # folder by its layout (a YOLO data.yaml) imported to look.
+        candidates = _formats_for_suffixes(
             source_suffixes(path), folders=True
-        )
+        ) or _formats_claiming(path)
         first = f"folder {path}"
     if not candidates:
         names = ", ".join(sorted(_REGISTRY))
