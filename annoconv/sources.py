@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from annoconv.errors import AnnoconvError, FormatError
-from annoconv.formats import Format, Reader, Source, Writer, get_format, infer_format
+from annoconv.formats import Format, Reader, Source, get_format, infer_format
 from annoconv.io.fs import GLOB_CHARS, exists, shards_of
 from annoconv.options import checked, given_fields
 
@@ -43,12 +43,6 @@ def output_format(output: str, to_format: str | None = None) -> Format:
     if fmt.writer is None:
         raise FormatError(f"format {fmt.name!r} can be read but not written")
     return fmt
-
-
-def writer_of(fmt: Format) -> type[Writer]:
-    """The writer class of a format `output_format` gave."""
-    assert fmt.writer is not None
-    return fmt.writer
 
 
 def selects_classes(fmt: Format) -> bool:
