@@ -5,7 +5,8 @@ The set comes from make_uspto.py (bilevel 2560x3300 G4 TIFF pages, labelImg XMLs
 decoding the TIFFs and encoding PNGs, so the floors are plain loops doing just that with
 Pillow, reading each page's file and writing the PNGs to one file:
 
-- ``loop_level6_1core``: Pillow's default PNG level (6) on one core, what a plain script does;
+- ``loop_level6_1core``: Pillow's default PNG level (6) on one core, what a plain script does,
+  and ``loop_level6_threads``, the same on every core;
 - ``loop_levelL_1core``: the level annoconv writes (``--level``, default: annoconv's default);
 - ``loop_levelL_threads``: the same on every core (threads: Pillow's codecs release the GIL),
   pages in order, a bounded number in flight: **the floor** for annoconv's default run;
@@ -101,6 +102,7 @@ def jobs(level: int, workers: int) -> dict[str, Callable[[Path, Path], dict[str,
     threads = len(os.sched_getaffinity(0))
     return {
         "loop_level6_1core": lambda data, out: loop(data, out / "pages.bin", 6, 1),
+        "loop_level6_threads": lambda data, out: loop(data, out / "pages.bin", 6, threads),
         f"loop_level{level}_1core": lambda data, out: loop(data, out / "pages.bin", level, 1),
         f"loop_level{level}_threads": (
             lambda data, out: loop(data, out / "pages.bin", level, threads)
