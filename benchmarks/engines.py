@@ -10,8 +10,8 @@ run; ``dask_running`` starts it first and times only the conversion (a cluster a
 Every parallel output is checked byte for byte against the local engine's. The engines run
 interleaved: round after round, each engine once per round, each run in a fresh process.
 
-Run: ``python benchmarks/engines.py DATA_DIR [--workers 2] [--repeat 3]`` (DATA_DIR from
-make_synthetic.py).
+Run: ``python benchmarks/engines.py DATA_DIR [--workers 2] [--repeat 3] [--label-map PBTXT]``
+(DATA_DIR from make_synthetic.py; with a label map, TFRecord runs read their source once).
 """
 
 from __future__ import annotations
@@ -32,11 +32,19 @@ OUTPUTS = {"tfrecord": "out.record", "csv": "out.csv"}
 
 
 def convert_on(
-    engine: str, data: Path, out: Path, to: str, workers: int, shards: int
+    engine: str,
+    data: Path,
+    out: Path,
+    to: str,
+    workers: int,
+    shards: int,
+    label_map: str | None = None,
 ) -> dict[str, Any]:
     from annoconv import convert
 
     options: dict[str, Any] = {"write_options": {"shards": shards}} if to == "tfrecord" else {}
+    if label_map is not None:  # known up front: a TFRecord run reads its source once
+        options["label_map"] = label_map
     if engine == "local":
         convert(str(data), str(out), to_format=to, **options)
         return {}
@@ -69,6 +77,7 @@ def main() -> None:
     parser.add_argument("--engines", choices=ENGINES, nargs="+", default=list(ENGINES))
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--shards", type=int, default=4)
+    parser.add_argument("--label-map", help="a label map to give every run (one pass)")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument(
         "--idle",
@@ -82,7 +91,11 @@ def main() -> None:
     if args.one:
         to = args.to[0]
         fresh_folder(args.out.parent)  # the last round's outputs: not this run's work
-        report_one(lambda: convert_on(args.one, args.data, args.out, to, args.workers, args.shards))
+        report_one(
+            lambda: convert_on(
+                args.one, args.data, args.out, to, args.workers, args.shards, args.label_map
+            )
+        )
         return
     columns = ("best s", "convert s", "CPU s", "peak RSS MB", "same")
     print(f"load average before: {os.getloadavg()}", flush=True)
@@ -103,6 +116,7 @@ def main() -> None:
                     str(args.workers),
                     "--shards",
                     str(args.shards),
+                    *(["--label-map", args.label_map] if args.label_map else []),
                 ]
                 for engine in args.engines
             }

@@ -171,6 +171,28 @@ def test_dask_voc_to_tfrecord_splits_gives_the_local_shards_byte_for_byte(
     assert dask.images_read == 40 and dask.balanced
 
 
+def test_dask_writes_one_shard_in_parts_tensorflow_reads(
+    voc: Path, cluster: object, tmp_path: Path
+) -> None:
+    """One shard, two workers: Dask tasks write parts of it, joined into the local bytes."""
+    import tensorflow as tf
+
+    local = _convert_to(tmp_path / "local", voc, "one.record", label_map_output=None)
+    dask = _convert_to(
+        tmp_path / "dask",
+        voc,
+        "one.record",
+        engine="dask",
+        scheduler=cluster,
+        label_map_output=None,
+    )
+    assert _files(tmp_path / "dask") == _files(tmp_path / "local")
+    assert not [text for text in dask.warnings if "task(s) for" in text]  # several tasks ran
+    _same_report(local, _moved(dask, "/dask/", "/local/"))
+    shard = tmp_path / "dask" / "one.record-00000-of-00001"
+    assert sum(1 for _ in tf.data.TFRecordDataset(str(shard))) == 40
+
+
 def test_tensorflow_reads_the_dask_shards(voc: Path, cluster: object, tmp_path: Path) -> None:
     import tensorflow as tf
 

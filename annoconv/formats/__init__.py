@@ -76,7 +76,7 @@ class _Hint:
 
 
 #: The hints of the built-in formats, so that inferring a run's formats imports only the two
-#: it uses (importing them all, pyarrow among them, cost a conversion 0.35 s and 60 MB). The
+#: it uses (importing them all, pyarrow among them, cost a conversion 0.25 s and 50 MB). The
 #: formats' modules hold the truth: tests/test_registry.py checks every hint against them. A
 #: format without a hint (a plugin's, a new one) is imported to be asked, as before.
 _HINTS: dict[str, _Hint] = {
