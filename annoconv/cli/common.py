@@ -12,6 +12,8 @@ from annoconv.errors import OptionError
 T = TypeVar("T")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+#: A shell's status for a process ended by SIGPIPE (128 + 13): its output's reader left.
+EXIT_BROKEN_PIPE = 141
 Direction = Literal["read", "write"]
 
 

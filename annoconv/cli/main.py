@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 from annoconv.cli.commands import HANDLERS
-from annoconv.cli.common import EXIT_FAILED, EXIT_USAGE
+from annoconv.cli.common import EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_USAGE
 from annoconv.cli.parser import build_parser
 from annoconv.errors import AnnoconvError, MissingDependencyError, OptionError
 
@@ -43,13 +43,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AnnoconvError as error:  # a plugin format whose options cannot be made flags
         print(f"annoconv: error: {error}", file=sys.stderr)
         return EXIT_FAILED
-    args = parser.parse_args(words)
+    try:
+        args = parser.parse_args(words)
+    except BrokenPipeError:  # --help into a closed pipe
+        return _reader_gone()
     handler = HANDLERS[args.handler]
     try:
         from annoconv.io.fs import merge_storage_options, using_storage_options
 
         with using_storage_options(merge_storage_options(getattr(args, "storage_options", []))):
             return handler(args)
+    except BrokenPipeError:  # `annoconv formats | head`: the reader has all it wants
+        return _reader_gone()
     except MissingDependencyError as error:
         return _fail(args, error, EXIT_FAILED)
     except OptionError as error:
@@ -70,9 +75,22 @@ def run() -> NoReturn:
     active exception`, exit 134, about 1 run in 40 after an Open Images run failed:
     apache/arrow#34314), turning a reported error or a success into a crash."""
     code = main()
-    sys.stdout.flush()
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        code = _reader_gone()
     sys.stderr.flush()
     os._exit(code)
+
+
+def _reader_gone() -> int:
+    """Standard output's reader closed the pipe: no message (the shell's own tools stay
+    quiet too), the exit status of a process ended by SIGPIPE, and stdout pointed at
+    /dev/null so that flushing it at exit cannot fail again."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
+    return EXIT_BROKEN_PIPE
 
 
 def _fail(args: argparse.Namespace, error: BaseException, code: int) -> int:
