@@ -11,10 +11,14 @@ whose path has no ``images`` folder has its label beside it.
 **Darknet** (AlexeyAB): ``obj.data`` (``classes=``, ``train=``, ``valid=``, ``names=``),
 ``obj.names`` (one class per line), ``train.txt`` (image paths), each label beside its
 image. Paths in these files are relative to where darknet runs: they are tried relative to
-the ``.data`` file's folder, its parent, then the working folder.
+the ``.data`` file's folder, its parent, then the working folder, and, since darknet keeps
+its datasets in ``data/``, without their first folder relative to the ``.data`` file's
+folder (CVAT's "YOLO 1.1" export says ``names = data/obj.names`` and lists
+``data/obj_train_data/x.jpg`` for files at the root of its archive).
 
 A folder without either file is read as a folder of images with labels in a ``labels``
-mirror or beside them, class names from ``classes.txt`` or ``obj.names`` when present.
+mirror or beside them, class names from ``classes.txt`` or ``obj.names`` when present, else
+from the ``categories`` of Label Studio's ``notes.json`` (ids 0..n-1).
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from annoconv.io.images import IMAGE_SUFFIXES, is_image_name
 DATA_YAML = "data.yaml"
 OBJ_DATA = "obj.data"
 NAMES_FILES = ("obj.names", "classes.txt", "classes.names")
+#: Label Studio's YOLO export: its classes as ``categories``.
+NOTES_JSON = "notes.json"
 #: data.yaml keys of the splits, in the order they are read.
 SPLIT_KEYS = ("train", "val", "test")
 #: Darknet's obj.data keys of the splits.
@@ -80,11 +86,14 @@ def find_dataset(source: str) -> YoloDataset:
 
 
 def is_yolo_folder(path: str) -> bool:
-    """Whether a folder holds a YOLO dataset's description: data.yaml or obj.data."""
+    """Whether a folder holds a YOLO dataset: a data.yaml or obj.data, or a ``labels/``
+    folder beside ``images/`` (Ultralytics' layout without its yaml, Label Studio's export)."""
     try:
-        return is_dir(path) and any(
-            exists(join(path, name)) for name in (DATA_YAML, "data.yml", OBJ_DATA)
-        )
+        if not is_dir(path):
+            return False
+        if any(exists(join(path, name)) for name in (DATA_YAML, "data.yml", OBJ_DATA)):
+            return True
+        return is_dir(join(path, "labels")) and is_dir(join(path, "images"))
     except Exception:  # a guess only: the reader says what is wrong
         return False
 
@@ -206,10 +215,15 @@ def _listed_images(list_uri: str, bases: list[str]) -> list[str]:
 
 
 def _resolver(lines: list[str], bases: list[str]) -> Any:
+    """How the lines of a list are resolved: against the first of `bases` (then the working
+    folder) where one of the first lines exists, or, failing that, without their first
+    folder against the first base (Darknet's ``data/``)."""
+
     def absolute(line: str) -> bool:
         return os.path.isabs(line) or "://" in line
 
     chosen: str | None = None
+    strip = False
     for line in lines[:16]:
         if absolute(line):
             continue
@@ -218,6 +232,9 @@ def _resolver(lines: list[str], bases: list[str]) -> Any:
             if exists(candidate):
                 chosen = base
                 break
+        shorter = _without_first_folder(line)
+        if chosen is None and shorter is not None and exists(join(bases[0], shorter)):
+            chosen, strip = bases[0], True
         if chosen is not None:
             break
 
@@ -225,9 +242,17 @@ def _resolver(lines: list[str], bases: list[str]) -> Any:
         if absolute(line):
             return line
         base = chosen if chosen is not None else bases[0]
+        if strip:
+            line = _without_first_folder(line) or line
         return join(base, line) if base else line
 
     return resolve
+
+
+def _without_first_folder(path: str) -> str | None:
+    """``data/obj.names`` -> ``obj.names``; None for a path without a folder."""
+    parts = [part for part in path.replace("\\", "/").split("/") if part not in ("", ".")]
+    return "/".join(parts[1:]) if len(parts) > 1 and parts[0] != ".." else None
 
 
 # --- Darknet --------------------------------------------------------------------------------
@@ -296,6 +321,9 @@ def _first_existing(path: str, bases: list[str]) -> str | None:
         candidate = join(base, path) if base else path
         if exists(candidate):
             return candidate
+    shorter = _without_first_folder(path)
+    if shorter is not None and exists(join(bases[0], shorter)):
+        return join(bases[0], shorter)
     return None
 
 
@@ -315,7 +343,37 @@ def _names_beside(folder: str) -> list[str] | None:
     for name in NAMES_FILES:
         if exists(join(folder, name)):
             return read_names(join(folder, name))
+    if exists(join(folder, NOTES_JSON)):
+        return read_notes(join(folder, NOTES_JSON))
     return None
+
+
+def read_notes(uri: str) -> list[str]:
+    """Class names from Label Studio's ``notes.json``: ``categories`` ``[{id, name}]``,
+    ids 0..n-1, in id order."""
+    import json
+
+    try:
+        document = json.loads(read_bytes(uri).decode("utf-8-sig"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise AnnotationError(uri, f"not valid JSON: {error}") from None
+    categories = document.get("categories") if isinstance(document, dict) else None
+    if not isinstance(categories, list):
+        raise AnnotationError(uri, "expected a 'categories' list of {id, name}")
+    names: dict[int, str] = {}
+    for position, category in enumerate(categories):
+        where = f"categories[{position}]"
+        if not isinstance(category, dict):
+            raise AnnotationError(uri, "expected an object with id and name", where)
+        index, name = category.get("id"), category.get("name")
+        if isinstance(index, bool) or not isinstance(index, int) or not isinstance(name, str):
+            raise AnnotationError(uri, "expected an integer id and a string name", where)
+        if not name.strip():
+            raise AnnotationError(uri, "empty class name", where)
+        names[index] = name.strip()
+    if sorted(names) != list(range(len(names))):
+        raise AnnotationError(uri, f"category ids must be 0..{len(names) - 1}", "categories")
+    return [names[index] for index in range(len(names))]
 
 
 # --- a folder of images and labels ------------------------------------------------------------
