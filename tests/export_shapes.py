@@ -59,7 +59,9 @@ class Shot:
 
 
 # Boxes given in pixels (xmin, ymin, xmax, ymax); each export encodes them its own way.
-PIXEL_SHOTS: list[tuple[str, str, int, int, list[tuple[int, tuple[float, float, float, float]]]]] = [
+PIXEL_SHOTS: list[
+    tuple[str, str, int, int, list[tuple[int, tuple[float, float, float, float]]]]
+] = [
     ("street_01", "train", 64, 48, [(0, (3.5, 10.25, 40.0, 30.75)), (2, (50.0, 2.0, 63.0, 47.0))]),
     ("street_02", "train", 80, 60, [(1, (10.0, 5.0, 14.5, 17.25))]),
     ("street_03", "train", 40, 40, []),  # a negative image
@@ -101,7 +103,12 @@ def _yolo_pixels(
     numbers: tuple[float, float, float, float], width: int, height: int
 ) -> tuple[float, float, float, float]:
     cx, cy, w, h = numbers
-    return ((cx - w / 2) * width, (cy - h / 2) * height, (cx + w / 2) * width, (cy + h / 2) * height)
+    return (
+        (cx - w / 2) * width,
+        (cy - h / 2) * height,
+        (cx + w / 2) * width,
+        (cy + h / 2) * height,
+    )
 
 
 def write_yolo_images(
@@ -307,7 +314,12 @@ def label_studio_coco(root: Path, *, windows: bool = False) -> Export:
         file_name = f"{_tag(name)}-{name}.jpg"
         draw_image(root / "images" / file_name, width, height)
         images.append(
-            {"width": width, "height": height, "id": number, "file_name": f"images{separator}{file_name}"}
+            {
+                "width": width,
+                "height": height,
+                "id": number,
+                "file_name": f"images{separator}{file_name}",
+            }
         )
         encoded = []
         for index, (x0, y0, x1, y1) in boxes:

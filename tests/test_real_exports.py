@@ -57,7 +57,10 @@ SHAPES: dict[str, tuple[Callable[[Path], Export], str]] = {
     "roboflow-yolo-root-relative": (lambda root: roboflow_yolo(root, style="root"), "yolo"),
     "ultralytics-absolute-path": (ultralytics_yolo, "yolo"),
     "ultralytics-relative-path": (_ultralytics_relative, "yolo"),
-    "ultralytics-txt-lists": (lambda root: ultralytics_yolo(root, lists=True, path_value="."), "yolo"),
+    "ultralytics-txt-lists": (
+        lambda root: ultralytics_yolo(root, lists=True, path_value="."),
+        "yolo",
+    ),
     "ultralytics-no-yaml": (lambda root: _without_yaml(ultralytics_yolo(root)), "yolo"),
     "label-studio-yolo": (label_studio_yolo, "yolo"),
     "label-studio-yolo-notes-only": (_label_studio_notes_only, "yolo"),
@@ -239,34 +242,90 @@ def test_roboflow_yolo_splits_are_read_with_valid_as_a_split(tmp_path: Path) -> 
     }
 
 
-def test_cvat_yolo_zip_says_what_to_do(tmp_path: Path) -> None:
+def test_an_export_as_a_zip_says_to_unpack_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """CVAT hands out its exports as zips; annotations are not read from inside archives."""
     export = cvat_yolo(tmp_path / "export")
     archive = tmp_path / "task_1-yolo 1.1.zip"
     with zipfile.ZipFile(archive, "w") as bundle:
         for path in sorted(export.source.rglob("*")):
             bundle.write(path, path.relative_to(export.source).as_posix())
-    code, printed = run(str(archive), str(tmp_path / "out.csv"))
-    assert code != 0
-    assert printed == ""
+    code, printed = run(capsys, str(archive), str(tmp_path / "out.csv"))
+    assert code == 2
+    assert printed.strip() == (
+        f"annoconv: error: {archive}: an archive; annotations are read from a folder or a "
+        f"file, not from inside an archive (images are, with --images {archive}): unpack it "
+        "and pass the folder (see annoconv convert --help)"
+    )
+    code, printed = run(capsys, str(archive), str(tmp_path / "out.csv"), "--from", "yolo")
+    assert code == 2
+    assert "not a YOLO dataset (a data.yaml, an obj.data or a folder): unpack it" in printed
+    with zipfile.ZipFile(archive) as bundle:  # unpacked, it converts
+        bundle.extractall(tmp_path / "unpacked")
+    code, printed = run(capsys, str(tmp_path / "unpacked"), str(tmp_path / "out.csv"))
+    assert code == 0, printed
+    assert_same_boxes(csv_boxes(tmp_path / "out.csv"), export.expected, 1e-9)
 
 
-def test_cvat_coco_without_its_images_asks_for_images(tmp_path: Path) -> None:
-    export = cvat_coco(tmp_path / "export")
-    for image in (tmp_path / "export" / "images").iterdir():
+def test_cvat_yolo_without_its_images_names_the_missing_image(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """CVAT exports labels only unless "save images" is ticked."""
+    export = cvat_yolo(tmp_path / "export")
+    for image in (export.source / "obj_train_data").glob("*.jpg"):
         image.unlink()
-    with pytest.raises(Exception) as caught:  # noqa: PT011 - the message is what is checked
-        from annoconv import convert
-
-        convert(str(export.source), str(tmp_path / "out.record"))
-    message = str(caught.value)
-    assert "\n" not in message
-    assert message.startswith(f"{export.source}: image 'street_01.jpg' not found")
-    assert message.endswith("pass the images folder with --images")
+    code, printed = run(capsys, str(export.source), str(tmp_path / "out.record"))
+    labels = export.source / "obj_train_data"
+    assert code == 1
+    assert printed.strip() == (
+        f"annoconv: error: {labels / 'street_01.txt'}: image {labels / 'street_01.jpg'} not found"
+    )
 
 
-def test_coco_to_coco_keeps_supercategories(tmp_path: Path) -> None:
+def test_cvat_coco_images_elsewhere_are_found_with_images(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Images neither beside annotations/ nor given: one line asking for --images."""
+    export = cvat_coco(tmp_path / "export")
+    (tmp_path / "export" / "images").rename(tmp_path / "pictures")
+    code, printed = run(capsys, str(export.source), str(tmp_path / "out.record"))
+    assert code == 1
+    lines = printed.strip().splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith(f"annoconv: error: {export.source}: image 'street_01.jpg' not found")
+    assert lines[0].endswith("pass the images folder with --images")
+    out = tmp_path / "out" / "data.record"
+    code, printed = run(
+        capsys, str(export.source), str(out), "--images", str(tmp_path / "pictures")
+    )
+    assert code == 0, printed
+    assert_same_boxes(tfrecord_boxes(out), export.expected, 1.2e-7)
+
+
+def test_cvat_coco_with_a_missing_image_names_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    export = cvat_coco(tmp_path / "export")
+    missing = tmp_path / "export" / "images" / "street_04.jpg"
+    missing.unlink()
+    code, printed = run(capsys, str(export.source), str(tmp_path / "out.record"))
+    assert (code, printed.strip()) == (
+        1,
+        f"annoconv: error: {export.source}: image {missing} not found",
+    )
+    code, printed = run(
+        capsys, str(export.source), str(tmp_path / "out.record"), "--on-error", "skip"
+    )
+    assert code == 0
+    assert counts(printed) == ((5, 4, 1), (6, 4, 2))
+
+
+def test_coco_to_coco_keeps_supercategories(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     export = roboflow_coco(tmp_path / "export")
-    code, printed = run(str(export.source), str(tmp_path / "out"), "--to", "coco")
+    code, printed = run(capsys, str(export.source), str(tmp_path / "out"), "--to", "coco")
     assert code == 0, printed
     document = json.loads((tmp_path / "out" / "instances.json").read_text())
     assert document["categories"] == [
@@ -304,11 +363,10 @@ def test_broken_label_lines_are_one_line_naming_file_and_line(
 ) -> None:
     export = roboflow_yolo(tmp_path / "export")
     break_it(export.source)
-    code = main(["convert", str(export.source), str(tmp_path / "out.csv"), "--quiet"])
+    code, printed = run(capsys, str(export.source), str(tmp_path / "out.csv"))
     assert code == 1
-    error = capsys.readouterr().err.strip()
-    assert "\n" not in error
-    assert re.search(message, error), error
+    assert "\n" not in printed.strip()
+    assert re.search(message, printed.strip()), printed
 
 
 def _label_of(root: Path, stem: str) -> str:
@@ -316,13 +374,45 @@ def _label_of(root: Path, stem: str) -> str:
     return label.name
 
 
-def test_labels_without_images_is_one_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+@pytest.mark.parametrize("images", ["emptied", "removed"])
+def test_labels_without_their_images_name_each_label_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], images: str
 ) -> None:
     export = label_studio_yolo(tmp_path / "export")
-    for image in (export.source / "images").iterdir():
+    folder = export.source / "images"
+    for image in folder.iterdir():
         image.unlink()
-    code = main(["convert", str(export.source), str(tmp_path / "out.csv"), "--quiet"])
-    error = capsys.readouterr().err.strip()
-    assert code != 0
-    assert "\n" not in error
+    if images == "removed":
+        folder.rmdir()
+    assert infer_format(str(export.source)) == "yolo"
+    code, printed = run(capsys, str(export.source), str(tmp_path / "out.csv"))
+    first = sorted((export.source / "labels").iterdir())[0]
+    assert (code, printed.strip()) == (
+        1,
+        f"annoconv: error: {first}: no image {first.stem}.* for this label file in {folder}",
+    )
+    code, printed = run(capsys, str(export.source), str(tmp_path / "out.csv"), "--on-error", "skip")
+    assert code == 0
+    assert counts(printed) == ((5, 0, 5), (6, 0, 6))  # every label file reported, boxes counted
+    assert printed.count("for this label file in") == 5
+
+
+def test_a_roboflow_split_missing_its_images_is_reported(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    export = roboflow_yolo(tmp_path / "export")
+    for image in (export.source / "valid" / "images").iterdir():
+        image.unlink()
+    code, printed = run(capsys, str(export.source), str(tmp_path / "out.csv"), "--on-error", "skip")
+    assert code == 0
+    assert counts(printed) == ((5, 4, 1), (6, 4, 2))
+    assert re.search(r"skipped .*valid/labels/street_04_jpg\.rf\.[0-9a-f]+\.txt: no image", printed)
+
+
+def test_notes_json_alone_is_not_taken_for_coco(tmp_path: Path) -> None:
+    from annoconv.formats.coco import is_coco
+
+    export = label_studio_yolo(tmp_path / "export")
+    assert not is_coco(str(export.source / "notes.json"))
+    code = main(["convert", str(export.source), str(tmp_path / "o.csv"), "--from", "coco"])
+    assert code == 2

@@ -8,12 +8,12 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from annoconv.errors import AnnotationError, BoxOutsideError
+from annoconv.errors import AnnotationError, BoxOutsideError, FormatError
 from annoconv.formats.base import BadItem, BatchResult, Reader, ReadResult, Source
 from annoconv.formats.coco.stream import (
     MEMORY_BUDGET,
@@ -24,6 +24,7 @@ from annoconv.formats.coco.stream import (
 )
 from annoconv.io.fs import GLOB_CHARS, dirname, exists, expand_source, join, relative_posix
 from annoconv.io.images import WINDOWS_ABSOLUTE
+from annoconv.labelmap import LabelMap
 from annoconv.schema import (
     PIXEL,
     PIXEL_TOLERANCE,
@@ -33,9 +34,6 @@ from annoconv.schema import (
     trusted_object,
     trusted_record,
 )
-
-if TYPE_CHECKING:
-    from annoconv.labelmap import LabelMap
 
 JSON_SUFFIXES = (".json",)
 ROBOFLOW_NAME = "_annotations.coco.json"
@@ -123,14 +121,13 @@ class CocoReader(Reader):
 
     def declared_label_map(self) -> LabelMap | None:
         """The classes the files declare in ``categories``, with their ids (see
-        `declared_categories`); None when they declare none (a result file without its
+        `declared_categories`) and their supercategories (a `CategoryMap`, which the COCO
+        writer writes them from); None when they declare none (a result file without its
         ground truth)."""
-        from annoconv.labelmap import LabelMap, LabelMapItem
-
         categories = self.categories()
         if not categories:
             return None
-        return LabelMap(LabelMapItem(c.name, c.id) for c in declared_categories(categories))
+        return CategoryMap(declared_categories(categories))
 
     def categories(self) -> list[Category]:
         """Every file's categories (the first of each id), as the files list them."""
@@ -154,7 +151,14 @@ class CocoReader(Reader):
                 or files[0] != self.source
             ):
                 files = [uri for uri in files if uri.lower().endswith(JSON_SUFFIXES)]
-                files = [uri for uri in files if _looks_like_coco(uri)]
+                coco = [uri for uri in files if _looks_like_coco(uri)]
+                if files and not coco:
+                    listed = ", ".join(posixpath.basename(uri) for uri in files[:3])
+                    raise FormatError(
+                        f"{self.source}: no COCO JSON in it (images, annotations, categories); "
+                        f"{listed}{' ...' if len(files) > 3 else ''} is something else"
+                    )
+                files = coco
             self._files = (files, root)
         return self._files
 
@@ -187,6 +191,19 @@ class CocoReader(Reader):
     def _take_scan(self, uri: str) -> CocoScan:
         found = self._scans.pop(uri, None)
         return found if found is not None else self._scan(uri, keep=False)
+
+
+class CategoryMap(LabelMap):
+    """The label map a COCO source declares, carrying each category's supercategory (by
+    name) to a COCO writer: COCO -> COCO keeps them. Any other writer sees a label map."""
+
+    __slots__ = ("supercategories",)
+
+    def __init__(self, categories: Sequence[Category]) -> None:
+        from annoconv.labelmap import LabelMapItem
+
+        super().__init__(LabelMapItem(c.name, c.id) for c in categories)
+        self.supercategories = {c.name: c.supercategory for c in categories if c.supercategory}
 
 
 def images_folder_of(uri: str, first_image: str | None) -> str | None:

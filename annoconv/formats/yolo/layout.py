@@ -76,7 +76,10 @@ def find_dataset(source: str) -> YoloDataset:
     if lowered.endswith(".data"):
         return read_obj_data(source)
     if not is_dir(source):
-        raise FormatError(f"{source}: not a YOLO dataset (a data.yaml, an obj.data or a folder)")
+        unpack = ": unpack it and pass its folder" if _is_archive_name(lowered) else ""
+        raise FormatError(
+            f"{source}: not a YOLO dataset (a data.yaml, an obj.data or a folder){unpack}"
+        )
     for name in (DATA_YAML, "data.yml", "dataset.yaml"):
         if exists(join(source, name)):
             return read_data_yaml(join(source, name))
@@ -85,15 +88,23 @@ def find_dataset(source: str) -> YoloDataset:
     return _plain_folder(source)
 
 
+def _is_archive_name(lowered: str) -> bool:
+    return lowered.endswith((".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz"))
+
+
 def is_yolo_folder(path: str) -> bool:
     """Whether a folder holds a YOLO dataset: a data.yaml or obj.data, or a ``labels/``
-    folder beside ``images/`` (Ultralytics' layout without its yaml, Label Studio's export)."""
+    folder beside ``images/`` or a class names file (Ultralytics' layout without its yaml,
+    Label Studio's export, with or without its images)."""
     try:
         if not is_dir(path):
             return False
         if any(exists(join(path, name)) for name in (DATA_YAML, "data.yml", OBJ_DATA)):
             return True
-        return is_dir(join(path, "labels")) and is_dir(join(path, "images"))
+        if not is_dir(join(path, "labels")):
+            return False
+        beside = ("images", *NAMES_FILES, NOTES_JSON)
+        return any(exists(join(path, name)) for name in beside)
     except Exception:  # a guess only: the reader says what is wrong
         return False
 
@@ -217,24 +228,29 @@ def _listed_images(list_uri: str, bases: list[str]) -> list[str]:
 def _resolver(lines: list[str], bases: list[str]) -> Any:
     """How the lines of a list are resolved: against the first of `bases` (then the working
     folder) where one of the first lines exists, or, failing that, without their first
-    folder against the first base (Darknet's ``data/``)."""
+    folder against the first base (Darknet's ``data/``); where no image exists, where the
+    label file of one does."""
 
     def absolute(line: str) -> bool:
         return os.path.isabs(line) or "://" in line
 
     chosen: str | None = None
     strip = False
-    for line in lines[:16]:
-        if absolute(line):
-            continue
-        for base in [*bases, ""]:
-            candidate = join(base, line) if base else line
-            if exists(candidate):
-                chosen = base
+    # The images decide; an export without its images (CVAT's option) by its label files.
+    for found in (exists, lambda image: exists(label_path(image))):
+        for line in lines[:16]:
+            if absolute(line):
+                continue
+            for base in [*bases, ""]:
+                candidate = join(base, line) if base else line
+                if found(candidate):
+                    chosen = base
+                    break
+            shorter = _without_first_folder(line)
+            if chosen is None and shorter is not None and found(join(bases[0], shorter)):
+                chosen, strip = bases[0], True
+            if chosen is not None:
                 break
-        shorter = _without_first_folder(line)
-        if chosen is None and shorter is not None and exists(join(bases[0], shorter)):
-            chosen, strip = bases[0], True
         if chosen is not None:
             break
 
@@ -403,6 +419,8 @@ def _plain_folder(folder: str) -> YoloDataset:
         dataset.folders["train"] = [images_folder]
         return dataset
     dataset.splits["train"] = _folder_images(folder)
+    if is_dir(join(folder, "labels")):  # labels without their images/: each one is reported
+        dataset.folders["train"] = [images_folder]
     return dataset
 
 
