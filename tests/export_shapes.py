@@ -14,8 +14,9 @@ The layouts follow the tools' documentation and exporters (cited in docs/formats
 - Label Studio YOLO: ``classes.txt``, ``notes.json`` (``categories`` ``[{id, name}]`` from 0,
   ``info``), flat ``images/`` and ``labels/``; numbers written as Python floats.
 - CVAT YOLO 1.1: ``obj.data`` (``classes``, ``train = data/train.txt``,
-  ``names = data/obj.names``, ``backup = backup/``), ``obj.names``, ``train.txt`` listing
-  ``data/obj_train_data/x.jpg``, labels beside the images in ``obj_train_data/``.
+  ``valid = data/valid.txt``, ``names = data/obj.names``, ``backup = backup/``),
+  ``obj.names``, ``train.txt`` listing ``data/obj_train_data/x.jpg`` (``valid.txt``:
+  ``data/obj_valid_data/``), labels beside the images.
 - CVAT COCO 1.0: ``annotations/instances_default.json`` (``licenses`` ``[{name: "", id: 0,
   url: ""}]``, ``info`` of empty strings, categories ``{id, name, supercategory: ""}`` from 1,
   images with ``license``, ``flickr_url``, ``coco_url``, ``date_captured``, annotations with
@@ -220,21 +221,28 @@ def label_studio_yolo(root: Path, *, with_classes_txt: bool = True) -> Export:
 
 
 def cvat_yolo(root: Path) -> Export:
-    """CVAT's "YOLO 1.1" export (Darknet): ``obj.data``, ``obj.names``, ``train.txt``
-    listing ``data/obj_train_data/x.jpg``, each label beside its image."""
+    """CVAT's "YOLO 1.1" export (Darknet) of a task with a Train and a Validation subset:
+    ``obj.data``, ``obj.names``, ``train.txt`` and ``valid.txt`` listing
+    ``data/obj_<subset>_data/x.jpg``, each label beside its image (CVAT writes only the
+    subsets ``train`` and ``valid``)."""
+    subsets = {"train": "train", "val": "valid", "test": "valid"}
     image_path, label_path, splits = {}, {}, {}
-    for name, *_ in PIXEL_SHOTS:
-        image_path[name] = root / "obj_train_data" / f"{name}.jpg"
-        label_path[name] = root / "obj_train_data" / f"{name}.txt"
-        splits[f"{name}.jpg"] = "train"
+    listed: dict[str, list[str]] = {"train": [], "valid": []}
+    for name, split, *_ in PIXEL_SHOTS:
+        folder = f"obj_{subsets[split]}_data"
+        image_path[name] = root / folder / f"{name}.jpg"
+        label_path[name] = root / folder / f"{name}.txt"
+        listed[subsets[split]].append(f"data/{folder}/{name}.jpg\n")
+        splits[f"{name}.jpg"] = subsets[split]
     expected = write_yolo_images(PIXEL_SHOTS, image_path, label_path)
     write(root / "obj.names", "".join(f"{n}\n" for n in NAMES))
     write(
         root / "obj.data",
-        f"classes = {len(NAMES)}\ntrain = data/train.txt\nnames = data/obj.names\n"
-        "backup = backup/\n",
+        f"classes = {len(NAMES)}\ntrain = data/train.txt\nvalid = data/valid.txt\n"
+        "names = data/obj.names\nbackup = backup/\n",
     )
-    write(root / "train.txt", "".join(f"data/obj_train_data/{n}.jpg\n" for n, *_ in PIXEL_SHOTS))
+    for subset, lines in listed.items():
+        write(root / f"{subset}.txt", "".join(lines))
     return Export(root, expected, NAMES, splits)
 
 

@@ -61,6 +61,10 @@ SHAPES: dict[str, tuple[Callable[[Path], Export], str]] = {
         lambda root: ultralytics_yolo(root, lists=True, path_value="."),
         "yolo",
     ),
+    "ultralytics-path-name-yaml-inside": (
+        lambda root: ultralytics_yolo(root, path_value="coco8"),
+        "yolo",
+    ),
     "ultralytics-no-yaml": (lambda root: _without_yaml(ultralytics_yolo(root)), "yolo"),
     "label-studio-yolo": (label_studio_yolo, "yolo"),
     "label-studio-yolo-notes-only": (_label_studio_notes_only, "yolo"),
@@ -232,10 +236,13 @@ def test_an_export_converts_as_a_new_user_runs_it(
 # --- shapes that need more than a conversion ---------------------------------------------------
 
 
-def test_roboflow_yolo_splits_are_read_with_valid_as_a_split(tmp_path: Path) -> None:
+@pytest.mark.parametrize("make", [roboflow_yolo, cvat_yolo], ids=["roboflow", "cvat"])
+def test_yolo_exports_keep_their_splits_with_valid_as_val(
+    tmp_path: Path, make: Callable[[Path], Export]
+) -> None:
     from annoconv.formats.yolo import YoloReader
 
-    export = roboflow_yolo(tmp_path / "export")
+    export = make(tmp_path / "export")
     records = list(YoloReader(str(export.source)))
     assert {Path(r.filename).name: r.split for r in records} == {  # type: ignore[union-attr]
         name: {"valid": "val"}.get(split, split) for name, split in export.splits.items()

@@ -125,7 +125,7 @@ def read_data_yaml(uri: str) -> YoloDataset:
     if not isinstance(data, dict):
         raise AnnotationError(uri, "expected a mapping with train/val/test and names")
     folder = dirname(uri) or "."
-    root = _yaml_root(data.get("path"), folder)
+    root = _yaml_root(data.get("path"), folder, data.get("train"))
     dataset = YoloDataset("ultralytics", root, uri, names=_names(data.get("names"), uri))
     for key in SPLIT_KEYS:
         value = data.get(key)
@@ -137,9 +137,11 @@ def read_data_yaml(uri: str) -> YoloDataset:
     return dataset
 
 
-def _yaml_root(value: Any, folder: str) -> str:
+def _yaml_root(value: Any, folder: str, train: Any = None) -> str:
     """The dataset root: `path` beside the yaml, else from the working folder; the yaml's
-    folder without one."""
+    folder without one, or when a relative `path` is in neither place but the ``train``
+    split is beside the yaml (Ultralytics reads a relative `path` from its own datasets
+    folder: ``path: coco8`` in a yaml kept inside the dataset)."""
     if not isinstance(value, str) or not value.strip():
         return folder
     path: str = value.strip()
@@ -148,7 +150,11 @@ def _yaml_root(value: Any, folder: str) -> str:
     beside = join(folder, path)
     if is_dir(beside):
         return beside
-    return path if is_dir(path) else beside
+    if is_dir(path):
+        return path
+    if isinstance(train, str) and train.strip() and exists(join(folder, train.strip())):
+        return folder
+    return beside
 
 
 def _names(value: Any, uri: str) -> list[str] | None:
