@@ -145,11 +145,14 @@ def coco_boxes(out: Path) -> Found:
 
 
 def yolo_boxes(out: Path) -> Found:
-    """A plain parse: names from data.yaml, sizes from the copied images."""
+    """A plain parse, as Ultralytics finds the labels: names from data.yaml, sizes from the
+    copied images."""
     names = yaml.safe_load((out / "data.yaml").read_text())["names"]
     found: Found = {}
     for image in sorted((out / "images").rglob("*.jpg")):
-        label = out / "labels" / image.relative_to(out / "images").with_suffix(".txt")
+        # Ultralytics' rule: the last /images/ of the path becomes /labels/.
+        before, after = image.as_posix().rsplit("/images/", 1)
+        label = Path(f"{before}/labels/{after}").with_suffix(".txt")
         with Image.open(image) as opened:
             width, height = opened.size
         boxes = []
