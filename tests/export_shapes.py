@@ -140,18 +140,20 @@ def write_yolo_images(
 # --- YOLO exports ---------------------------------------------------------------------------
 
 
-def roboflow_yolo(root: Path, *, style: str = "parent") -> Export:
+def roboflow_yolo(root: Path, *, style: str = "parent", test_split: bool = True) -> Export:
     """Roboflow's "YOLOv8" export. `style` "parent": ``train: ../train/images`` (the long
-    standing form); "root": ``train: train/images`` (newer exports)."""
+    standing form); "root": ``train: train/images`` (newer exports). Without `test_split`
+    there is no ``test/`` folder, but the yaml still names it, as Roboflow's does."""
     folders = {"train": "train", "val": "valid", "test": "test"}
     image_path, label_path, splits = {}, {}, {}
-    for name, split, *_ in PIXEL_SHOTS:
+    shots = [shot for shot in PIXEL_SHOTS if test_split or shot[1] != "test"]
+    for name, split, *_ in shots:
         folder = root / folders[split]
         file_name = f"{name}_jpg.rf.{_tag(name)}.jpg"
         image_path[name] = folder / "images" / file_name
         label_path[name] = folder / "labels" / f"{Path(file_name).stem}.txt"
         splits[file_name] = folders[split]
-    expected = write_yolo_images(PIXEL_SHOTS, image_path, label_path)
+    expected = write_yolo_images(shots, image_path, label_path)
     prefix = "../" if style == "parent" else ""
     write(
         root / "data.yaml",

@@ -54,6 +54,7 @@ def _label_studio_notes_only(root: Path) -> Export:
 
 SHAPES: dict[str, tuple[Callable[[Path], Export], str]] = {
     "roboflow-yolo": (roboflow_yolo, "yolo"),
+    "roboflow-yolo-without-test": (lambda root: roboflow_yolo(root, test_split=False), "yolo"),
     "roboflow-yolo-root-relative": (lambda root: roboflow_yolo(root, style="root"), "yolo"),
     "ultralytics-absolute-path": (ultralytics_yolo, "yolo"),
     "ultralytics-relative-path": (_ultralytics_relative, "yolo"),

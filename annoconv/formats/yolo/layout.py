@@ -1,10 +1,13 @@
 """Where a YOLO dataset keeps its images, labels and class names, in either layout.
 
-**Ultralytics**: ``data.yaml`` with ``path`` (the root; relative to the working folder, or
-the yaml's folder when absent), ``train``, ``val``, ``test`` (each a folder of images, a
-``.txt`` list of image paths, or a list of those; relative to the root; ``../x`` that does
-not exist is tried as ``x``, as Ultralytics does for Roboflow's exports) and ``names`` (a
-list, or a map from index to name). A label file sits where the image is with the last
+**Ultralytics**: ``data.yaml`` with ``path`` (the root; a relative one beside the yaml, else
+from the working folder, else the yaml's folder when ``train`` is there; the yaml's folder
+when absent), ``train``, ``val``, ``test`` (each a folder of images, a ``.txt`` list of image
+paths, or a list of those; relative to the root; ``../x`` that does not exist is tried as
+``x``, as Ultralytics does for Roboflow's exports; a ``test`` that does not exist is no
+split, as for Ultralytics, which checks only ``val``: Roboflow's yaml names
+``../test/images`` whether or not it exported a test split) and ``names`` (a list, or a map
+from index to name). A label file sits where the image is with the last
 ``/images/`` of its path replaced by ``/labels/`` and the extension by ``.txt``; an image
 whose path has no ``images`` folder has its label beside it.
 
@@ -129,6 +132,8 @@ def read_data_yaml(uri: str) -> YoloDataset:
     dataset = YoloDataset("ultralytics", root, uri, names=_names(data.get("names"), uri))
     for key in SPLIT_KEYS:
         value = data.get(key)
+        if key == "test" and isinstance(value, str) and not exists(_located(value, root)):
+            continue  # optional (see the module's docstring)
         if value:
             dataset.splits[key] = _split_images(value, root, uri, key)
             dataset.folders[key] = _split_folders(value, root)
