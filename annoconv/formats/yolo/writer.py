@@ -225,11 +225,15 @@ def label_lines(record: ImageRecord, classes: list[int], image_size: tuple[int, 
 
 
 def _image_name(record: ImageRecord) -> str:
+    """Where the image goes under the images folder: its filename, without any ``images``
+    folder in it (Ultralytics and darknet find a label by turning the last ``/images/`` of
+    the image's path into ``/labels/``: Label Studio's ``images/x.jpg`` must not become
+    ``images/images/x.jpg``, whose label they would look for in ``images/labels/``)."""
     name = record.filename.replace("\\", "/")
     parts = [part for part in name.split("/") if part not in ("", ".")]
     if not parts or name.startswith("/") or ".." in parts or ":" in parts[0]:
         return parts[-1] if parts and parts[-1] != ".." else name
-    return "/".join(parts)
+    return "/".join([part for part in parts[:-1] if part != "images"] + parts[-1:])
 
 
 def _folders(destination: str, layout: Layout, split: str | None) -> tuple[str, str]:
