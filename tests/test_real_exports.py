@@ -427,3 +427,111 @@ def test_notes_json_alone_is_not_taken_for_coco(tmp_path: Path) -> None:
     assert not is_coco(str(export.source / "notes.json"))
     code = main(["convert", str(export.source), str(tmp_path / "o.csv"), "--from", "coco"])
     assert code == 2
+
+
+# --- a source's own splits kept apart (--keep-splits) -------------------------------------------
+
+
+def _split_of_output(path: Path) -> str:
+    """`images/<split>/x.jpg` -> split."""
+    return path.parent.name
+
+
+def test_roboflow_yolo_to_yolo_keeps_train_valid_test(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    export = roboflow_yolo(tmp_path / "export")
+    out = tmp_path / "yolo"
+    code, printed = run(capsys, str(export.source), str(out), "--to", "yolo", "--keep-splits")
+    assert code == 0, printed
+    data = yaml.safe_load((out / "data.yaml").read_text())
+    assert (data["train"], data["val"], data["test"]) == (
+        "images/train",
+        "images/val",
+        "images/test",
+    )
+    written = {image.name: _split_of_output(image) for image in (out / "images").rglob("*.jpg")}
+    assert written == {name: {"valid": "val"}.get(s, s) for name, s in export.splits.items()}
+    assert_same_boxes(yolo_boxes(out), export.expected, 1e-9)
+
+
+def test_roboflow_coco_to_coco_keeps_one_file_per_split(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from pycocotools.coco import COCO
+
+    export = roboflow_coco(tmp_path / "export")
+    out = tmp_path / "coco"
+    code, printed = run(capsys, str(export.source), str(out), "--to", "coco", "--keep-splits")
+    assert code == 0, printed
+    found: Found = {}
+    for folder in ("train", "valid", "test"):
+        path = out / f"instances_{folder}.json"
+        with redirect_stdout(io.StringIO()):
+            coco = COCO(str(path))
+        names = {Path(image["file_name"]).name for image in coco.loadImgs(coco.getImgIds())}
+        assert names == {name for name, split in export.splits.items() if split == folder}
+        for image in coco.loadImgs(coco.getImgIds()):
+            anns = coco.loadAnns(coco.getAnnIds(imgIds=[image["id"]]))
+            boxes = [
+                (coco.cats[a["category_id"]]["name"], x, y, x + w, y + h)
+                for a in anns
+                for x, y, w, h in [a["bbox"]]
+            ]
+            found[Path(image["file_name"]).name] = (image["width"], image["height"], boxes)
+    assert sorted(path.name for path in out.glob("*.json")) == [
+        "instances_test.json",
+        "instances_train.json",
+        "instances_valid.json",
+    ]
+    assert_same_boxes(found, export.expected, 1e-9)
+
+
+def test_kept_splits_are_the_same_on_the_processes_engine(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """YOLO -> TFRecord with the source's splits: PREFIX-train, -val, -test shards, byte for
+    byte the same on two worker processes as in this process."""
+    export = roboflow_yolo(tmp_path / "export")
+    outputs = {}
+    for engine in ("local", "processes"):
+        out = tmp_path / engine / "data.record"
+        flags = ["--engine", engine] + (["--workers", "2"] if engine == "processes" else [])
+        code, printed = run(capsys, str(export.source), str(out), "--keep-splits", *flags)
+        assert code == 0, printed
+        outputs[engine] = {p.name: p.read_bytes() for p in out.parent.glob("data-*.record-*")}
+    assert sorted(outputs["local"]) == [
+        "data-test.record-00000-of-00001",
+        "data-train.record-00000-of-00001",
+        "data-val.record-00000-of-00001",
+    ]
+    assert outputs["processes"] == outputs["local"]
+    for split, count in (("train", 3), ("val", 1), ("test", 1)):
+        found = tfrecord_boxes(out.parent / f"data-{split}.record")
+        assert len(found) == count
+        assert_same_boxes(found, {k: export.expected[k] for k in found}, 1.2e-7)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ([], "--keep-splits: 2 of 2 images have no split in the source"),
+        (["--split", "train=0.5,test=0.5"], "keep_splits keeps the source's own splits"),
+    ],
+)
+def test_keep_splits_without_source_splits_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], message: str
+) -> None:
+    from factories import Box, draw_image, labelimg_xml
+
+    for name in ("a", "b"):
+        draw_image(tmp_path / "voc" / f"{name}.jpg", 32, 24)
+        write(
+            tmp_path / "voc" / f"{name}.xml",
+            labelimg_xml(f"{name}.jpg", 32, 24, [Box("cat", 1, 2, 10, 12)]),
+        )
+    out = tmp_path / "out"
+    code, printed = run(capsys, str(tmp_path / "voc"), str(out / "x.csv"), "--keep-splits", *extra)
+    assert code == 2
+    assert message in printed and len(printed.strip().splitlines()) == 1
+    assert not out.exists() or not any(out.iterdir())

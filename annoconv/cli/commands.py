@@ -61,6 +61,7 @@ def _run_options_of(args: argparse.Namespace) -> RunOptions:
         "label_map_names": args.label_map_names,
         "overwrite": args.overwrite,
         "split": args.split,
+        "keep_splits": args.keep_splits,
         "classes": args.classes,
         "keep_empty": args.keep_empty,
         "sample": args.sample,

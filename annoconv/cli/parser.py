@@ -142,6 +142,12 @@ def _split_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--seed", type=int, default=0, help="seed of the split assignment (default 0)"
     )
+    parser.add_argument(
+        "--keep-splits",
+        action="store_true",
+        help="write one output per split the source gives (Roboflow's train/valid/test "
+        "folders, a data.yaml's splits, instances_<split>.json files, a split column)",
+    )
 
 
 def _selection_options(parser: argparse.ArgumentParser) -> None:
