@@ -535,3 +535,55 @@ def test_keep_splits_without_source_splits_is_a_usage_error(
     assert code == 2
     assert message in printed and len(printed.strip().splitlines()) == 1
     assert not out.exists() or not any(out.iterdir())
+
+
+# --- stats of sources without pixel sizes ---------------------------------------------------------
+
+
+def test_stats_of_a_yolo_export_read_image_sizes_from_headers(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """YOLO keeps normalized boxes: `annoconv stats` reads each image's header, so box sizes
+    are in pixels (those the export encodes), and `--no-image-sizes` leaves them unknown."""
+    export = roboflow_yolo(tmp_path / "export")
+    assert main(["stats", str(export.source), "--json", "-q"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    boxes = [box for _w, _h, listed in export.expected.values() for box in listed]
+    widths = sorted(x1 - x0 for _label, x0, _y0, x1, _y1 in boxes)
+    heights = sorted(y1 - y0 for _label, _x0, y0, _x1, y1 in boxes)
+    sizes = sorted((w * h, (w, h)) for w, h, _listed in export.expected.values())
+    assert result["unknown_size"] == 0 and result["boxes_without_pixel_size"] == 0
+    assert (result["min_size"], result["max_size"]) == ([*sizes[0][1]], [*sizes[-1][1]])
+    assert result["box_width"]["count"] == len(boxes)
+    assert result["box_width"]["percentiles"]["p0"] == pytest.approx(widths[0], abs=1e-6)
+    assert result["box_width"]["percentiles"]["p100"] == pytest.approx(widths[-1], abs=1e-6)
+    assert result["box_height"]["percentiles"]["p100"] == pytest.approx(heights[-1], abs=1e-6)
+
+    assert main(["stats", str(export.source), "--json", "-q", "--no-image-sizes"]) == 0
+    unsized = json.loads(capsys.readouterr().out)
+    assert unsized["unknown_size"] == len(export.expected)
+    assert unsized["boxes_without_pixel_size"] == len(boxes)
+
+
+def test_stats_stop_looking_for_images_that_are_elsewhere(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A normalized source whose images are not beside it (an Open Images CSV alone): the
+    stats count the sizes as unknown and stop looking after GIVE_UP_AFTER failed lookups,
+    not one filesystem search per row."""
+    import annoconv.stats as stats_module
+    from annoconv.sources import open_reader
+    from annoconv.stats import GIVE_UP_AFTER, dataset_stats
+
+    rows = ["ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax"]
+    rows += [f"img{index:04d},xclick,/m/01,1,0.1,0.5,0.2,0.6" for index in range(500)]
+    source = write(tmp_path / "train-annotations-bbox.csv", "\n".join(rows) + "\n")
+    looked = []
+    real = stats_module._header_of
+    monkeypatch.setattr(
+        stats_module, "_header_of", lambda finder, record: looked.append(1) or real(finder, record)
+    )
+    result = dataset_stats(open_reader(str(source)), image_sizes=True)
+    assert result.images == 500 and result.unknown_size == 500
+    assert result.boxes_without_pixel_size == 500
+    assert GIVE_UP_AFTER <= len(looked) <= GIVE_UP_AFTER + 64  # the lookahead window

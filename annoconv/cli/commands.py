@@ -202,7 +202,13 @@ def _run_stats(args: argparse.Namespace) -> int:
         images=args.images,
         read_options=format_options(args, "read"),
     )
-    stats = dataset_stats(reader, on_error=args.on_error, tiny=args.tiny)
+    stats = dataset_stats(
+        reader,
+        on_error=args.on_error,
+        tiny=args.tiny,
+        image_sizes=args.image_sizes,
+        images=args.images,
+    )
     if args.json:
         print(json.dumps(stats.to_dict(), indent=2, ensure_ascii=False))
     else:

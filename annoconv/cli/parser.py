@@ -413,6 +413,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
         metavar="PX",
         help="boxes below this width or height in pixels count as tiny (default 4)",
     )
+    stats.add_argument(
+        "--no-image-sizes",
+        dest="image_sizes",
+        action="store_false",
+        help="do not read image headers for the pixel size of records without one (YOLO, "
+        "Open Images): their boxes then have no pixel size",
+    )
     _reading(stats, listed=wants_formats("stats"))
     _common(stats)
     if wants_formats("stats"):
