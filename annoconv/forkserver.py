@@ -3,15 +3,27 @@ imported what tasks run, forking each worker ready to work (Linux, macOS; elsewh
 are spawned). A leaf module, light to import: `convert()` starts the server as its first act
 (`start_early`), so that the server imports annoconv (about a third of a second) while the
 caller imports and plans, rather than after.
+
+Told the run's ends (`start_early(source, output, ...)`), the server also imports the modules
+of the run's reader and writer (the formats named, or inferred as the plan will infer them):
+every worker has them from its first task, instead of each importing them (lxml, the Example
+encoder...) while the other waits for the survey or the run's first shard.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import multiprocessing
+import os
+from collections.abc import Iterator, Sequence
 from multiprocessing.context import BaseContext
 
-#: What the forkserver imports once, for every worker it forks: what tasks run.
-PRELOAD = ["annoconv.engines.partitioned"]
+#: What the forkserver imports once, for every worker it forks: what tasks run, then this
+#: module, which imports the formats of the run that started the server (`_import_formats`).
+PRELOAD = ["annoconv.engines.partitioned", "annoconv.forkserver"]
+#: How `start_early` tells the server the run's ends: set only while the server is started.
+_RUN_VARIABLE = "ANNOCONV_FORKSERVER_RUN"
 
 
 def pool_context() -> BaseContext:
@@ -24,10 +36,77 @@ def pool_context() -> BaseContext:
     return context
 
 
-def start_early() -> None:
+def start_early(
+    source: str | Sequence[str] | None = None,
+    output: str | None = None,
+    from_format: str | None = None,
+    to_format: str | None = None,
+) -> None:
     """Start the forkserver now (if the platform has one and it is not running): starting
-    takes a moment of this process; the server's imports run on their own."""
-    if pool_context().get_start_method() == "forkserver":
-        from multiprocessing import forkserver
+    takes a moment of this process; the server's imports run on their own, the formats of
+    the run from `source` to `output` among them (best effort: what cannot be told is
+    imported by the workers when they need it)."""
+    if pool_context().get_start_method() != "forkserver":
+        return
+    from multiprocessing import forkserver
 
+    run = {"source": source, "output": output, "from": from_format, "to": to_format}
+    with _set_variable(_RUN_VARIABLE, json.dumps(run)):
         forkserver.ensure_running()
+
+
+@contextlib.contextmanager
+def _set_variable(name: str, value: str) -> Iterator[None]:
+    """The environment variable `name` set to `value` for a while (the server's start)."""
+    before = os.environ.get(name)
+    os.environ[name] = value
+    try:
+        yield
+    finally:
+        if before is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = before
+
+
+def _import_formats() -> None:
+    """In the forkserver, as it imports this module: the modules of the formats of the run
+    that started it (told through `_RUN_VARIABLE`), read from the environment and removed
+    from it, so that no worker inherits it. A format named is imported; a local source's is
+    inferred (listing a folder, sniffing a file) as the plan will; a remote source's only from
+    its name, with no I/O. Failures are left to the driver, which reports them."""
+    told = os.environ.pop(_RUN_VARIABLE, None)
+    if told is None:
+        return
+    try:
+        run = json.loads(told)
+        for name in _format_names(run):
+            from annoconv.formats import get_format
+
+            get_format(name)
+    except Exception:  # a guess that failed: the workers import what they need later
+        pass
+
+
+def _format_names(run: dict[str, str | list[str] | None]) -> list[str]:
+    from annoconv.formats import formats_named_by, infer_format
+    from annoconv.io.fs import is_remote
+
+    names = []
+    output, source = run.get("output"), run.get("source")
+    if isinstance(run.get("to"), str):
+        names.append(str(run["to"]))
+    elif isinstance(output, str):
+        names.append(infer_format(output, for_writing=True))
+    paths = [source] if isinstance(source, str) else list(source or [])
+    if isinstance(run.get("from"), str):
+        names.append(str(run["from"]))
+    elif paths and not any(is_remote(path) for path in paths):
+        names.append(infer_format(source if isinstance(source, str) else paths))
+    elif paths:
+        named = formats_named_by(paths[0])
+        names += named[:1] if len(named) == 1 else []
+    return names
+
+
+_import_formats()
