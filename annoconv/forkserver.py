@@ -7,7 +7,9 @@ caller imports and plans, rather than after.
 Told the run's ends (`start_early(source, output, ...)`), the server also imports the modules
 of the run's reader and writer (the formats named, or inferred as the plan will infer them):
 every worker has them from its first task, instead of each importing them (lxml, the Example
-encoder...) while the other waits for the survey or the run's first shard.
+encoder...) while the other waits for the survey or the run's first shard. The source's format
+is guessed from a glance at its name or at a few of its files, not inferred as the plan does
+(which lists the whole folder): a wrong guess costs an import, never a result.
 """
 
 from __future__ import annotations
@@ -72,9 +74,10 @@ def _set_variable(name: str, value: str) -> Iterator[None]:
 def _import_formats() -> None:
     """In the forkserver, as it imports this module: the modules of the formats of the run
     that started it (told through `_RUN_VARIABLE`), read from the environment and removed
-    from it, so that no worker inherits it. A format named is imported; a local source's is
-    inferred (listing a folder, sniffing a file) as the plan will; a remote source's only from
-    its name, with no I/O. Failures are left to the driver, which reports them."""
+    from it, so that no worker inherits it. A format named is imported; a source's is guessed
+    from its name, or a local folder's from a few of its files (a remote source is not looked
+    at: the server has none of the run's storage options). Failures are left to the driver,
+    which reports them."""
     told = os.environ.pop(_RUN_VARIABLE, None)
     if told is None:
         return
@@ -90,7 +93,6 @@ def _import_formats() -> None:
 
 def _format_names(run: dict[str, str | list[str] | None]) -> list[str]:
     from annoconv.formats import formats_named_by, infer_format
-    from annoconv.io.fs import is_remote
 
     names = []
     output, source = run.get("output"), run.get("source")
@@ -101,12 +103,35 @@ def _format_names(run: dict[str, str | list[str] | None]) -> list[str]:
     paths = [source] if isinstance(source, str) else list(source or [])
     if isinstance(run.get("from"), str):
         names.append(str(run["from"]))
-    elif paths and not any(is_remote(path) for path in paths):
-        names.append(infer_format(source if isinstance(source, str) else paths))
     elif paths:
-        named = formats_named_by(paths[0])
+        named = formats_named_by(paths[0]) or _named_by_files_in(paths[0])
         names += named[:1] if len(named) == 1 else []
     return names
+
+
+def _named_by_files_in(path: str, glance: int = 64) -> list[str]:
+    """The formats named by the commonest extension among the first `glance` files found
+    under the local folder `path` (none for a remote path or a file): a guess, in a glance,
+    at what the plan infers by listing the whole folder."""
+    from annoconv.formats import formats_named_by
+    from annoconv.io.fs import is_remote
+
+    if is_remote(path) or not os.path.isdir(path):
+        return []
+    counts: dict[str, int] = {}
+    seen = 0
+    for _folder, _dirs, files in os.walk(path):
+        for name in files[: glance - seen]:
+            suffix = os.path.splitext(name.lower())[1]
+            counts[suffix] = counts.get(suffix, 0) + 1
+        seen = sum(counts.values())
+        if seen >= glance:
+            break
+    for suffix in sorted(counts, key=lambda suffix: -counts[suffix]):
+        named = formats_named_by("file" + suffix) if suffix else []
+        if named:
+            return named
+    return []
 
 
 _import_formats()
