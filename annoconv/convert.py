@@ -92,10 +92,16 @@ def convert(
     `distributed.Client`; without one a LocalCluster of `workers` processes is started).
     Every engine writes the same examples and the same shard contents (docs/engines.md).
     """
-    if keywords.get("engine", options.engine if options is not None else None) == "processes":
+    if _given(options, keywords, "engine") == "processes":
         from annoconv.forkserver import start_early
 
-        start_early()  # the workers' server imports annoconv while this process does
+        # The workers' server imports annoconv, and the run's formats, while this process does.
+        start_early(
+            source if isinstance(source, (str, list, tuple)) else None,
+            output,
+            _given(options, keywords, "from_format"),
+            _given(options, keywords, "to_format"),
+        )
     from annoconv.engines import engine_runner, parallel_labels, run_job
     from annoconv.io.fs import using_storage_options
     from annoconv.io.images import remote_paths
@@ -129,6 +135,11 @@ def convert(
             size = plan.job.label_map.write(plan.label_map_output)
             report.outputs.append(OutputFile(plan.label_map_output, size, "label_map"))
         return report
+
+
+def _given(options: RunOptions | None, keywords: Mapping[str, Any], name: str) -> Any:
+    """A setting as given, before the settings are checked."""
+    return keywords.get(name, getattr(options, name) if options is not None else None)
 
 
 def _settings(options: RunOptions | None, keywords: Mapping[str, Any]) -> RunOptions:

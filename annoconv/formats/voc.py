@@ -134,6 +134,7 @@ class VocReader(Reader):
         super().__init__(source, images=images)
         self.image_name = image_name
         self._expanded: tuple[list[str], str] | None = None
+        self._keyed: list[tuple[str, str]] | None = None
 
     def __iter__(self) -> Iterator[ReadResult]:
         files, root = self._files()
@@ -165,8 +166,12 @@ class VocReader(Reader):
         return len(self._files()[0])
 
     def image_files(self) -> list[tuple[str, str]]:
-        files, root = self._files()
-        return [(relative_posix(uri, root), uri) for uri in files]
+        # Kept: an engine asks more than once while the driver plans (a key for each of
+        # thousands of files costs milliseconds each time).
+        if self._keyed is None:
+            files, root = self._files()
+            self._keyed = [(relative_posix(uri, root), uri) for uri in files]
+        return self._keyed
 
     def only_files(self, files: Sequence[str]) -> VocReader:
         subset = VocReader(self.source, images=self.images, image_name=self.image_name)
