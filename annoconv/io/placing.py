@@ -104,12 +104,13 @@ class StagedFolder:
     def prepare(self, name: str) -> str:
         """`path(name)`, its folder made: for a file written by other means (a link)."""
         target = self.path(name)
-        if not self.remote:
+        if self.remote:
+            self._written.append(target)  # locally, abort() removes the staging folder
+        else:
             folder = os.path.dirname(target)
             if folder not in self._made:
                 os.makedirs(folder, exist_ok=True)
                 self._made.add(folder)
-        self._written.append(target)
         return target
 
     def write(self, name: str, data: bytes) -> int:
