@@ -5,6 +5,7 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any, Literal
 
 from annoconv.errors import AnnoconvError, AnnotationError
@@ -291,7 +292,7 @@ def batch_label_texts(batch: pa.RecordBatch, indices: Mapping[str, int]) -> list
     lines = list(map(line, zip(*(column.to_pylist() for column in columns), strict=True)))
     offsets = objects.offsets.to_pylist()  # of a slice: not from 0
     ends = [offset - offsets[0] for offset in offsets]
-    return ["".join(lines[start:stop]) for start, stop in zip(ends, ends[1:], strict=False)]
+    return ["".join(lines[start:stop]) for start, stop in pairwise(ends)]
 
 
 def image_name(filename: str) -> str:
