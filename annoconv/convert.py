@@ -76,7 +76,9 @@ def convert(
     is built after renaming), `min_size` (``w`` or ``(w, h)``) and `min_area` in the data's
     coordinate space, `drop_difficult`, `dedup` (byte-identical images by SHA-256), `sample`,
     then the split: by ratio (`split`, with `stratify` spreading every class over every
-    split), or by `split_lists` (``{"train": "train.txt", ...}``, see `ops.read_split_lists`).
+    split), or by `split_lists` (``{"train": "train.txt", ...}``, see `ops.read_split_lists`),
+    or `keep_splits`: the splits the source gives its images (a Roboflow export's
+    train/valid/test folders, a YOLO data.yaml's, COCO ``instances_<split>.json`` files).
     Everything left out is counted in the report with its reason.
 
     Any path may be an fsspec URL (``s3://``, ``memory://``, ``zip://…::s3://…``);

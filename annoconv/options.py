@@ -90,6 +90,7 @@ class RunOptions(BaseModel):
     overwrite: bool = False
     label_map_names: Literal["ids", "labels"] = "ids"
     split: Mapping[str, float] | None = None
+    keep_splits: bool = False
     classes: Sequence[str] | None = None
     keep_empty: bool = False
     sample: int | None = Field(None, ge=1)
@@ -157,6 +158,10 @@ class RunOptions(BaseModel):
     def _combinations(self) -> RunOptions:
         if self.split and self.split_lists:
             raise ValueError("give either a split by ratio or split lists, not both")
+        if self.keep_splits and (self.split or self.split_lists):
+            raise ValueError(
+                "keep_splits keeps the source's own splits: give it without a split or split lists"
+            )
         if self.stratify and not self.split:
             raise ValueError("stratify needs a split by ratio (split=...)")
         problem = engine_problem(self.engine, self.workers, self.scheduler)

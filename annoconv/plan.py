@@ -94,6 +94,7 @@ def make_plan(
             transforms=transforms,
             dedup=options.dedup,
             keep_labels=bool(options.split and options.stratify),
+            keep_splits=options.keep_splits,
             label_pairs=partial(parallel_labels, reader) if parallel_labels else None,
         )
     notes = _selection_notes(options.classes, selection)
@@ -118,9 +119,7 @@ def make_plan(
             assignment = {**assignment, **listed.splits}
             weights = {**weights, **{r.key: weigh(r) if weigh else 1 for r in listed.records}}
             notes += listed.notes
-    split_names = (
-        tuple(options.split or options.split_lists or {}) if assignment is not None else ()
-    )
+    split_names = _split_names(options, assignment)
     job = Job(
         source=source,
         from_format=from_format,
@@ -303,6 +302,7 @@ def _one_pass(
         or options.dedup
         or options.split
         or options.split_lists
+        or options.keep_splits
         or options.sample is not None
         or capabilities.takes_batches
         or (capabilities.needs_keys and (weighs or not capabilities.shards_by_hash))
@@ -328,6 +328,7 @@ def _needs_survey(options: RunOptions, needs_map: bool, needs_keys: bool) -> boo
             options.dedup,
             options.split,
             options.split_lists,
+            options.keep_splits,
             options.sample is not None,
         )
     )
@@ -342,4 +343,29 @@ def _assign(facts: Survey, options: RunOptions) -> dict[str, str] | None:
         return assign_splits(facts.weights, options.split, options.seed)
     if options.split_lists:
         return assign_from_lists(facts.weights, read_split_lists(options.split_lists))
+    if options.keep_splits:
+        return _source_splits(facts)
     return None
+
+
+def _source_splits(facts: Survey) -> dict[str, str]:
+    """Each image's split as the source gives it (`keep_splits`); every image needs one."""
+    missing = [key for key in facts.weights if not facts.splits.get(key)]
+    if missing:
+        some = ", ".join(repr(key) for key in missing[:3])
+        raise OptionError(
+            f"--keep-splits: {len(missing)} of {len(facts.weights)} images have no split in "
+            f"the source ({some}{', ...' if len(missing) > 3 else ''}); "
+            "split them with --split or --split-lists instead"
+        )
+    return {key: str(facts.splits[key]) for key in facts.weights}
+
+
+def _split_names(options: RunOptions, assignment: Mapping[str, str] | None) -> tuple[str, ...]:
+    """The run's splits, in the order outputs are made: as given, or the source's own in
+    the order they first appear."""
+    if assignment is None:
+        return ()
+    if options.keep_splits:
+        return tuple(dict.fromkeys(assignment.values()))
+    return tuple(options.split or options.split_lists or {})

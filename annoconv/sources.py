@@ -31,8 +31,15 @@ def open_reader(
 
 
 def source_format(source: Source, from_format: str | None = None) -> str:
-    """The format `source` is read as: the one named, else inferred once it is known to exist."""
+    """The format `source` is read as: the one named, else inferred once it is known to exist
+    (an archive is not inferred: no built-in format reads its annotations from inside one)."""
     _check_exists(source)
+    if from_format is None and isinstance(source, str) and _is_archive(source):
+        raise FormatError(
+            f"{source}: an archive; annotations are read from a folder or a file, not from "
+            f"inside an archive (images are, with --images {source}): unpack it and pass "
+            "the folder"
+        )
     return from_format or infer_format(source)
 
 
@@ -49,6 +56,12 @@ def selects_classes(fmt: Format) -> bool:
     """Whether the format's reader makes a class selection itself (it declares a `classes`
     read option), faster than a filter after it can."""
     return "classes" in fmt.read_options.model_fields
+
+
+def _is_archive(path: str) -> bool:
+    from annoconv.io.archives import is_archive  # (light paths need not import it)
+
+    return is_archive(path)
 
 
 def _check_exists(source: Source) -> None:

@@ -3,9 +3,11 @@ size and aspect distributions, and suspicious boxes.
 
 Definitions (what `annoconv stats` prints and `--json` holds):
 
-- box width/height/area are in **pixels**; boxes of normalized records whose image size is
-  unknown (Open Images without images) have no pixel size: they are counted in
-  `boxes_without_pixel_size` and left out of the size distributions. Aspect is width/height.
+- box width/height/area are in **pixels**; with `image_sizes`, records without a pixel size
+  (YOLO, Open Images) get their image's, read from its header. Boxes of normalized records
+  whose image size stays unknown (Open Images without images) have no pixel size: they are
+  counted in `boxes_without_pixel_size` and left out of the size distributions. Aspect is
+  width/height.
 - percentiles use the nearest-rank method: the p-th percentile of n sorted values is the
   value at rank ceil(p/100 * n) (1-based; p=0 gives the minimum).
 - histograms have power-of-two bins: a value v > 0 falls in [2^k, 2^(k+1)) with
@@ -22,19 +24,26 @@ from __future__ import annotations
 import math
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
+from annoconv.errors import AnnotationError
 from annoconv.filters import is_outside, recovered
 from annoconv.formats import BadItem, Dropped, ReadResult
+from annoconv.io.images import ImageInfo, RecordImages, read_image_info
+from annoconv.io.pool import prefetch
 from annoconv.labelmap import similar_classes, similar_classes_note
 from annoconv.report import ErrorHandler, ErrorPolicy, Report
-from annoconv.schema import NORMALIZED, ImageRecord
+from annoconv.schema import NORMALIZED, ImageRecord, with_image_size
 
 PERCENTILES = (0, 5, 25, 50, 75, 95, 100)
 TINY_PIXELS = 4.0
 MAX_EXAMPLES = 10
+#: Image lookups that may all fail before the stats stop looking (the images are elsewhere:
+#: an Open Images CSV of millions of rows without its images).
+GIVE_UP_AFTER = 32
 
 
 @dataclass
@@ -183,6 +192,45 @@ class DatasetStats:
         return "\n".join(lines)
 
 
+def with_image_sizes(
+    items: Iterable[ReadResult], images: str | None, *, threads: int = 8, window: int = 64
+) -> Iterator[ReadResult]:
+    """The items, each record without a pixel size given its image's, read from the header by
+    a bounded thread pool (order kept). Looking is not an error here: a record whose image
+    cannot be found or read keeps no size (its image counts as of unknown size), and after
+    `GIVE_UP_AFTER` failed lookups without one success the rest are not looked for. A box
+    outside the size read comes as the BoxOutsideError the stats count as suspicious."""
+    finder = RecordImages(images)
+    found = failed = 0
+
+    def job(item: ReadResult) -> Callable[[], ImageInfo] | None:
+        if not isinstance(item, ImageRecord) or item.has_size:
+            return None
+        if failed >= GIVE_UP_AFTER and not found:
+            return None
+        return partial(_header_of, finder, item)
+
+    for item, future in prefetch(items, job, threads=threads, window=window):
+        if future is None or not isinstance(item, ImageRecord):
+            yield item
+            continue
+        try:
+            info = future.result()
+        except AnnotationError:
+            failed += 1
+            yield item
+            continue
+        found += 1
+        try:
+            yield with_image_size(item, info.width, info.height, item.depth or info.depth)
+        except AnnotationError as error:
+            yield BadItem(error, boxes=len(item.objects))
+
+
+def _header_of(finder: RecordImages, record: ImageRecord) -> ImageInfo:
+    return read_image_info(finder.find(record))
+
+
 def _percentile_line(title: str, values: Sequence[float]) -> str:
     if not values:
         return f"{title}: none"
@@ -230,12 +278,21 @@ def distribution(values: Iterable[float]) -> dict[str, Any]:
 
 
 def dataset_stats(
-    items: Iterable[ReadResult], *, on_error: ErrorPolicy = "fail", tiny: float = TINY_PIXELS
+    items: Iterable[ReadResult],
+    *,
+    on_error: ErrorPolicy = "fail",
+    tiny: float = TINY_PIXELS,
+    image_sizes: bool = False,
+    images: str | None = None,
 ) -> DatasetStats:
     """Statistics over a stream of records; bad items follow the error policy, except records
-    rejected only for boxes outside their image, which are counted (as suspicious boxes)."""
+    rejected only for boxes outside their image, which are counted (as suspicious boxes).
+    With `image_sizes`, records without a pixel size get their image's (see
+    `with_image_sizes`; `images` is where the images are, as for `convert`)."""
     stats = DatasetStats(tiny=tiny)
     handler = ErrorHandler(on_error, stats.report)
+    if image_sizes:
+        items = with_image_sizes(items, images)
     for item in items:
         record = recovered(item)
         if record is not None:

@@ -5,7 +5,7 @@ settles the label map, the sample, the splits and the shards before anything is 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from annoconv.dedup import Dedup, ImageHashes
@@ -28,6 +28,8 @@ class Survey:
     counts: Counter[str] = field(default_factory=Counter)
     weights: dict[str, int] = field(default_factory=dict)
     labels: dict[str, list[str]] = field(default_factory=dict)
+    #: Each image's split as the source gives it (None: it gives none), when asked for.
+    splits: dict[str, str | None] = field(default_factory=dict)
     hashes: ImageHashes | None = None
     dedup: Dedup | None = None
 
@@ -42,17 +44,19 @@ def survey(
     transforms: Sequence[Transform] = (),
     dedup: bool = False,
     keep_labels: bool = False,
+    keep_splits: bool = False,
     label_pairs: Callable[[], Iterable[tuple[str, list[str]]] | None] | None = None,
 ) -> Survey:
     """One pass over the readable records, keeping only small per-image facts, as the
     `transforms` leave them; with `dedup`, every image is hashed and only the first of each
     set of duplicates is kept; with `sample`, only a uniform sample of that many images
-    (see `ops.sample_keys`); with `keep_labels`, each image's labels are kept too.
+    (see `ops.sample_keys`); with `keep_labels`, each image's labels are kept too, with
+    `keep_splits` the split the source gives it.
     `label_pairs` gives what `reader.labels()` would, when an engine reads them in parallel."""
     steps = [*([selection] if selection is not None else []), *transforms]
     result = Survey()
     entries: Iterable[tuple[str, list[str], int]]
-    if weigh is None and not dedup and all(step.on_labels for step in steps):
+    if weigh is None and not dedup and not keep_splits and all(step.on_labels for step in steps):
         pairs = label_pairs() if label_pairs is not None else None
         if pairs is None:
             pairs = reader.labels()
@@ -66,6 +70,8 @@ def survey(
         if dedup:
             result.hashes = ImageHashes()
             records = result.hashes.scan(records, reader.images)
+        if keep_splits:
+            records = _noting_splits(records, result.splits)
         entries = (
             (item.key, [obj.label for obj in item.objects], weigh(item) if weigh else 1)
             for item in records
@@ -82,3 +88,11 @@ def survey(
         if keep_labels:
             result.labels[key] = labels
     return result
+
+
+def _noting_splits(
+    records: Iterable[ImageRecord], splits: dict[str, str | None]
+) -> Iterator[ImageRecord]:
+    for record in records:
+        splits[record.key] = record.split
+        yield record

@@ -390,3 +390,19 @@ def test_pipeline_config_lines_escape_and_list_what_a_glob_would_miss() -> None:
         '  input_path: "C:\\\\data\\\\train.record-00001-of-00002"',
         '  input_path: "out/we[ird].record-00000-of-00001"',
     ]
+
+
+@pytest.mark.parametrize("words", [["formats"], ["stats", "--help"]])
+def test_output_into_a_closed_pipe_ends_quietly(words: list[str]) -> None:
+    """`annoconv formats | head -1`: when standard output's reader has gone, the command ends
+    with SIGPIPE's status (or 0 for --help, as argparse exits) and no error line or traceback."""
+    reader, writer = os.pipe()
+    os.close(reader)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "annoconv", *words], stdout=writer, stderr=subprocess.PIPE
+        )
+    finally:
+        os.close(writer)
+    assert done.stderr == b""
+    assert done.returncode == (0 if "--help" in words else 141)

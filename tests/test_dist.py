@@ -50,7 +50,7 @@ def test_the_wheel_holds_the_package_and_its_metadata(dist: Path) -> None:
         entry_points = archive.read(metadata.replace("METADATA", "entry_points.txt")).decode()
     assert {
         "annoconv/py.typed",
-        "annoconv/cli.py",
+        "annoconv/cli/main.py",
         "annoconv/formats/openimages/reader.py",
     } <= names
     assert not any(name.startswith("tests/") for name in names)

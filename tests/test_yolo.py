@@ -436,7 +436,7 @@ def _mixed_records() -> list[ImageRecord]:
         make_record(
             "a.json",
             key="d",
-            filename="x/y/000000000724.jpg",
+            filename="x/images/y/000000000724.jpg",  # no images/ folder in the output
             width=375,
             height=500,
             objects=[box("dog", 273.07, 95.93, 363.57, 196.18)],

@@ -26,7 +26,7 @@ from annoconv.formats.base import (
     Source,
     Writer,
 )
-from annoconv.io.fs import SHARD_SUFFIX
+from annoconv.io.fs import SHARD_SUFFIX, exists, join
 
 __all__ = [
     "BadItem",
@@ -73,6 +73,9 @@ class _Hint:
     extensions: tuple[str, ...]
     reads_folders: bool = False
     claims_folders: bool = False
+    #: Names in a folder that make a claiming format worth asking before the folder's file
+    #: extensions decide (a YOLO folder's ``labels/`` beside ``images/``, its ``data.yaml``).
+    markers: tuple[str, ...] = ()
 
 
 #: The hints of the built-in formats, so that inferring a run's formats imports only the two
@@ -87,7 +90,11 @@ _HINTS: dict[str, _Hint] = {
     "tfrecord": _Hint((".tfrecord", ".record", ".tfrecords", ".tfrec")),
     "parquet": _Hint((".parquet",), reads_folders=True),
     "coco": _Hint((".json",), reads_folders=True),
-    "yolo": _Hint((".yaml", ".yml", ".data"), claims_folders=True),
+    "yolo": _Hint(
+        (".yaml", ".yml", ".data"),
+        claims_folders=True,
+        markers=("data.yaml", "data.yml", "obj.data", "labels"),
+    ),
     "pbtxt": _Hint((".pbtxt",)),
 }
 
@@ -170,11 +177,14 @@ def infer_format(path: Source, *, for_writing: bool = False) -> str:
     first = path if isinstance(path, str) else (path[0] if path else "")
     candidates = _formats_for_suffixes([_suffix(first)])
     if not candidates and isinstance(path, str) and not for_writing and is_dir(path):
-        # Files a folder format reads decide first; only then are formats that recognise a
-        # folder by its layout (a YOLO data.yaml) imported to look.
-        candidates = _formats_for_suffixes(
-            source_suffixes(path), folders=True
-        ) or _formats_claiming(path)
+        # A format whose markers the folder holds looks first (a Label Studio YOLO export's
+        # notes.json must not make it a COCO folder); then the files a folder format reads
+        # decide; only then are the other formats that recognise a folder imported to look.
+        candidates = (
+            _formats_claiming(path, marked=True)
+            or _formats_for_suffixes(source_suffixes(path), folders=True)
+            or _formats_claiming(path)
+        )
         first = f"folder {path}"
     if not candidates:
         names = ", ".join(sorted(_REGISTRY))
@@ -201,11 +211,14 @@ def _formats_for_suffixes(suffixes: list[str], *, folders: bool = False) -> list
     return []
 
 
-def _formats_claiming(folder: str) -> list[str]:
-    """The formats that recognise `folder` as one of their datasets by looking into it."""
+def _formats_claiming(folder: str, *, marked: bool = False) -> list[str]:
+    """The formats that recognise `folder` as one of their datasets by looking into it
+    (with `marked`, only those whose hint's markers are in it: no other is imported)."""
     claiming = []
     for name, hint in _inference_hints():
         if not hint.claims_folders:
+            continue
+        if marked and not any(exists(join(folder, marker)) for marker in hint.markers):
             continue
         claims = get_format(name).claims_folder
         if claims is not None and claims(folder):

@@ -8,12 +8,12 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from annoconv.errors import AnnotationError, BoxOutsideError
+from annoconv.errors import AnnotationError, BoxOutsideError, FormatError
 from annoconv.formats.base import BadItem, BatchResult, Reader, ReadResult, Source
 from annoconv.formats.coco.stream import (
     MEMORY_BUDGET,
@@ -22,8 +22,9 @@ from annoconv.formats.coco.stream import (
     Images,
     scan,
 )
-from annoconv.io.fs import GLOB_CHARS, expand_source, relative_posix
+from annoconv.io.fs import GLOB_CHARS, dirname, exists, expand_source, join, relative_posix
 from annoconv.io.images import WINDOWS_ABSOLUTE
+from annoconv.labelmap import LabelMap
 from annoconv.schema import (
     PIXEL,
     PIXEL_TOLERANCE,
@@ -33,9 +34,6 @@ from annoconv.schema import (
     trusted_object,
     trusted_record,
 )
-
-if TYPE_CHECKING:
-    from annoconv.labelmap import LabelMap
 
 JSON_SUFFIXES = (".json",)
 ROBOFLOW_NAME = "_annotations.coco.json"
@@ -88,7 +86,9 @@ class CocoReader(Reader):
         for uri in files:
             found = self._take_scan(uri)
             try:
-                yield from _FileRecords(found, self._key_prefix(uri, root), self._truth).items()
+                prefix = self._key_prefix(uri, root)
+                folder = self._images_folder(found)
+                yield from _FileRecords(found, prefix, self._truth, folder).items()
             finally:
                 found.rows.close()
 
@@ -108,7 +108,8 @@ class CocoReader(Reader):
             found = self._take_scan(uri)
             try:
                 prefix = self._key_prefix(uri, root)
-                yield from _FileRecords(found, prefix, self._truth).batches()
+                folder = self._images_folder(found)
+                yield from _FileRecords(found, prefix, self._truth, folder).batches()
             finally:
                 found.rows.close()
 
@@ -120,14 +121,13 @@ class CocoReader(Reader):
 
     def declared_label_map(self) -> LabelMap | None:
         """The classes the files declare in ``categories``, with their ids (see
-        `declared_categories`); None when they declare none (a result file without its
+        `declared_categories`) and their supercategories (a `CategoryMap`, which the COCO
+        writer writes them from); None when they declare none (a result file without its
         ground truth)."""
-        from annoconv.labelmap import LabelMap, LabelMapItem
-
         categories = self.categories()
         if not categories:
             return None
-        return LabelMap(LabelMapItem(c.name, c.id) for c in declared_categories(categories))
+        return CategoryMap(declared_categories(categories))
 
     def categories(self) -> list[Category]:
         """Every file's categories (the first of each id), as the files list them."""
@@ -151,7 +151,14 @@ class CocoReader(Reader):
                 or files[0] != self.source
             ):
                 files = [uri for uri in files if uri.lower().endswith(JSON_SUFFIXES)]
-                files = [uri for uri in files if _looks_like_coco(uri)]
+                coco = [uri for uri in files if _looks_like_coco(uri)]
+                if files and not coco:
+                    listed = ", ".join(posixpath.basename(uri) for uri in files[:3])
+                    raise FormatError(
+                        f"{self.source}: no COCO JSON in it (images, annotations, categories); "
+                        f"{listed}{' ...' if len(files) > 3 else ''} is something else"
+                    )
+                files = coco
             self._files = (files, root)
         return self._files
 
@@ -174,9 +181,70 @@ class CocoReader(Reader):
                 self._scans[uri] = found
         return found
 
+    def _images_folder(self, found: CocoScan) -> str | None:
+        """Where the images of a file in an ``annotations/`` folder are, when not beside it
+        and no images folder is given: see `images_folder_of`."""
+        if self.images is not None or found.is_results or found.failure is not None:
+            return None
+        return images_folder_of(found.uri, _first_relative_name(found.images))
+
     def _take_scan(self, uri: str) -> CocoScan:
         found = self._scans.pop(uri, None)
         return found if found is not None else self._scan(uri, keep=False)
+
+
+class CategoryMap(LabelMap):
+    """The label map a COCO source declares, carrying each category's supercategory (by
+    name) to a COCO writer: COCO -> COCO keeps them. Any other writer sees a label map."""
+
+    __slots__ = ("supercategories",)
+
+    def __init__(self, categories: Sequence[Category]) -> None:
+        from annoconv.labelmap import LabelMapItem
+
+        super().__init__(LabelMapItem(c.name, c.id) for c in categories)
+        self.supercategories = {c.name: c.supercategory for c in categories if c.supercategory}
+
+
+def images_folder_of(uri: str, first_image: str | None) -> str | None:
+    """The folder of a COCO file's images, for a file kept in an ``annotations/`` folder
+    whose first image is not beside it: ``images/<split>/`` (CVAT's newer "COCO 1.0"
+    exports: ``images/default/``), ``images/`` (CVAT's older ones), ``<split>/`` (COCO's own
+    ``annotations/instances_val2017.json`` and ``val2017/``), or the folder holding
+    ``annotations/``, whichever holds the first image (`first_image`, its file name); None
+    when the first image is beside the file, or in none of them (the image lookup then
+    names where it looked and asks for ``--images``)."""
+    folder = dirname(uri)
+    if first_image is None or posixpath.basename(folder.replace("\\", "/")) != "annotations":
+        return None
+    parts = first_image.split("/")
+    if exists(join(folder, *parts)):
+        return None
+    parent = dirname(folder) or "."
+    split = _split_of(uri)
+    candidates = [join(parent, "images", split)] if split else []
+    candidates.append(join(parent, "images"))
+    if split:
+        candidates.append(join(parent, split))
+    candidates.append(parent)
+    return next((c for c in candidates if exists(join(c, *parts))), None)
+
+
+def _first_relative_name(images: Images) -> str | None:
+    """The first image's file name relative to the images folder; None when it is absolute
+    or escapes it (its recorded path is then looked at instead)."""
+    for _id, raw, _width, _height, problem in images.rows():
+        if problem or not raw:
+            continue
+        filename, path = _relative_name(raw)
+        return filename if _is_relative(filename, path) else None
+    return None
+
+
+def _is_relative(filename: str, path: str | None) -> bool:
+    """Whether an image's file_name is relative to the images folder (Windows separators
+    or not): not absolute, not escaping it (then `path` keeps it as written)."""
+    return path is None or path.replace("\\", "/").strip("/") == filename
 
 
 def _looks_like_coco(uri: str) -> bool:
@@ -229,8 +297,13 @@ class _ImageFacts:
 class _FileRecords:
     """The records of one scanned file, in the order of its images."""
 
-    def __init__(self, found: CocoScan, prefix: str, truth: CocoScan | None) -> None:
+    def __init__(
+        self, found: CocoScan, prefix: str, truth: CocoScan | None, images: str | None = None
+    ) -> None:
         self.found = found
+        # The folder the images were found in, when not beside the file: each record of a
+        # relative file_name then names its image there (`image_uri`).
+        self.images = images
         self.uri = found.uri
         self.prefix = prefix
         self.truth = truth if found.is_results else None
@@ -376,7 +449,7 @@ class _FileRecords:
             "image_labels": _empty_lists(count),
             "split": pa.array([self.split] * count, pa.string()),
             "path": pa.array([f.path for f in facts], pa.string()),
-            "image_uri": pa.nulls(count, pa.string()),
+            "image_uri": pa.array([self._image_uri(f) for f in facts], pa.string()),
             "sha256": pa.nulls(count, pa.string()),
             "verified": pa.nulls(count, pa.bool_()),
             "source": pa.array([self.uri] * count, pa.string()),
@@ -477,6 +550,9 @@ class _FileRecords:
             confidence=score,
         )
 
+    def _image_uri(self, facts: _ImageFacts) -> str | None:
+        return _image_uri_in(self.images, facts)
+
     def _record(
         self, facts: _ImageFacts, objects: list[ObjectAnnotation], rows: list[Row]
     ) -> ImageRecord:
@@ -489,6 +565,7 @@ class _FileRecords:
             "objects": objects,
             "split": self.split,
             "path": facts.path,
+            "image_uri": self._image_uri(facts),
         }
         if _inside(objects, facts.width, facts.height):
             return trusted_record(source=self.uri, **fields)
@@ -496,6 +573,12 @@ class _FileRecords:
             return make_record(self.uri, None, **fields)
         except BoxOutsideError as error:
             raise _box_outside(self.uri, error, objects, rows, facts) from None
+
+
+def _image_uri_in(folder: str | None, facts: _ImageFacts) -> str | None:
+    if folder is None or not _is_relative(facts.filename, facts.path):
+        return None
+    return join(folder, *facts.filename.split("/"))
 
 
 def _inside(objects: list[ObjectAnnotation], width: int | None, height: int | None) -> bool:

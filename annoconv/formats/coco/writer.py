@@ -80,7 +80,7 @@ class CocoWriter(Writer):
             raise AnnoconvError("the COCO writer needs a label map (for the category ids)")
         self.split = split
         self.path = coco_path(destination, split)
-        self.supercategories = _supercategories(supercategories_from)
+        self.supercategories = _supercategories(supercategories_from, label_map)
         self._placer = None
         if copy_images is not None:
             folder = join(copy_images, split) if split else copy_images
@@ -271,10 +271,13 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False)
 
 
-def _supercategories(uri: str | None) -> dict[str, str]:
-    """{category name: supercategory} of a COCO file's categories."""
+def _supercategories(uri: str | None, label_map: LabelMap) -> dict[str, str]:
+    """{category name: supercategory} of a COCO file's categories; without one, those of the
+    COCO source whose declared map the run uses (`reader.CategoryMap`)."""
     if uri is None:
-        return {}
+        from annoconv.formats.coco.reader import CategoryMap
+
+        return dict(label_map.supercategories) if isinstance(label_map, CategoryMap) else {}
     from annoconv.formats.coco.stream import scan
 
     found = scan(uri, annotations=False)

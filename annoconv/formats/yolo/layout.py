@@ -1,20 +1,27 @@
 """Where a YOLO dataset keeps its images, labels and class names, in either layout.
 
-**Ultralytics**: ``data.yaml`` with ``path`` (the root; relative to the working folder, or
-the yaml's folder when absent), ``train``, ``val``, ``test`` (each a folder of images, a
-``.txt`` list of image paths, or a list of those; relative to the root; ``../x`` that does
-not exist is tried as ``x``, as Ultralytics does for Roboflow's exports) and ``names`` (a
-list, or a map from index to name). A label file sits where the image is with the last
+**Ultralytics**: ``data.yaml`` with ``path`` (the root; a relative one beside the yaml, else
+from the working folder, else the yaml's folder when ``train`` is there; the yaml's folder
+when absent), ``train``, ``val``, ``test`` (each a folder of images, a ``.txt`` list of image
+paths, or a list of those; relative to the root; ``../x`` that does not exist is tried as
+``x``, as Ultralytics does for Roboflow's exports; a ``test`` that does not exist is no
+split, as for Ultralytics, which checks only ``val``: Roboflow's yaml names
+``../test/images`` whether or not it exported a test split) and ``names`` (a list, or a map
+from index to name). A label file sits where the image is with the last
 ``/images/`` of its path replaced by ``/labels/`` and the extension by ``.txt``; an image
 whose path has no ``images`` folder has its label beside it.
 
 **Darknet** (AlexeyAB): ``obj.data`` (``classes=``, ``train=``, ``valid=``, ``names=``),
 ``obj.names`` (one class per line), ``train.txt`` (image paths), each label beside its
 image. Paths in these files are relative to where darknet runs: they are tried relative to
-the ``.data`` file's folder, its parent, then the working folder.
+the ``.data`` file's folder, its parent, then the working folder, and, since darknet keeps
+its datasets in ``data/``, without their first folder relative to the ``.data`` file's
+folder (CVAT's "YOLO 1.1" export says ``names = data/obj.names`` and lists
+``data/obj_train_data/x.jpg`` for files at the root of its archive).
 
 A folder without either file is read as a folder of images with labels in a ``labels``
-mirror or beside them, class names from ``classes.txt`` or ``obj.names`` when present.
+mirror or beside them, class names from ``classes.txt`` or ``obj.names`` when present, else
+from the ``categories`` of Label Studio's ``notes.json`` (ids 0..n-1).
 """
 
 from __future__ import annotations
@@ -31,6 +38,8 @@ from annoconv.io.images import IMAGE_SUFFIXES, is_image_name
 DATA_YAML = "data.yaml"
 OBJ_DATA = "obj.data"
 NAMES_FILES = ("obj.names", "classes.txt", "classes.names")
+#: Label Studio's YOLO export: its classes as ``categories``.
+NOTES_JSON = "notes.json"
 #: data.yaml keys of the splits, in the order they are read.
 SPLIT_KEYS = ("train", "val", "test")
 #: Darknet's obj.data keys of the splits.
@@ -70,7 +79,10 @@ def find_dataset(source: str) -> YoloDataset:
     if lowered.endswith(".data"):
         return read_obj_data(source)
     if not is_dir(source):
-        raise FormatError(f"{source}: not a YOLO dataset (a data.yaml, an obj.data or a folder)")
+        unpack = ": unpack it and pass its folder" if _is_archive_name(lowered) else ""
+        raise FormatError(
+            f"{source}: not a YOLO dataset (a data.yaml, an obj.data or a folder){unpack}"
+        )
     for name in (DATA_YAML, "data.yml", "dataset.yaml"):
         if exists(join(source, name)):
             return read_data_yaml(join(source, name))
@@ -79,12 +91,23 @@ def find_dataset(source: str) -> YoloDataset:
     return _plain_folder(source)
 
 
+def _is_archive_name(lowered: str) -> bool:
+    return lowered.endswith((".zip", ".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tar.xz"))
+
+
 def is_yolo_folder(path: str) -> bool:
-    """Whether a folder holds a YOLO dataset's description: data.yaml or obj.data."""
+    """Whether a folder holds a YOLO dataset: a data.yaml or obj.data, or a ``labels/``
+    folder beside ``images/`` or a class names file (Ultralytics' layout without its yaml,
+    Label Studio's export, with or without its images)."""
     try:
-        return is_dir(path) and any(
-            exists(join(path, name)) for name in (DATA_YAML, "data.yml", OBJ_DATA)
-        )
+        if not is_dir(path):
+            return False
+        if any(exists(join(path, name)) for name in (DATA_YAML, "data.yml", OBJ_DATA)):
+            return True
+        if not is_dir(join(path, "labels")):
+            return False
+        beside = ("images", *NAMES_FILES, NOTES_JSON)
+        return any(exists(join(path, name)) for name in beside)
     except Exception:  # a guess only: the reader says what is wrong
         return False
 
@@ -105,10 +128,12 @@ def read_data_yaml(uri: str) -> YoloDataset:
     if not isinstance(data, dict):
         raise AnnotationError(uri, "expected a mapping with train/val/test and names")
     folder = dirname(uri) or "."
-    root = _yaml_root(data.get("path"), folder)
+    root = _yaml_root(data.get("path"), folder, data.get("train"))
     dataset = YoloDataset("ultralytics", root, uri, names=_names(data.get("names"), uri))
     for key in SPLIT_KEYS:
         value = data.get(key)
+        if key == "test" and isinstance(value, str) and not exists(_located(value, root)):
+            continue  # optional (see the module's docstring)
         if value:
             dataset.splits[key] = _split_images(value, root, uri, key)
             dataset.folders[key] = _split_folders(value, root)
@@ -117,9 +142,11 @@ def read_data_yaml(uri: str) -> YoloDataset:
     return dataset
 
 
-def _yaml_root(value: Any, folder: str) -> str:
+def _yaml_root(value: Any, folder: str, train: Any = None) -> str:
     """The dataset root: `path` beside the yaml, else from the working folder; the yaml's
-    folder without one."""
+    folder without one, or when a relative `path` is in neither place but the ``train``
+    split is beside the yaml (Ultralytics reads a relative `path` from its own datasets
+    folder: ``path: coco8`` in a yaml kept inside the dataset)."""
     if not isinstance(value, str) or not value.strip():
         return folder
     path: str = value.strip()
@@ -128,7 +155,11 @@ def _yaml_root(value: Any, folder: str) -> str:
     beside = join(folder, path)
     if is_dir(beside):
         return beside
-    return path if is_dir(path) else beside
+    if is_dir(path):
+        return path
+    if isinstance(train, str) and train.strip() and exists(join(folder, train.strip())):
+        return folder
+    return beside
 
 
 def _names(value: Any, uri: str) -> list[str] | None:
@@ -206,17 +237,30 @@ def _listed_images(list_uri: str, bases: list[str]) -> list[str]:
 
 
 def _resolver(lines: list[str], bases: list[str]) -> Any:
+    """How the lines of a list are resolved: against the first of `bases` (then the working
+    folder) where one of the first lines exists, or, failing that, without their first
+    folder against the first base (Darknet's ``data/``); where no image exists, where the
+    label file of one does."""
+
     def absolute(line: str) -> bool:
         return os.path.isabs(line) or "://" in line
 
     chosen: str | None = None
-    for line in lines[:16]:
-        if absolute(line):
-            continue
-        for base in [*bases, ""]:
-            candidate = join(base, line) if base else line
-            if exists(candidate):
-                chosen = base
+    strip = False
+    # The images decide; an export without its images (CVAT's option) by its label files.
+    for found in (exists, lambda image: exists(label_path(image))):
+        for line in lines[:16]:
+            if absolute(line):
+                continue
+            for base in [*bases, ""]:
+                candidate = join(base, line) if base else line
+                if found(candidate):
+                    chosen = base
+                    break
+            shorter = _without_first_folder(line)
+            if chosen is None and shorter is not None and found(join(bases[0], shorter)):
+                chosen, strip = bases[0], True
+            if chosen is not None:
                 break
         if chosen is not None:
             break
@@ -225,9 +269,17 @@ def _resolver(lines: list[str], bases: list[str]) -> Any:
         if absolute(line):
             return line
         base = chosen if chosen is not None else bases[0]
+        if strip:
+            line = _without_first_folder(line) or line
         return join(base, line) if base else line
 
     return resolve
+
+
+def _without_first_folder(path: str) -> str | None:
+    """``data/obj.names`` -> ``obj.names``; None for a path without a folder."""
+    parts = [part for part in path.replace("\\", "/").split("/") if part not in ("", ".")]
+    return "/".join(parts[1:]) if len(parts) > 1 and parts[0] != ".." else None
 
 
 # --- Darknet --------------------------------------------------------------------------------
@@ -296,6 +348,9 @@ def _first_existing(path: str, bases: list[str]) -> str | None:
         candidate = join(base, path) if base else path
         if exists(candidate):
             return candidate
+    shorter = _without_first_folder(path)
+    if shorter is not None and exists(join(bases[0], shorter)):
+        return join(bases[0], shorter)
     return None
 
 
@@ -315,7 +370,37 @@ def _names_beside(folder: str) -> list[str] | None:
     for name in NAMES_FILES:
         if exists(join(folder, name)):
             return read_names(join(folder, name))
+    if exists(join(folder, NOTES_JSON)):
+        return read_notes(join(folder, NOTES_JSON))
     return None
+
+
+def read_notes(uri: str) -> list[str]:
+    """Class names from Label Studio's ``notes.json``: ``categories`` ``[{id, name}]``,
+    ids 0..n-1, in id order."""
+    import json
+
+    try:
+        document = json.loads(read_bytes(uri).decode("utf-8-sig"))
+    except (ValueError, UnicodeDecodeError) as error:
+        raise AnnotationError(uri, f"not valid JSON: {error}") from None
+    categories = document.get("categories") if isinstance(document, dict) else None
+    if not isinstance(categories, list):
+        raise AnnotationError(uri, "expected a 'categories' list of {id, name}")
+    names: dict[int, str] = {}
+    for position, category in enumerate(categories):
+        where = f"categories[{position}]"
+        if not isinstance(category, dict):
+            raise AnnotationError(uri, "expected an object with id and name", where)
+        index, name = category.get("id"), category.get("name")
+        if isinstance(index, bool) or not isinstance(index, int) or not isinstance(name, str):
+            raise AnnotationError(uri, "expected an integer id and a string name", where)
+        if not name.strip():
+            raise AnnotationError(uri, "empty class name", where)
+        names[index] = name.strip()
+    if sorted(names) != list(range(len(names))):
+        raise AnnotationError(uri, f"category ids must be 0..{len(names) - 1}", "categories")
+    return [names[index] for index in range(len(names))]
 
 
 # --- a folder of images and labels ------------------------------------------------------------
@@ -345,6 +430,8 @@ def _plain_folder(folder: str) -> YoloDataset:
         dataset.folders["train"] = [images_folder]
         return dataset
     dataset.splits["train"] = _folder_images(folder)
+    if is_dir(join(folder, "labels")):  # labels without their images/: each one is reported
+        dataset.folders["train"] = [images_folder]
     return dataset
 
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+import posixpath
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
 from annoconv.errors import AnnotationError, BoxOutsideError
 from annoconv.formats.base import BadItem, Reader, ReadResult, Source
 from annoconv.formats.yolo.layout import YoloDataset, find_dataset, label_path
-from annoconv.io.fs import read_bytes, relative_posix
+from annoconv.io.fs import dirname, is_dir, join, list_files, read_bytes, relative_posix
 from annoconv.io.images import trust_source_folder
 from annoconv.schema import (
     NORMALIZED,
@@ -79,6 +80,9 @@ class YoloReader(Reader):
         trust_source_folder(self.dataset.root)
         for key, name, image, split in self.entries():
             yield read_image_labels(image, key, name, split, names)
+        if self._only is None:
+            for label, folder in orphan_labels(self.dataset):
+                yield _orphan(label, folder)
 
     def labels(self) -> Iterator[tuple[str, list[str]]]:
         names = self.dataset.names
@@ -113,6 +117,34 @@ class YoloReader(Reader):
         for index, name in enumerate(names):
             first.setdefault(name, index + 1)
         return LabelMap(LabelMapItem(name, item_id) for name, item_id in first.items())
+
+
+def orphan_labels(dataset: YoloDataset) -> list[tuple[str, str]]:
+    """(label file, the images folder its image should be in) of every label file in the
+    ``labels`` mirror of a split's images folder that no image of the dataset has: a
+    partial export (an export without its images, a deleted image)."""
+    wanted = {label_path(image) for images in dataset.splits.values() for image in images}
+    orphans: list[tuple[str, str]] = []
+    seen: set[str] = set()
+    for folders in dataset.folders.values():
+        for folder in folders:
+            labels = dirname(label_path(join(folder, "x.jpg")))
+            if labels in seen or labels == dirname(join(folder, "x.jpg")) or not is_dir(labels):
+                continue
+            seen.add(labels)
+            orphans += [(uri, folder) for uri in list_files(labels, (".txt",)) if uri not in wanted]
+    return orphans
+
+
+def _orphan(label: str, folder: str) -> BadItem:
+    """A label file without its image: an error of that image (its boxes counted)."""
+    try:
+        boxes = len(_lines(_label_text(label)))
+    except AnnotationError:
+        boxes = 0
+    stem = posixpath.splitext(posixpath.basename(label.replace("\\", "/")))[0]
+    error = AnnotationError(label, f"no image {stem}.* for this label file in {folder}")
+    return BadItem(error, images=1, boxes=boxes)
 
 
 def _key(image: str, root: str) -> str:

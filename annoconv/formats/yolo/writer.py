@@ -296,13 +296,16 @@ def batch_label_texts(batch: pa.RecordBatch, indices: Mapping[str, int]) -> list
 
 
 def image_name(filename: str) -> str:
-    """Where an image goes in the images folder (relative, posix): its filename, or its base
-    name when the filename is absolute or leaves the folder."""
+    """Where the image goes under the images folder (relative, posix): its filename, without
+    any ``images`` folder in it (Ultralytics and darknet find a label by turning the last
+    ``/images/`` of the image's path into ``/labels/``: Label Studio's ``images/x.jpg`` must
+    not become ``images/images/x.jpg``, whose label they would look for in
+    ``images/labels/``); its base name when the filename is absolute or leaves the folder."""
     name = filename.replace("\\", "/")
     parts = [part for part in name.split("/") if part not in ("", ".")]
     if not parts or name.startswith("/") or ".." in parts or ":" in parts[0]:
         return parts[-1] if parts and parts[-1] != ".." else name
-    return "/".join(parts)
+    return "/".join([part for part in parts[:-1] if part != "images"] + parts[-1:])
 
 
 def _folders(destination: str, layout: Layout, split: str | None) -> tuple[str, str]:
