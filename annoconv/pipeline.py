@@ -173,8 +173,9 @@ class Job:
         twice are taken as a first pass settled (`choices`): see `io.feed.archive_items`."""
         progress = self.progress if progress is None else progress
         steps = [*self.make_filters(), *([self.dedup] if self.dedup is not None else [])]
+        known = None
         if self.check_classes and self.label_map is not None:
-            steps.append(KnownClasses(self.label_map))
+            known = KnownClasses(self.label_map)
         writer = make_writer()
         batches = None
         if (
@@ -184,6 +185,10 @@ class Job:
             and writer.capabilities.takes_batches
         ):
             batches = reader.batches()
+        if known is not None:
+            steps.append(known)
+            if batches is not None:
+                batches = known.check_batches(batches)
         if batches is not None:
             for keys, reason in self._kept():
                 batches = only_keys(batches, keys, reason)
@@ -249,6 +254,16 @@ class KnownClasses(Transform):
                 if unknown:
                     yield BadItem(self._error(item, unknown), boxes=len(item.objects))
                     continue
+            yield item
+
+    def check_batches(self, items: Iterable[BatchResult]) -> Iterator[BatchResult]:
+        """The columnar path's items, unchanged while every class is in the map; a class the
+        map lacks needs the record path (which reports the image as `apply` does)."""
+        for item in items:
+            if not isinstance(item, (BadItem, Dropped)) and any(
+                label not in self.label_map for label in class_counts_of(item)
+            ):
+                raise BatchesUnavailable("a class not in the label map")
             yield item
 
     def _error(self, record: ImageRecord, unknown: list[str]) -> AnnotationError:

@@ -30,7 +30,7 @@ class SkippedItem:
     boxes: int = 0
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)  # a YOLO run writes one per image
 class OutputFile:
     path: str
     size: int
@@ -137,7 +137,9 @@ class Report:
             },
             "classes": dict(sorted(self.classes.items())),
             "skipped": [item.__dict__ for item in self.skipped],
-            "outputs": [item.__dict__ for item in self.outputs],
+            "outputs": [
+                {"path": item.path, "size": item.size, "kind": item.kind} for item in self.outputs
+            ],
             "warnings": list(self.warnings),
             "adjusted": dict(sorted(self.adjusted.items())),
             "duplicates": [item.__dict__ for item in self.duplicates],

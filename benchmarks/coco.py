@@ -1,6 +1,7 @@
 """Time COCO JSON -> YOLO labels and COCO JSON -> Parquet against pycocotools' and json's load.
 
-Jobs, each in its own process reporting wall time, CPU time and peak RSS (measuring.py):
+Jobs, each in its own process reporting wall time, CPU time and peak RSS (measuring.py),
+run in interleaved rounds (``--repeat`` of them; best time, lowest CPU, highest RSS kept):
 
 - ``json_load``: ``json.load`` of the file, the floor of every tool that loads it whole;
 - ``pycocotools``: ``pycocotools.coco.COCO(path)``, the load (json.load + index) every
@@ -12,8 +13,8 @@ Jobs, each in its own process reporting wall time, CPU time and peak RSS (measur
 - ``files_floor``: one small file written per image (plain ``open``/``write`` into a new
   folder, as the YOLO writer does): what the file system alone costs for YOLO's label files.
 
-Outputs go beside the JSON and are removed after each run. Run:
-``python benchmarks/coco.py /tmp/coco/instances_train2017.json [--repeat 3]``
+Outputs go beside the JSON (or into ``--out DIR``) and are removed after each run. Run:
+``python benchmarks/coco.py /tmp/coco/instances_train2017.json [--repeat 3] [--out DIR]``
 (the file from make_coco.py).
 """
 
@@ -25,9 +26,15 @@ import shutil
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
-from measuring import best_of, report_one
+from measuring import interleaved, report_one
+
+#: Where the jobs write (`--out`); None: beside the JSON.
+OUT: Path | None = None
+
+
+def _output(path: Path, suffix: str) -> Path:
+    return (OUT or path.parent) / f"{path.stem}{suffix}"
 
 
 def json_load(path: Path) -> dict[str, int]:
@@ -51,7 +58,7 @@ def annoconv_yolo(path: Path) -> dict[str, int]:
     from annoconv import convert
     from annoconv.formats.coco import CocoReader
 
-    out = path.with_name(f"{path.stem}-yolo")
+    out = _output(path, "-yolo")
     reader = CocoReader(str(path))
     report = convert(
         reader,
@@ -67,7 +74,7 @@ def annoconv_yolo(path: Path) -> dict[str, int]:
 def annoconv_parquet(path: Path) -> dict[str, int]:
     from annoconv import convert
 
-    out = path.with_name(f"{path.stem}-annoconv.parquet")
+    out = _output(path, "-annoconv.parquet")
     report = convert(str(path), str(out))
     size = out.stat().st_size
     out.unlink()
@@ -75,7 +82,7 @@ def annoconv_parquet(path: Path) -> dict[str, int]:
 
 
 def files_floor(path: Path) -> dict[str, int]:
-    out = path.with_name(f"{path.stem}-floor")
+    out = _output(path, "-floor")
     count = _image_count(path)
     out.mkdir()
     line = b"0 0.5 0.5 0.25 0.25\n"
@@ -104,22 +111,32 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("json", type=Path)
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument("--out", type=Path, help="folder for the outputs (default: the JSON's)")
     parser.add_argument("--one", choices=sorted(JOBS), help=argparse.SUPPRESS)
     parser.add_argument("--jobs", nargs="+", choices=list(JOBS), default=list(JOBS))
     args = parser.parse_args()
+    global OUT
+    OUT = args.out
+    if OUT is not None:
+        OUT.mkdir(parents=True, exist_ok=True)
     if args.one:
         report_one(lambda: JOBS[args.one](args.json))
         return
     print(f"{args.json} ({args.json.stat().st_size / 1e6:.0f} MB)")
-    print(f"{'job':<18} {'best s':>8} {'cpu s':>8} {'peak RSS MB':>12}  counts")
-    results: dict[str, dict[str, Any]] = {}
+    commands = {}
     for name in args.jobs:
-        command = [sys.executable, __file__, str(args.json), "--one", name]
-        result = results[name] = best_of(command, args.repeat)
+        commands[name] = [sys.executable, __file__, str(args.json), "--one", name]
+        if OUT is not None:
+            commands[name] += ["--out", str(OUT)]
+    # Rounds of every job in turn: the shared machine's load (and its disk's) falls on all.
+    results = interleaved(commands, args.repeat, quiet=True)
+    print(f"{'job':<18} {'best s':>8} {'cpu s':>8} {'peak RSS MB':>12}  runs s / counts")
+    for name, result in results.items():
         counts = {k: v for k, v in result.items() if k in ("images", "boxes", "bytes")}
+        runs = " ".join(f"{seconds:.1f}" for seconds in result["runs"])
         print(
             f"{name:<18} {result['seconds']:>8.2f} {result['cpu_seconds']:>8.2f} "
-            f"{result['peak_rss_mb']:>12.0f}  {counts}"
+            f"{result['peak_rss_mb']:>12.0f}  [{runs}] {counts}"
         )
     if "pycocotools" in results:
         base = results["pycocotools"]

@@ -402,3 +402,166 @@ def test_two_writers_into_one_folder_keep_each_others_files(
         writer.close()
     assert len(list(Path(out, "labels").rglob("*.txt"))) == len(records)
     assert not [p for p in Path(out).iterdir() if p.name.startswith(".")]  # no staging left
+
+
+def _mixed_records() -> list[ImageRecord]:
+    """Records of every kind the labels-only writer meets: pixel boxes with a size (awkward
+    decimals), normalized boxes without one, no boxes, folders and Windows separators."""
+    from annoconv.schema import make_record
+
+    def box(label: str, xmin: float, ymin: float, xmax: float, ymax: float) -> dict[str, Any]:
+        return {"label": label, "xmin": xmin, "ymin": ymin, "xmax": xmax, "ymax": ymax}
+
+    return [
+        make_record(
+            "a.json",
+            key="a",
+            filename="000000000139.jpg",
+            width=640,
+            height=426,
+            objects=[
+                box("person", 412.8, 157.61, 412.8 + 53.05, 157.61 + 138.01),
+                box("dog", 0.0, 0.5, 20.0, 30.5),
+                box("person", 1 / 3, 2 / 3, 639.999999, 425.1),
+            ],
+        ),
+        make_record(
+            "a.json",
+            key="b",
+            filename="sub\\000000000285.png",
+            coords="normalized",
+            objects=[box("toothbrush", 0.1, 0.2, 0.30000000000000004, 0.9)],
+        ),
+        make_record("a.json", key="c", filename="/abs/000000000632.jpg", width=5, height=7),
+        make_record(
+            "a.json",
+            key="d",
+            filename="x/images/y/000000000724.jpg",  # no images/ folder in the output
+            width=375,
+            height=500,
+            objects=[box("dog", 273.07, 95.93, 363.57, 196.18)],
+        ),
+    ]
+
+
+def _files(root: Path) -> dict[str, bytes]:
+    return {
+        str(path.relative_to(root)): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
+@pytest.mark.parametrize("layout", ["ultralytics", "darknet"])
+def test_labels_only_batches_write_the_bytes_of_the_record_path(
+    tmp_path: Path, layout: str
+) -> None:
+    from annoconv.columnar import records_to_batch
+
+    records = _mixed_records()
+    label_map = LabelMap.from_classes(["person", "dog", "toothbrush"])
+    options: dict[str, Any] = {"label_map": label_map, "images_mode": "none", "layout": layout}
+    by_record = YoloWriter(str(tmp_path / "records"), **options)
+    for record in records:
+        by_record.write(record)
+    by_record.close()
+    by_batch = YoloWriter(str(tmp_path / "batches"), **options)
+    assert by_batch.capabilities.takes_batches
+    batch = records_to_batch(records)
+    by_batch.write_batch(batch.slice(0, 1))
+    by_batch.write_batch(batch.slice(1))  # a slice: its list offsets do not start at 0
+    outputs = by_batch.close()
+    expected = _files(tmp_path / "records")
+    written = _files(tmp_path / "batches")
+    if layout == "darknet":  # the image list and obj.data name the destination folder
+        for listed in ("train.txt", "obj.data"):
+            there = expected.pop(listed).replace(b"/records/", b"/batches/")
+            assert written.pop(listed) == there
+    assert written == expected
+    labels = [out for out in outputs if out.kind == "yolo"]
+    assert len(labels) == len(records)
+    folder = "labels" if layout == "ultralytics" else "obj"
+    dog = class_indices(label_map)[0]["dog"]
+    line = (dog, 318.32 / 375, 146.055 / 500, 90.5 / 375, 100.25 / 500)
+    written_line = plain_labels(tmp_path / "batches" / folder / "x" / "y" / "000000000724.txt")
+    assert written_line == [pytest.approx(line, abs=1e-11)]
+    assert expected[f"{folder}/000000000632.txt"] == b""
+
+
+def test_images_to_place_keep_the_record_path(tmp_path: Path) -> None:
+    label_map = LabelMap.from_classes(["person"])
+    assert not YoloWriter(str(tmp_path / "a"), label_map=label_map).capabilities.takes_batches
+
+
+@pytest.mark.parametrize("case", ["unknown class", "name twice", "no size"])
+def test_batches_a_record_would_refuse_need_the_record_path(tmp_path: Path, case: str) -> None:
+    from annoconv.columnar import records_to_batch
+    from annoconv.formats import BatchesUnavailable
+
+    records = _mixed_records()
+    classes = ["person", "dog", "toothbrush"]
+    if case == "unknown class":
+        classes.remove("dog")
+    elif case == "name twice":
+        records.append(records[0].model_copy(update={"key": "again"}))
+    else:
+        records[0] = records[0].model_copy(update={"width": None, "height": None})
+    writer = YoloWriter(
+        str(tmp_path / "out"), label_map=LabelMap.from_classes(classes), images_mode="none"
+    )
+    with pytest.raises(BatchesUnavailable):
+        writer.write_batch(records_to_batch(records))
+    writer.abort()
+    assert not (tmp_path / "out").exists()
+
+
+def test_one_pass_with_a_class_the_map_lacks_reports_it_as_the_record_path(
+    tmp_path: Path, coco_source: tuple[Path, Path]
+) -> None:
+    source, _images = coco_source
+    label_map = LabelMap.from_classes(["person", "toothbrush"])  # no dog
+    out = tmp_path / "labels-only"
+    report = convert(
+        str(source),
+        str(out),
+        to_format="yolo",
+        label_map=label_map,
+        on_error="skip",
+        write_options={"images_mode": "none"},
+    )
+    dogs = [name for name, _w, _h, boxes in IMAGES if any(c == 18 for c, _box in boxes)]
+    assert report.images_skipped == len(dogs) == 2
+    assert all("'dog' not in the label map" in item.reason for item in report.skipped)
+    assert report.images_written == len(IMAGES) - len(dogs)
+    toothbrush = class_indices(label_map)[0]["toothbrush"]
+    line = (toothbrush, (10.25 + 100.1 / 2) / 320, (20.5 + 50.7 / 2) / 240, 100.1 / 320, 50.7 / 240)
+    written_line = plain_labels(out / "labels" / "sub" / "000000000285.txt")
+    assert written_line == [pytest.approx(line, abs=1e-11)]
+    assert not (out / "labels" / "000000000139.txt").exists()
+
+
+def test_coco_to_labels_only_takes_the_columnar_path(
+    tmp_path: Path, coco_source: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source, _images = coco_source
+    label_map = CocoReader(str(source)).declared_label_map()
+    assert label_map is not None
+    by_record = YoloWriter(str(tmp_path / "by-record"), label_map=label_map, images_mode="none")
+    for record in read(str(source)):
+        by_record.write(record)
+    by_record.close()
+
+    def refuse(self: YoloWriter, record: ImageRecord) -> None:
+        raise AssertionError("the record path was taken")
+
+    monkeypatch.setattr(YoloWriter, "write", refuse)
+    report = convert(
+        str(source),
+        str(tmp_path / "by-batch"),
+        to_format="yolo",
+        label_map=label_map,
+        write_options={"images_mode": "none"},
+    )
+    assert report.images_written == len(IMAGES)
+    assert report.boxes_written == sum(len(boxes) for *_rest, boxes in IMAGES)
+    assert _files(tmp_path / "by-batch") == _files(tmp_path / "by-record")

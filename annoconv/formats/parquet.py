@@ -310,6 +310,9 @@ class ParquetWriter(Writer):
         while table.num_rows - start >= self.row_group_size or (
             everything and start < table.num_rows
         ):
+            # The group before is written by now, mostly: wait for it before copying this
+            # one, so that no more than two groups' rows are held at once.
+            self._wait()
             group = table.slice(start, self.row_group_size).combine_chunks()
             self._write_group(group)
             start += group.num_rows

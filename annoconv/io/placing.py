@@ -24,6 +24,9 @@ from annoconv.schema import ImageRecord
 ImagesMode = Literal["copy", "link", "symlink", "none"]
 IMAGES_MODES: tuple[ImagesMode, ...] = ("copy", "link", "symlink", "none")
 _KEPT_FORMATS = ("JPEG", "PNG")
+#: Threads creating a staged folder's files: two keep the kernel busy on a second core
+#: (118,287 label files: file creation is most of a labels-only YOLO run's time).
+WRITE_THREADS = 2
 _EXTENSIONS = {"jpeg": ".jpg", "png": ".png"}
 
 
@@ -43,15 +46,19 @@ class PlacedImage:
 
 
 class _Writes:
-    """Files written by a thread of their own, so that creating them (kernel time, which
-    lets go of the GIL) overlaps the work that makes them. At most `depth` wait; the first
-    error is raised by the next `put()` or by `finish()`."""
+    """Files written by threads of their own, so that creating them (kernel time, which
+    lets go of the GIL) overlaps the work that makes them, and each other. At most `depth`
+    wait; the first error is raised by the next `put()` or by `finish()`."""
 
-    def __init__(self, depth: int = 256) -> None:
+    def __init__(self, depth: int = 256, threads: int = WRITE_THREADS) -> None:
         self._queue: queue.Queue[tuple[str, bytes] | None] = queue.Queue(depth)
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="annoconv-writes", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._run, name="annoconv-writes", daemon=True)
+            for _ in range(threads)
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def put(self, path: str, data: bytes) -> None:
         if self._error is not None:
@@ -59,8 +66,10 @@ class _Writes:
         self._queue.put((path, data))
 
     def finish(self) -> None:
-        self._queue.put(None)
-        self._thread.join()
+        for _thread in self._threads:
+            self._queue.put(None)
+        for thread in self._threads:
+            thread.join()
         if self._error is not None:
             raise self._error
 
@@ -104,12 +113,13 @@ class StagedFolder:
     def prepare(self, name: str) -> str:
         """`path(name)`, its folder made: for a file written by other means (a link)."""
         target = self.path(name)
-        if not self.remote:
+        if self.remote:
+            self._written.append(target)  # locally, abort() removes the staging folder
+        else:
             folder = os.path.dirname(target)
             if folder not in self._made:
                 os.makedirs(folder, exist_ok=True)
                 self._made.add(folder)
-        self._written.append(target)
         return target
 
     def write(self, name: str, data: bytes) -> int:

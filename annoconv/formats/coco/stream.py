@@ -41,7 +41,7 @@ from annoconv.schema import MAX_INT32
 #: Annotations turned into one Arrow batch at a time (and handed out grouped).
 BATCH_ROWS = 16_384
 #: Bytes of annotation rows kept in memory before they are spilled to disk.
-MEMORY_BUDGET = 64 << 20
+MEMORY_BUDGET = 16 << 20
 #: ijson's read size.
 _READ_SIZE = 1 << 16
 # How far before the first annotation's end the `"annotations"` key is looked for, at first.

@@ -5,10 +5,11 @@ from __future__ import annotations
 import posixpath
 from collections.abc import Mapping, Sequence
 from dataclasses import replace
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any, Literal
 
 from annoconv.errors import AnnoconvError, AnnotationError
-from annoconv.formats.base import Capabilities, DatasetFiles, Writer
+from annoconv.formats.base import BatchesUnavailable, Capabilities, DatasetFiles, Writer
 from annoconv.formats.yolo.layout import DATA_YAML, OBJ_DATA
 from annoconv.io.embed import SizePolicy
 from annoconv.io.fs import is_dir, join, remove_file, write_atomic
@@ -17,6 +18,8 @@ from annoconv.report import OutputFile
 from annoconv.schema import NORMALIZED, ImageRecord
 
 if TYPE_CHECKING:
+    import pyarrow as pa
+
     from annoconv.labelmap import LabelMap
 
 Layout = Literal["ultralytics", "darknet"]
@@ -95,7 +98,10 @@ class YoloWriter(Writer):
         self.split = split
         self.layout = layout
         if images_mode == "none":
-            self.capabilities = replace(type(self).capabilities, embeds_images=False)
+            # Labels only: nothing to place, so Arrow batches can be written as they come.
+            self.capabilities = replace(
+                type(self).capabilities, embeds_images=False, takes_batches=True
+            )
         self.images_mode = images_mode
         self._indices, self._names = class_indices(label_map)
         images_folder, labels_folder = _folders(destination, layout, split)
@@ -126,7 +132,7 @@ class YoloWriter(Writer):
             raise RuntimeError(f"YoloWriter.write() after {self._state}")
         source = record.source or record.key
         classes = [self._class(source, obj.label) for obj in record.objects]
-        name = _image_name(record)
+        name = image_name(record.filename)
         if name.lower() in self._names_seen:
             raise AnnotationError(source, f"another image was already written as {name}")
         if self.images_mode == "none" and (record.coords == NORMALIZED or record.has_size):
@@ -144,6 +150,29 @@ class YoloWriter(Writer):
         self._outputs.append(OutputFile(self._labels.final_path(label), size, "yolo"))
         if self.layout == "darknet":
             self._listed.append(placed.name)
+
+    def write_batch(self, batch: pa.RecordBatch) -> None:
+        """The batch's images as `write()` writes them without images (``images_mode`` none);
+        the lines computed with array operations. An image `write()` would refuse (a class
+        not in the label map, a name written before) or could not write without reading its
+        image (pixel boxes, no size) needs the record path."""
+        if self._state != "open":
+            raise RuntimeError(f"YoloWriter.write_batch() after {self._state}")
+        if self.images_mode != "none":
+            raise BatchesUnavailable("images to place")
+        names = [image_name(filename) for filename in batch.column("filename").to_pylist()]
+        folded = [name.lower() for name in names]
+        if len(set(folded)) != len(folded) or not self._names_seen.isdisjoint(folded):
+            raise BatchesUnavailable("an image name written twice")
+        texts = batch_label_texts(batch, self._indices)
+        labels = self._labels
+        for name, text in zip(names, texts, strict=True):
+            label = posixpath.splitext(name)[0] + ".txt"
+            size = labels.write(label, text.encode())
+            self._outputs.append(OutputFile(labels.final_path(label), size, "yolo"))
+        self._names_seen.update(folded)
+        if self.layout == "darknet":
+            self._listed += names
 
     def close(self) -> list[OutputFile]:
         if self._state != "open":
@@ -224,12 +253,55 @@ def label_lines(record: ImageRecord, classes: list[int], image_size: tuple[int, 
     return "".join(lines)
 
 
-def _image_name(record: ImageRecord) -> str:
-    """Where the image goes under the images folder: its filename, without any ``images``
-    folder in it (Ultralytics and darknet find a label by turning the last ``/images/`` of
-    the image's path into ``/labels/``: Label Studio's ``images/x.jpg`` must not become
-    ``images/images/x.jpg``, whose label they would look for in ``images/labels/``)."""
-    name = record.filename.replace("\\", "/")
+def batch_label_texts(batch: pa.RecordBatch, indices: Mapping[str, int]) -> list[str]:
+    """`label_lines` of every image of a nested batch, the same text: each box normalized by
+    its image's size with the same float operations, its class from `indices`. Raises
+    BatchesUnavailable for a class not in `indices` or pixel boxes of an image without a
+    size (which `write()` reads from the image)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    objects = batch.column("objects")
+    boxes = pc.list_flatten(objects)
+    parents = pc.list_parent_indices(objects)
+    known = pa.array(list(indices), pa.string())
+    found = pc.index_in(boxes.field("label"), value_set=known)
+    if found.null_count:
+        raise BatchesUnavailable("a class not in the label map")
+    classes = pc.take(pa.array(list(indices.values()), pa.int64()), found)
+    normalized = pc.equal(batch.column("coords"), NORMALIZED)
+    width, height = batch.column("width"), batch.column("height")
+    unsized = pc.or_(pc.is_null(width), pc.is_null(height))
+    if pc.any(pc.and_(pc.invert(normalized), unsized)).as_py():
+        raise BatchesUnavailable("pixel boxes of an image without a size")
+    one = pa.scalar(1.0)
+    scales = [
+        pc.take(pc.if_else(normalized, one, pc.divide(one, pc.cast(extent, pa.float64()))), parents)
+        for extent in (width, height)
+    ]
+    xmin, xmax = (pc.multiply(boxes.field(name), scales[0]) for name in ("xmin", "xmax"))
+    ymin, ymax = (pc.multiply(boxes.field(name), scales[1]) for name in ("ymin", "ymax"))
+    columns = (
+        classes,
+        pc.divide(pc.add(xmin, xmax), 2.0),
+        pc.divide(pc.add(ymin, ymax), 2.0),
+        pc.subtract(xmax, xmin),
+        pc.subtract(ymax, ymin),
+    )
+    line = _LINE.__mod__
+    lines = list(map(line, zip(*(column.to_pylist() for column in columns), strict=True)))
+    offsets = objects.offsets.to_pylist()  # of a slice: not from 0
+    ends = [offset - offsets[0] for offset in offsets]
+    return ["".join(lines[start:stop]) for start, stop in pairwise(ends)]
+
+
+def image_name(filename: str) -> str:
+    """Where the image goes under the images folder (relative, posix): its filename, without
+    any ``images`` folder in it (Ultralytics and darknet find a label by turning the last
+    ``/images/`` of the image's path into ``/labels/``: Label Studio's ``images/x.jpg`` must
+    not become ``images/images/x.jpg``, whose label they would look for in
+    ``images/labels/``); its base name when the filename is absolute or leaves the folder."""
+    name = filename.replace("\\", "/")
     parts = [part for part in name.split("/") if part not in ("", ".")]
     if not parts or name.startswith("/") or ".." in parts or ":" in parts[0]:
         return parts[-1] if parts and parts[-1] != ".." else name
