@@ -90,3 +90,22 @@ def test_named_formats_are_imported_and_remote_sources_are_not_looked_at(tmp_pat
     assert _modules_in_workers(tmp_path, named)["workers"] == [FORMAT_MODULES] * 4
     remote = "start_early('s3://nowhere/folder', 'out.record')"
     assert _modules_in_workers(tmp_path, remote)["workers"] == [["annoconv.formats.tfrecord"]] * 4
+
+
+@pytest.mark.parametrize(
+    ("words", "ends"),
+    [
+        (["convert", "ann/", "out.record", "--engine", "processes"], ("ann/", "out.record")),
+        (["xml2tfrecord", "xml/", "out/p.record", "--shards", "4"], ("xml/", "out/p.record")),
+        (["convert", "--dedup", "ann/", "out.record"], (None, None)),  # not guessed
+        (["convert", "ann/"], (None, None)),
+    ],
+)
+def test_the_command_line_tells_the_server_the_runs_ends(
+    words: list[str], ends: tuple[str | None, str | None]
+) -> None:
+    """`annoconv convert SRC DST ...` with `--engine processes` starts the server with SRC and
+    DST read before the flags are parsed, when the words are in the README's order."""
+    from annoconv.cli.main import _run_ends
+
+    assert _run_ends(words) == ends

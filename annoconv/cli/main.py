@@ -17,14 +17,27 @@ if TYPE_CHECKING:
     import argparse
 
 
-def _engine_named(words: Sequence[str]) -> str | None:
-    """The value of ``--engine`` among the command-line words, before they are parsed."""
+def _flag_value(words: Sequence[str], flag: str) -> str | None:
+    """The value of `flag` among the command-line words, before they are parsed."""
     for index, word in enumerate(words):
-        if word == "--engine" and index + 1 < len(words):
+        if word == flag and index + 1 < len(words):
             return words[index + 1]
-        if word.startswith("--engine="):
+        if word.startswith(flag + "="):
             return word.partition("=")[2]
     return None
+
+
+def _run_ends(words: Sequence[str]) -> tuple[str | None, str | None]:
+    """SRC and DST of a conversion command, read as the README writes it (``annoconv
+    convert SRC DST --flags``) before the flags are parsed; None where the words are in
+    another order (the guess only decides what the workers' server imports early)."""
+    after = list(words[words.index(_command(words)) + 1 :]) if _command(words) else []
+    leading = []
+    for word in after:
+        if word.startswith("-"):
+            break
+        leading.append(word)
+    return (leading[0], leading[1]) if len(leading) == 2 else (None, None)
 
 
 def _command(argv: Sequence[str]) -> str | None:
@@ -34,10 +47,11 @@ def _command(argv: Sequence[str]) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
-    if _engine_named(words) == "processes":
+    if _flag_value(words, "--engine") == "processes":
         from annoconv.forkserver import start_early
 
-        start_early()  # the workers' server imports annoconv while the flags are made
+        # The workers' server imports annoconv and the run's formats while the flags are made.
+        start_early(*_run_ends(words), _flag_value(words, "--from"), _flag_value(words, "--to"))
     try:
         parser = build_parser(_command(words) or "")
     except AnnoconvError as error:  # a plugin format whose options cannot be made flags
