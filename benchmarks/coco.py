@@ -114,6 +114,12 @@ def main() -> None:
     parser.add_argument("--out", type=Path, help="folder for the outputs (default: the JSON's)")
     parser.add_argument("--one", choices=sorted(JOBS), help=argparse.SUPPRESS)
     parser.add_argument("--jobs", nargs="+", choices=list(JOBS), default=list(JOBS))
+    parser.add_argument(
+        "--annoconv-python",
+        metavar="PYTHON",
+        help="run annoconv's jobs with this interpreter (e.g. a venv holding only "
+        "`pip install .`: the test extras bring pandas, which pyarrow then imports)",
+    )
     args = parser.parse_args()
     global OUT
     OUT = args.out
@@ -125,7 +131,8 @@ def main() -> None:
     print(f"{args.json} ({args.json.stat().st_size / 1e6:.0f} MB)")
     commands = {}
     for name in args.jobs:
-        commands[name] = [sys.executable, __file__, str(args.json), "--one", name]
+        python = args.annoconv_python if name.startswith("annoconv") else None
+        commands[name] = [python or sys.executable, __file__, str(args.json), "--one", name]
         if OUT is not None:
             commands[name] += ["--out", str(OUT)]
     # Rounds of every job in turn: the shared machine's load (and its disk's) falls on all.
