@@ -587,3 +587,30 @@ def test_stats_stop_looking_for_images_that_are_elsewhere(
     assert result.images == 500 and result.unknown_size == 500
     assert result.boxes_without_pixel_size == 500
     assert GIVE_UP_AFTER <= len(looked) <= GIVE_UP_AFTER + 64  # the lookahead window
+
+
+@pytest.mark.parametrize(
+    ("make", "to", "extra", "splits"),
+    [
+        (roboflow_yolo, "yolo", [], "train, val, test"),
+        (roboflow_coco, "coco", [], "test, train, valid"),  # the files in name order
+        (roboflow_coco, "yolo", ["--images-mode", "none"], "test, train, valid"),  # batches
+    ],
+)
+def test_splits_written_together_are_named_with_the_flag_that_keeps_them(
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    make: Callable[[Path], Export],
+    to: str,
+    extra: list[str],
+    splits: str,
+) -> None:
+    export = make(tmp_path / "export")
+    code, printed = run(capsys, str(export.source), str(tmp_path / "one"), "--to", to, *extra)
+    assert code == 0, printed
+    assert f"the source's splits {splits} were written as one dataset (--keep-splits" in printed
+    code, printed = run(
+        capsys, str(export.source), str(tmp_path / "kept"), "--to", to, "--keep-splits", *extra
+    )
+    assert code == 0, printed
+    assert "written as one dataset" not in printed

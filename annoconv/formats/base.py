@@ -336,6 +336,32 @@ class Writer(ABC):
         """Throw away everything written so far; called instead of close() on failure."""
 
 
+class SourceSplits:
+    """The splits the records written into one dataset came with (a source's own: Roboflow's
+    train/valid/test folders, a data.yaml's), for a writer of split datasets to say when
+    several were written together."""
+
+    def __init__(self) -> None:
+        self.seen: dict[str, None] = {}
+
+    def add(self, split: str | None) -> None:
+        if split:
+            self.seen.setdefault(split)
+
+    def add_column(self, splits: Sequence[str | None]) -> None:
+        for split in dict.fromkeys(splits):
+            self.add(split)
+
+    def note(self) -> str | None:
+        """What to tell the user, when the records came from more than one split."""
+        if len(self.seen) < 2:
+            return None
+        return (
+            f"the source's splits {', '.join(self.seen)} were written as one dataset "
+            "(--keep-splits writes one per split)"
+        )
+
+
 class WrappingWriter(Writer):
     """A writer that hands every record to another one (`inner`), adding a step on the way
     (image bytes fed to it, records prepared ahead): it declares what the inner writer

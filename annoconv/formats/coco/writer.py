@@ -7,7 +7,7 @@ import tempfile
 from typing import TYPE_CHECKING, Any
 
 from annoconv.errors import AnnoconvError, AnnotationError
-from annoconv.formats.base import Capabilities, Writer
+from annoconv.formats.base import Capabilities, SourceSplits, Writer
 from annoconv.io.embed import SizePolicy
 from annoconv.io.fs import AtomicFile, join, remove_file
 from annoconv.io.placing import ImagePlacer, ImagesMode, PlacedImage
@@ -104,6 +104,7 @@ class CocoWriter(Writer):
         self._boxes = 0
         self._names: set[str] = set()
         self._placed: list[OutputFile] = []
+        self._source_splits = SourceSplits()
         self._state = "open"
 
     @classmethod
@@ -119,6 +120,7 @@ class CocoWriter(Writer):
         record, file_name, placed = self._placed_record(record, image_data)
         width, height = record.require_size("COCO's width and height")
         self._images += 1
+        self._source_splits.add(record.split)
         image_id = self._images
         entry = {"id": image_id, "file_name": file_name, "width": width, "height": height}
         parts = [_dumps(entry)]
@@ -147,6 +149,8 @@ class CocoWriter(Writer):
         self._annotations.close()
         output.write(b'], "categories": ' + self._categories().encode("utf-8") + b"}\n")
         size = output.commit()
+        if self.split is None:
+            self.warnings += filter(None, [self._source_splits.note()])
         return [*self._placed, OutputFile(self.path, size, "coco")]
 
     def abort(self) -> None:

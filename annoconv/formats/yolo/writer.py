@@ -9,7 +9,13 @@ from itertools import pairwise
 from typing import TYPE_CHECKING, Any, Literal
 
 from annoconv.errors import AnnoconvError, AnnotationError
-from annoconv.formats.base import BatchesUnavailable, Capabilities, DatasetFiles, Writer
+from annoconv.formats.base import (
+    BatchesUnavailable,
+    Capabilities,
+    DatasetFiles,
+    SourceSplits,
+    Writer,
+)
 from annoconv.formats.yolo.layout import DATA_YAML, OBJ_DATA
 from annoconv.io.embed import SizePolicy
 from annoconv.io.fs import is_dir, join, remove_file, write_atomic
@@ -120,6 +126,7 @@ class YoloWriter(Writer):
         self._outputs: list[OutputFile] = []
         self._names_seen: set[str] = set()
         self._listed: list[str] = []
+        self._source_splits = SourceSplits()
         self._state = "open"
 
     @classmethod
@@ -140,6 +147,7 @@ class YoloWriter(Writer):
         else:
             placed = self._placer.place(record, name, image_data)
         self._names_seen.add(name.lower())
+        self._source_splits.add(record.split)
         if placed.uri is not None:
             self._outputs.append(OutputFile(placed.uri, placed.written, "image"))
         if placed.note:
@@ -171,6 +179,7 @@ class YoloWriter(Writer):
             size = labels.write(label, text.encode())
             self._outputs.append(OutputFile(labels.final_path(label), size, "yolo"))
         self._names_seen.update(folded)
+        self._source_splits.add_column(batch.column("split").to_pylist())
         if self.layout == "darknet":
             self._listed += names
 
@@ -196,6 +205,7 @@ class YoloWriter(Writer):
         if self.split is None:
             assert self.label_map is not None
             self._outputs += write_dataset_files(self.destination, [], self.label_map, self.layout)
+            self.warnings += filter(None, [self._source_splits.note()])
         return list(self._outputs)
 
     def abort(self) -> None:
