@@ -72,15 +72,18 @@ def _set_variable(name: str, value: str) -> Iterator[None]:
 
 
 def _import_formats() -> None:
-    """In the forkserver, as it imports this module: the modules of the formats of the run
-    that started it (told through `_RUN_VARIABLE`), read from the environment and removed
-    from it, so that no worker inherits it. A format named is imported; a source's is guessed
-    from its name, or a local folder's from a few of its files (a remote source is not looked
-    at: the server has none of the run's storage options). Failures are left to the driver,
-    which reports them."""
+    """In the forkserver, as it imports this module: the record models built, and the
+    modules of the formats of the run that started it (told through `_RUN_VARIABLE`), read
+    from the environment and removed from it, so that no worker inherits it. A format named
+    is imported; a source's is guessed from its name, or a local folder's from a few of its
+    files (a remote source is not looked at: the server has none of the run's storage
+    options). Failures are left to the driver, which reports them."""
     told = os.environ.pop(_RUN_VARIABLE, None)
     if told is None:
         return
+    from annoconv.schema import build_models
+
+    build_models()  # built once here, not in each worker as it makes its first record
     try:
         run = json.loads(told)
         for name in _format_names(run):
