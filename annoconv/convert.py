@@ -103,7 +103,7 @@ def convert(
             _given(options, keywords, "to_format"),
         )
     from annoconv.engines import engine_runner, parallel_labels, run_job
-    from annoconv.io.fs import using_storage_options
+    from annoconv.io.fs import listing_once, using_storage_options
     from annoconv.io.images import remote_paths
     from annoconv.io.lock import output_lock
     from annoconv.labelmap import similar_classes_note
@@ -114,6 +114,7 @@ def convert(
     with (
         using_storage_options(settings.storage_options),
         remote_paths(settings.allow_remote_paths),
+        listing_once(),  # format inference lists the source folder: the reader reuses it
         output_lock(output),  # one run at a time writes an output
         # The engine starts before the plan: its workers get ready while the source is opened.
         engine_runner(settings.engine, settings.workers, settings.scheduler) as runner,

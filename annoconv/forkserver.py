@@ -15,15 +15,22 @@ is guessed from a glance at its name or at a few of its files, not inferred as t
 from __future__ import annotations
 
 import contextlib
+import importlib
 import json
 import multiprocessing
 import os
+import sys
 from collections.abc import Iterator, Sequence
 from multiprocessing.context import BaseContext
+from typing import TYPE_CHECKING
 
-#: What the forkserver imports once, for every worker it forks: what tasks run, then this
+if TYPE_CHECKING:
+    from annoconv.formats.base import Format
+
+#: What the forkserver imports once, for every worker it forks: what tasks run (and Pillow,
+#: which `annoconv.io` imports where images are read, so that a driver does without), then this
 #: module, which imports the formats of the run that started the server (`_import_formats`).
-PRELOAD = ["annoconv.engines.partitioned", "annoconv.forkserver"]
+PRELOAD = ["annoconv.engines.partitioned", "PIL.Image", "annoconv.forkserver"]
 #: How `start_early` tells the server the run's ends: set only while the server is started.
 _RUN_VARIABLE = "ANNOCONV_FORKSERVER_RUN"
 
@@ -72,23 +79,35 @@ def _set_variable(name: str, value: str) -> Iterator[None]:
 
 
 def _import_formats() -> None:
-    """In the forkserver, as it imports this module: the modules of the formats of the run
-    that started it (told through `_RUN_VARIABLE`), read from the environment and removed
-    from it, so that no worker inherits it. A format named is imported; a source's is guessed
-    from its name, or a local folder's from a few of its files (a remote source is not looked
-    at: the server has none of the run's storage options). Failures are left to the driver,
-    which reports them."""
+    """In the forkserver, as it imports this module: the record models built, and the
+    modules of the formats of the run that started it (told through `_RUN_VARIABLE`), read
+    from the environment and removed from it, so that no worker inherits it. A format named
+    is imported; a source's is guessed from its name, or a local folder's from a few of its
+    files (a remote source is not looked at: the server has none of the run's storage
+    options). Failures are left to the driver, which reports them."""
     told = os.environ.pop(_RUN_VARIABLE, None)
     if told is None:
         return
+    from annoconv.schema import build_models
+
+    build_models()  # built once here, not in each worker as it makes its first record
     try:
         run = json.loads(told)
         for name in _format_names(run):
             from annoconv.formats import get_format
 
-            get_format(name)
+            _import_worker_modules(get_format(name))
     except Exception:  # a guess that failed: the workers import what they need later
         pass
+
+
+def _import_worker_modules(fmt: Format) -> None:
+    """What the modules of `fmt`'s reader and writer import only where used (their
+    ``WORKER_IMPORTS``: lxml for VOC, so that a parallel run's driver does without it)."""
+    for part in (fmt.reader, fmt.writer):
+        module = sys.modules.get(getattr(part, "__module__", ""))
+        for name in getattr(module, "WORKER_IMPORTS", ()):
+            importlib.import_module(name)
 
 
 def _format_names(run: dict[str, str | list[str] | None]) -> list[str]:

@@ -78,7 +78,7 @@ Int32 = Annotated[int, ArrowType("int32"), Field(le=MAX_INT32)]
 class ObjectAnnotation(BaseModel):
     """One labelled box. Coordinates are in the owning image's `coords` space."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     label: str = Field(min_length=1)
     xmin: float
@@ -130,7 +130,7 @@ def _disordered(xmin: float, ymin: float, xmax: float, ymax: float) -> str | Non
 class ImageLabel(BaseModel):
     """An image-level label (Open Images verified labels); confidence 0 means verified absent."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     label: str = Field(min_length=1)
     confidence: float | None = None
@@ -146,7 +146,7 @@ class ImageRecord(BaseModel):
     the annotation tool (often a path on the annotator's machine).
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     key: str = Field(min_length=1)
     filename: str = Field(min_length=1)
@@ -258,6 +258,14 @@ def format_validation_error(error: ValidationError) -> tuple[str, str]:
     if "input" in first and first["type"] not in ("value_error", "assertion_error", BOX_OUTSIDE):
         message = f"{message} (got {first['input']!r})"
     return where or "", message
+
+
+def build_models() -> None:
+    """Build the models' validators now. They are built when first used (``defer_build``:
+    a parallel run's driver makes no record, and building costs ~17 ms); the processes
+    engine's forkserver calls this so that every worker it forks has them built."""
+    for model in (ObjectAnnotation, ImageLabel, ImageRecord):
+        model.model_rebuild()
 
 
 def make_object(source: str | None, where: str | None, **fields: Any) -> ObjectAnnotation:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 
@@ -42,3 +43,29 @@ def test_read_bytes_local_and_file_url(tmp_path: os.PathLike[str]) -> None:
     assert read_bytes(target) == read_bytes(f"file://{target}") == b"\x00\xffdata"
     with pytest.raises(FileNotFoundError):
         read_bytes(os.path.join(tmp_path, "missing.bin"))
+
+
+def test_a_conversion_walks_its_source_folder_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Inferring the source's format lists the folder; the reader takes that listing instead
+    of walking the folder again. Outside a conversion nothing is kept."""
+    from factories import draw_image, labelimg_xml, write
+
+    from annoconv import convert
+    from annoconv.io import fs
+
+    source = tmp_path / "ann"
+    for index in range(3):
+        draw_image(source / f"{index}.jpg", 20, 10)
+        write(source / f"{index}.xml", labelimg_xml(f"{index}.jpg", 20, 10, [("cat", 1, 1, 5, 5)]))
+    walked: list[str] = []
+    walk = fs._all_files
+    monkeypatch.setattr(fs, "_all_files", lambda root: walked.append(root) or walk(root))
+    report = convert(str(source), str(tmp_path / "out.csv"))
+    assert report.images_written == 3 and report.boxes_written == 3
+    assert walked.count(str(source)) == 1
+    walked.clear()
+    assert fs.source_suffixes(str(source)) == [".jpg", ".xml"]
+    assert len(fs.list_files(str(source), [".xml"])) == 3
+    assert walked == [str(source)] * 2

@@ -109,3 +109,39 @@ def test_the_command_line_tells_the_server_the_runs_ends(
     from annoconv.cli.main import _run_ends
 
     assert _run_ends(words) == ends
+
+
+def test_a_parallel_runs_driver_reads_no_image_and_parses_no_xml(tmp_path: Path) -> None:
+    """The driver of a processes run plans and gathers: it imports neither Pillow nor lxml
+    and builds no record model (the forkserver has them, for the workers); the run writes
+    every image's record all the same."""
+    from factories import draw_image, labelimg_xml, write
+
+    for index in range(6):
+        draw_image(tmp_path / "ann" / f"{index}.jpg", 20 + index, 10)
+        write(
+            tmp_path / "ann" / f"{index}.xml",
+            labelimg_xml(f"{index}.jpg", 20 + index, 10, [("cat", 1, 1, 5, 5)]),
+        )
+    script = textwrap.dedent(
+        f"""
+        import json, sys
+
+        if __name__ == "__main__":
+            from annoconv import convert
+            from annoconv.schema import ImageRecord
+            report = convert({str(tmp_path / "ann")!r}, {str(tmp_path / "out.record")!r},
+                             engine="processes", workers=2)
+            print(json.dumps({{
+                "images": report.images_written, "boxes": report.boxes_written,
+                "driver": sorted(m for m in ("PIL", "lxml") if m in sys.modules),
+                "models built": ImageRecord.__pydantic_complete__,
+            }}))
+        """
+    )
+    (tmp_path / "main.py").write_text(script)
+    done = subprocess.run(
+        [sys.executable, str(tmp_path / "main.py")], capture_output=True, text=True, check=True
+    )
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found == {"images": 6, "boxes": 6, "driver": [], "models built": False}

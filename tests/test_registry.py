@@ -68,11 +68,15 @@ def test_inference_imports_only_the_formats_it_picks(tmp_path: Path) -> None:
         f" output_format({str(tmp_path / 'o.record')!r}, None).name)\n"
         "print(sorted(m for m in sys.modules if m.startswith('annoconv.formats.')"
         " or m.split('.')[0] == 'pyarrow'))\n"
+        "from annoconv import formats\n"
+        "print(formats._entry_points_scanned)\n"
     )
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
-    picked, imported = done.stdout.splitlines()
+    picked, imported, plugins_looked_for = done.stdout.splitlines()
     assert picked == "voc tfrecord"
+    # built-in formats recognised both ends: no scan of the installed distributions
+    assert plugins_looked_for == "False"
     # (the output's format is loaded for its writer; the source's only when it is read)
     assert imported == str(["annoconv.formats.base", "annoconv.formats.tfrecord"])
 
@@ -109,4 +113,13 @@ def test_entry_point_plugins_are_discovered(
     assert "demo" in {entry.name for entry in available_formats()}
     assert get_format("demo").description == "a demo format"
     assert infer_format(str(tmp_path / "x.demo")) == "demo"
+    formats._REGISTRY.pop("demo")
+    formats._entry_points_scanned = False
+    # an extension no built-in claims makes inference look for plugins too
+    assert infer_format(str(tmp_path / "x.demo")) == "demo"
+    formats._REGISTRY.pop("demo")
+    formats._LOADED.pop("demo")
+    formats._entry_points_scanned = False
+    # and so does a name that is not a built-in's
+    assert get_format("demo").description == "a demo format"
     sys.modules.pop("annoconv_demo_plugin", None)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import importlib
 import posixpath
 from dataclasses import dataclass
-from importlib.metadata import entry_points
 
 from annoconv.errors import FormatError, MissingDependencyError
 from annoconv.formats.base import (
@@ -134,7 +133,8 @@ def unregister(name: str) -> None:
 
 def get_format(name: str) -> Format:
     """The format called `name`; explains what to install when its dependency is missing."""
-    _scan_entry_points()
+    if name not in _REGISTRY:  # plugins are looked for only when the name is not known
+        _scan_entry_points()
     if name in _LOADED:
         return _LOADED[name]
     entry = _REGISTRY.get(name)
@@ -172,8 +172,31 @@ def infer_format(path: Source, *, for_writing: bool = False) -> str:
     sniffs as the first format, whose reader then reports why); writing takes the first
     registered. Otherwise remote paths with a known extension are never touched.
     """
+    first = path if isinstance(path, str) else (path[0] if path else "")
+    # The formats known without looking for plugins decide first; plugins (entry points:
+    # importlib.metadata and a scan of the installed distributions, ~25 ms) only when none of
+    # them recognises the path.
+    candidates = _candidates(path, for_writing) or _candidates(path, for_writing, plugins=True)
+    if not candidates:
+        from annoconv.io.fs import is_dir
+
+        if isinstance(path, str) and not for_writing and is_dir(path):
+            first = f"folder {path}"
+        names = ", ".join(sorted(_REGISTRY))
+        flag = "--to" if for_writing else "--from"
+        raise FormatError(f"cannot tell the format of {first}; name it with {flag} ({names})")
+    if for_writing or len(candidates) == 1 or not isinstance(path, str):
+        return candidates[0]
+    return _sniffed(candidates, path)
+
+
+def _candidates(path: Source, for_writing: bool, *, plugins: bool = False) -> list[str]:
+    """The formats that may have written `path`, among those registered (with `plugins`,
+    after looking for plugin formats; none when that finds no new format)."""
     from annoconv.io.fs import is_dir, source_suffixes
 
+    if plugins and not _scan_entry_points():
+        return []
     first = path if isinstance(path, str) else (path[0] if path else "")
     candidates = _formats_for_suffixes([_suffix(first)])
     if not candidates and isinstance(path, str) and not for_writing and is_dir(path):
@@ -185,14 +208,7 @@ def infer_format(path: Source, *, for_writing: bool = False) -> str:
             or _formats_for_suffixes(source_suffixes(path), folders=True)
             or _formats_claiming(path)
         )
-        first = f"folder {path}"
-    if not candidates:
-        names = ", ".join(sorted(_REGISTRY))
-        flag = "--to" if for_writing else "--from"
-        raise FormatError(f"cannot tell the format of {first}; name it with {flag} ({names})")
-    if for_writing or len(candidates) == 1 or not isinstance(path, str):
-        return candidates[0]
-    return _sniffed(candidates, path)
+    return candidates
 
 
 def formats_named_by(path: str) -> list[str]:
@@ -229,7 +245,6 @@ def _formats_claiming(folder: str, *, marked: bool = False) -> list[str]:
 def _inference_hints() -> list[tuple[str, _Hint]]:
     """(name, hint) of every registered format that can be loaded, in registration order:
     a built-in's from `_HINTS`, any other's from the format itself (imported)."""
-    _scan_entry_points()
     hints = []
     for name, entry in _REGISTRY.items():
         hint = _HINTS.get(name) if entry.target == KNOWN_FORMATS.get(name) else None
@@ -285,14 +300,21 @@ def _load(entry: FormatEntry) -> Format:
     return fmt
 
 
-def _scan_entry_points() -> None:
+def _scan_entry_points() -> bool:
+    """Register the plugin formats of installed distributions, once; whether that found any
+    format not registered before."""
     global _entry_points_scanned
     if _entry_points_scanned:
-        return
+        return False
     _entry_points_scanned = True
+    from importlib.metadata import entry_points
+
+    found = False
     for point in entry_points(group=ENTRY_POINT_GROUP):
         if point.name not in _REGISTRY:
             _REGISTRY[point.name] = FormatEntry(point.name, point.value)
+            found = True
+    return found
 
 
 def _register_builtins() -> None:

@@ -22,7 +22,6 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar, Literal
 
-from lxml import etree
 from pydantic import Field, ValidationError
 
 from annoconv.errors import AnnotationError, BoxOutsideError
@@ -59,7 +58,13 @@ from annoconv.schema import (
 )
 
 if TYPE_CHECKING:
+    from lxml import etree
+
     from annoconv.labelmap import LabelMap
+
+#: Imported where used (a parallel run's driver parses no XML); the processes engine's
+#: forkserver imports them before it forks the workers that do.
+WORKER_IMPORTS = ("lxml.etree",)
 
 XML_SUFFIXES = (".xml",)
 
@@ -449,6 +454,8 @@ def _plain_flag(text: str | None) -> Flag | None:
 
 def parse_voc_xml(data: bytes, source: str) -> etree._Element:
     """The root element of an XML document, parsed safely; AnnotationError if malformed."""
+    from lxml import etree
+
     if not data.strip():
         raise AnnotationError(source, "the file is empty")
     if any(marker in data for marker in _ENTITY_MARKERS):
@@ -467,6 +474,8 @@ def parse_voc_xml(data: bytes, source: str) -> etree._Element:
 
 def _parser() -> etree.XMLParser:
     """This thread's parser (lxml parsers must not be shared between threads)."""
+    from lxml import etree
+
     parser: etree.XMLParser | None = getattr(_parsers, "parser", None)
     if parser is None:
         parser = etree.XMLParser(
@@ -484,6 +493,8 @@ def _parser() -> etree.XMLParser:
 
 def _reject_entities(root: etree._Element, source: str) -> None:
     """Second line of defence behind the byte scan: no entity may survive into the tree."""
+    from lxml import etree
+
     docinfo = root.getroottree().docinfo
     if not docinfo.doctype:  # type: ignore[attr-defined]  # missing from lxml-stubs
         return  # without a DOCTYPE an undeclared entity is a syntax error already
@@ -817,6 +828,8 @@ def to_voc_xml(record: ImageRecord) -> bytes:
 
     Raises AnnotationError, before anything is written, for records VOC cannot hold.
     """
+    from lxml import etree
+
     source = record.source or record.key
     if record.coords != PIXEL:
         raise AnnotationError(source, "VOC needs pixel coordinates; convert the record first")
@@ -842,6 +855,8 @@ def to_voc_xml(record: ImageRecord) -> bytes:
 
 
 def _add_object(root: etree._Element, obj: ObjectAnnotation, source: str, at: str) -> None:
+    from lxml import etree
+
     element = etree.SubElement(root, "object")
     _add(element, "name", _xml_safe(obj.label, source, f"{at}/name"))
     _add(element, "pose", _xml_safe(obj.pose or UNSPECIFIED_POSE, source, f"{at}/pose"))
@@ -855,6 +870,8 @@ def _add_object(root: etree._Element, obj: ObjectAnnotation, source: str, at: st
 
 
 def _add(parent: etree._Element, tag: str, text: str) -> None:
+    from lxml import etree
+
     etree.SubElement(parent, tag).text = text
 
 

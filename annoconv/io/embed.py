@@ -35,14 +35,16 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass
+from functools import cache
 from io import BytesIO
-from typing import Literal, get_args
-
-from PIL import Image, UnidentifiedImageError
+from typing import TYPE_CHECKING, Literal, get_args
 
 from annoconv.errors import AnnotationError, SkipRecord
 from annoconv.io.headers import plain_image_size
 from annoconv.io.images import exif_orientation, read_image_bytes, stored_size
+
+if TYPE_CHECKING:  # imported where used: a parallel run's driver decodes no image
+    from PIL import Image
 
 SizePolicy = Literal["fail", "warn", "skip"]
 ExifPolicy = Literal["auto", "apply", "ignore"]
@@ -57,21 +59,25 @@ _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 _JPEG_EOI = b"\xff\xd9"
 _PNG_IEND = b"\x00\x00\x00\x00IEND\xaeB`\x82"  # the whole chunk: length, type, CRC
 
-# How each EXIF orientation turns the stored pixels into the displayed ones, and back.
-_TO_DISPLAYED = {
-    2: Image.Transpose.FLIP_LEFT_RIGHT,
-    3: Image.Transpose.ROTATE_180,
-    4: Image.Transpose.FLIP_TOP_BOTTOM,
-    5: Image.Transpose.TRANSPOSE,
-    6: Image.Transpose.ROTATE_270,
-    7: Image.Transpose.TRANSVERSE,
-    8: Image.Transpose.ROTATE_90,
-}
-_TO_STORED = {
-    **_TO_DISPLAYED,
-    6: Image.Transpose.ROTATE_90,
-    8: Image.Transpose.ROTATE_270,
-}
+
+@cache
+def _turns(displayed: bool) -> dict[int, Image.Transpose]:
+    """How each EXIF orientation turns the stored pixels into the displayed ones, and back."""
+    from PIL import Image
+
+    to_displayed = {
+        2: Image.Transpose.FLIP_LEFT_RIGHT,
+        3: Image.Transpose.ROTATE_180,
+        4: Image.Transpose.FLIP_TOP_BOTTOM,
+        5: Image.Transpose.TRANSPOSE,
+        6: Image.Transpose.ROTATE_270,
+        7: Image.Transpose.TRANSVERSE,
+        8: Image.Transpose.ROTATE_90,
+    }
+    if displayed:
+        return to_displayed
+    return {**to_displayed, 6: Image.Transpose.ROTATE_90, 8: Image.Transpose.ROTATE_270}
+
 
 # Pillow mode of a decoded frame -> (format, mode) it is transcoded to. Modes not listed
 # (RGB, RGBX, CMYK, YCbCr, LAB, HSV) are photos: JPEG in RGB. Float images are clipped to
@@ -175,6 +181,8 @@ def embed_image(
         frame = _Frame(size, 1, displayed=False, assumed=False)
         scale, mismatch = _check_size(uri, source, frame, annotated_size, size_policy)
         return _embedded(data, kind, frame.size, False, scale, mismatch)
+    from PIL import Image, UnidentifiedImageError
+
     try:
         with Image.open(BytesIO(data)) as image:
             frame = _choose_frame(image, annotated_size, exif)
@@ -369,8 +377,7 @@ def _turned_pixels(image: Image.Image, frame: _Frame) -> Image.Image:
     turned_on_load = frame.orientation != 1 and exif_orientation(image) != frame.orientation
     if frame.orientation == 1 or frame.displayed == turned_on_load:
         return image
-    table = _TO_DISPLAYED if frame.displayed else _TO_STORED
-    return image.transpose(table[frame.orientation])
+    return image.transpose(_turns(frame.displayed)[frame.orientation])
 
 
 def _without_opaque_alpha(image: Image.Image) -> Image.Image:

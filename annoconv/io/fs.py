@@ -293,27 +293,56 @@ def _plain_relative(rest: str) -> bool:
     )
 
 
+#: Within `listing_once()` (a conversion): folders listed whole to infer their format, kept
+#: for the one next listing of the same folder (the reader's), so a run walks its source once.
+_LISTED: contextvars.ContextVar[dict[str, list[str]] | None] = contextvars.ContextVar(
+    "annoconv_listed", default=None
+)
+
+
+@contextlib.contextmanager
+def listing_once() -> Iterator[None]:
+    """While in it, a folder listed by `source_suffixes` is not walked again by the next
+    `list_files` of it (which takes the kept listing; any later one walks the folder)."""
+    token = _LISTED.set({})
+    try:
+        yield
+    finally:
+        _LISTED.reset(token)
+
+
 def list_files(root: str, suffixes: Sequence[str] | None = None) -> list[str]:
     """Every file under `root`, recursively, sorted; only those ending in `suffixes` if given."""
     wanted = tuple(s.lower() for s in suffixes) if suffixes else None
-    if is_remote(root):
-        fs, path = filesystem(root)
-        with storage_errors(root):
-            found = [_remote_join(root, path, p) for p in fs.find(path)]
-    else:
-        found = []
-        for folder, dirs, files in os.walk(_local(root)):
-            dirs.sort()
-            found.extend(os.path.join(folder, name) for name in files)
+    kept = _LISTED.get()
+    found = kept.pop(root, None) if kept is not None else None
+    if found is None:
+        found = _all_files(root)
     if wanted:
         found = [p for p in found if p.lower().endswith(wanted)]
     return sorted(found)
 
 
+def _all_files(root: str) -> list[str]:
+    if is_remote(root):
+        fs, path = filesystem(root)
+        with storage_errors(root):
+            return [_remote_join(root, path, p) for p in fs.find(path)]
+    found: list[str] = []
+    for folder, dirs, files in os.walk(_local(root)):
+        dirs.sort()
+        found.extend(os.path.join(folder, name) for name in files)
+    return found
+
+
 def source_suffixes(folder: str) -> list[str]:
     """The file extensions found under a folder, most common first (for format inference)."""
+    found = _all_files(folder)
+    kept = _LISTED.get()
+    if kept is not None:
+        kept[folder] = found
     counts: dict[str, int] = {}
-    for path in list_files(folder):
+    for path in found:
         suffix = posixpath.splitext(path.lower())[1]
         counts[suffix] = counts.get(suffix, 0) + 1
     return sorted(counts, key=lambda s: (-counts[s], s))

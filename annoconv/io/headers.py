@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import zlib
 
-from PIL import Image, ImageFile
-
 _JPEG_SOI = b"\xff\xd8\xff"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Start-of-frame markers Pillow reads the size from (SOF0-SOF15 but DHT, JPG, DAC; and DHP).
@@ -34,6 +32,8 @@ _PNG_PLAIN_CHUNKS = {b"PLTE": 0, b"gAMA": 4, b"cHRM": 0, b"sRGB": 1, b"pHYs": 9}
 def plain_image_size(data: bytes) -> tuple[int, int] | None:
     """(width, height) of a plain JPEG or PNG with no EXIF orientation, or None when
     Pillow must be asked (another format, other metadata, anything unusual)."""
+    from PIL import Image, ImageFile  # here: a parallel run's driver reads no image
+
     if ImageFile.LOAD_TRUNCATED_IMAGES:
         return None  # Pillow then reads damaged headers its own lenient way
     if data.startswith(_JPEG_SOI):

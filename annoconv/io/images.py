@@ -18,9 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from io import BytesIO
-from typing import IO
-
-from PIL import Image, UnidentifiedImageError
+from typing import IO, TYPE_CHECKING
 
 from annoconv.errors import AnnotationError, StorageError
 from annoconv.io.fs import (
@@ -35,6 +33,9 @@ from annoconv.io.fs import (
     relative_posix,
 )
 from annoconv.schema import ImageRecord
+
+if TYPE_CHECKING:  # imported where used: a parallel run's driver reads no image
+    from PIL import Image
 
 #: Extensions of the image files we look for; compare lower-cased (`280.TIF` counts).
 IMAGE_SUFFIXES: tuple[str, ...] = (
@@ -187,6 +188,8 @@ def image_info_of_bytes(data: bytes, name: str) -> ImageInfo:
 
 
 def _header_info(handle: IO[bytes], name: str) -> ImageInfo:
+    from PIL import Image, UnidentifiedImageError
+
     try:
         with Image.open(handle) as image:
             width, height = stored_size(image)
@@ -221,6 +224,8 @@ def stored_size(image: Image.Image) -> tuple[int, int]:
 
 
 def _depth(mode: str) -> int:
+    from PIL import Image
+
     return _PALETTE_DEPTH.get(mode) or Image.getmodebands(mode)
 
 
