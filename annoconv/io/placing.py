@@ -90,14 +90,18 @@ class _ProcessWrites:
                 write_file(path, data)
             self._batch.clear()
             return
-        self._send_batch()
-        self._send(None)
         try:
-            reply = self._connection.recv()
-        except EOFError:
-            reply = self._ended()
-        if reply is None and self._process is not None:
-            self._process.wait()  # done: it exits as soon as it has said so
+            self._send_batch()
+            self._send(None)
+            try:
+                reply = self._connection.recv()
+            except EOFError:
+                reply = self._ended()
+            if reply is None and self._process is not None:
+                self._process.wait()  # done: it exits as soon as it has said so
+        except BaseException:  # an interrupt, say: the process writes nothing more
+            self.stop()
+            raise
         self.stop()
         if reply is not None:
             self._fail(reply)
@@ -176,8 +180,8 @@ class _ProcessWrites:
 
 def _new_writes() -> _ProcessWrites | FileWrites:
     """A writer process, but not in a daemonic process (the processes engine's workers, busy
-    on every core already): threads there."""
-    if multiprocessing.current_process().daemon:
+    on every core already) nor off POSIX (its connection is a descriptor): threads there."""
+    if os.name != "posix" or multiprocessing.current_process().daemon:
         return FileWrites()
     return _ProcessWrites()
 
