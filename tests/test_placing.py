@@ -5,12 +5,15 @@ raised here as it was raised there, and nothing written or left once the folder 
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from annoconv import convert
+from annoconv.forkserver import pool_context
 from annoconv.io import placing
 from annoconv.io.filewriter import FileWrites
 from annoconv.io.placing import BATCH_FILES, StagedFolder
@@ -19,10 +22,13 @@ from annoconv.io.placing import BATCH_FILES, StagedFolder
 def files(count: int) -> dict[str, bytes]:
     """`count` label-like files in a few folders, each with its own content."""
     return {
-        f"labels/{index % 3}/{index:05d}.txt": f"{index % 80} 0.{index:05d} 0.5 0.25 0.125\n".encode()
-        * (index % 4)
+        f"labels/{index % 3}/{index:05d}.txt": label_line(index) * (index % 4)
         for index in range(count)
     }
+
+
+def label_line(index: int) -> bytes:
+    return f"{index % 80} 0.{index:05d} 0.5 0.25 0.125\n".encode()
 
 
 def digests(root: Path) -> dict[str, str]:
@@ -98,3 +104,54 @@ def test_the_process_ends_when_its_parent_is_gone(tmp_path: Path) -> None:
     writes._connection.close()  # what the parent's death does to the connection
     assert process.wait(timeout=30) == 0
     assert not (tmp_path / "out").exists()
+
+
+def writes_kind() -> str:
+    """What writes a staged folder's files in the calling process."""
+    writes = placing._new_writes()
+    writes.finish()
+    return type(writes).__name__
+
+
+def test_daemonic_workers_write_with_threads() -> None:
+    assert writes_kind() == "_ProcessWrites"
+    with pool_context().Pool(1) as pool:  # the processes engine's workers are daemonic
+        assert pool.apply(writes_kind) == "FileWrites"
+
+
+def test_coco_to_yolo_labels_past_a_batch_on_both_engines(tmp_path: Path) -> None:
+    """Local (a writer process) and the processes engine (threads in its workers) write
+    the same label files, each with the source's box, normalized."""
+    count = BATCH_FILES * 2 + 44
+    document = {
+        "images": [
+            {"id": i, "file_name": f"img{i:04d}.jpg", "width": 640, "height": 480}
+            for i in range(count)
+        ],
+        "annotations": [
+            {"id": i, "image_id": i, "category_id": 1 + i % 3, "bbox": [i % 300, 10, 20.5, 30]}
+            for i in range(count)
+        ],
+        "categories": [{"id": 1 + c, "name": f"class{c}"} for c in range(3)],
+    }
+    source = tmp_path / "instances_train.json"
+    source.write_text(json.dumps(document))
+    for engine, extra in (("local", {}), ("processes", {"workers": 2})):
+        convert(
+            str(source),
+            str(tmp_path / engine),
+            to_format="yolo",
+            write_options={"images_mode": "none"},
+            engine=engine,
+            **extra,  # type: ignore[arg-type]
+        )
+    local = digests(tmp_path / "local")
+    assert local == digests(tmp_path / "processes")
+    labels = sorted((tmp_path / "local").rglob("img*.txt"))
+    assert len(labels) == count
+    for path in labels:
+        i = int(path.stem.removeprefix("img"))
+        cls, cx, cy, w, h = path.read_text().split()
+        assert int(cls) == i % 3
+        expected = ((i % 300 + 10.25) / 640, 25 / 480, 20.5 / 640, 30 / 480)
+        assert [float(cx), float(cy), float(w), float(h)] == pytest.approx(expected, abs=1e-12)
