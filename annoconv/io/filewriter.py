@@ -23,18 +23,28 @@ from multiprocessing.connection import Connection
 WRITE_THREADS = 2
 
 
+#: How a file is opened: as ``open(path, "wb")`` opens it, without Python's file objects.
+_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+
+
 def write_file(path: str, data: bytes) -> None:
-    with open(path, "wb") as handle:
-        handle.write(data)
+    handle = os.open(path, _FLAGS, 0o666)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(handle, view) :]
+    finally:
+        os.close(handle)
 
 
 class FileWrites:
     """Files written by threads of their own, so that creating them (kernel time, which
     lets go of the GIL) overlaps the work that makes them, and each other. At most `depth`
-    wait; the first error is raised by the next `put()` or by `finish()`."""
+    puts wait (each a file, or a list of them); the first error is raised by the next put
+    or by `finish()`."""
 
     def __init__(self, depth: int = 256, threads: int = WRITE_THREADS) -> None:
-        self._queue: queue.Queue[tuple[str, bytes] | None] = queue.Queue(depth)
+        self._queue: queue.Queue[list[tuple[str, bytes]] | None] = queue.Queue(depth)
         self._error: BaseException | None = None
         self._threads = [
             threading.Thread(target=self._run, name="annoconv-writes", daemon=True)
@@ -44,9 +54,12 @@ class FileWrites:
             thread.start()
 
     def put(self, path: str, data: bytes) -> None:
+        self.put_many([(path, data)])
+
+    def put_many(self, files: list[tuple[str, bytes]]) -> None:
         if self._error is not None:
             raise self._error
-        self._queue.put((path, data))
+        self._queue.put(files)
 
     def finish(self) -> None:
         for _thread in self._threads:
@@ -57,14 +70,14 @@ class FileWrites:
             raise self._error
 
     def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            if self._error is not None:
-                continue
-            path, data = item
-            try:
-                write_file(path, data)
-            except BaseException as error:  # raised in the writer's thread
-                self._error = error
+        while (files := self._queue.get()) is not None:
+            for path, data in files:
+                if self._error is not None:
+                    break
+                try:
+                    write_file(path, data)
+                except BaseException as error:  # raised in the writer's thread
+                    self._error = error
 
 
 def serve(descriptor: int) -> None:
@@ -72,7 +85,7 @@ def serve(descriptor: int) -> None:
     are the parent's to handle: it stops this process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     connection = Connection(descriptor)
-    writes = FileWrites()
+    writes = FileWrites(depth=4)  # batches: a few hundred files each
     failed = False
     while True:
         try:
@@ -84,8 +97,9 @@ def serve(descriptor: int) -> None:
         if failed:
             continue  # the parent has the error; what it sent meanwhile is not written
         try:
-            for path, data in batch:
-                writes.put(path, data)
+            half = len(batch) // 2  # one half a thread: both write while the next arrives
+            writes.put_many(batch[:half])
+            writes.put_many(batch[half:])
         except BaseException as error:
             failed = True
             connection.send(_picklable(error))
