@@ -5,17 +5,22 @@ JPEG and PNG byte for byte, other formats transcoded to PNG or JPEG."""
 from __future__ import annotations
 
 import contextlib
+import multiprocessing
 import os
 import posixpath
-import queue
 import shutil
-import threading
+import socket
+import subprocess
+import sys
 import uuid
 from dataclasses import dataclass
-from typing import Literal
+from multiprocessing.connection import Connection
+from typing import Literal, NoReturn
 
 from annoconv.errors import AnnotationError
+from annoconv.io import filewriter
 from annoconv.io.embed import SizePolicy, embed_image
+from annoconv.io.filewriter import FileWrites, write_file
 from annoconv.io.fs import is_remote, join, remove_file, write_atomic
 from annoconv.io.images import RecordImages, read_image_info
 from annoconv.schema import ImageRecord
@@ -24,9 +29,10 @@ from annoconv.schema import ImageRecord
 ImagesMode = Literal["copy", "link", "symlink", "none"]
 IMAGES_MODES: tuple[ImagesMode, ...] = ("copy", "link", "symlink", "none")
 _KEPT_FORMATS = ("JPEG", "PNG")
-#: Threads creating a staged folder's files: two keep the kernel busy on a second core
-#: (118,287 label files: file creation is most of a labels-only YOLO run's time).
-WRITE_THREADS = 2
+#: Files sent to the writer process at a time (or fewer once their bytes reach BATCH_BYTES):
+#: a few hundred per message keep the pipe's cost small beside the files' own.
+BATCH_FILES = 256
+BATCH_BYTES = 4 << 20
 _EXTENSIONS = {"jpeg": ".jpg", "png": ".png"}
 
 
@@ -45,44 +51,139 @@ class PlacedImage:
     note: str | None = None
 
 
-class _Writes:
-    """Files written by threads of their own, so that creating them (kernel time, which
-    lets go of the GIL) overlaps the work that makes them, and each other. At most `depth`
-    wait; the first error is raised by the next `put()` or by `finish()`."""
+class _ProcessWrites:
+    """Files written by a process of their own (`annoconv.io.filewriter`, run as a script with
+    `WRITE_THREADS` threads) and sent to it in batches: its threads wait for nothing but the
+    kernel, where threads of this process would wait for the GIL that the work making the
+    files holds (a convoy: each open, write and close waits up to the switch interval). The
+    script imports nothing but the standard library (`multiprocessing` would run the caller's
+    main script again in it). It starts with the first full batch; a folder of fewer files
+    is written here, at `finish()`; where it cannot start, threads of this process write
+    (`FileWrites`). The first error is raised by the next batch's `put()` or by `finish()`,
+    as it was raised there."""
 
-    def __init__(self, depth: int = 256, threads: int = WRITE_THREADS) -> None:
-        self._queue: queue.Queue[tuple[str, bytes] | None] = queue.Queue(depth)
+    def __init__(self) -> None:
+        self._batch: list[tuple[str, bytes]] = []
+        self._batch_bytes = 0
+        self._process: subprocess.Popen[bytes] | None = None
+        self._connection: Connection | None = None
+        self._threads: FileWrites | None = None
         self._error: BaseException | None = None
-        self._threads = [
-            threading.Thread(target=self._run, name="annoconv-writes", daemon=True)
-            for _ in range(threads)
-        ]
-        for thread in self._threads:
-            thread.start()
 
     def put(self, path: str, data: bytes) -> None:
         if self._error is not None:
             raise self._error
-        self._queue.put((path, data))
+        self._batch.append((path, data))
+        self._batch_bytes += len(data)
+        if len(self._batch) >= BATCH_FILES or self._batch_bytes >= BATCH_BYTES:
+            self._send_batch()
 
     def finish(self) -> None:
-        for _thread in self._threads:
-            self._queue.put(None)
-        for thread in self._threads:
-            thread.join()
         if self._error is not None:
             raise self._error
-
-    def _run(self) -> None:
-        while (item := self._queue.get()) is not None:
-            if self._error is not None:
-                continue
-            path, data = item
+        if self._threads is not None:
+            self._send_batch()
+            self._threads.finish()
+            return
+        if self._connection is None:
+            for path, data in self._batch:  # too few to be worth a process
+                write_file(path, data)
+            self._batch.clear()
+            return
+        try:
+            self._send_batch()
+            self._send(None)
             try:
-                with open(path, "wb") as handle:
-                    handle.write(data)
-            except BaseException as error:  # raised in the writer's thread
-                self._error = error
+                reply = self._connection.recv()
+            except EOFError:
+                reply = self._ended()
+            if reply is None and self._process is not None:
+                self._process.wait()  # done: it exits as soon as it has said so
+        except BaseException:  # an interrupt, say: the process writes nothing more
+            self.stop()
+            raise
+        self.stop()
+        if reply is not None:
+            self._fail(reply)
+
+    def stop(self) -> None:
+        """The process ended now (killed if still writing): nothing more is written."""
+        process, connection, threads = self._process, self._connection, self._threads
+        self._process = self._connection = self._threads = None
+        if process is not None:
+            if process.poll() is None:
+                process.kill()
+            process.wait()
+        if connection is not None:
+            connection.close()
+        if threads is not None:
+            with contextlib.suppress(BaseException):
+                threads.finish()
+
+    def _send_batch(self) -> None:
+        if self._connection is None and self._threads is None:
+            self._start()
+        batch, self._batch, self._batch_bytes = self._batch, [], 0
+        if self._threads is not None:
+            for path, data in batch:
+                self._threads.put(path, data)
+        else:
+            self._send(batch)
+
+    def _start(self) -> None:
+        mine, theirs = socket.socketpair()
+        try:
+            if not os.path.isfile(filewriter.__file__):
+                raise FileNotFoundError(filewriter.__file__)
+            self._process = subprocess.Popen(
+                [sys.executable, "-S", filewriter.__file__, str(theirs.fileno())],
+                stdin=subprocess.DEVNULL,
+                pass_fds=(theirs.fileno(),),
+            )
+        except OSError:  # no interpreter or script to start (an embedded Python): threads
+            mine.close()
+            self._threads = FileWrites()
+        else:
+            self._connection = Connection(mine.detach())
+        finally:
+            theirs.close()
+
+    def _send(self, batch: list[tuple[str, bytes]] | None) -> None:
+        assert self._connection is not None
+        if self._connection.poll():  # the process failed: its error, or its end
+            try:
+                error = self._connection.recv()
+            except EOFError:
+                error = self._ended()
+            self._fail(error)
+        try:
+            self._connection.send(batch)
+        except OSError:  # the process ended; it may have said why
+            self._fail(self._ended())
+
+    def _ended(self) -> BaseException:
+        """Why the process stopped listening: the error it sent, or its exit code."""
+        assert self._connection is not None and self._process is not None
+        with contextlib.suppress(EOFError, OSError):
+            if self._connection.poll():
+                reply = self._connection.recv()
+                if isinstance(reply, BaseException):
+                    return reply
+        code = self._process.wait()
+        return OSError(f"the process writing files ended with exit code {code}")
+
+    def _fail(self, error: BaseException) -> NoReturn:
+        self._error = error
+        self.stop()
+        raise error
+
+
+def _new_writes() -> _ProcessWrites | FileWrites:
+    """A writer process, but not in a daemonic process (the processes engine's workers, busy
+    on every core already) nor off POSIX (its connection is a descriptor): threads there."""
+    if os.name != "posix" or multiprocessing.current_process().daemon:
+        return FileWrites()
+    return _ProcessWrites()
 
 
 class StagedFolder:
@@ -100,7 +201,7 @@ class StagedFolder:
             self.staging = os.path.join(parent, f".{name}.partial-{uuid.uuid4().hex[:8]}")
         self._made: set[str] = set()
         self._written: list[str] = []
-        self._writes: _Writes | None = None
+        self._writes: _ProcessWrites | FileWrites | None = None
 
     def path(self, name: str) -> str:
         """Where the file `name` (relative, posix) is being written now."""
@@ -129,7 +230,7 @@ class StagedFolder:
             self._written.append(target)
             return size
         if self._writes is None:
-            self._writes = _Writes()
+            self._writes = _new_writes()
         self._writes.put(self.prepare(name), data)
         return len(data)
 
@@ -158,8 +259,12 @@ class StagedFolder:
         shutil.rmtree(self.staging, ignore_errors=True)
 
     def abort(self) -> None:
-        with contextlib.suppress(BaseException):  # the run failed already; its files go
-            self._finish_writes()
+        writes, self._writes = self._writes, None
+        if isinstance(writes, _ProcessWrites):
+            writes.stop()  # its files go: none is written after this
+        elif writes is not None:
+            with contextlib.suppress(BaseException):  # the run failed already; its files go
+                writes.finish()
         if self.remote:
             for target in self._written:
                 remove_file(target)
