@@ -35,7 +35,7 @@ from annoconv.formats import (
 from annoconv.formats.base import WrappingWriter
 from annoconv.io.feed import AmbiguousImages, ArchiveChoices, feed_images
 from annoconv.io.fs import in_this_context
-from annoconv.io.images import ImageInfo, RecordImages, read_image_info
+from annoconv.io.images import ImageInfo, RecordImages
 from annoconv.io.pool import prefetch
 from annoconv.labelmap import LabelMap
 from annoconv.report import ErrorHandler, ErrorPolicy, OutputFile, Report
@@ -295,15 +295,11 @@ def fill_sizes(
 
     def job(item: ReadResult) -> Callable[[], ImageInfo] | None:
         if isinstance(item, ImageRecord) and not item.has_size:
-            return partial(_image_info, finder, item)
+            return partial(finder.info, item)
         return None
 
     for item, future in prefetch(items, job, threads=threads, window=window):
         yield _with_size(item, future)
-
-
-def _image_info(finder: RecordImages, record: ImageRecord) -> ImageInfo:
-    return read_image_info(finder.find(record))
 
 
 def _with_size(item: ReadResult, job: Future[ImageInfo] | None) -> ReadResult:

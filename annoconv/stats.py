@@ -32,7 +32,7 @@ from typing import Any
 from annoconv.errors import AnnotationError
 from annoconv.filters import is_outside, recovered
 from annoconv.formats import BadItem, Dropped, ReadResult
-from annoconv.io.images import ImageInfo, RecordImages, read_image_info
+from annoconv.io.images import ImageInfo, RecordImages
 from annoconv.io.pool import prefetch
 from annoconv.labelmap import similar_classes, similar_classes_note
 from annoconv.report import ErrorHandler, ErrorPolicy, Report
@@ -208,7 +208,7 @@ def with_image_sizes(
             return None
         if failed >= GIVE_UP_AFTER and not found:
             return None
-        return partial(_header_of, finder, item)
+        return partial(finder.info, item)
 
     for item, future in prefetch(items, job, threads=threads, window=window):
         if future is None or not isinstance(item, ImageRecord):
@@ -225,10 +225,6 @@ def with_image_sizes(
             yield with_image_size(item, info.width, info.height, item.depth or info.depth)
         except AnnotationError as error:
             yield BadItem(error, boxes=len(item.objects))
-
-
-def _header_of(finder: RecordImages, record: ImageRecord) -> ImageInfo:
-    return read_image_info(finder.find(record))
 
 
 def _percentile_line(title: str, values: Sequence[float]) -> str:

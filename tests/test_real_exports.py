@@ -571,7 +571,7 @@ def test_stats_stop_looking_for_images_that_are_elsewhere(
     """A normalized source whose images are not beside it (an Open Images CSV alone): the
     stats count the sizes as unknown and stop looking after GIVE_UP_AFTER failed lookups,
     not one filesystem search per row."""
-    import annoconv.stats as stats_module
+    from annoconv.io.images import RecordImages
     from annoconv.sources import open_reader
     from annoconv.stats import GIVE_UP_AFTER, dataset_stats
 
@@ -579,9 +579,9 @@ def test_stats_stop_looking_for_images_that_are_elsewhere(
     rows += [f"img{index:04d},xclick,/m/01,1,0.1,0.5,0.2,0.6" for index in range(500)]
     source = write(tmp_path / "train-annotations-bbox.csv", "\n".join(rows) + "\n")
     looked = []
-    real = stats_module._header_of
+    real = RecordImages.info
     monkeypatch.setattr(
-        stats_module, "_header_of", lambda finder, record: looked.append(1) or real(finder, record)
+        RecordImages, "info", lambda finder, record: looked.append(1) or real(finder, record)
     )
     result = dataset_stats(open_reader(str(source)), image_sizes=True)
     assert result.images == 500 and result.unknown_size == 500

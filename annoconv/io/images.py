@@ -577,6 +577,10 @@ class RecordImages:
                 locator = self._locators[root] = ImageLocator(self.images_root, root)
             return locator
 
+    def info(self, record: ImageRecord) -> ImageInfo:
+        """The header facts (size, depth, format) of the record's image (see `find`)."""
+        return read_image_info(self.find(record))
+
     def _named(self, uri: str, source: str, root: str) -> str:
         """The `image_uri` a record names, if it may be opened."""
         if is_remote(uri):
