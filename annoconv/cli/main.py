@@ -31,9 +31,9 @@ def _run_ends(words: Sequence[str]) -> tuple[str | None, str | None]:
     """SRC and DST of a conversion command, read as the README writes it (``annoconv
     convert SRC DST --flags``) before the flags are parsed; None where the words are in
     another order (the guess only decides what the workers' server imports early)."""
-    after = list(words[words.index(_command(words)) + 1 :]) if _command(words) else []
+    command = _command(words)
     leading = []
-    for word in after:
+    for word in words[words.index(command) + 1 :] if command else []:
         if word.startswith("-"):
             break
         leading.append(word)
