@@ -17,6 +17,7 @@ from oi_factory import (
     CAMERA,
     CAR,
     CLASSES,
+    HEADERS,
     PERSON,
     PHONE,
     Row,
@@ -335,6 +336,45 @@ def test_batch_and_record_paths_write_the_same_bytes_and_errors(tmp_path: Path) 
         f"{key}.jpg" for key in images - {bad_id, rows[90].image_id}
     }
     assert lines[1].split(",")[1:3] == ["50", "40"]
+
+
+def test_the_same_rows_make_the_same_bytes_whatever_batches_bring_them(tmp_path: Path) -> None:
+    """Parquet cuts its pages where the chunks it is handed allow: the writer cuts every row
+    group into chunks at fixed rows, so batches of any size give one file. Here columns span
+    several pages (Parquet's page is 1 MB) and row groups end inside the batches."""
+    rng = random.Random(11)
+    lines = [",".join(HEADERS[13])]
+    for image in range(40_000):
+        for _ in range(rng.randint(1, 15)):
+            x0, x1, y0, y1 = rng.random() / 2, 0.5 + rng.random() / 2, rng.random() / 2, 0.6
+            lines.append(f"{image:09d},xclick,{CAMERA},1,{x0!r},{x1!r},{y0!r},{y1},0,0,0,0,0")
+    bbox = write_text(tmp_path / "bbox.csv", "\n".join(lines) + "\n")
+    descriptions = write_text(tmp_path / "classes.csv", class_descriptions())
+    reader = OpenImagesReader(bbox, class_descriptions=descriptions, batch_rows=1 << 20)
+    batches = [b for b in reader.batches() if isinstance(b, pa.RecordBatch)]
+    source = pa.Table.from_batches(batches).combine_chunks()
+    assert source.num_rows == 40_000
+    for flat, group in ((False, 30_000), (True, 200_000)):
+        written = []
+        for batch in (1 << 20, 9_001, 1_234):
+            out = tmp_path / f"{flat}-{batch}.parquet"
+            writer = ParquetWriter(str(out), flat=flat, row_group_size=group)
+            for part in source.to_batches(max_chunksize=batch):
+                writer.write_batch(part)
+            writer.close()
+            written.append(out.read_bytes())
+        assert written[0] == written[1] == written[2]
+        meta = pq.ParquetFile(out).metadata
+        assert meta.num_row_groups == 2
+        group_sizes = [meta.row_group(0).column(i) for i in range(meta.num_columns)]
+        assert max(column.total_uncompressed_size for column in group_sizes) > 1 << 20
+        back = pq.read_table(out)
+        expected = [float(line.split(",")[4]) for line in lines[1:]]
+        if flat:
+            assert back.column("xmin").to_pylist() == expected
+        else:
+            objects = back.column("objects").to_pylist()
+            assert [box["xmin"] for boxes in objects for box in boxes] == expected
 
 
 def test_parquet_reader_errors_name_the_file_and_row_on_both_paths(tmp_path: Path) -> None:

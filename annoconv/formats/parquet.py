@@ -102,6 +102,12 @@ NESTED, FLAT = "nested", "flat"
 ROW_GROUP_SIZE = 65_536
 #: Records converted to Arrow at a time on the record path.
 _RECORD_CHUNK = 4_096
+#: A row group is handed to Parquet in chunks of this many rows, counted from its first row.
+#: Parquet cuts pages where its chunks allow, so chunks cut at fixed rows (whatever batches
+#: came in) give the same bytes on every path, without copying a whole group into one chunk.
+GROUP_CHUNK_ROWS = 8_192
+#: Row groups smaller than this are encoded while the next is gathered; larger ones are not.
+OVERLAP_BYTES = 16 << 20
 #: With embedded images: image bytes gathered before they go into a batch, and before the
 #: rows gathered so far make a row group (however few), so memory stays bounded.
 EMBEDDED_CHUNK_BYTES = 16 << 20
@@ -164,6 +170,9 @@ class ParquetWriter(Writer):
         self._pending: list[pa.RecordBatch] = []
         self._pending_rows = 0
         self._pending_bytes = 0
+        self._group: list[pa.RecordBatch] = []
+        self._group_rows = 0
+        self._group_bytes = 0
         self._image_bytes = 0
         self._classes: Counter[str] = Counter()
         self._spaces: set[str] = set()
@@ -298,34 +307,48 @@ class ParquetWriter(Writer):
         self._write_groups(final=False)
 
     def _write_groups(self, *, final: bool) -> None:
-        """Writes full row groups from the queue (and the rest when `final`). Row groups are
-        cut at fixed row counts, whatever the batches, so both paths write the same file;
-        with embedded images (records only) also once the rows hold `EMBEDDED_GROUP_BYTES`."""
-        heavy = self.embed_images and self._pending_bytes >= EMBEDDED_GROUP_BYTES
+        """Cuts the queue into the current row group's chunks and writes each full group (and
+        the rest when `final`). Groups and their chunks are cut at fixed row counts, whatever
+        the batches, so both paths write the same file; with embedded images (records only)
+        a group is also written once its rows hold `EMBEDDED_GROUP_BYTES`."""
+        held = self._pending_bytes + self._group_bytes
+        heavy = self.embed_images and held >= EMBEDDED_GROUP_BYTES
         everything = final or heavy
-        if self._pending_rows < self.row_group_size and not (everything and self._pending_rows):
-            return
+        while self._pending_rows:
+            size = min(GROUP_CHUNK_ROWS, self.row_group_size - self._group_rows)
+            if self._pending_rows < size and not everything:
+                break
+            self._cut_chunk(min(size, self._pending_rows))
+            if self._group_rows == self.row_group_size:
+                self._write_group()
+        if everything and self._group_rows:
+            self._write_group()
+
+    def _cut_chunk(self, rows: int) -> None:
+        """Moves the queue's first `rows` rows into the group as one chunk (a copy only of a
+        chunk that spans batches)."""
         table = pa.Table.from_batches(self._pending, schema=self.schema)
-        start = 0
-        while table.num_rows - start >= self.row_group_size or (
-            everything and start < table.num_rows
-        ):
-            # The group before is written by now, mostly: wait for it before copying this
-            # one, so that no more than two groups' rows are held at once.
-            self._wait()
-            group = table.slice(start, self.row_group_size).combine_chunks()
-            self._write_group(group)
-            start += group.num_rows
-        rest = table.slice(start)
+        chunk = table.slice(0, rows).combine_chunks()
+        rest = table.slice(rows)
+        self._group += chunk.to_batches()
+        self._group_rows += rows
+        self._group_bytes += chunk.nbytes
         self._pending = rest.to_batches()
         self._pending_rows = rest.num_rows
         self._pending_bytes = rest.nbytes
 
-    def _write_group(self, group: pa.Table) -> None:
-        """Encodes and writes a row group in a thread of its own (pyarrow lets go of the GIL)
-        while the caller prepares the next; at most one is in flight."""
+    def _write_group(self) -> None:
+        """Encodes and writes the group. A small one goes to a thread of its own (pyarrow
+        lets go of the GIL) while the caller gathers the next, at most one in flight; one of
+        `OVERLAP_BYTES` or more is written at once, so that two large groups are never held
+        together (COCO at train2017 scale: 38 MB groups, about 35 MB off the peak)."""
+        group = pa.Table.from_batches(self._group, schema=self.schema)
+        self._group, self._group_rows, self._group_bytes = [], 0, 0
         writer = self._writer()
         self._wait()
+        if group.nbytes >= OVERLAP_BYTES:
+            writer.write_table(group, row_group_size=self.row_group_size)
+            return
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="annoconv-parquet")
         self._in_flight = self._pool.submit(
