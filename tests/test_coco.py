@@ -97,6 +97,31 @@ def test_string_ids_windows_names_crowds_and_polygon_only_annotations(tmp_path: 
     assert boxes_of(read[1]) == [("toothbrush", 5, 12.5, 30, 40)]
 
 
+def test_url_and_upload_file_names_are_found_by_their_base_name(tmp_path: Path) -> None:
+    """Label Studio's JSON-only COCO export names each image by its upload path or URL; a
+    cloud-storage project by its bucket URL. The images are found by base name under
+    --images, and outputs name them so (a URL's `//` is not a folder)."""
+    images = [
+        ("/data/upload/1/abc-cat.jpg", 64, 48, [(18, [1, 2, 10, 20])]),
+        ("http://localhost:8080/data/upload/1/def-dog.jpg?token=x", 32, 40, [(1, [3, 4, 5, 6])]),
+        ("s3://bucket/tasks/ghi-bird.png", 20, 20, []),
+    ]
+    source = write_coco(tmp_path / "result.json", coco_document(images))
+    folder = tmp_path / "images"
+    for name, width, height in (("abc-cat.jpg", 64, 48), ("def-dog.jpg", 32, 40)):
+        draw_image(folder / name, width, height)
+    draw_image(folder / "ghi-bird.png", 20, 20)
+    read = records(source)
+    assert [r.filename for r in read] == ["abc-cat.jpg", "def-dog.jpg", "ghi-bird.png"]
+    assert read[1].path == images[1][0]  # the name as written, for the locator
+    out = tmp_path / "yolo"
+    report = convert(str(source), str(out), to_format="yolo", images=str(folder))
+    assert (report.images_written, report.boxes_written) == (3, 2)
+    assert (out / "images" / "def-dog.jpg").read_bytes() == (folder / "def-dog.jpg").read_bytes()
+    assert (out / "labels" / "def-dog.txt").read_text() == "0 0.171875 0.175 0.15625 0.15\n"
+    assert (out / "labels" / "ghi-bird.txt").read_text() == ""
+
+
 def test_bad_annotations_name_the_file_and_the_element(tmp_path: Path) -> None:
     document = coco_document()
     document["annotations"][1]["bbox"][2] = -3

@@ -6,6 +6,7 @@ See the package docstring for what is read and how; `stream` does the parsing an
 from __future__ import annotations
 
 import posixpath
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,9 @@ ROBOFLOW_NAME = "_annotations.coco.json"
 
 # A grouped annotation row: (category_id, x, y, w, h, iscrowd, score, position, ann_id).
 Row = tuple[int, float, float, float, float, int, "float | None", int, "str | None"]
+
+#: A file_name that is a URL (``http://``, ``s3://``...), not a path under the image root.
+URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 class CocoReader(Reader):
@@ -740,7 +744,10 @@ def _images_of_results(found: CocoScan) -> Images:
 
 def _relative_name(raw: str) -> tuple[str, str | None]:
     """(image path relative to the image root, posix; the name as written when it is not
-    one: absolute, Windows or escaping names keep their base name)."""
+    one: absolute, Windows, escaping names and URLs keep their base name)."""
+    if URL_SCHEME.match(raw):  # Label Studio's upload URLs, cloud-storage tasks
+        base = posixpath.basename(raw.split("?", 1)[0].split("#", 1)[0].rstrip("/"))
+        return (base or raw), raw
     name = raw.replace("\\", "/")
     parts = [part for part in name.split("/") if part not in ("", ".")]
     if name.startswith("/") or WINDOWS_ABSOLUTE.match(raw) or ".." in parts:
