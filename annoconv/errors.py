@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from annoconv.schema import ImageRecord
-
 
 class AnnoconvError(Exception):
     """Base class of every error annoconv raises on purpose."""
@@ -34,32 +29,6 @@ class AnnotationError(AnnoconvError):
         if self.source:
             return self
         return AnnotationError(source, self.message, self.where)
-
-
-class BoxOutsideError(AnnotationError):
-    """A record whose boxes reach outside its image; `record` is the record as read (built
-    without that check), for the `boxes_outside` policies that clip or drop such boxes."""
-
-    def __init__(
-        self,
-        source: str | None,
-        message: str,
-        where: str | None = None,
-        *,
-        record: ImageRecord | None = None,
-    ) -> None:
-        super().__init__(source, message, where)
-        self.record = record
-
-    def with_source(self, source: str) -> AnnotationError:
-        return (
-            self
-            if self.source
-            else BoxOutsideError(source, self.message, self.where, record=self.record)
-        )
-
-    def relocated(self, where: str | None) -> BoxOutsideError:
-        return BoxOutsideError(self.source, self.message, where, record=self.record)
 
 
 class SkipRecord(AnnotationError):

@@ -22,11 +22,11 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Literal
 
-from annoconv.errors import BoxOutsideError
 from annoconv.formats import BadItem, Dropped, ReadResult
 from annoconv.report import Report
 from annoconv.schema import (
     NORMALIZED,
+    BoxOutsideError,
     ImageRecord,
     ObjectAnnotation,
     format_number,

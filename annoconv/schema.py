@@ -28,7 +28,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from annoconv.errors import AnnotationError, BoxOutsideError
+from annoconv.errors import AnnotationError
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -276,6 +276,32 @@ def make_object(source: str | None, where: str | None, **fields: Any) -> ObjectA
         field, message = format_validation_error(exc)
         location = "/".join(part for part in (where, field) if part) or None
         raise AnnotationError(source, message, location) from None
+
+
+class BoxOutsideError(AnnotationError):
+    """A record whose boxes reach outside its image; `record` is the record as read (built
+    without that check), for the `boxes_outside` policies that clip or drop such boxes."""
+
+    def __init__(
+        self,
+        source: str | None,
+        message: str,
+        where: str | None = None,
+        *,
+        record: ImageRecord | None = None,
+    ) -> None:
+        super().__init__(source, message, where)
+        self.record = record
+
+    def with_source(self, source: str) -> AnnotationError:
+        return (
+            self
+            if self.source
+            else BoxOutsideError(source, self.message, self.where, record=self.record)
+        )
+
+    def relocated(self, where: str | None) -> BoxOutsideError:
+        return BoxOutsideError(self.source, self.message, where, record=self.record)
 
 
 def make_record(source: str | None, where: str | None = None, **fields: Any) -> ImageRecord:

@@ -752,10 +752,9 @@ def test_merge_per_source_option_errors(
 def test_clip_normalized_boxes_from_a_rejected_record() -> None:
     """Normalized records (TFRecord's) are checked against [0, 1]: the schema rejects the
     record with a BoxOutsideError carrying it, and the clip policy takes it back."""
-    from annoconv.errors import BoxOutsideError
     from annoconv.filters import BoxesOutside
     from annoconv.formats import BadItem
-    from annoconv.schema import make_object, make_record
+    from annoconv.schema import BoxOutsideError, make_object, make_record
 
     objects = [
         make_object("x", None, label="a", xmin=0.1, ymin=0.2, xmax=1.02, ymax=0.6),

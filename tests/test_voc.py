@@ -24,7 +24,7 @@ from factories import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from annoconv.errors import AnnotationError, BoxOutsideError
+from annoconv.errors import AnnotationError
 from annoconv.formats import get_format, voc
 from annoconv.formats.base import BadItem, ReadResult
 from annoconv.formats.voc import (
@@ -35,7 +35,7 @@ from annoconv.formats.voc import (
     to_voc_xml,
 )
 from annoconv.report import OutputFile
-from annoconv.schema import ImageRecord, ObjectAnnotation, format_number
+from annoconv.schema import BoxOutsideError, ImageRecord, ObjectAnnotation, format_number
 
 # --- helpers -----------------------------------------------------------------------------------
 

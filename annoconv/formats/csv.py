@@ -40,7 +40,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from pydantic import Field
 
-from annoconv.errors import AnnotationError, BoxOutsideError
+from annoconv.errors import AnnotationError
 from annoconv.formats.base import (
     BadItem,
     BatchesUnavailable,
@@ -63,6 +63,7 @@ from annoconv.schema import (
     NORMALIZED,
     PIXEL,
     UNKNOWN,
+    BoxOutsideError,
     CoordSpace,
     Flag,
     ImageRecord,

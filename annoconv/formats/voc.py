@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field, ValidationError
 
-from annoconv.errors import AnnotationError, BoxOutsideError
+from annoconv.errors import AnnotationError
 from annoconv.formats.base import BadItem, Format, Reader, ReadResult, Source, Writer
 from annoconv.io.fs import (
     GLOB_CHARS,
@@ -46,6 +46,7 @@ from annoconv.schema import (
     PIXEL,
     PIXEL_TOLERANCE,
     UNKNOWN,
+    BoxOutsideError,
     CoordSpace,
     Flag,
     ImageRecord,

@@ -14,7 +14,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from annoconv.errors import AnnotationError, BoxOutsideError, FormatError
+from annoconv.errors import AnnotationError, FormatError
 from annoconv.formats.base import BadItem, BatchResult, Reader, ReadResult, Source
 from annoconv.formats.coco.stream import (
     MEMORY_BUDGET,
@@ -29,6 +29,7 @@ from annoconv.labelmap import LabelMap
 from annoconv.schema import (
     PIXEL,
     PIXEL_TOLERANCE,
+    BoxOutsideError,
     ImageRecord,
     ObjectAnnotation,
     make_record,

@@ -7,7 +7,7 @@ import posixpath
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING
 
-from annoconv.errors import AnnotationError, BoxOutsideError
+from annoconv.errors import AnnotationError
 from annoconv.formats.base import BadItem, Reader, ReadResult, Source
 from annoconv.formats.yolo.layout import YoloDataset, find_dataset, label_path
 from annoconv.io.fs import dirname, is_dir, join, list_files, read_bytes, relative_posix
@@ -15,6 +15,7 @@ from annoconv.io.images import trust_source_folder
 from annoconv.schema import (
     NORMALIZED,
     NORMALIZED_TOLERANCE,
+    BoxOutsideError,
     ObjectAnnotation,
     make_record,
     trusted_object,
