@@ -299,6 +299,17 @@ class _ImageFacts:
     problem: AnnotationError | None
 
 
+@dataclass
+class _Opened:
+    """A scanned file opened for reading its images (`_FileRecords._open`)."""
+
+    images: Images
+    bad_by_image: dict[int, tuple[AnnotationError, int]]
+    orphans: list[BadItem]
+    unknown: list[BadItem]
+    grouped: Iterator[pa.RecordBatch]
+
+
 class _FileRecords:
     """The records of one scanned file, in the order of its images."""
 
@@ -321,55 +332,38 @@ class _FileRecords:
         the records (boxes reaching outside their image are not looked at)."""
         if self.found.failure is not None:
             return
-        images = self._images()
-        bad_by_image, _orphans = self._bad_annotations(images)
-        ids = images.ids()
-        grouped = _Grouped(self.found.rows.grouped(ids, lambda rows: None))
+        opened = self._open()
+        grouped = _Grouped(opened.grouped)
         names = self.categories
-        for facts in self._facts(images):
+        for facts in self._facts(opened.images):
             rows = grouped.rows_of(facts.index)
-            if facts.problem is not None or facts.index in bad_by_image:
+            if facts.problem is not None or facts.index in opened.bad_by_image:
                 continue
             labels = [names.get(row[0]) for row in rows] if names else [str(r[0]) for r in rows]
             if None not in labels:
                 yield facts.key, labels  # type: ignore[misc]
 
     def items(self) -> Iterator[ReadResult]:
-        found = self.found
-        if found.failure is not None:
-            yield BadItem(found.failure, images=0)
+        if self.found.failure is not None:
+            yield BadItem(self.found.failure, images=0)
             return
-        images = self._images()
-        bad_by_image, orphans = self._bad_annotations(images)
-        yield from orphans
-        unknown: list[BadItem] = []
-        ids = images.ids()
-        grouped = _Grouped(
-            found.rows.grouped(
-                ids,
-                lambda rows: unknown.extend(_unknown_image_items(self.uri, rows, found.is_results)),
-            )
-        )
-        for facts in self._facts(images):
+        opened = self._open()
+        yield from opened.orphans
+        grouped = _Grouped(opened.grouped)
+        for facts in self._facts(opened.images):
             rows = grouped.rows_of(facts.index)
-            yield self._item(facts, rows, bad_by_image.get(facts.index))
-        yield from unknown
+            yield self._item(facts, rows, opened.bad_by_image.get(facts.index))
+        yield from opened.unknown
 
     def batches(self) -> Iterator[BatchResult]:
-        found = self.found
-        if found.failure is not None:
-            yield BadItem(found.failure, images=0)
+        if self.found.failure is not None:
+            yield BadItem(self.found.failure, images=0)
             return
-        images = self._images()
-        bad_by_image, orphans = self._bad_annotations(images)
-        yield from orphans
-        unknown: list[BadItem] = []
-        ids = images.ids()
-        merged = found.rows.grouped(
-            ids, lambda rows: unknown.extend(_unknown_image_items(self.uri, rows, found.is_results))
-        )
+        opened = self._open()
+        yield from opened.orphans
+        images, bad_by_image = opened.images, opened.bad_by_image
         facts_of = self._facts(images)
-        chunks = _ImageChunks(merged)
+        chunks = _ImageChunks(opened.grouped)
         for start in range(0, len(images), _CHUNK_IMAGES):
             stop = min(start + _CHUNK_IMAGES, len(images))
             facts = [next(facts_of) for _ in range(start, stop)]
@@ -385,7 +379,21 @@ class _FileRecords:
                 at = index + 1
             if at < batch.num_rows:
                 yield batch.slice(at) if at else batch
-        yield from unknown
+        yield from opened.unknown
+
+    def _open(self) -> _Opened:
+        """The file's images, its bad annotations (by image, and those of no image), and its
+        rows grouped by image, read as they are asked for; rows of an unknown image become
+        BadItems in `unknown` as the grouping meets them."""
+        images = self._images()
+        bad_by_image, orphans = self._bad_annotations(images)
+        unknown: list[BadItem] = []
+        results = self.found.is_results
+        grouped = self.found.rows.grouped(
+            images.ids(),
+            lambda rows: unknown.extend(_unknown_image_items(self.uri, rows, results)),
+        )
+        return _Opened(images, bad_by_image, orphans, unknown, grouped)
 
     def _chunk_batch(
         self,
