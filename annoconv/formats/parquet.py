@@ -98,8 +98,10 @@ __all__ = ["FORMAT", "META_PREFIX", "ParquetReader", "ParquetWriter"]
 EXTENSIONS = (".parquet",)
 META_PREFIX = "annoconv."
 NESTED, FLAT = "nested", "flat"
-#: Rows per row group: images for the nested layout, boxes for the flat one.
-ROW_GROUP_SIZE = 65_536
+#: Rows per row group: images for the nested layout, boxes for the flat one. Half of 65,536,
+#: measured: a third less peak memory (COCO train2017: a group is 19 MB, not 38) for files 4%
+#: (Open Images) to 14% (COCO) larger, each group holding dictionaries of its own.
+ROW_GROUP_SIZE = 32_768
 #: Records converted to Arrow at a time on the record path.
 _RECORD_CHUNK = 4_096
 #: A row group is handed to Parquet in chunks of this many rows, counted from its first row.
