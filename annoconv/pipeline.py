@@ -194,6 +194,7 @@ class Job:
                 batches = only_keys(batches, keys, reason)
             report = run_batches(batches, writer, on_error=self.on_error, progress=progress)
             if report is not None:
+                report.adjusted.update(reader.adjustments())
                 return report
             writer = make_writer()  # the data needed the record path after all
         items: Iterable[ReadResult] = reader if keep is None else filter(keep, reader)
@@ -227,6 +228,7 @@ class Job:
         for step in steps:
             if whole or step is not self.dedup:
                 step.finish(report)
+        report.adjusted.update(reader.adjustments())
         return report
 
     def _kept(self) -> list[tuple[Collection[str], str]]:

@@ -19,7 +19,7 @@ from annoconv import convert
 from annoconv.errors import AnnotationError
 from annoconv.formats import BadItem, infer_format
 from annoconv.formats.coco import CocoReader, is_coco, stream
-from annoconv.formats.coco.reader import declared_categories
+from annoconv.formats.coco.reader import SEGMENTATIONS_LEFT, declared_categories
 from annoconv.formats.coco.stream import Category
 from annoconv.formats.coco.writer import span_text
 from annoconv.labelmap import LabelMap, LabelMapItem
@@ -120,6 +120,26 @@ def test_url_and_upload_file_names_are_found_by_their_base_name(tmp_path: Path) 
     assert (out / "images" / "def-dog.jpg").read_bytes() == (folder / "def-dog.jpg").read_bytes()
     assert (out / "labels" / "def-dog.txt").read_text() == "0 0.171875 0.175 0.15625 0.15\n"
     assert (out / "labels" / "ghi-bird.txt").read_text() == ""
+
+
+@pytest.mark.parametrize("output", ["out.csv", "out.parquet"])
+def test_segmentations_left_behind_are_counted_in_the_report(tmp_path: Path, output: str) -> None:
+    """Boxes are converted, segmentations are not: the report says how many annotations had
+    one (polygons, an RLE, a polygon-only annotation; an empty list is none), on the record
+    path (CSV) and the columnar one (Parquet)."""
+    document = coco_document()
+    polygons = [[1.0, 2.0, 11.0, 2.0, 11.0, 22.0]]
+    annotations = document["annotations"]
+    annotations[0]["segmentation"] = polygons
+    annotations[1]["segmentation"] = {"counts": [5, 10, 5], "size": [20, 1]}
+    annotations[1]["iscrowd"] = 1
+    annotations[2]["segmentation"] = []
+    del annotations[3]["bbox"]
+    annotations[3]["segmentation"] = polygons
+    path = write_coco(tmp_path / "instances_val.json", document)
+    report = convert(str(path), str(tmp_path / output))
+    assert report.boxes_written == len(annotations)
+    assert report.adjusted == {SEGMENTATIONS_LEFT: 3}
 
 
 def test_bad_annotations_name_the_file_and_the_element(tmp_path: Path) -> None:

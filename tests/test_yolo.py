@@ -19,6 +19,7 @@ from annoconv.formats import BadItem, get_format, infer_format
 from annoconv.formats.coco import CocoReader
 from annoconv.formats.yolo import YoloReader, YoloWriter, is_yolo_folder
 from annoconv.formats.yolo.layout import label_path
+from annoconv.formats.yolo.reader import SEGMENTS_AS_BOXES
 from annoconv.formats.yolo.writer import class_indices, yolo_number
 from annoconv.labelmap import LabelMap
 from annoconv.schema import ImageRecord
@@ -186,6 +187,24 @@ def test_reads_ultralytics_names_as_list_or_map(tmp_path: Path, names: Any) -> N
     declared = YoloReader(str(tmp_path / "ds")).declared_label_map()
     assert declared is not None
     assert [(i.name, i.id) for i in declared] == [("cat", 1), ("dog", 2)]
+
+
+@pytest.mark.parametrize("engine", ["local", "processes"])
+def test_segment_lines_are_counted_in_the_report(tmp_path: Path, engine: str) -> None:
+    """Reading a segment as its box changes what the file said: the report counts it, summed
+    over the engine's tasks (one image per task here)."""
+    ultralytics_dataset(tmp_path / "ds", ["cat", "dog"])
+    write(tmp_path / "ds" / "labels" / "train" / "b.txt", "0 0.1 0.1 0.5 0.1 0.3 0.4 0.2 0.3\n")
+    options: dict[str, Any] = {"engine": engine, "workers": 2} if engine != "local" else {}
+    report = convert(
+        str(tmp_path / "ds"),
+        str(tmp_path / "out.record"),
+        write_options={"shards": 3},
+        **options,
+    )
+    assert (report.images_written, report.boxes_written) == (3, 5)
+    assert report.adjusted == {SEGMENTS_AS_BOXES: 2}
+    assert f"adjusted: 2 {SEGMENTS_AS_BOXES}" in report.summary()
 
 
 def test_roboflow_data_yaml_paths_relative_to_the_parent(tmp_path: Path) -> None:

@@ -147,6 +147,16 @@ class Reader(ABC):
             if isinstance(item, ImageRecord):
                 yield item.key, [obj.label for obj in item.objects]
 
+    def adjustments(self) -> Counter[str]:
+        """What the last pass changed in reading without leaving an item out, counted by
+        what (a YOLO segment line read as its box; a COCO segmentation not carried): the
+        run's report adds them up. A reader of several sources gives its parts'."""
+        counts: Counter[str] = Counter()
+        for part in self.parts():
+            if part is not self:
+                counts.update(part.adjustments())
+        return counts
+
     def class_ids(self) -> dict[str, str]:
         """The dataset's own identifier of each label, where it has one (Open Images MIDs:
         ``{"Camera": "/m/0dv5r"}``); a label map built from the data uses them as `name`

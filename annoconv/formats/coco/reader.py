@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import posixpath
 import re
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -43,6 +44,8 @@ ROBOFLOW_NAME = "_annotations.coco.json"
 # A grouped annotation row: (category_id, x, y, w, h, iscrowd, score, position, ann_id).
 Row = tuple[int, float, float, float, float, int, "float | None", int, "str | None"]
 
+#: How the report counts annotations whose segmentation was not carried over (their box was).
+SEGMENTATIONS_LEFT = "segmentations not converted (polygons or RLE; their boxes were)"
 #: A file_name that is a URL (``http://``, ``s3://``...), not a path under the image root.
 URL_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
@@ -78,6 +81,8 @@ class CocoReader(Reader):
         # The scans a first pass made, kept for the next pass (then dropped).
         self._scans: dict[str, CocoScan] = {}
         self._truth: CocoScan | None = None
+        #: Annotations with a segmentation, by file read (see `notes`).
+        self._segmented: dict[str, int] = {}
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
@@ -94,6 +99,7 @@ class CocoReader(Reader):
                 prefix = self._key_prefix(uri, root)
                 folder = self._images_folder(found)
                 yield from _FileRecords(found, prefix, self._truth, folder).items()
+                self._segmented[uri] = found.rows.segmented
             finally:
                 found.rows.close()
 
@@ -115,8 +121,13 @@ class CocoReader(Reader):
                 prefix = self._key_prefix(uri, root)
                 folder = self._images_folder(found)
                 yield from _FileRecords(found, prefix, self._truth, folder).batches()
+                self._segmented[uri] = found.rows.segmented
             finally:
                 found.rows.close()
+
+    def adjustments(self) -> Counter[str]:
+        count = sum(self._segmented.values())
+        return Counter({SEGMENTATIONS_LEFT: count} if count else {})
 
     def count_hint(self) -> int | None:
         files, _root = self.files()

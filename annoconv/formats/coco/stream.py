@@ -186,6 +186,8 @@ class AnnotationRows:
         self.budget = budget
         self.tmp_dir = tmp_dir
         self.rows = 0
+        #: Annotations with a segmentation (polygons or RLE), of which only the box is kept.
+        self.segmented = 0
         self._pending: list[tuple[Any, ...]] = []
         self._batches: list[pa.RecordBatch] = []
         self._buffered = 0
@@ -622,6 +624,8 @@ def annotation_reader(uri: str, results: bool) -> AddAnnotation:
         row = _plain_row(item, position)
         if row is not None:
             rows.add(row)
+            if item.get("segmentation"):
+                rows.segmented += 1
             return
         if type(item) is not dict:
             where = f"{section}[{position}]"
@@ -642,6 +646,8 @@ def annotation_reader(uri: str, results: bool) -> AddAnnotation:
             return
         category, x, y, w, h, crowd, score = values
         rows.add((image_id, category, x, y, w, h, crowd, score, position, id_text(item.get("id"))))
+        if item.get("segmentation"):
+            rows.segmented += 1
 
     return add
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import math
 import posixpath
+from collections import Counter
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from annoconv.errors import AnnotationError
@@ -24,6 +26,10 @@ from annoconv.schema import (
 
 if TYPE_CHECKING:
     from annoconv.labelmap import LabelMap
+
+
+#: How the report counts segment lines, each read as its bounding box.
+SEGMENTS_AS_BOXES = "segment lines read as their bounding boxes (polygons not converted)"
 
 
 class YoloReader(Reader):
@@ -46,6 +52,7 @@ class YoloReader(Reader):
         self._dataset: YoloDataset | None = None
         self._entries: list[tuple[str, str, str, str]] | None = None
         self._only: list[str] | None = None
+        self._tally = Tally()
 
     @property
     def dataset(self) -> YoloDataset:
@@ -79,8 +86,9 @@ class YoloReader(Reader):
         names = self.dataset.names
         # The images are the dataset's own files, listed here: not URLs an annotation names.
         trust_source_folder(self.dataset.root)
+        tally = self._tally = Tally()
         for key, name, image, split in self.entries():
-            yield read_image_labels(image, key, name, split, names)
+            yield read_image_labels(image, key, name, split, names, tally)
         if self._only is None:
             for label, folder in orphan_labels(self.dataset):
                 yield _orphan(label, folder)
@@ -97,6 +105,10 @@ class YoloReader(Reader):
 
     def count_hint(self) -> int:
         return len(self.entries())
+
+    def adjustments(self) -> Counter[str]:
+        count = self._tally.segments
+        return Counter({SEGMENTS_AS_BOXES: count} if count else {})
 
     def image_files(self) -> list[tuple[str, str]]:
         return [(key, image) for key, _name, image, _split in self.entries()]
@@ -188,10 +200,24 @@ def _lines(text: str) -> list[str]:
     return [line for line in text.splitlines() if line.strip()]
 
 
+@dataclass
+class Tally:
+    """What reading label files met that the records do not show."""
+
+    #: Segment lines (``class x1 y1 x2 y2 ...``), each read as its bounding box.
+    segments: int = 0
+
+
 def read_image_labels(
-    image: str, key: str, name: str, split: str | None, names: list[str] | None
+    image: str,
+    key: str,
+    name: str,
+    split: str | None,
+    names: list[str] | None,
+    tally: Tally | None = None,
 ) -> ReadResult:
-    """The record of one image and its label file, or a BadItem saying what is wrong."""
+    """The record of one image and its label file, or a BadItem saying what is wrong; the
+    segment lines met are counted in `tally`."""
     uri = label_path(image)
     try:
         text = _label_text(uri)
@@ -199,12 +225,17 @@ def read_image_labels(
         return BadItem(error)
     lines = text.splitlines()
     objects: list[ObjectAnnotation] = []
+    segments = 0
     try:
         for number, line in enumerate(lines, 1):
             if line.strip():
-                objects.append(_object(line, uri, number, names))
+                obj, segment = _object(line, uri, number, names)
+                objects.append(obj)
+                segments += segment
     except AnnotationError as error:
         return BadItem(error, boxes=len(_lines(text)))
+    if tally is not None:
+        tally.segments += segments
     fields = {
         "key": key,
         "filename": name,
@@ -240,7 +271,10 @@ def _on_line(
     return error
 
 
-def _object(line: str, uri: str, number: int, names: list[str] | None) -> ObjectAnnotation:
+def _object(
+    line: str, uri: str, number: int, names: list[str] | None
+) -> tuple[ObjectAnnotation, bool]:
+    """The box of a label line, and whether the line is a segment."""
     parts = line.split()
     where = f"line {number}"
     try:
@@ -272,7 +306,8 @@ def _object(line: str, uri: str, number: int, names: list[str] | None) -> Object
             f"got {len(parts)} values",
             where,
         )
-    return trusted_object(label=_label(index, names), xmin=xmin, ymin=ymin, xmax=xmax, ymax=ymax)
+    obj = trusted_object(label=_label(index, names), xmin=xmin, ymin=ymin, xmax=xmax, ymax=ymax)
+    return obj, len(values) > 4
 
 
 def _class_index(text: str) -> int:
