@@ -19,7 +19,7 @@ from annoconv.formats import BadItem, get_format, infer_format
 from annoconv.formats.coco import CocoReader
 from annoconv.formats.yolo import YoloReader, YoloWriter, is_yolo_folder
 from annoconv.formats.yolo.layout import label_path
-from annoconv.formats.yolo.reader import SEGMENTS_AS_BOXES
+from annoconv.formats.yolo.reader import KEYPOINTS_LEFT, SEGMENTS_AS_BOXES
 from annoconv.formats.yolo.writer import class_indices, yolo_number
 from annoconv.labelmap import LabelMap
 from annoconv.schema import ImageRecord
@@ -205,6 +205,32 @@ def test_segment_lines_are_counted_in_the_report(tmp_path: Path, engine: str) ->
     assert (report.images_written, report.boxes_written) == (3, 5)
     assert report.adjusted == {SEGMENTS_AS_BOXES: 2}
     assert f"adjusted: 2 {SEGMENTS_AS_BOXES}" in report.summary()
+
+
+@pytest.mark.parametrize("shape", [[12, 2], [17, 3]])
+def test_pose_datasets_read_each_line_as_its_box(tmp_path: Path, shape: list[int]) -> None:
+    """Ultralytics pose labels are `class cx cy w h` and kpt_shape's keypoints: the box is
+    the first four values, however many follow (with [12, 2] the line would otherwise read
+    as a polygon); a line of another length names its file and line."""
+    root = tmp_path / "pose"
+    draw_image(root / "images" / "train" / "a.jpg", 64, 48)
+    keypoints = " ".join(["0.9 0.05" if shape[1] == 2 else "0.9 0.05 2"] * shape[0])
+    write(root / "labels" / "train" / "a.txt", f"0 0.5 0.5 0.25 0.5 {keypoints}\n")
+    config = {"path": str(root), "train": "images/train", "kpt_shape": shape, "names": ["tiger"]}
+    write(root / "data.yaml", yaml.safe_dump(config))
+    report = convert(str(root), str(tmp_path / "out.csv"), images=str(root / "images" / "train"))
+    assert report.adjusted == {KEYPOINTS_LEFT: 1}
+    (record,) = yolo_records(root)
+    assert [(o.label, o.xmin, o.ymin, o.xmax, o.ymax) for o in record.objects] == [
+        ("tiger", 0.375, 0.25, 0.625, 0.75)
+    ]
+    label = root / "labels" / "train" / "a.txt"
+    write(label, "0 0.5 0.5 0.25 0.5 0.9 0.05\n")
+    with pytest.raises(AnnotationError, match=r"a\.txt: line 1: .* got 6 values after"):
+        convert(str(root), str(tmp_path / "bad.csv"))
+    write(root / "data.yaml", yaml.safe_dump({"train": "images/train", "kpt_shape": [17]}))
+    with pytest.raises(AnnotationError, match=r"data\.yaml: kpt_shape: expected"):
+        convert(str(root), str(tmp_path / "bad.csv"))
 
 
 def test_roboflow_data_yaml_paths_relative_to_the_parent(tmp_path: Path) -> None:

@@ -7,7 +7,8 @@ paths, or a list of those; relative to the root; ``../x`` that does not exist is
 ``x``, as Ultralytics does for Roboflow's exports; a ``test`` that does not exist is no
 split, as for Ultralytics, which checks only ``val``: Roboflow's yaml names
 ``../test/images`` whether or not it exported a test split) and ``names`` (a list, or a map
-from index to name). A label file sits where the image is with the last
+from index to name); a pose dataset's ``kpt_shape: [N, D]`` says that each label line holds
+N keypoints of D values after its box. A label file sits where the image is with the last
 ``/images/`` of its path replaced by ``/labels/`` and the extension by ``.txt``; an image
 whose path has no ``images`` folder has its label beside it.
 
@@ -57,6 +58,8 @@ class YoloDataset:
     names: list[str] | None = None
     #: Each split's image folders (a split given as folders): image names are relative to them.
     folders: dict[str, list[str]] = field(default_factory=dict)
+    #: A pose dataset's keypoint values after each line's box (``kpt_shape`` N x D).
+    keypoint_values: int | None = None
 
 
 def label_path(image: str) -> str:
@@ -130,6 +133,7 @@ def read_data_yaml(uri: str) -> YoloDataset:
     folder = dirname(uri) or "."
     root = _yaml_root(data.get("path"), folder, data.get("train"))
     dataset = YoloDataset("ultralytics", root, uri, names=_names(data.get("names"), uri))
+    dataset.keypoint_values = _keypoint_values(data.get("kpt_shape"), uri)
     for key in SPLIT_KEYS:
         value = data.get(key)
         if key == "test" and isinstance(value, str) and not exists(_located(value, root)):
@@ -160,6 +164,24 @@ def _yaml_root(value: Any, folder: str, train: Any = None) -> str:
     if isinstance(train, str) and train.strip() and exists(join(folder, train.strip())):
         return folder
     return beside
+
+
+def _keypoint_values(value: Any, uri: str) -> int | None:
+    """The values of a label line's keypoints, from Ultralytics' ``kpt_shape: [N, D]`` (N
+    keypoints of x, y and, when D is 3, visibility); None for a detection dataset."""
+    if value is None:
+        return None
+    if (
+        not isinstance(value, list)
+        or len(value) != 2
+        or not all(type(number) is int for number in value)
+        or value[0] < 1
+        or value[1] not in (2, 3)
+    ):
+        raise AnnotationError(
+            uri, f"expected [keypoints, 2 or 3] (e.g. [17, 3]), got {value!r}", "kpt_shape"
+        )
+    return int(value[0] * value[1])
 
 
 def _names(value: Any, uri: str) -> list[str] | None:

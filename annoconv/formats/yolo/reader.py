@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 
 #: How the report counts segment lines, each read as its bounding box.
 SEGMENTS_AS_BOXES = "segment lines read as their bounding boxes (polygons not converted)"
+#: How the report counts a pose dataset's lines, each read as its box without its keypoints.
+KEYPOINTS_LEFT = "keypoint lines read as their boxes (keypoints not converted)"
 
 
 class YoloReader(Reader):
@@ -87,8 +89,9 @@ class YoloReader(Reader):
         # The images are the dataset's own files, listed here: not URLs an annotation names.
         trust_source_folder(self.dataset.root)
         tally = self._tally = Tally()
+        keypoints = self.dataset.keypoint_values
         for key, name, image, split in self.entries():
-            yield read_image_labels(image, key, name, split, names, tally)
+            yield read_image_labels(image, key, name, split, names, tally, keypoints)
         if self._only is None:
             for label, folder in orphan_labels(self.dataset):
                 yield _orphan(label, folder)
@@ -107,8 +110,8 @@ class YoloReader(Reader):
         return len(self.entries())
 
     def adjustments(self) -> Counter[str]:
-        count = self._tally.segments
-        return Counter({SEGMENTS_AS_BOXES: count} if count else {})
+        counts = {SEGMENTS_AS_BOXES: self._tally.segments, KEYPOINTS_LEFT: self._tally.keypoints}
+        return Counter({what: count for what, count in counts.items() if count})
 
     def image_files(self) -> list[tuple[str, str]]:
         return [(key, image) for key, _name, image, _split in self.entries()]
@@ -206,6 +209,8 @@ class Tally:
 
     #: Segment lines (``class x1 y1 x2 y2 ...``), each read as its bounding box.
     segments: int = 0
+    #: Lines of a pose dataset, each read as its box without its keypoints.
+    keypoints: int = 0
 
 
 def read_image_labels(
@@ -215,9 +220,11 @@ def read_image_labels(
     split: str | None,
     names: list[str] | None,
     tally: Tally | None = None,
+    keypoints: int | None = None,
 ) -> ReadResult:
     """The record of one image and its label file, or a BadItem saying what is wrong; the
-    segment lines met are counted in `tally`."""
+    segment and keypoint lines met are counted in `tally`. With `keypoints` (a pose
+    dataset's values per line after the box), every line is a box and its keypoints."""
     uri = label_path(image)
     try:
         text = _label_text(uri)
@@ -229,13 +236,16 @@ def read_image_labels(
     try:
         for number, line in enumerate(lines, 1):
             if line.strip():
-                obj, segment = _object(line, uri, number, names)
+                obj, segment = _object(line, uri, number, names, keypoints)
                 objects.append(obj)
                 segments += segment
     except AnnotationError as error:
         return BadItem(error, boxes=len(_lines(text)))
     if tally is not None:
-        tally.segments += segments
+        if keypoints is None:
+            tally.segments += segments
+        else:
+            tally.keypoints += len(objects)
     fields = {
         "key": key,
         "filename": name,
@@ -272,9 +282,10 @@ def _on_line(
 
 
 def _object(
-    line: str, uri: str, number: int, names: list[str] | None
+    line: str, uri: str, number: int, names: list[str] | None, keypoints: int | None = None
 ) -> tuple[ObjectAnnotation, bool]:
-    """The box of a label line, and whether the line is a segment."""
+    """The box of a label line, and whether the line is a segment (or, in a pose dataset,
+    holds `keypoints` values after its box)."""
     parts = line.split()
     where = f"line {number}"
     try:
@@ -289,8 +300,15 @@ def _object(
         raise AnnotationError(uri, f"class {index} is not in names (0..{len(names) - 1})", where)
     if index < 0:
         raise AnnotationError(uri, f"class {index} is negative", where)
-    if len(values) == 4:
-        cx, cy, w, h = values
+    if keypoints is not None and len(values) != 4 + keypoints:
+        raise AnnotationError(
+            uri,
+            f"expected 'class cx cy w h' and {keypoints} keypoint values (kpt_shape), "
+            f"got {len(values)} values after the class",
+            where,
+        )
+    if len(values) == 4 or keypoints is not None:
+        cx, cy, w, h = values[:4]
         if not w > 0 or not h > 0:
             raise AnnotationError(
                 uri, f"box width and height must be positive, got {line!r}", where
