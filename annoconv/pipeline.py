@@ -164,13 +164,16 @@ class Job:
         progress: bool | None = None,
         whole: bool = True,
         choices: ArchiveChoices | None = None,
+        reader_adjustments: bool = True,
     ) -> Report:
         """Stream the reader (only the items `keep` accepts, before any operation counts
         them) into a writer from `make_writer`: as Arrow batches when reader and writer can
         and no operation needs records (a second writer takes the record path if the data
         needs it after all), else record by record. A part of a run (`whole=False`) leaves
-        the run-wide dedup findings to the driver. Records whose image an archive holds
-        twice are taken as a first pass settled (`choices`): see `io.feed.archive_items`."""
+        the run-wide dedup findings to the driver; without `reader_adjustments` it leaves
+        the reader's `adjustments()` to another part (all parts read the whole source).
+        Records whose image an archive holds twice are taken as a first pass settled
+        (`choices`): see `io.feed.archive_items`."""
         progress = self.progress if progress is None else progress
         steps = [*self.make_filters(), *([self.dedup] if self.dedup is not None else [])]
         known = None
@@ -194,7 +197,8 @@ class Job:
                 batches = only_keys(batches, keys, reason)
             report = run_batches(batches, writer, on_error=self.on_error, progress=progress)
             if report is not None:
-                report.adjusted.update(reader.adjustments())
+                if reader_adjustments:
+                    report.adjusted.update(reader.adjustments())
                 return report
             writer = make_writer()  # the data needed the record path after all
         items: Iterable[ReadResult] = reader if keep is None else filter(keep, reader)
@@ -223,12 +227,19 @@ class Job:
                 items, writer, on_error=self.on_error, progress=progress, total=reader.count_hint()
             )
         except AmbiguousImages as found:  # the writer is aborted: once more, as settled
-            again = partial(self.run, progress=progress, whole=whole, choices=found.choices)
+            again = partial(
+                self.run,
+                progress=progress,
+                whole=whole,
+                choices=found.choices,
+                reader_adjustments=reader_adjustments,
+            )
             return again(reader, make_writer, keep)
         for step in steps:
             if whole or step is not self.dedup:
                 step.finish(report)
-        report.adjusted.update(reader.adjustments())
+        if reader_adjustments:
+            report.adjusted.update(reader.adjustments())
         return report
 
     def _kept(self) -> list[tuple[Collection[str], str]]:

@@ -122,11 +122,17 @@ def test_url_and_upload_file_names_are_found_by_their_base_name(tmp_path: Path) 
     assert (out / "labels" / "ghi-bird.txt").read_text() == ""
 
 
-@pytest.mark.parametrize("output", ["out.csv", "out.parquet"])
-def test_segmentations_left_behind_are_counted_in_the_report(tmp_path: Path, output: str) -> None:
+@pytest.mark.parametrize(
+    ("output", "engine"),
+    [("out.csv", "local"), ("out.parquet", "local"), ("out.record", "processes")],
+)
+def test_segmentations_left_behind_are_counted_in_the_report(
+    tmp_path: Path, output: str, engine: str
+) -> None:
     """Boxes are converted, segmentations are not: the report says how many annotations had
     one (polygons, an RLE, a polygon-only annotation; an empty list is none), on the record
-    path (CSV) and the columnar one (Parquet)."""
+    path (CSV), the columnar one (Parquet) and once over an engine's tasks that each read
+    the whole file for their shard (TFRecord, 3 shards)."""
     document = coco_document()
     polygons = [[1.0, 2.0, 11.0, 2.0, 11.0, 22.0]]
     annotations = document["annotations"]
@@ -137,7 +143,11 @@ def test_segmentations_left_behind_are_counted_in_the_report(tmp_path: Path, out
     del annotations[3]["bbox"]
     annotations[3]["segmentation"] = polygons
     path = write_coco(tmp_path / "instances_val.json", document)
-    report = convert(str(path), str(tmp_path / output))
+    draw_images(tmp_path)
+    options: dict[str, Any] = {}
+    if engine == "processes":
+        options = {"engine": engine, "workers": 2, "write_options": {"shards": 3}}
+    report = convert(str(path), str(tmp_path / output), **options)
     assert report.boxes_written == len(annotations)
     assert report.adjusted == {SEGMENTATIONS_LEFT: 3}
 

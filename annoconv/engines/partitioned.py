@@ -132,6 +132,8 @@ def run_task(job: Job, task: Task) -> Report:
                 keep,
                 progress=False,
                 whole=False,
+                # Tasks that each read the whole source for their share: one counts its facts.
+                reader_adjustments=keep is None or task.index == 0,
             )
     except AnnoconvError as error:
         failure = _detached(error)
