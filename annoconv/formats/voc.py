@@ -842,9 +842,9 @@ def to_voc_xml(record: ImageRecord) -> bytes:
     _add(root, "folder", _basename(posixpath.dirname(path.replace("\\", "/"))))
     _add(root, "filename", _xml_safe(_basename(record.filename), source, "filename"))
     _add(root, "path", path)
-    _add(etree.SubElement(root, "source"), "database", "Unknown")
+    _add(_add(root, "source"), "database", "Unknown")
     if record.width is not None and record.height is not None:
-        size = etree.SubElement(root, "size")
+        size = _add(root, "size")
         _add(size, "width", str(record.width))
         _add(size, "height", str(record.height))
         _add(size, "depth", str(record.depth or 3))
@@ -856,24 +856,25 @@ def to_voc_xml(record: ImageRecord) -> bytes:
 
 
 def _add_object(root: etree._Element, obj: ObjectAnnotation, source: str, at: str) -> None:
-    from lxml import etree
-
-    element = etree.SubElement(root, "object")
+    element = _add(root, "object")
     _add(element, "name", _xml_safe(obj.label, source, f"{at}/name"))
     _add(element, "pose", _xml_safe(obj.pose or UNSPECIFIED_POSE, source, f"{at}/pose"))
     for flag in VOC_FLAGS:
         value: int = getattr(obj, flag)
         if value != UNKNOWN:
             _add(element, flag, str(value))
-    box = etree.SubElement(element, "bndbox")
+    box = _add(element, "bndbox")
     for name in BOX_FIELDS:
         _add(box, name, format_number(getattr(obj, name)))
 
 
-def _add(parent: etree._Element, tag: str, text: str) -> None:
-    from lxml import etree
-
-    etree.SubElement(parent, tag).text = text
+def _add(parent: etree._Element, tag: str, text: str | None = None) -> etree._Element:
+    """A new last child `tag` of `parent`, holding `text`. Made through the parent, as lxml
+    is imported where used only: an import here would cost every box's fields ~0.3 us each."""
+    child = parent.makeelement(tag)
+    child.text = text
+    parent.append(child)
+    return child
 
 
 def _xml_safe(text: str, source: str, field: str) -> str:
