@@ -10,6 +10,14 @@ run; ``dask_running`` starts it first and times only the conversion (a cluster a
 Every parallel output is checked byte for byte against the local engine's. The engines run
 interleaved: round after round, each engine once per round, each run in a fresh process.
 
+``split_local`` is the floor of the parallel engines: the local engine run `--workers` times at
+once, each process on its share of the annotation files (consecutive runs of the sorted
+list) writing its share of the shards, timed as the local engine is; its time is the slowest
+share's. That is what this machine gives the job split perfectly, with no engine at all: two
+cores running at once are each slower than one alone (caches, the host's other guests), and
+every process pays its own start. A parallel engine's time against it says what the engine
+itself costs.
+
 Run: ``python benchmarks/engines.py DATA_DIR [--workers 2] [--repeat 3] [--label-map PBTXT]``
 (DATA_DIR from make_synthetic.py; with a label map, TFRecord runs read their source once).
 """
@@ -18,7 +26,10 @@ from __future__ import annotations
 
 import argparse
 import filecmp
+import json
 import os
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -27,7 +38,7 @@ from typing import Any
 
 from measuring import fresh_folder, interleaved, report_one
 
-ENGINES = ("local", "processes", "dask", "dask_running")
+ENGINES = ("local", "processes", "dask", "dask_running", "split_local")
 OUTPUTS = {"tfrecord": "out.record", "csv": "out.csv"}
 
 
@@ -39,6 +50,7 @@ def convert_on(
     workers: int,
     shards: int,
     label_map: str | None = None,
+    share: tuple[int, int] | None = None,
 ) -> dict[str, Any]:
     from annoconv import convert
 
@@ -46,7 +58,8 @@ def convert_on(
     if label_map is not None:  # known up front: a TFRecord run reads its source once
         options["label_map"] = label_map
     if engine == "local":
-        convert(str(data), str(out), to_format=to, **options)
+        source: str | list[str] = str(data) if share is None else files_of_share(data, *share)
+        convert(source, str(out), to_format=to, **options)
         return {}
     if engine != "dask_running":
         convert(str(data), str(out), to_format=to, engine=engine, workers=workers, **options)
@@ -58,6 +71,60 @@ def convert_on(
         start = time.perf_counter()
         convert(str(data), str(out), to_format=to, engine="dask", scheduler=client, **options)
         return {"convert_seconds": time.perf_counter() - start}
+
+
+def files_of_share(data: Path, index: int, count: int) -> list[str]:
+    """Share `index` of `count` of the annotation files under `data`: a run of the sorted list."""
+    files = sorted(str(path) for path in data.rglob("*.xml"))
+    return files[len(files) * index // count : len(files) * (index + 1) // count]
+
+
+def split_local(args: argparse.Namespace) -> dict[str, Any]:
+    """The local engine on each of `args.workers` shares of the files at once, each writing
+    its share of the shards into a folder of its own: the slowest share's line, with the
+    shares' CPU summed and their highest peak RSS."""
+    command = [sys.executable, __file__, "--one", "local", str(args.data)]
+    options = ["--to", args.to[0], "--shards", str(max(1, args.shards // args.workers))]
+    if args.label_map:
+        options += ["--label-map", args.label_map]
+    shares = [
+        subprocess.Popen(
+            [
+                *command,
+                str(args.out.parent / f"share{index}" / args.out.name),
+                *options,
+                "--share",
+                f"{index}/{args.workers}",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        for index in range(args.workers)
+    ]
+    lines = []
+    for process in shares:
+        stdout, _ = process.communicate()
+        if process.returncode:
+            raise SystemExit(f"a share of split_local failed with status {process.returncode}")
+        lines.append(json.loads(stdout.strip().splitlines()[-1]))
+    slowest = max(lines, key=lambda line: line["seconds"])
+    return {
+        **slowest,
+        "cpu_seconds": sum(line["cpu_seconds"] for line in lines),
+        "peak_rss_mb": max(line["peak_rss_mb"] for line in lines),
+    }
+
+
+def median_ratios(measured: dict[str, dict[str, Any]], engine: str) -> str:
+    """The median of the rounds' ratios of the local engine's and split_local's time to
+    `engine`'s (each round's runs ran one after the other, on the same moment's machine)."""
+    notes = []
+    for other in ("local", "split_local"):
+        if other in measured and engine not in ("local", other):
+            pairs = zip(measured[other]["runs"], measured[engine]["runs"], strict=True)
+            ratio = statistics.median(mine / theirs for mine, theirs in pairs)
+            notes.append(f"{ratio:.2f}x {other}")
+    return f"  (median of rounds: {', '.join(notes)})" if notes else ""
 
 
 def same_files(one: Path, other: Path) -> bool:
@@ -87,13 +154,26 @@ def main() -> None:
         help="before each run, wait for a second this idle (e.g. 0.9; a shared machine)",
     )
     parser.add_argument("--one", choices=ENGINES, help=argparse.SUPPRESS)
+    parser.add_argument("--share", help=argparse.SUPPRESS)  # K/N: a share of split_local
     args = parser.parse_args()
+    if args.one == "split_local":
+        fresh_folder(args.out.parent)
+        print(json.dumps(split_local(args)))
+        return
     if args.one:
         to = args.to[0]
+        share = tuple(int(part) for part in args.share.split("/")) if args.share else None
         fresh_folder(args.out.parent)  # the last round's outputs: not this run's work
         report_one(
             lambda: convert_on(
-                args.one, args.data, args.out, to, args.workers, args.shards, args.label_map
+                args.one,
+                args.data,
+                args.out,
+                to,
+                args.workers,
+                args.shards,
+                args.label_map,
+                share,  # type: ignore[arg-type]
             )
         )
         return
@@ -127,22 +207,25 @@ def main() -> None:
             local_best = measured.get("local", {}).get("seconds")
             for engine, result in measured.items():
                 folder = Path(tmp) / engine
-                same = (
-                    str(same_files(local, folder)) if local.is_dir() and engine != "local" else "-"
-                )
+                compared = local.is_dir() and engine not in ("local", "split_local")
+                same = str(same_files(local, folder)) if compared else "-"
                 converting = result.get("convert_seconds", result["seconds"])
                 speedup = (
                     f"  ({local_best / converting:.2f}x local)"
                     if local_best and engine != "local"
                     else ""
                 )
+                floor = measured.get("split_local", {}).get("seconds")
+                if floor and engine not in ("local", "split_local"):
+                    speedup += f", {floor / converting:.2f}x split_local"
                 print(
                     f"{to:<10} {engine:<14} {result['seconds']:>11.2f} {converting:>11.2f} "
                     f"{result['cpu_seconds']:>11.2f} "
                     f"{result['peak_rss_mb']:>11.0f} {same:>11}{speedup}",
                     flush=True,
                 )
-                print(f"{'':<25} rounds: {', '.join(f'{s:.2f}' for s in result['runs'])}")
+                rounds = ", ".join(f"{seconds:.2f}" for seconds in result["runs"])
+                print(f"{'':<25} rounds: {rounds}{median_ratios(measured, engine)}")
     print(f"load average after: {os.getloadavg()}")
 
 
