@@ -70,8 +70,11 @@ def collate(batch: Sequence[Sample]) -> tuple[tuple[torch.Tensor, ...], tuple[di
 
 
 def _tensor(image: Image.Image, dtype: torch.dtype) -> torch.Tensor:
-    """A decoded image as a [3, H, W] tensor (no numpy needed)."""
-    rgb = image.convert("RGB")
+    """A decoded image as a [3, H, W] tensor (no numpy needed), its RGB pixels as
+    TensorFlow gives them (16-bit samples cut to their high byte, not clipped to 255)."""
+    from annoconv.preview.pixels import tf_rgb
+
+    rgb = tf_rgb(image)
     width, height = rgb.size
     pixels = torch.frombuffer(bytearray(rgb.tobytes()), dtype=torch.uint8)
     chw = pixels.view(height, width, 3).permute(2, 0, 1).contiguous()

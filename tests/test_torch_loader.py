@@ -13,6 +13,7 @@ import pytest
 import torch
 from detection_data import CLASSES, Dataset, voc_dataset
 from factories import Box, draw_image, labelimg_xml, write
+from PIL import Image
 from torch.utils.data import DataLoader
 
 import annoconv.torch as atorch
@@ -167,3 +168,37 @@ def test_normalized_boxes_exif_photos_and_an_older_layout(tmp_path: Path) -> Non
     [(image, target)] = list(atorch.ParquetDetection(str(normalized), images=str(root)))
     assert target["boxes"][0].tolist() == pytest.approx([4.0, 6.0, 20.0, 30.0], abs=TOLERANCE)
     assert target["labels"].tolist() == [1]
+
+
+def test_sixteen_bit_and_palette_pngs_decoded_as_tensorflow_decodes_them(tmp_path: Path) -> None:
+    """A 16-bit grey PNG (embedded byte for byte in the TFRecord) gives the high byte of each
+    sample, as tf.io.decode_image does, not Pillow's clip to 255; a palette PNG's transparent
+    index keeps its colour."""
+    root = tmp_path / "voc"
+    samples = [0x0000, 0x00FF, 0x1234, 0x8000, 0xFF00, 0xFFFF]
+    wide = Image.new("I;16", (6, 2))
+    wide.putdata(samples * 2)
+    root.mkdir()
+    wide.save(root / "depth.png")
+    palette = Image.new("P", (6, 2), 0)
+    palette.putpalette([250, 240, 230, 10, 20, 30] + [0] * 762)
+    palette.paste(1, (0, 0, 3, 2))
+    palette.save(root / "pal.png", transparency=1)
+    for stem in ("depth", "pal"):
+        write(root / f"{stem}.xml", labelimg_xml(f"{stem}.png", 6, 2, [Box("cat", 1, 0, 4, 2)]))
+    record = tmp_path / "kinds.record"
+    convert(str(root), str(record))
+    parquet = tmp_path / "kinds.parquet"
+    convert(str(root), str(parquet), write_options={"embed_images": True})
+    for dataset in (
+        atorch.TFRecordDetection(str(record), dtype=torch.uint8),
+        atorch.ParquetDetection(str(parquet), dtype=torch.uint8),
+    ):
+        images = {target["key"]: image for image, target in dataset}
+        assert images["depth.xml"].shape == (3, 2, 6)
+        assert images["depth.xml"][:, 0, :].tolist() == [[0, 0, 0x12, 0x80, 0xFF, 0xFF]] * 3
+        assert images["pal.xml"][:, 1, :].tolist() == [
+            [10, 10, 10, 250, 250, 250],
+            [20, 20, 20, 240, 240, 240],
+            [30, 30, 30, 230, 230, 230],
+        ]
