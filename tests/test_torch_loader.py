@@ -202,3 +202,21 @@ def test_sixteen_bit_and_palette_pngs_decoded_as_tensorflow_decodes_them(tmp_pat
             [20, 20, 20, 240, 240, 240],
             [30, 30, 30, 230, 230, 230],
         ]
+
+
+def test_outputs_in_a_folder_named_with_glob_characters(tmp_path: Path) -> None:
+    """`run [1]?/` is a folder, not a glob: its shards and Parquet file are read."""
+    root = tmp_path / "run [1]?"
+    draw_image(root / "photo.jpg", 60, 40)
+    write(root / "photo.xml", labelimg_xml("photo.jpg", 60, 40, [Box("cat", 4, 6, 20, 30)]))
+    convert(str(root), str(root / "out.record"), write_options={"shards": 2})
+    convert(str(root), str(root / "out.parquet"))
+    shards = atorch.TFRecordDetection(str(root / "out.record"))
+    assert [Path(uri).name for uri in shards.files] == [
+        "out.record-00000-of-00002",
+        "out.record-00001-of-00002",
+    ]
+    parquet = atorch.ParquetDetection(str(root / "out.parquet"), images=str(root))
+    for image, target in [*shards, *parquet]:
+        assert image.shape == (3, 40, 60) and target["key"] == "photo.xml"
+        assert target["boxes"].tolist() == [[4.0, 6.0, 20.0, 30.0]]
