@@ -283,7 +283,9 @@ class ParquetDetection(Dataset[Sample]):
     Images come from the embedded ``image`` column (``--embed-images``), else from `images`
     (a folder: the row's `filename` under it), else from ``image_uri``; an image file is
     decoded in its annotation's frame (turned by its EXIF orientation when the annotation
-    is of the turned image, as annoconv's TFRecord writer does). Class ids come from the
+    is of the turned image, as annoconv's TFRecord writer does). An image of another size
+    than its annotation says is an error, or with ``size_policy="warn"`` its boxes are
+    scaled to the image (trusting it, as ``--size-policy warn`` does). Class ids come from the
     label map in the files' metadata, or `label_map`. The annotations (and embedded images)
     are held as Arrow columns, which DataLoader workers share.
     """
@@ -297,8 +299,12 @@ class ParquetDetection(Dataset[Sample]):
         label_map: LabelMap | str | None = None,
         transforms: Transforms | None = None,
         dtype: torch.dtype = torch.float32,
+        size_policy: Literal["fail", "warn"] = "fail",
     ) -> None:
         from annoconv.io.fs import expand_source
+
+        if size_policy not in ("fail", "warn"):
+            raise ValueError(f"size_policy must be 'fail' or 'warn', not {size_policy!r}")
 
         files, root = expand_source(source, (".parquet",))
         if not files:
@@ -306,6 +312,8 @@ class ParquetDetection(Dataset[Sample]):
         self.images = images
         self.transforms = transforms
         self.dtype = dtype
+        self.size_policy = size_policy
+        self._warned = False
         self.label_map = _label_map(label_map) or _footer_label_map(files)
         self._parts = [part for uri in files if (part := self._part(uri, root, split)) is not None]
         self._starts = [0]
@@ -323,17 +331,48 @@ class ParquetDetection(Dataset[Sample]):
         part, row = self._parts[number], index - self._starts[number]
         key = part.keys[row].as_py()
         width, height = part.widths[row].as_py(), part.heights[row].as_py()
-        image = self._image(part, row, (width, height) if width and height else None)
+        annotated = (width, height) if width and height else None
+        image = self._image(part, row, annotated)
         start, end = part.offsets[row].as_py(), part.offsets[row + 1].as_py()
         columns = [corner[start:end].to_pylist() for corner in part.corners]
         boxes = [list(box) for box in zip(*columns, strict=True)]
+        scale_x, scale_y = self._scale(part, row, annotated, image.size)
         if part.normalized[row].as_py():
-            scale_x, scale_y = (width, height) if width and height else image.size
+            scale_x, scale_y = image.size
+        if (scale_x, scale_y) != (1, 1):
             boxes = [
                 [x0 * scale_x, y0 * scale_y, x1 * scale_x, y1 * scale_y] for x0, y0, x1, y1 in boxes
             ]
         labels = part.labels[start:end].to_pylist()
         return _sample(_tensor(image, self.dtype), boxes, labels, key, self.transforms)
+
+    def _scale(
+        self,
+        part: _Part,
+        row: int,
+        annotated: tuple[int, int] | None,
+        decoded: tuple[int, int],
+    ) -> tuple[float, float]:
+        """(x, y) factors from the annotation's pixels to the decoded image's (in the
+        annotation's frame): 1 when the sizes agree; when they do not, an error under
+        `size_policy` "fail", the image trusted under "warn" (as the TFRecord writer does)."""
+        if annotated is None or annotated == decoded:
+            return 1.0, 1.0
+        problem = (
+            f"the image is {decoded[0]}x{decoded[1]} but the annotation says "
+            f"{annotated[0]}x{annotated[1]}"
+        )
+        if self.size_policy == "fail":
+            hint = "size_policy='warn' trusts the image and scales the boxes"
+            raise AnnotationError(part.uri, f"{problem} ({hint})", f"row {row + 1}")
+        if not self._warned:
+            self._warned = True
+            warnings.warn(
+                f"{part.uri}: row {row + 1}: {problem}; boxes scaled to the image "
+                "(size_policy='warn'; further disagreements are not reported)",
+                stacklevel=3,
+            )
+        return decoded[0] / annotated[0], decoded[1] / annotated[1]
 
     def _image(self, part: _Part, row: int, annotated: tuple[int, int] | None) -> Image.Image:
         from annoconv.io.embed import in_annotated_frame

@@ -220,3 +220,23 @@ def test_outputs_in_a_folder_named_with_glob_characters(tmp_path: Path) -> None:
     for image, target in [*shards, *parquet]:
         assert image.shape == (3, 40, 60) and target["key"] == "photo.xml"
         assert target["boxes"].tolist() == [[4.0, 6.0, 20.0, 30.0]]
+
+
+def test_parquet_image_of_another_size_than_its_annotation(tmp_path: Path) -> None:
+    """An image stored at 200x160 whose XML says 100x80 (the Parquet writer embeds it as it
+    is): by default an error naming the file and row, not boxes off their objects; with
+    size_policy="warn" the boxes are scaled to the decoded image, as `--size-policy warn`
+    writes TFRecords, and sit on the object draw_image made (its middle quarter)."""
+    root = tmp_path / "voc"
+    draw_image(root / "big.jpg", 200, 160)
+    write(root / "big.xml", labelimg_xml("big.jpg", 100, 80, [Box("cat", 25, 20, 50, 40)]))
+    out = tmp_path / "big.parquet"
+    convert(str(root), str(out), write_options={"embed_images": True})
+    with pytest.raises(AnnotationError, match=r"big.parquet: row 1: .*200x160.* says 100x80"):
+        atorch.ParquetDetection(str(out))[0]
+    dataset = atorch.ParquetDetection(str(out), size_policy="warn", dtype=torch.uint8)
+    with pytest.warns(UserWarning, match="200x160"):
+        image, target = dataset[0]
+    assert image.shape == (3, 160, 200)
+    assert target["boxes"].tolist() == [[50.0, 40.0, 100.0, 80.0]]
+    assert int(image[:, 45:75, 55:95].max()) < 40 and int(image[:, 90:, :].min()) > 215
