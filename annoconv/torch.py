@@ -278,7 +278,8 @@ _COLUMNS = ("key", "filename", "width", "height", "coords", "objects", "split", 
 
 class ParquetDetection(Dataset[Sample]):
     """The images of our Parquet output (nested layout): a file, a dataset folder (all its
-    splits, or `split`), a folder of an older layout (``split=NAME``), a glob or a list.
+    splits, or `split`: one it lacks is an error naming those it has), a folder of an older
+    layout (``split=NAME``), a glob or a list.
 
     Images come from the embedded ``image`` column (``--embed-images``), else from `images`
     (a folder: the row's `filename` under it), else from ``image_uri``; an image file is
@@ -315,7 +316,11 @@ class ParquetDetection(Dataset[Sample]):
         self.size_policy = size_policy
         self._warned = False
         self.label_map = _label_map(label_map) or _footer_label_map(files)
+        self._splits: set[str] = set()
         self._parts = [part for uri in files if (part := self._part(uri, root, split)) is not None]
+        if split is not None and split not in self._splits:
+            found = ", ".join(sorted(self._splits)) or "none"
+            raise ValueError(f"no split {split!r} in {source!r}; its splits: {found}")
         self._starts = [0]
         for part in self._parts:
             self._starts.append(self._starts[-1] + len(part))
@@ -416,6 +421,12 @@ class ParquetDetection(Dataset[Sample]):
         columns = [name for name in (*_COLUMNS, "image") if name in names]
         table = parquet.read(columns=columns)
         partition = _partitions(uri, root).get("split")
+        if partition is not None:
+            self._splits.add(partition)
+        elif "split" in names:
+            self._splits.update(
+                value for value in pc.unique(table.column("split")).to_pylist() if value
+            )
         if split is not None:
             if partition is not None:
                 if partition != split:

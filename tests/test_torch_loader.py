@@ -158,7 +158,8 @@ def test_normalized_boxes_exif_photos_and_an_older_layout(tmp_path: Path) -> Non
     [(image, target)] = list(atorch.ParquetDetection(str(old), split="val"))
     assert image.shape == (3, 60, 40)
     assert target["boxes"].tolist() == [[4.0, 6.0, 20.0, 30.0]]
-    assert len(atorch.ParquetDetection(str(old), split="train")) == 0
+    with pytest.raises(ValueError, match=r"no split 'train' in .*; its splits: val$"):
+        atorch.ParquetDetection(str(old), split="train")
     # Normalized coordinates (a Parquet from TFRecords) come back in pixels.
     record = tmp_path / "photo.record"
     convert(str(root), str(record))
@@ -240,3 +241,23 @@ def test_parquet_image_of_another_size_than_its_annotation(tmp_path: Path) -> No
     assert image.shape == (3, 160, 200)
     assert target["boxes"].tolist() == [[50.0, 40.0, 100.0, 80.0]]
     assert int(image[:, 45:75, 55:95].max()) < 40 and int(image[:, 90:, :].min()) > 215
+
+
+def test_a_split_the_dataset_lacks_is_an_error_naming_those_it_has(
+    voc: Dataset, tmp_path: Path
+) -> None:
+    """`split="validation"` on a folder whose split is `val` (the name `datasets` gives it)
+    or a misspelt split was an empty dataset, and a training loop over nothing."""
+    out = tmp_path / "ds"
+    split = "train=0.6,val=0.4"
+    convert(str(voc.root), str(out), to_format="parquet", split=split, seed=2)
+    single = tmp_path / "one.parquet"
+    convert(str(out), str(single))  # one file, the split a column
+    for source in (out, single):
+        val = atorch.ParquetDetection(str(source), split="val", images=str(voc.root))
+        assert 0 < len(val) < len(voc.boxes)
+        assert {target["key"] for _, target in val} < set(voc.boxes)
+        for wrong in ("validation", "trian"):
+            message = rf"no split '{wrong}' in .*; its splits: train, val$"
+            with pytest.raises(ValueError, match=message):
+                atorch.ParquetDetection(str(source), split=wrong)
