@@ -381,7 +381,8 @@ class ParquetDetection(Dataset[Sample]):
 
     def _image(self, part: _Part, row: int, annotated: tuple[int, int] | None) -> Image.Image:
         from annoconv.io.embed import in_annotated_frame
-        from annoconv.io.fs import join, read_bytes
+        from annoconv.io.fs import join
+        from annoconv.io.images import read_image_bytes
 
         where = f"row {row + 1}"
         data = part.images[row]["bytes"].as_py() if part.images is not None else None
@@ -396,7 +397,10 @@ class ParquetDetection(Dataset[Sample]):
                     "no images folder was given (images=...)",
                     where,
                 )
-            data = read_bytes(location)
+            try:
+                data = read_image_bytes(location, part.uri)
+            except AnnotationError as error:
+                raise AnnotationError(part.uri, error.message, where) from None
         try:
             image = Image.open(io.BytesIO(data))
             turned = in_annotated_frame(image, annotated)

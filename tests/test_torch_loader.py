@@ -124,6 +124,12 @@ def test_parquet_without_embedded_images_and_a_transform(voc: Dataset, tmp_path:
     convert(str(voc.root), str(single))
     with pytest.raises(AnnotationError, match="no image for"):
         atorch.ParquetDetection(str(single))[0]
+    # An image missing from `images`: the file, row and path, not a bare FileNotFoundError.
+    nowhere = atorch.ParquetDetection(str(single), images=str(tmp_path / "nowhere"))
+    first = pq.read_table(single).column("filename")[0].as_py()
+    where = rf"one.parquet: row 1: image .*nowhere/{first} not found"
+    with pytest.raises(AnnotationError, match=where):
+        nowhere[0]
 
     def flip(image: Any, target: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
         width = image.shape[-1]
