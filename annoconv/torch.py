@@ -405,6 +405,10 @@ class ParquetDetection(Dataset[Sample]):
             image = Image.open(io.BytesIO(data))
             turned = in_annotated_frame(image, annotated)
             turned.load()
+            if image.format == "GIF":
+                # As the TFRecord writer transcodes it, to a PNG whose transparent pixels
+                # keep their colour (TensorFlow's GIF decoder would blacken them).
+                turned = turned.convert("RGBA")
         except Exception as exc:
             raise AnnotationError(part.uri, f"cannot decode the image: {exc}", where) from None
         return turned

@@ -180,7 +180,8 @@ def test_normalized_boxes_exif_photos_and_an_older_layout(tmp_path: Path) -> Non
 def test_sixteen_bit_and_palette_pngs_decoded_as_tensorflow_decodes_them(tmp_path: Path) -> None:
     """A 16-bit grey PNG (embedded byte for byte in the TFRecord) gives the high byte of each
     sample, as tf.io.decode_image does, not Pillow's clip to 255; a palette PNG's transparent
-    index keeps its colour."""
+    index keeps its colour, and so does a GIF's (the TFRecord writer transcodes it to PNG;
+    the Parquet holds the GIF, decoded to the same pixels)."""
     root = tmp_path / "voc"
     samples = [0x0000, 0x00FF, 0x1234, 0x8000, 0xFF00, 0xFFFF]
     wide = Image.new("I;16", (6, 2))
@@ -191,8 +192,10 @@ def test_sixteen_bit_and_palette_pngs_decoded_as_tensorflow_decodes_them(tmp_pat
     palette.putpalette([250, 240, 230, 10, 20, 30] + [0] * 762)
     palette.paste(1, (0, 0, 3, 2))
     palette.save(root / "pal.png", transparency=1)
-    for stem in ("depth", "pal"):
-        write(root / f"{stem}.xml", labelimg_xml(f"{stem}.png", 6, 2, [Box("cat", 1, 0, 4, 2)]))
+    palette.save(root / "gif.gif", transparency=1)
+    for name in ("depth.png", "pal.png", "gif.gif"):
+        xml = labelimg_xml(name, 6, 2, [Box("cat", 1, 0, 4, 2)])
+        write(root / f"{Path(name).stem}.xml", xml)
     record = tmp_path / "kinds.record"
     convert(str(root), str(record))
     parquet = tmp_path / "kinds.parquet"
@@ -204,11 +207,12 @@ def test_sixteen_bit_and_palette_pngs_decoded_as_tensorflow_decodes_them(tmp_pat
         images = {target["key"]: image for image, target in dataset}
         assert images["depth.xml"].shape == (3, 2, 6)
         assert images["depth.xml"][:, 0, :].tolist() == [[0, 0, 0x12, 0x80, 0xFF, 0xFF]] * 3
-        assert images["pal.xml"][:, 1, :].tolist() == [
-            [10, 10, 10, 250, 250, 250],
-            [20, 20, 20, 240, 240, 240],
-            [30, 30, 30, 230, 230, 230],
-        ]
+        for key in ("pal.xml", "gif.xml"):
+            assert images[key][:, 1, :].tolist() == [
+                [10, 10, 10, 250, 250, 250],
+                [20, 20, 20, 240, 240, 240],
+                [30, 30, 30, 230, 230, 230],
+            ]
 
 
 def test_outputs_in_a_folder_named_with_glob_characters(tmp_path: Path) -> None:
