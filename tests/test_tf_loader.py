@@ -225,4 +225,4 @@ def test_pixels_decoded_without_tensorflow_are_tensorflows(kind: str) -> None:
         image.load()
         pixels = tf_rgb(image)
     assert pixels.mode == "RGB" and pixels.size == (6, 2)
-    assert [list(pixel) for pixel in pixels.getdata()] == wanted.reshape(-1, 3).tolist()
+    assert list(pixels.tobytes()) == wanted.reshape(-1).tolist()
