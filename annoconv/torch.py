@@ -144,11 +144,17 @@ class TFRecordDetection(IterableDataset[Sample]):
         self.seed = seed
         self.rank = rank
         self.world_size = world_size
-        self.epoch = 0
+        # In shared memory: DataLoader workers that persist between epochs hold copies of
+        # this dataset made at the first epoch, and must still see `set_epoch`.
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()  # type: ignore[no-untyped-call]
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch)
 
     def set_epoch(self, epoch: int) -> None:
         """The epoch whose shard order `shuffle_shards` uses (call it before each epoch)."""
-        self.epoch = epoch
+        self._epoch.fill_(epoch)
 
     def shards(self, reader: int, readers: int) -> list[str]:
         """The shards reader `reader` of `readers` reads this epoch."""

@@ -271,3 +271,33 @@ def test_a_split_the_dataset_lacks_is_an_error_naming_those_it_has(
             message = rf"no split '{wrong}' in .*; its splits: train, val$"
             with pytest.raises(ValueError, match=message):
                 atorch.ParquetDetection(str(source), split=wrong)
+
+
+def test_shard_order_changes_each_epoch_with_persistent_workers(
+    voc: Dataset, tmp_path: Path
+) -> None:
+    """`set_epoch` reaches DataLoader workers that persist between epochs: each epoch reads
+    the shards in its own order, the one a fresh loader of that epoch reads (the workers'
+    copies of the dataset kept epoch 0's order before)."""
+    out = tmp_path / "ds.record"
+    convert(str(voc.root), str(out), write_options={"shards": 4})
+
+    def orders(persistent: bool) -> list[list[str]]:
+        dataset = atorch.TFRecordDetection(str(out), shuffle_shards=True, seed=3)
+        loader = DataLoader(
+            dataset,
+            batch_size=2,
+            num_workers=2,
+            collate_fn=atorch.collate,
+            persistent_workers=persistent,
+        )
+        found = []
+        for epoch in range(4):
+            dataset.set_epoch(epoch)
+            found.append([target["key"] for _, targets in loader for target in targets])
+        return found
+
+    persistent = orders(persistent=True)
+    assert persistent == orders(persistent=False)
+    assert len({tuple(order) for order in persistent}) > 1
+    assert all(sorted(order) == sorted(voc.boxes) for order in persistent)
