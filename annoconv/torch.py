@@ -70,8 +70,11 @@ def collate(batch: Sequence[Sample]) -> tuple[tuple[torch.Tensor, ...], tuple[di
 
 
 def _tensor(image: Image.Image, dtype: torch.dtype) -> torch.Tensor:
-    """A decoded image as a [3, H, W] tensor (no numpy needed)."""
-    rgb = image.convert("RGB")
+    """A decoded image as a [3, H, W] tensor (no numpy needed), its RGB pixels as
+    TensorFlow gives them (16-bit samples cut to their high byte, not clipped to 255)."""
+    from annoconv.preview.pixels import tf_rgb
+
+    rgb = tf_rgb(image)
     width, height = rgb.size
     pixels = torch.frombuffer(bytearray(rgb.tobytes()), dtype=torch.uint8)
     chw = pixels.view(height, width, 3).permute(2, 0, 1).contiguous()
@@ -141,11 +144,17 @@ class TFRecordDetection(IterableDataset[Sample]):
         self.seed = seed
         self.rank = rank
         self.world_size = world_size
-        self.epoch = 0
+        # In shared memory: DataLoader workers that persist between epochs hold copies of
+        # this dataset made at the first epoch, and must still see `set_epoch`.
+        self._epoch = torch.zeros((), dtype=torch.int64).share_memory_()  # type: ignore[no-untyped-call]
+
+    @property
+    def epoch(self) -> int:
+        return int(self._epoch)
 
     def set_epoch(self, epoch: int) -> None:
         """The epoch whose shard order `shuffle_shards` uses (call it before each epoch)."""
-        self.epoch = epoch
+        self._epoch.fill_(epoch)
 
     def shards(self, reader: int, readers: int) -> list[str]:
         """The shards reader `reader` of `readers` reads this epoch."""
@@ -275,12 +284,15 @@ _COLUMNS = ("key", "filename", "width", "height", "coords", "objects", "split", 
 
 class ParquetDetection(Dataset[Sample]):
     """The images of our Parquet output (nested layout): a file, a dataset folder (all its
-    splits, or `split`), a folder of an older layout (``split=NAME``), a glob or a list.
+    splits, or `split`: one it lacks is an error naming those it has), a folder of an older
+    layout (``split=NAME``), a glob or a list.
 
     Images come from the embedded ``image`` column (``--embed-images``), else from `images`
     (a folder: the row's `filename` under it), else from ``image_uri``; an image file is
     decoded in its annotation's frame (turned by its EXIF orientation when the annotation
-    is of the turned image, as annoconv's TFRecord writer does). Class ids come from the
+    is of the turned image, as annoconv's TFRecord writer does). An image of another size
+    than its annotation says is an error, or with ``size_policy="warn"`` its boxes are
+    scaled to the image (trusting it, as ``--size-policy warn`` does). Class ids come from the
     label map in the files' metadata, or `label_map`. The annotations (and embedded images)
     are held as Arrow columns, which DataLoader workers share.
     """
@@ -294,8 +306,12 @@ class ParquetDetection(Dataset[Sample]):
         label_map: LabelMap | str | None = None,
         transforms: Transforms | None = None,
         dtype: torch.dtype = torch.float32,
+        size_policy: Literal["fail", "warn"] = "fail",
     ) -> None:
         from annoconv.io.fs import expand_source
+
+        if size_policy not in ("fail", "warn"):
+            raise ValueError(f"size_policy must be 'fail' or 'warn', not {size_policy!r}")
 
         files, root = expand_source(source, (".parquet",))
         if not files:
@@ -303,8 +319,14 @@ class ParquetDetection(Dataset[Sample]):
         self.images = images
         self.transforms = transforms
         self.dtype = dtype
+        self.size_policy = size_policy
+        self._warned = False
         self.label_map = _label_map(label_map) or _footer_label_map(files)
+        self._splits: set[str] = set()
         self._parts = [part for uri in files if (part := self._part(uri, root, split)) is not None]
+        if split is not None and split not in self._splits:
+            found = ", ".join(sorted(self._splits)) or "none"
+            raise ValueError(f"no split {split!r} in {source!r}; its splits: {found}")
         self._starts = [0]
         for part in self._parts:
             self._starts.append(self._starts[-1] + len(part))
@@ -320,21 +342,53 @@ class ParquetDetection(Dataset[Sample]):
         part, row = self._parts[number], index - self._starts[number]
         key = part.keys[row].as_py()
         width, height = part.widths[row].as_py(), part.heights[row].as_py()
-        image = self._image(part, row, (width, height) if width and height else None)
+        annotated = (width, height) if width and height else None
+        image = self._image(part, row, annotated)
         start, end = part.offsets[row].as_py(), part.offsets[row + 1].as_py()
         columns = [corner[start:end].to_pylist() for corner in part.corners]
         boxes = [list(box) for box in zip(*columns, strict=True)]
+        scale_x, scale_y = self._scale(part, row, annotated, image.size)
         if part.normalized[row].as_py():
-            scale_x, scale_y = (width, height) if width and height else image.size
+            scale_x, scale_y = image.size
+        if (scale_x, scale_y) != (1, 1):
             boxes = [
                 [x0 * scale_x, y0 * scale_y, x1 * scale_x, y1 * scale_y] for x0, y0, x1, y1 in boxes
             ]
         labels = part.labels[start:end].to_pylist()
         return _sample(_tensor(image, self.dtype), boxes, labels, key, self.transforms)
 
+    def _scale(
+        self,
+        part: _Part,
+        row: int,
+        annotated: tuple[int, int] | None,
+        decoded: tuple[int, int],
+    ) -> tuple[float, float]:
+        """(x, y) factors from the annotation's pixels to the decoded image's (in the
+        annotation's frame): 1 when the sizes agree; when they do not, an error under
+        `size_policy` "fail", the image trusted under "warn" (as the TFRecord writer does)."""
+        if annotated is None or annotated == decoded:
+            return 1.0, 1.0
+        problem = (
+            f"the image is {decoded[0]}x{decoded[1]} but the annotation says "
+            f"{annotated[0]}x{annotated[1]}"
+        )
+        if self.size_policy == "fail":
+            hint = "size_policy='warn' trusts the image and scales the boxes"
+            raise AnnotationError(part.uri, f"{problem} ({hint})", f"row {row + 1}")
+        if not self._warned:
+            self._warned = True
+            warnings.warn(
+                f"{part.uri}: row {row + 1}: {problem}; boxes scaled to the image "
+                "(size_policy='warn'; further disagreements are not reported)",
+                stacklevel=3,
+            )
+        return decoded[0] / annotated[0], decoded[1] / annotated[1]
+
     def _image(self, part: _Part, row: int, annotated: tuple[int, int] | None) -> Image.Image:
         from annoconv.io.embed import in_annotated_frame
-        from annoconv.io.fs import join, read_bytes
+        from annoconv.io.fs import join
+        from annoconv.io.images import read_image_bytes
 
         where = f"row {row + 1}"
         data = part.images[row]["bytes"].as_py() if part.images is not None else None
@@ -349,11 +403,18 @@ class ParquetDetection(Dataset[Sample]):
                     "no images folder was given (images=...)",
                     where,
                 )
-            data = read_bytes(location)
+            try:
+                data = read_image_bytes(location, part.uri)
+            except AnnotationError as error:
+                raise AnnotationError(part.uri, error.message, where) from None
         try:
             image = Image.open(io.BytesIO(data))
             turned = in_annotated_frame(image, annotated)
             turned.load()
+            if image.format == "GIF":
+                # As the TFRecord writer transcodes it, to a PNG whose transparent pixels
+                # keep their colour (TensorFlow's GIF decoder would blacken them).
+                turned = turned.convert("RGBA")
         except Exception as exc:
             raise AnnotationError(part.uri, f"cannot decode the image: {exc}", where) from None
         return turned
@@ -374,6 +435,12 @@ class ParquetDetection(Dataset[Sample]):
         columns = [name for name in (*_COLUMNS, "image") if name in names]
         table = parquet.read(columns=columns)
         partition = _partitions(uri, root).get("split")
+        if partition is not None:
+            self._splits.add(partition)
+        elif "split" in names:
+            self._splits.update(
+                value for value in pc.unique(table.column("split")).to_pylist() if value
+            )
         if split is not None:
             if partition is not None:
                 if partition != split:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from annoconv.io.fs import read_bytes, relative_posix
+from annoconv.io.fs import expand_source, read_bytes, relative_posix, shards_of
 
 
 @pytest.mark.parametrize(
@@ -69,3 +69,27 @@ def test_a_conversion_walks_its_source_folder_once(
     assert fs.source_suffixes(str(source)) == [".jpg", ".xml"]
     assert len(fs.list_files(str(source), [".xml"])) == 3
     assert walked == [str(source)] * 2
+
+
+@pytest.mark.parametrize("folder", ["run [1]", "what?", "all*", "v[2]?*"])
+def test_an_existing_path_with_glob_characters_is_taken_as_it_is(
+    tmp_path: Path, folder: str
+) -> None:
+    """A folder named `run [1]` is read, not taken as a glob matching `run 1` (which matched
+    nothing: an empty preview, "no TFRecord files"); a pattern that names no file is a glob."""
+    root = tmp_path / folder
+    root.mkdir()
+    (root / "a.xml").write_text("<annotation/>")
+    (root / "x.record-00000-of-00002").write_bytes(b"0")
+    (root / "x.record-00001-of-00002").write_bytes(b"1")
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "b.xml").write_text("<annotation/>")
+    assert expand_source(str(root), (".xml",)) == ([str(root / "a.xml")], str(root))
+    assert expand_source(str(root / "a.xml"), ()) == ([str(root / "a.xml")], str(root))
+    assert shards_of(str(root / "x.record")) == [
+        str(root / "x.record-00000-of-00002"),
+        str(root / "x.record-00001-of-00002"),
+    ]
+    assert expand_source(str(tmp_path / "*" / "*.xml"), ())[0] == sorted(
+        [str(tmp_path / "other" / "b.xml"), str(root / "a.xml")]
+    )

@@ -250,3 +250,21 @@ def test_a_split_run_into_the_earlier_layout_replaces_it(voc: Dataset, tmp_path:
     assert keep.exists() and any("removed 2 file(s)" in text for text in report.warnings)
     loaded = datasets.load_dataset(str(out))
     assert sorted([*loaded["train"]["key"], *loaded["test"]["key"]]) == sorted(voc.boxes)
+
+
+def test_the_card_says_in_which_space_the_boxes_are(voc: Dataset, tmp_path: Path) -> None:
+    """The card names the box format: corners, in pixels or normalized (from TFRecords),
+    as the rows' `coords` say; a Hub reader has nothing else to go by."""
+    pixels = tmp_path / "pixels"
+    split_output(voc, pixels)
+    record = tmp_path / "all.record"
+    convert(str(voc.root), str(record))
+    normalized = tmp_path / "normalized"
+    convert(str(record), str(normalized), to_format="parquet", split=SPLIT, seed=3)
+    corners = "Boxes: `xmin`, `ymin`, `xmax`, `ymax` of `objects`, corners from the top left"
+    for folder, space in ((pixels, "pixel"), (normalized, "normalized")):
+        coords = pq.read_table(folder / "data" / "train").column("coords").to_pylist()
+        assert set(coords) == {space}
+        card = (folder / "README.md").read_text(encoding="utf-8")
+        said = {"pixel": "in pixels.", "normalized": "normalized: fractions of the image's"}
+        assert f"{corners}, {said[space]}" in card

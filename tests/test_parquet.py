@@ -205,6 +205,33 @@ def test_embedded_images_are_the_files_bytes(voc: Path, tmp_path: Path) -> None:
         ParquetWriter(str(tmp_path / "x.parquet"), flat=True, embed_images=True)
 
 
+def test_truncated_images_are_not_embedded(tmp_path: Path) -> None:
+    """A JPEG or PNG cut short is refused as the TFRecord writer refuses it (no end marker),
+    not embedded for `datasets` or annoconv.torch to fail on in the middle of training; with
+    `on_error="skip"` it is a counted skip and the whole images stay the files' bytes."""
+    root = tmp_path / "voc"
+    for name in ("cut.jpg", "cut.png", "whole.jpg"):
+        image = draw_image(root / name, 300, 200)
+        if name.startswith("cut"):
+            image.write_bytes(image.read_bytes()[:-400])
+        xml = labelimg_xml(name, 300, 200, [Box("cat", 1, 2, 50, 60)])
+        write(root / f"{Path(name).stem}-{Path(name).suffix[1:]}.xml", xml)
+    out = tmp_path / "images.parquet"
+    embed = {"embed_images": True}
+    with pytest.raises(AnnotationError, match=r"cut-jpg.xml: image .*cut.jpg is truncated"):
+        convert(str(root), str(out), write_options=embed)
+    assert not out.exists()
+    report = convert(str(root), str(out), on_error="skip", write_options=embed)
+    assert (report.images_written, report.images_skipped) == (1, 2)
+    reasons = {Path(item.source).name: item.reason for item in report.skipped}
+    assert reasons.keys() == {"cut-jpg.xml", "cut-png.xml"}
+    assert reasons["cut-jpg.xml"].endswith("cut.jpg is truncated: no JPEG end-of-image marker")
+    assert reasons["cut-png.xml"].endswith("cut.png is truncated: no PNG IEND chunk")
+    [row] = pq.read_table(out).to_pylist()
+    assert row["key"] == "whole-jpg.xml"
+    assert row["image"]["bytes"] == (root / "whole.jpg").read_bytes()
+
+
 def test_embedded_images_bound_the_row_groups(
     voc: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

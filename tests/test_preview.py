@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from factories import Box, labelimg_xml
 from PIL import Image
 from preview_data import BLUE, GREEN, RED, Expected, close, make_dataset
 
@@ -302,6 +303,24 @@ def test_missing_and_damaged_images_fail_or_are_skipped(
     assert report.balanced
     page = (tmp_path / "p.html").read_text(encoding="utf-8")
     assert "skipped " in page and "negative.jpg" in page
+
+
+def test_a_folder_named_with_glob_characters(tmp_path: Path) -> None:
+    """`photos [v2]?` is read as the folder it is (as a glob it matched nothing: an empty
+    page, exit 0); the images' odd names are shown as they are."""
+    folder = tmp_path / "photos [v2]?"
+    name = "my 100% #1 ?.png"
+    folder.mkdir()
+    Image.new("RGB", (40, 30), GREEN).save(folder / name)
+    (folder / "a.xml").write_text(
+        labelimg_xml(name, 40, 30, [Box("<b>&amp;", 2, 3, 20, 25)]), encoding="utf-8"
+    )
+    report = annoconv.preview(str(folder), str(tmp_path / "p.html"))
+    assert report.images_read == report.images_written == 1
+    [shown] = report.shown
+    assert shown.filename == name and boxes_of(shown) == [("<b>&amp;", 2, 3, 20, 25)]
+    page = (tmp_path / "p.html").read_text(encoding="utf-8")
+    assert "my 100% #1 ?.png" in page and "&lt;b&gt;&amp;amp;" in page and "<b>&amp;" not in page
 
 
 def test_images_from_an_archive(dataset: tuple[Path, dict[str, Expected]], tmp_path: Path) -> None:

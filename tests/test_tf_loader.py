@@ -183,3 +183,46 @@ def test_tfrecords_written_by_tensorflow_with_only_some_fields(tmp_path: Path) -
     assert plain["a.png"]["classes"].tolist() == [-1, -1]
     assert [text(n) for n in plain["b-id"]["class_names"]] == ["", ""]
     assert plain["b-id"]["classes"].tolist() == [5, 3]
+
+
+def _encoded(image: Image.Image, kind: str, **options: Any) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, kind, **options)
+    return buffer.getvalue()
+
+
+def _palette_image() -> Image.Image:
+    image = Image.new("P", (6, 2), 0)
+    image.putpalette([250, 240, 230, 10, 20, 30, 90, 0, 200] + [0] * 759)
+    image.paste(1, (0, 0, 3, 2))
+    image.putpixel((5, 1), 2)
+    return image
+
+
+def _lossless_kinds() -> dict[str, bytes]:
+    wide = Image.new("I;16", (6, 2))
+    wide.putdata([0x0000, 0x00FF, 0x1234, 0x8000, 0xFF00, 0xFFFF] * 2)
+    grey_alpha = Image.new("LA", (6, 2), (77, 0))
+    return {
+        "16-bit grey PNG": _encoded(wide, "PNG"),
+        "palette PNG, a transparent index": _encoded(_palette_image(), "PNG", transparency=1),
+        "GIF, a transparent index": _encoded(_palette_image(), "GIF", transparency=1),
+        "GIF": _encoded(_palette_image(), "GIF"),
+        "grey PNG with alpha, all transparent": _encoded(grey_alpha, "PNG"),
+        "bilevel PNG": _encoded(Image.new("1", (6, 2), 1), "PNG"),
+    }
+
+
+@pytest.mark.parametrize("kind", sorted(_lossless_kinds()))
+def test_pixels_decoded_without_tensorflow_are_tensorflows(kind: str) -> None:
+    """What the preview draws and annoconv.torch yields (`tf_rgb` on Pillow's decode) is, for
+    lossless formats, exactly what tf.io.decode_image(channels=3) gives training."""
+    from annoconv.preview.pixels import tf_rgb
+
+    data = _lossless_kinds()[kind]
+    wanted = tf.io.decode_image(data, channels=3, expand_animations=False).numpy()
+    with Image.open(io.BytesIO(data)) as image:
+        image.load()
+        pixels = tf_rgb(image)
+    assert pixels.mode == "RGB" and pixels.size == (6, 2)
+    assert list(pixels.tobytes()) == wanted.reshape(-1).tolist()

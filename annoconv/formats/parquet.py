@@ -232,9 +232,14 @@ class ParquetWriter(Writer):
 
     def write(self, record: ImageRecord, image_data: bytes | None = None) -> None:
         if self._finder is not None:
-            data = image_data
+            from annoconv.io.embed import check_complete
+
+            data, source = image_data, record.source or record.key
+            uri = record.image_uri or record.filename
             if data is None:
-                data = read_image_bytes(self._finder.find(record), record.source or record.key)
+                uri = self._finder.find(record)
+                data = read_image_bytes(uri, source)
+            check_complete(uri, source, data)
             self._image_cells.append({"bytes": data, "path": record.filename})
             self._image_bytes += len(data)
         self._records.append(record)

@@ -63,6 +63,8 @@ DATA = "data"
 CARD = "README.md"
 #: Where our Parquet files keep their label map (`parquet.META_PREFIX` + ``label_map``).
 LABEL_MAP_KEY = b"annoconv.label_map"
+#: Where they keep the space of their coordinates (`parquet.META_PREFIX` + ``coords``).
+COORDS_KEY = b"annoconv.coords"
 #: The per-box field holding the ClassLabel (dataset folders only).
 CATEGORY = "category"
 HF_METADATA_KEY = b"huggingface"
@@ -273,6 +275,7 @@ def write_card(folder: str) -> list[str]:
     table_features = _file_features(first)
     label_map = _label_map_text(first)
     counts = {name: sum(footer.num_rows for footer in found) for name, found in footers.items()}
+    spaces = {_coords(footer) for found in footers.values() for footer in found} - {"none"}
     front = {
         "configs": [
             {
@@ -286,7 +289,8 @@ def write_card(folder: str) -> list[str]:
         "task_categories": ["object-detection"],
         "tags": ["annoconv"],
     }
-    text = "---\n" + _yaml(front) + "---\n" + _body(folder, counts, table_features, label_map)
+    body = _body(folder, counts, table_features, label_map, spaces)
+    text = "---\n" + _yaml(front) + "---\n" + body
     write_atomic(card, text.encode("utf-8"))
     return warnings
 
@@ -351,13 +355,32 @@ def _file_features(footer: pq.FileMetaData) -> dict[str, Any]:
     return features(footer.schema.to_arrow_schema())
 
 
+def _coords(footer: pq.FileMetaData) -> str:
+    """The space of a file's coordinates (`pixel`, `normalized`, `mixed`, `none`)."""
+    raw = (footer.metadata or {}).get(COORDS_KEY)
+    return raw.decode("utf-8") if raw else "mixed"
+
+
+def _boxes_line(spaces: set[str]) -> str:
+    corners = "Boxes: `xmin`, `ymin`, `xmax`, `ymax` of `objects`, corners from the top left"
+    if spaces == {"pixel"}:
+        return f"{corners}, in pixels."
+    if spaces == {"normalized"}:
+        return f"{corners}, normalized: fractions of the image's width and height (0 to 1)."
+    return f"{corners}, in pixels or normalized (0 to 1) as each row's `coords` says."
+
+
 def _label_map_text(footer: pq.FileMetaData) -> str | None:
     raw = (footer.metadata or {}).get(LABEL_MAP_KEY)
     return raw.decode("utf-8") if raw else None
 
 
 def _body(
-    folder: str, counts: Mapping[str, int], table_features: Mapping[str, Any], label_map: str | None
+    folder: str,
+    counts: Mapping[str, int],
+    table_features: Mapping[str, Any],
+    label_map: str | None,
+    spaces: set[str],
 ) -> str:
     from annoconv.labelmap import LabelMap
     from annoconv.version import __version__
@@ -374,6 +397,8 @@ def _body(
         "| split | images |",
         "|---|---|",
         *(f"| {name} | {count} |" for name, count in counts.items()),
+        "",
+        _boxes_line(spaces),
         "",
     ]
     if label_map:

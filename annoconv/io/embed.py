@@ -319,6 +319,12 @@ def _join_notes(*notes: str | None) -> str | None:
 # --- bytes ----------------------------------------------------------------------------------
 
 
+def check_complete(uri: str, source: str | None, data: bytes) -> None:
+    """An AnnotationError naming `source` and the image `uri` when `data`, a JPEG or PNG, is
+    cut short: for writers that embed image files as they are found."""
+    _check_complete(uri, source, _embeddable_kind(data), data)
+
+
 def _check_complete(uri: str, source: str | None, kind: str | None, data: bytes) -> None:
     """TensorFlow refuses a JPEG or PNG cut short (even by its end marker alone)."""
     # Searched from the end, where the marker normally is: a forward search would crawl

@@ -350,13 +350,14 @@ def source_suffixes(folder: str) -> list[str]:
 
 def expand_source(source: str | Sequence[str], suffixes: Sequence[str]) -> tuple[list[str], str]:
     """(files, root) for a folder (recursive), a glob, a single file or a list of files.
+    A path that exists is taken as it is, glob characters and all (a folder `run [1]`).
 
     `root` is the folder the files are taken relative to when naming records.
     """
     if not isinstance(source, str):
         files = sorted(source)
         return files, _common_root(files)
-    if any(char in source for char in GLOB_CHARS):
+    if any(char in source for char in GLOB_CHARS) and not exists(source):
         return _glob(source), _glob_root(source)
     if is_dir(source):
         return list_files(source, suffixes), source
@@ -381,12 +382,10 @@ def shards_of(prefix: str) -> list[str]:
     """The files of a sharded output named by its prefix (`out/train.record` stands for
     `out/train.record-00000-of-00004` ...), in order; empty when there are none. Only the
     prefix's own: not those of a longer prefix it begins (`out/train.record-old-...`)."""
-    if any(char in prefix for char in GLOB_CHARS):
-        return []
     base = posixpath.basename(prefix.replace("\\", "/"))
     return [
         path
-        for path in _glob(f"{prefix}-*-of-*")
+        for path in _glob(f"{globlib.escape(prefix)}-*-of-*")
         if _SHARD_NAMED.fullmatch(posixpath.basename(path.replace("\\", "/"))[len(base) :])
     ]
 

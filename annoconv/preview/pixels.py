@@ -4,8 +4,9 @@ The bytes are those training reads: `io.embed.embed_image` makes them from an im
 exactly as the TFRecord writer does (TIFF transcoded, EXIF orientation settled against the
 annotation), and a TFRecord's own `image/encoded` is taken as it is. They are decoded the way
 the TF Object Detection API's decoder does (``tf.io.decode_image(channels=3)``): pixels as
-stored, EXIF orientation ignored, the first frame, alpha dropped (not blended), grey repeated
-into three channels, 16-bit samples cut to their high byte.
+stored, EXIF orientation ignored, the first frame, alpha dropped (not blended; a GIF's
+transparent pixels black), grey repeated into three channels, 16-bit samples cut to their
+high byte.
 """
 
 from __future__ import annotations
@@ -73,10 +74,21 @@ def tf_rgb(image: Image.Image) -> Image.Image:
         image = wide.point(lambda value: value / 256).convert("L")
     if image.mode == "RGB":
         return image
+    if image.format == "GIF" and image.mode == "P" and "transparency" in image.info:
+        return _gif_rgb(image, image.info["transparency"])
     if image.mode in ("P", "PA"):
         # The palette's colours; a transparent index keeps its colour, as alpha is dropped.
         image = image.convert("RGBA")
     return image.convert("RGB")
+
+
+def _gif_rgb(image: Image.Image, transparent: int) -> Image.Image:
+    """A GIF's first frame as TensorFlow's GIF decoder gives it: its transparent pixels
+    black (0, 0, 0), not their palette colour as in PNGs."""
+    rgb = image.convert("RGBA").convert("RGB")
+    mask = image.point([255 if index == transparent else 0 for index in range(256)], "1")
+    rgb.paste((0, 0, 0), (0, 0, *rgb.size), mask)
+    return rgb
 
 
 def encode_picture(pixels: Image.Image) -> tuple[bytes, str]:
