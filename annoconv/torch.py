@@ -72,7 +72,7 @@ def collate(batch: Sequence[Sample]) -> tuple[tuple[torch.Tensor, ...], tuple[di
 def _tensor(image: Image.Image, dtype: torch.dtype) -> torch.Tensor:
     """A decoded image as a [3, H, W] tensor (no numpy needed), its RGB pixels as
     TensorFlow gives them (16-bit samples cut to their high byte, not clipped to 255)."""
-    from annoconv.preview.pixels import tf_rgb
+    from annoconv.io.decode import tf_rgb
 
     rgb = tf_rgb(image)
     width, height = rgb.size

@@ -217,7 +217,7 @@ def _lossless_kinds() -> dict[str, bytes]:
 def test_pixels_decoded_without_tensorflow_are_tensorflows(kind: str) -> None:
     """What the preview draws and annoconv.torch yields (`tf_rgb` on Pillow's decode) is, for
     lossless formats, exactly what tf.io.decode_image(channels=3) gives training."""
-    from annoconv.preview.pixels import tf_rgb
+    from annoconv.io.decode import tf_rgb
 
     data = _lossless_kinds()[kind]
     wanted = tf.io.decode_image(data, channels=3, expand_animations=False).numpy()

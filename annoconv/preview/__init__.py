@@ -7,7 +7,7 @@
 
 From any source annoconv reads (our own outputs included), a seeded sample of images is drawn
 in one streaming pass, and only the sampled images are opened. Each is drawn from the bytes
-training reads, decoded as TensorFlow decodes them (see `annoconv.preview.pixels`), with its
+training reads, decoded as TensorFlow decodes them (see `annoconv.io.decode`), with its
 boxes in a stable colour per class: as a self-contained HTML page (`.html`: thumbnail grid,
 legend with counts, class filter, click to enlarge) and/or a contact-sheet PNG (`.png`).
 
