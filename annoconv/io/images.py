@@ -606,7 +606,11 @@ class RecordImages:
             root = source[: len(source) - len(record.key) - 1]
             return root, source, posixpath.basename(record.filename)
         root = dirname(source) or "."
-        return root, join(root, *record.filename.split("/")), posixpath.basename(record.filename)
+        name = posixpath.basename(record.filename)
+        if not is_remote(record.filename) and os.path.isabs(record.filename):
+            # keras-frcnn txt and CSVs often name images by absolute path: look there first.
+            return root, record.filename, name
+        return root, join(root, *record.filename.split("/")), name
 
 
 class _TreeIndex:
