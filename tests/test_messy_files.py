@@ -12,11 +12,13 @@ from pathlib import Path
 
 import pytest
 from factories import draw_image, write
+from oi_factory import CAMERA, PHONE, Row, bbox_csv, class_descriptions
 from pycocotools.coco import COCO
 from test_real_files import tfrecord_examples
 
 from annoconv import convert
 from annoconv.cli import main
+from annoconv.errors import AnnotationError
 
 
 def coco_boxes(path: Path) -> list[tuple[str, str, list[float]]]:
@@ -86,3 +88,49 @@ def test_absolute_paths_from_another_machine_are_found_by_name_under_images(
     assert (
         out.read_text().splitlines()[1] == "/home/someone/data/train/a.jpg,200,100,cat,10,20,30,40"
     )
+
+
+# --- Open Images images as OIDv4_ToolKit downloads them -------------------------------------------
+
+
+def test_oidv4_toolkit_copies_of_one_image_in_each_class_folder_are_one_image(
+    tmp_path: Path,
+) -> None:
+    """OIDv4_ToolKit (`main.py downloader --classes Camera Mobile_phone`) saves each class's
+    images in OID/Dataset/train/<class>/<ImageID>.jpg: an image holding both classes is in
+    both folders, byte for byte the same. That is one image, not an ambiguity."""
+    both, phone_only = "000002b66c9c498e", "000002b97e5471a0"
+    train = tmp_path / "OID" / "Dataset" / "train"
+    draw_image(train / "Camera" / f"{both}.jpg", 1024, 768)
+    write(train / "Mobile phone" / f"{both}.jpg", (train / "Camera" / f"{both}.jpg").read_bytes())
+    draw_image(train / "Mobile phone" / f"{phone_only}.jpg", 640, 480)
+    rows = [
+        Row(both, CAMERA, "0.5", "0.75", "0.25", "0.5"),
+        Row(both, PHONE, "0.0125", "0.195312", "0.148438", "0.5875"),
+        Row(phone_only, PHONE, "0.1", "0.2", "0.3", "0.4"),
+    ]
+    csv = write(tmp_path / "oidv6-train-annotations-bbox.csv", bbox_csv(rows, columns=21))
+    classes = write(
+        tmp_path / "class-descriptions-boxable.csv",
+        class_descriptions({CAMERA: "Camera", PHONE: "Mobile phone"}),
+    )
+    out = tmp_path / "out" / "frcnn.txt"
+    report = convert(
+        str(csv), str(out), images=str(train), read_options={"class_descriptions": str(classes)}
+    )
+    assert (report.images_written, report.boxes_written) == (2, 3)
+    assert out.read_text().splitlines() == [
+        f"{both}.jpg,512,192,768,384,Camera",
+        f"{both}.jpg,13,114,200,451,Mobile phone",
+        f"{phone_only}.jpg,64,144,128,192,Mobile phone",
+    ]
+
+
+def test_same_named_images_that_differ_stay_ambiguous(tmp_path: Path) -> None:
+    image_id = "000002b66c9c498e"
+    train = tmp_path / "train"
+    draw_image(train / "Camera" / f"{image_id}.jpg", 1024, 768)
+    draw_image(train / "Mobile phone" / f"{image_id}.jpg", 1024, 768, mode="L")
+    csv = write(tmp_path / "boxes.csv", bbox_csv([Row(image_id, CAMERA)]))
+    with pytest.raises(AnnotationError, match="is ambiguous: 2 files under"):
+        convert(str(csv), str(tmp_path / "frcnn.txt"), images=str(train))

@@ -31,6 +31,7 @@ from annoconv.io.fs import (
     open_input,
     read_bytes,
     relative_posix,
+    size_of,
 )
 from annoconv.schema import ImageRecord
 
@@ -367,7 +368,8 @@ class ImageLocator:
     Several files under `images_root` matching in one step are told apart by the annotation's
     own subfolders, then by the longest trailing run of folders they share with the recorded
     path (`/Volumes/LaCie/grant/165/1/280.jpg` picks `165/1/280.tif` over `166/1/280.tif`);
-    several left, or several candidates in one folder, are ambiguous: AnnotationError listing
+    several left holding the same bytes are copies of one image (the first is taken);
+    several that differ, or several candidates in one folder, are ambiguous: AnnotationError listing
     them and what would decide. `searched()` says where `find()` looks, in its order.
 
     Paths may be local or any fsspec URL. Folder listings are cached, so looking up many
@@ -496,6 +498,8 @@ class ImageLocator:
         key = image_stem(name) if by_stem else posixpath.basename(name).lower()
         candidates = _prefer_suffix(table.get(key, []), root, name, by_stem)
         candidates = prefer_recorded_folders(candidates, path, lambda c: relative_posix(c, root))
+        if len(candidates) > 1 and _identical_files(candidates):
+            candidates = candidates[:1]
         if len(candidates) > 1:
             listed = [relative_posix(c, root) for c in candidates]
             raise _ambiguous(annotation_uri, filename, f"under {root}", listed, path)
@@ -623,6 +627,17 @@ class _TreeIndex:
             base = posixpath.basename(uri.replace("\\", "/"))
             self.by_name.setdefault(base.lower(), []).append(uri)
             self.by_stem.setdefault(image_stem(base), []).append(uri)
+
+
+def _identical_files(uris: Sequence[str]) -> bool:
+    """Whether the files hold the same bytes: copies of one image, whichever is taken
+    (OIDv4_ToolKit saves an image in the folder of each class it holds). Empty files are
+    no image, whatever their number."""
+    sizes = {size_of(uri) for uri in uris}
+    if len(sizes) > 1 or 0 in sizes:
+        return False
+    first = read_bytes(uris[0])
+    return all(read_bytes(uri) == first for uri in uris[1:])
 
 
 def _file_or_none(uri: str) -> str | None:
