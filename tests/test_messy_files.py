@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pyarrow.parquet as pq
 import pytest
 from factories import draw_image, write
 from oi_factory import CAMERA, PHONE, Row, bbox_csv, class_descriptions
@@ -134,3 +135,94 @@ def test_same_named_images_that_differ_stay_ambiguous(tmp_path: Path) -> None:
     csv = write(tmp_path / "boxes.csv", bbox_csv([Row(image_id, CAMERA)]))
     with pytest.raises(AnnotationError, match="is ambiguous: 2 files under"):
         convert(str(csv), str(tmp_path / "frcnn.txt"), images=str(train))
+
+
+# --- Roboflow "Tensorflow Object Detection CSV" exports -----------------------------------------
+
+ROBOFLOW_CSV_HEADER = "filename,width,height,class,xmin,ymin,xmax,ymax\n"
+
+
+@pytest.fixture
+def roboflow_csv_export(tmp_path: Path) -> Path:
+    """Roboflow's "Tensorflow Object Detection CSV" export: train/, valid/ and test/, each
+    with its images and an `_annotations.csv`, and the README files Roboflow adds."""
+    export = tmp_path / "helmets.v1i.tensorflow"
+    rows = {
+        "train": [
+            "a_jpg.rf.0c1d.jpg,416,416,helmet,10,20,100,200",
+            "a_jpg.rf.0c1d.jpg,416,416,head,1,2,3,4",
+        ],
+        "valid": ["b_jpg.rf.9e8f.jpg,416,416,helmet,50,60,70,80"],
+        "test": ["c_jpg.rf.7a6b.jpg,416,416,head,5,6,7,8"],
+    }
+    for split, lines in rows.items():
+        draw_image(export / split / lines[0].split(",")[0], 416, 416)
+        write(export / split / "_annotations.csv", ROBOFLOW_CSV_HEADER + "\n".join(lines) + "\n")
+    write(export / "README.roboflow.txt", "Helmets - v1\n")
+    write(export / "README.dataset.txt", "# Helmets\n")
+    return export
+
+
+def test_roboflow_csv_export_folder_converts_as_given(
+    roboflow_csv_export: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "out" / "instances.json"
+    assert main(["convert", str(roboflow_csv_export), str(out), "-q"]) == 0
+    assert sorted(coco_boxes(out)) == [
+        ("a_jpg.rf.0c1d.jpg", "head", [1, 2, 2, 2]),
+        ("a_jpg.rf.0c1d.jpg", "helmet", [10, 20, 90, 180]),
+        ("b_jpg.rf.9e8f.jpg", "helmet", [50, 60, 20, 20]),
+        ("c_jpg.rf.7a6b.jpg", "head", [5, 6, 2, 2]),
+    ]
+    capsys.readouterr()
+
+
+def test_roboflow_csv_export_keeps_its_splits(roboflow_csv_export: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out" / "helmets.record"
+    report = convert(str(roboflow_csv_export), str(out), keep_splits=True)
+    assert report.images_written == 3
+    train = tfrecord_examples(tmp_path / "out" / "helmets-train.record")
+    valid = tfrecord_examples(tmp_path / "out" / "helmets-valid.record")
+    test = tfrecord_examples(tmp_path / "out" / "helmets-test.record")
+    assert [example["image/filename"] for example in train.values()] == [b"a_jpg.rf.0c1d.jpg"]
+    assert train["a_jpg.rf.0c1d.jpg"]["image/object/class/text"].tolist() == [b"helmet", b"head"]
+    assert valid["b_jpg.rf.9e8f.jpg"]["image/object/bbox/xmin"].tolist() == pytest.approx(
+        [50 / 416]
+    )
+    assert test["c_jpg.rf.7a6b.jpg"]["decoded_shape"] == (416, 416, 3)
+
+
+def test_a_split_column_beats_the_folder_name(tmp_path: Path) -> None:
+    csv = write(
+        tmp_path / "train" / "_annotations.csv",
+        "filename,width,height,class,xmin,ymin,xmax,ymax,split\na.jpg,10,10,cat,1,2,3,4,test\n",
+    )
+    out = tmp_path / "boxes.parquet"
+    convert(str(csv), str(out))
+    assert pq.read_table(out).column("split").to_pylist() == ["test"]
+
+
+def test_roboflow_csv_export_to_parquet_keeps_each_image_split(
+    roboflow_csv_export: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "boxes.parquet"
+    report = convert(str(roboflow_csv_export), str(out))
+    assert report.boxes_written == 4
+    rows = pq.read_table(out).select(["filename", "split"]).to_pylist()
+    assert sorted((row["filename"], row["split"]) for row in rows) == [
+        ("a_jpg.rf.0c1d.jpg", "train"),
+        ("b_jpg.rf.9e8f.jpg", "valid"),
+        ("c_jpg.rf.7a6b.jpg", "test"),
+    ]
+
+
+def test_a_folder_of_open_images_csvs_is_told_by_its_headers(tmp_path: Path) -> None:
+    folder = tmp_path / "oid"
+    write(folder / "validation-annotations-bbox.csv", bbox_csv([Row("0001eeaf4aed83f9", CAMERA)]))
+    out = tmp_path / "boxes.parquet"
+    convert(str(folder), str(out))
+    rows = pq.read_table(out).to_pylist()
+    assert [(row["key"], [obj["label"] for obj in row["objects"]]) for row in rows] == [
+        ("0001eeaf4aed83f9", [CAMERA])
+    ]
+    assert rows[0]["objects"][0]["xmax"] == 0.5

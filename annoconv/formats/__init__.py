@@ -83,8 +83,8 @@ class _Hint:
 #: format without a hint (a plugin's, a new one) is imported to be asked, as before.
 _HINTS: dict[str, _Hint] = {
     "voc": _Hint((".xml",), reads_folders=True),
-    "csv": _Hint((".csv",)),
-    "openimages": _Hint((".csv",)),
+    "csv": _Hint((".csv",), reads_folders=True),
+    "openimages": _Hint((".csv",), reads_folders=True),
     "frcnn": _Hint((".txt",)),
     "tfrecord": _Hint((".tfrecord", ".record", ".tfrecords", ".tfrec")),
     "parquet": _Hint((".parquet",), reads_folders=True),

@@ -32,6 +32,7 @@ checked by pyarrow, and only the images a check flags are read the record way.
 from __future__ import annotations
 
 import csv
+import posixpath
 import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -92,6 +93,8 @@ IMAGE_COLUMNS = ("depth", "split", "key", "path", "verified")
 EXTRA_COLUMNS = (*FLAG_FIELDS, "pose", "confidence", *IMAGE_COLUMNS, *NORM_COLUMNS)
 KNOWN_COLUMNS = frozenset(BASE_COLUMNS + EXTRA_COLUMNS)
 EXTENSIONS = (".csv",)
+#: The file name of each split's annotations in Roboflow's "Tensorflow Object Detection CSV".
+ROBOFLOW_NAME = "_annotations.csv"
 
 _NEEDS_QUOTES = re.compile(r'[",\r\n]')
 # Tools that write numbers through a float column (pandas with a gap in it) write "640.0".
@@ -333,6 +336,8 @@ class _Layout:
     space: CoordSpace
     box_columns: tuple[str, ...]
     group_column: str
+    #: The split of every image when no column gives it: Roboflow's `valid/_annotations.csv`.
+    split: str | None = None
 
 
 @dataclass
@@ -450,7 +455,17 @@ def _layout(uri: str, line: int, header: list[str]) -> _Layout:
         space=NORMALIZED if normalized else PIXEL,
         box_columns=NORM_COLUMNS if normalized else BOX_FIELDS,
         group_column="key" if "key" in index else "filename",
+        split=None if "split" in index else _folder_split(uri),
     )
+
+
+def _folder_split(uri: str) -> str | None:
+    """The split Roboflow's "Tensorflow Object Detection CSV" export names by the folder of
+    each `_annotations.csv` (`train/`, `valid/`, `test/`); None for any other file."""
+    path = uri.replace("\\", "/")
+    if posixpath.basename(path) != ROBOFLOW_NAME:
+        return None
+    return posixpath.basename(posixpath.dirname(path)) or None
 
 
 def _group(rows: Iterator[tuple[int, list[str]]], layout: _Layout) -> _Grouped:
@@ -530,6 +545,8 @@ def _parse_rows(uri: str, layout: _Layout, rows: list[tuple[int, list[str]]]) ->
             parsed.objects.append(obj)
             parsed.box_lines.append(line)
     parsed.fields = {name: value for name, (_, value) in image_fields.items() if name != "key"}
+    if layout.split is not None:
+        parsed.fields["split"] = layout.split
     return parsed
 
 
@@ -850,6 +867,8 @@ def _flat_rows(uri: str, layout: _Layout, table: pa.Table) -> tuple[pa.Table, pa
     for name in ("split", "path"):
         texts = optional(name)
         columns[name] = pc.if_else(pc.equal(texts, ""), None, texts)
+    if layout.split is not None:
+        columns["split"] = pa.repeat(pa.scalar(layout.split), count)
     verified = pc.utf8_lower(optional("verified"))
     spellings = pa.array(["", "1", "0", "true", "false"])
     odd.append(pc.invert(pc.is_in(verified, value_set=spellings)))
@@ -903,4 +922,5 @@ FORMAT = Format(
     reader=CsvReader,
     writer=CsvWriter,
     write_options=CsvWriteOptions,
+    reads_folders=True,
 )

@@ -117,4 +117,5 @@ FORMAT = Format(
     reader=OpenImagesReader,
     sniff=sniff,
     read_options=OpenImagesReadOptions,
+    reads_folders=True,
 )
