@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from factories import draw_image, write
+from factories import Box, draw_image, roboflow_xml, write
 from oi_factory import CAMERA, PHONE, Row, bbox_csv, class_descriptions
 from pycocotools.coco import COCO
 from test_real_files import tfrecord_examples
@@ -226,3 +226,65 @@ def test_a_folder_of_open_images_csvs_is_told_by_its_headers(tmp_path: Path) -> 
         ("0001eeaf4aed83f9", [CAMERA])
     ]
     assert rows[0]["objects"][0]["xmax"] == 0.5
+
+
+# --- Roboflow "Pascal VOC" exports ----------------------------------------------------------------
+
+
+@pytest.fixture
+def roboflow_voc_export(tmp_path: Path) -> Path:
+    """Roboflow's "Pascal VOC" export: train/, valid/ and test/, each with its images and
+    one XML per image beside it (bndbox children xmin, xmax, ymin, ymax)."""
+    export = tmp_path / "helmets.v1i.voc"
+    boxes = {
+        "train": [Box("helmet", 10, 20, 100, 200), Box("head", 1, 2, 3, 4)],
+        "valid": [Box("helmet", 50, 60, 70, 80)],
+        "test": [Box("head", 5, 6, 7, 8)],
+    }
+    for split, objects in boxes.items():
+        name = f"{split}_0001_jpg.rf.5f2e.jpg"
+        draw_image(export / split / name, 416, 416)
+        write(export / split / name.replace(".jpg", ".xml"), roboflow_xml(name, 416, 416, objects))
+    write(export / "README.roboflow.txt", "Helmets - v1\n")
+    return export
+
+
+def test_roboflow_voc_export_keeps_its_splits(roboflow_voc_export: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out" / "instances.json"
+    report = convert(str(roboflow_voc_export), str(out), keep_splits=True)
+    assert report.images_written == 3
+    assert coco_boxes(tmp_path / "out" / "instances-train.json") == [
+        ("train/train_0001_jpg.rf.5f2e.jpg", "helmet", [10, 20, 90, 180]),
+        ("train/train_0001_jpg.rf.5f2e.jpg", "head", [1, 2, 2, 2]),
+    ]
+    assert coco_boxes(tmp_path / "out" / "instances-valid.json") == [
+        ("valid/valid_0001_jpg.rf.5f2e.jpg", "helmet", [50, 60, 20, 20]),
+    ]
+    assert coco_boxes(tmp_path / "out" / "instances-test.json") == [
+        ("test/test_0001_jpg.rf.5f2e.jpg", "head", [5, 6, 2, 2]),
+    ]
+
+
+def test_roboflow_voc_export_to_parquet_keeps_each_image_split(
+    roboflow_voc_export: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "boxes.parquet"
+    convert(str(roboflow_voc_export), str(out))
+    rows = pq.read_table(out).select(["key", "split"]).to_pylist()
+    assert sorted((row["key"], row["split"]) for row in rows) == [
+        ("test/test_0001_jpg.rf.5f2e.xml", "test"),
+        ("train/train_0001_jpg.rf.5f2e.xml", "train"),
+        ("valid/valid_0001_jpg.rf.5f2e.xml", "valid"),
+    ]
+
+
+def test_voc_folders_not_named_as_splits_give_no_split(tmp_path: Path) -> None:
+    """USPTO pages are in one folder per patent; the VOC devkit's in VOC2007/Annotations."""
+    for folder in ("10165001", "VOC2007/Annotations", "training"):
+        write(
+            tmp_path / "ann" / folder / "1.xml",
+            roboflow_xml("1.jpg", 10, 10, [Box("a", 1, 1, 2, 2)]),
+        )
+    out = tmp_path / "boxes.parquet"
+    convert(str(tmp_path / "ann"), str(out))
+    assert pq.read_table(out).column("split").to_pylist() == [None, None, None]

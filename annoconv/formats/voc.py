@@ -74,6 +74,9 @@ XML_SUFFIXES = (".xml",)
 VOC_FLAGS = ("truncated", "difficult", "occluded")
 #: labelImg's literal for "no pose"; read as None and written for None.
 UNSPECIFIED_POSE = "Unspecified"
+#: Top-level folders of a source that name the split of the XMLs in them (Roboflow's VOC
+#: export holds train/, valid/ and test/, each with its images and XMLs).
+SPLIT_FOLDERS = frozenset({"train", "val", "valid", "test"})
 
 _FLAG_VALUES: dict[str, Flag] = {
     "0": 0,
@@ -377,6 +380,7 @@ def _plain_record(document: _PlainDocument, uri: str, key: str) -> ImageRecord |
         path=recorded or None,
         image_uri=None,
         verified=verified,
+        split=folder_split(key),
     )
 
 
@@ -548,6 +552,7 @@ def _record(
             path=path,
             image_uri=image_uri,
             verified=_verified(root, uri),
+            split=folder_split(key),
         )
     except BoxOutsideError as error:
         raise _outside_at(error, elements, objects) from None
@@ -575,6 +580,13 @@ def _coordinate_at(element: etree._Element, at: str, message: str) -> str | None
     box = _children(element).get("bndbox")
     child = _children(box).get(name) if box is not None and name in BOX_FIELDS else None
     return _at(child, f"{at}/bndbox/{name}") if child is not None else None
+
+
+def folder_split(key: str) -> str | None:
+    """The split the top-level folder of a record's key names (`valid/a.xml` -> `valid`,
+    see `SPLIT_FOLDERS`), else None (`10165001/a.xml`, `a.xml`)."""
+    folder, separator, _rest = key.partition("/")
+    return folder if separator and folder in SPLIT_FOLDERS else None
 
 
 def _stem_name(key: str, filename: str) -> str:
