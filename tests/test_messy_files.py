@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from factories import Box, draw_image, roboflow_xml, write
+from factories import Box, draw_image, labelimg_xml, roboflow_xml, write
 from oi_factory import CAMERA, PHONE, Row, bbox_csv, class_descriptions
 from pycocotools.coco import COCO
 from test_real_files import tfrecord_examples
@@ -288,3 +288,57 @@ def test_voc_folders_not_named_as_splits_give_no_split(tmp_path: Path) -> None:
     out = tmp_path / "boxes.parquet"
     convert(str(tmp_path / "ann"), str(out))
     assert pq.read_table(out).column("split").to_pylist() == [None, None, None]
+
+
+# --- labelImg files from before 2017 (`<filename>` without its extension) -----------------------
+
+
+@pytest.mark.filterwarnings("ignore:OpenCV:UserWarning")  # supervision without opencv, as meant
+@pytest.mark.parametrize("images_mode", ["copy", "link"])
+def test_extension_less_filenames_give_yolo_images_their_extension(
+    tmp_path: Path, images_mode: str
+) -> None:
+    """labelImg before 2017 wrote `<filename>photo2</filename>` for photo2.jpg. The image
+    copied into a YOLO dataset needs its extension: Ultralytics and supervision take only
+    files with an image extension from images/, so `images/photo2` was a label without
+    its image."""
+    import supervision as sv
+
+    ann = tmp_path / "photos"
+    boxes = {"photo1": [Box("link", 10, 20, 50, 60)], "photo2": [Box("qr", 5, 5, 40, 30)]}
+    for stem, objects in boxes.items():
+        draw_image(ann / f"{stem}.jpg", 100, 80)
+        write(
+            ann / f"{stem}.xml", labelimg_xml(f"{stem}.jpg", 100, 80, objects, extension_less=True)
+        )
+    out = tmp_path / "yolo"
+    convert(str(ann), str(out), to_format="yolo", write_options={"images_mode": images_mode})
+    assert sorted(path.name for path in (out / "images").iterdir()) == ["photo1.jpg", "photo2.jpg"]
+    assert (out / "images" / "photo2.jpg").read_bytes() == (ann / "photo2.jpg").read_bytes()
+    dataset = sv.DetectionDataset.from_yolo(
+        images_directory_path=str(out / "images"),
+        annotations_directory_path=str(out / "labels"),
+        data_yaml_path=str(out / "data.yaml"),
+    )
+    found = {
+        Path(path).name: ([dataset.classes[c] for c in det.class_id], det.xyxy.tolist())
+        for path, _image, det in dataset
+    }
+    assert found.keys() == {"photo1.jpg", "photo2.jpg"}
+    assert found["photo2.jpg"][0] == ["qr"]
+    assert found["photo2.jpg"][1][0] == pytest.approx([5, 5, 40, 30], abs=1e-3)
+
+
+def test_extension_less_filenames_give_copied_coco_images_their_extension(tmp_path: Path) -> None:
+    ann = tmp_path / "photos"
+    draw_image(ann / "photo2.png", 100, 80)
+    write(
+        ann / "photo2.xml",
+        labelimg_xml("photo2.png", 100, 80, [Box("qr", 5, 5, 40, 30)], extension_less=True),
+    )
+    out = tmp_path / "coco" / "instances.json"
+    convert(str(ann), str(out), write_options={"copy_images": str(tmp_path / "coco" / "images")})
+    assert coco_boxes(out) == [("photo2.png", "qr", [5, 5, 35, 25])]
+    assert (tmp_path / "coco" / "images" / "photo2.png").read_bytes() == (
+        ann / "photo2.png"
+    ).read_bytes()
