@@ -342,3 +342,59 @@ def test_extension_less_filenames_give_copied_coco_images_their_extension(tmp_pa
     assert (tmp_path / "coco" / "images" / "photo2.png").read_bytes() == (
         ann / "photo2.png"
     ).read_bytes()
+
+
+# --- keras-retinanet's CSV: the Faster R-CNN txt in a .csv, with negative lines -----------------
+
+
+@pytest.fixture
+def retinanet_csv(tmp_path: Path) -> Path:
+    """keras-retinanet's annotations.csv: `path,x1,y1,x2,y2,class_name`, no header, paths
+    relative to the file's folder, and `path,,,,,` for an image without objects."""
+    draw_image(tmp_path / "images" / "img_001.jpg", 200, 100)
+    draw_image(tmp_path / "images" / "img_002.jpg", 120, 90)
+    return write(
+        tmp_path / "annotations.csv",
+        "images/img_001.jpg,10,20,30,40,cow\n"
+        "images/img_001.jpg,50,20,60,40,cat\n"
+        "images/img_002.jpg,,,,,\n",
+    )
+
+
+def test_retinanet_csv_reads_with_from_frcnn_negatives_included(
+    retinanet_csv: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "out" / "instances.json"
+    report = convert(str(retinanet_csv), str(out), from_format="frcnn")
+    assert (report.images_read, report.boxes_read, report.images_written) == (2, 2, 2)
+    assert coco_boxes(out) == [
+        ("images/img_001.jpg", "cow", [10, 20, 20, 20]),
+        ("images/img_001.jpg", "cat", [50, 20, 10, 20]),
+    ]
+    images = json.loads(out.read_text())["images"]
+    assert [(i["file_name"], i["width"], i["height"]) for i in images] == [
+        ("images/img_001.jpg", 200, 100),
+        ("images/img_002.jpg", 120, 90),
+    ]
+
+
+def test_retinanet_csv_taken_for_the_tutorial_csv_says_to_use_from_frcnn(
+    retinanet_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["convert", str(retinanet_csv), str(tmp_path / "out.csv")]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (
+        f"annoconv: error: {retinanet_csv}: line 1: missing column(s) filename, width, height, "
+        "class, xmin, ymin, xmax, ymax; the header has: images/img_001.jpg, 10, 20, 30, 40, cow "
+        "(a box, no header: keras-frcnn's and keras-retinanet's path,x1,y1,x2,y2,class files "
+        "read with --from frcnn)"
+    )
+
+
+def test_a_bad_line_of_an_image_with_a_negative_line_counts_its_boxes_only(tmp_path: Path) -> None:
+    draw_image(tmp_path / "b.jpg", 8, 8)
+    txt = write(tmp_path / "a.txt", "a.jpg,,,,,\na.jpg,1,2,3,x,cat\nb.jpg,1,2,3,4,cat\n")
+    report = convert(str(txt), str(tmp_path / "o.csv"), on_error="skip")
+    assert (report.images_read, report.boxes_read) == (2, 2)
+    assert (report.images_skipped, report.boxes_skipped) == (1, 1)
+    assert (tmp_path / "o.csv").read_text().splitlines()[1:] == ["b.jpg,8,8,cat,1,2,3,4"]

@@ -93,6 +93,7 @@ IMAGE_COLUMNS = ("depth", "split", "key", "path", "verified")
 EXTRA_COLUMNS = (*FLAG_FIELDS, "pose", "confidence", *IMAGE_COLUMNS, *NORM_COLUMNS)
 KNOWN_COLUMNS = frozenset(BASE_COLUMNS + EXTRA_COLUMNS)
 EXTENSIONS = (".csv",)
+_WHOLE = re.compile(r"[0-9]+(?:\.0*)?")
 #: The file name of each split's annotations in Roboflow's "Tensorflow Object Detection CSV".
 ROBOFLOW_NAME = "_annotations.csv"
 
@@ -446,7 +447,8 @@ def _layout(uri: str, line: int, header: list[str]) -> _Layout:
     if missing:
         raise AnnotationError(
             uri,
-            f"missing column(s) {', '.join(missing)}; the header has: {', '.join(names)}",
+            f"missing column(s) {', '.join(missing)}; the header has: {', '.join(names)}"
+            + (_HEADERLESS_HINT if _box_line(names) else ""),
             where,
         )
     return _Layout(
@@ -466,6 +468,21 @@ def _folder_split(uri: str) -> str | None:
     if posixpath.basename(path) != ROBOFLOW_NAME:
         return None
     return posixpath.basename(posixpath.dirname(path)) or None
+
+
+_HEADERLESS_HINT = (
+    " (a box, no header: keras-frcnn's and keras-retinanet's path,x1,y1,x2,y2,class "
+    "files read with --from frcnn)"
+)
+
+
+def _box_line(cells: list[str]) -> bool:
+    """Whether a first row is a box of a headerless path,x1,y1,x2,y2,class file (or
+    keras-retinanet's path,,,,, of an image without objects)."""
+    if len(cells) != 6 or not cells[0]:
+        return False
+    coordinates = cells[1:5]
+    return all(_WHOLE.fullmatch(cell) for cell in coordinates) or not any(cells[1:])
 
 
 def _group(rows: Iterator[tuple[int, list[str]]], layout: _Layout) -> _Grouped:
