@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
-from factories import Box, draw_image, labelimg_xml, roboflow_xml, write
+from factories import Box, cvat_xml, draw_image, labelimg_xml, roboflow_xml, write
 from oi_factory import CAMERA, PHONE, Row, bbox_csv, class_descriptions
 from pycocotools.coco import COCO
 from test_real_files import tfrecord_examples
@@ -398,3 +398,54 @@ def test_a_bad_line_of_an_image_with_a_negative_line_counts_its_boxes_only(tmp_p
     assert (report.images_read, report.boxes_read) == (2, 2)
     assert (report.images_skipped, report.boxes_skipped) == (1, 1)
     assert (tmp_path / "o.csv").read_text().splitlines()[1:] == ["b.jpg,8,8,cat,1,2,3,4"]
+
+
+# --- CVAT "PASCAL VOC 1.1" exports and the VOC devkit layout --------------------------------------
+
+
+@pytest.fixture
+def cvat_voc_export(tmp_path: Path) -> Path:
+    """CVAT's "PASCAL VOC 1.1" export, unpacked: Annotations/, ImageSets/Main/default.txt
+    (and a per-class list), JPEGImages/ and labelmap.txt; XMLs as Datumaro writes them."""
+    export = tmp_path / "task_1-2026_12_02-voc"
+    boxes = {
+        "frame_000000": [Box("car", 257, 12.34, 300.5, 100, occluded=1)],
+        "frame_000001": [],
+    }
+    for stem, objects in boxes.items():
+        write(export / "Annotations" / f"{stem}.xml", cvat_xml(f"{stem}.png", 640, 480, objects))
+        draw_image(export / "JPEGImages" / f"{stem}.png", 640, 480)
+    write(export / "ImageSets" / "Main" / "default.txt", "frame_000000\nframe_000001\n")
+    write(export / "ImageSets" / "Main" / "car_default.txt", "frame_000000  1\nframe_000001 -1\n")
+    write(export / "labelmap.txt", "# label:color_rgb:parts:actions\ncar:250,50,83::\n")
+    return export
+
+
+def test_cvat_voc_export_folder_converts_with_its_images_found(
+    cvat_voc_export: Path, tmp_path: Path
+) -> None:
+    out = tmp_path / "coco" / "instances.json"
+    report = convert(str(cvat_voc_export), str(out))
+    assert report.images_written == 2
+    assert coco_boxes(out) == [("JPEGImages/frame_000000.png", "car", [257, 12.34, 43.5, 87.66])]
+    record = tmp_path / "tf" / "cvat.record"
+    convert(str(cvat_voc_export), str(record))
+    examples = tfrecord_examples(record)
+    assert examples["Annotations/frame_000001.xml"]["decoded_shape"] == (480, 640, 3)
+    assert (
+        examples["Annotations/frame_000000.xml"]["image/encoded"]
+        == (cvat_voc_export / "JPEGImages" / "frame_000000.png").read_bytes()
+    )
+
+
+def test_voc_annotations_folder_finds_the_images_in_jpegimages_beside_it(
+    cvat_voc_export: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "voc.record"
+    assert main(["xml2tfrecord", str(cvat_voc_export / "Annotations"), str(out), "-q"]) == 0
+    examples = tfrecord_examples(out)
+    assert examples["frame_000000.xml"]["image/filename"] == b"frame_000000.png"
+    assert examples["frame_000000.xml"]["image/object/bbox/xmin"].tolist() == pytest.approx(
+        [257 / 640]
+    )
+    capsys.readouterr()

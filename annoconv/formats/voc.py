@@ -74,6 +74,8 @@ XML_SUFFIXES = (".xml",)
 VOC_FLAGS = ("truncated", "difficult", "occluded")
 #: labelImg's literal for "no pose"; read as None and written for None.
 UNSPECIFIED_POSE = "Unspecified"
+#: The VOC devkit's folders of XMLs and of their images, side by side.
+DEVKIT_ANNOTATIONS, DEVKIT_IMAGES = "Annotations", "JPEGImages"
 #: Top-level folders of a source that name the split of the XMLs in them (Roboflow's VOC
 #: export holds train/, valid/ and test/, each with its images and XMLs).
 SPLIT_FOLDERS = frozenset({"train", "val", "valid", "test"})
@@ -365,7 +367,7 @@ def _plain_record(document: _PlainDocument, uri: str, key: str) -> ImageRecord |
     built = _plain_objects(objects, width, height)
     if built is None:
         return None
-    filename_in_key = posixpath.join(posixpath.dirname(key), _basename(image_name))
+    filename_in_key = posixpath.join(image_folder(key), _basename(image_name))
     if not filename_in_key:
         return None
     return trusted_record(
@@ -543,7 +545,7 @@ def _record(
             uri,
             None,
             key=key,
-            filename=posixpath.join(posixpath.dirname(key), _basename(image_name)),
+            filename=posixpath.join(image_folder(key), _basename(image_name)),
             width=width,
             height=height,
             depth=depth,
@@ -582,6 +584,15 @@ def _coordinate_at(element: etree._Element, at: str, message: str) -> str | None
     return _at(child, f"{at}/bndbox/{name}") if child is not None else None
 
 
+def image_folder(key: str) -> str:
+    """The folder of a record's image, relative to the source: the XML's own, except for the
+    VOC devkit's layout (CVAT's "PASCAL VOC" export too), whose XMLs are in `Annotations/` and
+    images in `JPEGImages/` beside it (`Annotations/1.xml` -> `JPEGImages`)."""
+    folder = posixpath.dirname(key)
+    parent, name = posixpath.split(folder)
+    return posixpath.join(parent, DEVKIT_IMAGES) if name == DEVKIT_ANNOTATIONS else folder
+
+
 def folder_split(key: str) -> str | None:
     """The split the top-level folder of a record's key names (`valid/a.xml` -> `valid`,
     see `SPLIT_FOLDERS`), else None (`10165001/a.xml`, `a.xml`)."""
@@ -600,7 +611,7 @@ def _stem_name(key: str, filename: str) -> str:
 def _named_by_stem(record: ImageRecord, key: str) -> ImageRecord:
     """A record the fast path read by `<filename>`, named by the XML's stem instead."""
     name = _stem_name(key, record.filename)
-    return record.model_copy(update={"filename": posixpath.join(posixpath.dirname(key), name)})
+    return record.model_copy(update={"filename": posixpath.join(image_folder(key), name)})
 
 
 def _image_name(root: etree._Element, uri: str) -> str:

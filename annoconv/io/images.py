@@ -350,7 +350,8 @@ class ImageLocator:
 
     1. beside the annotation (the annotation's folder + `filename`);
     2. under `images_root`, at the annotation's folder relative to `annotations_root`
-       (annotations `ann/1/280.xml` -> `images/1/280.jpg`);
+       (annotations `ann/1/280.xml` -> `images/1/280.jpg`); for an annotation in a folder
+       named `Annotations`, then in `JPEGImages` beside that folder (the VOC devkit's layout);
        in both places, when `filename` has no image extension, also the file name of the
        recorded `path` when it is `filename` with more after a dot (labelImg's own test
        file names `test` and records `tests/test.512.512.bmp`);
@@ -417,6 +418,7 @@ class ImageLocator:
         if not name:
             return
         folders = self._folders(annotation_uri)
+        places = folders + _devkit_images(folders[0])
         recorded = _usable_path(path, annotation_uri)
         if recorded is not None and is_remote(recorded) and not self.remote_allowed(recorded):
             recorded = None  # a URL the annotation names is not even asked about
@@ -426,13 +428,13 @@ class ImageLocator:
         if not is_image_name(name) and from_path.lower().startswith(stem + "."):
             # `<filename>test</filename>` and `<path>tests/test.512.512.bmp</path>`
             names.append(from_path)
-        for folder in folders:
+        for folder in places:
             for each in names:
                 candidate = join(folder, *each.split("/"))
                 yield candidate, partial(_file_or_none, candidate)
         # Another extension in the annotation's own place beats the same name elsewhere:
         # `1/280.tif` is the image of `1/280.xml`, not some other patent's `2/280.jpg`.
-        for folder in folders:
+        for folder in places:
             wanted = join(folder, *name.split("/"))
             where = f"{dirname(wanted) or '.'} for {image_stem(name)}.* (any image extension)"
             yield where, partial(self._search_folder, annotation_uri, filename, wanted)
@@ -627,6 +629,12 @@ class _TreeIndex:
             base = posixpath.basename(uri.replace("\\", "/"))
             self.by_name.setdefault(base.lower(), []).append(uri)
             self.by_stem.setdefault(image_stem(base), []).append(uri)
+
+
+def _devkit_images(folder: str) -> list[str]:
+    """`[JPEGImages beside folder]` when `folder` is a VOC devkit's `Annotations`, else []."""
+    name = posixpath.basename(folder.replace("\\", "/").rstrip("/"))
+    return [join(dirname(folder), "JPEGImages")] if name == "Annotations" else []
 
 
 def _identical_files(uris: Sequence[str]) -> bool:
