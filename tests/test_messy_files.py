@@ -19,7 +19,7 @@ from test_real_files import tfrecord_examples
 
 from annoconv import convert
 from annoconv.cli import main
-from annoconv.errors import AnnotationError
+from annoconv.errors import AnnotationError, FormatError
 
 
 def coco_boxes(path: Path) -> list[tuple[str, str, list[float]]]:
@@ -216,16 +216,14 @@ def test_roboflow_csv_export_to_parquet_keeps_each_image_split(
     ]
 
 
-def test_a_folder_of_open_images_csvs_is_told_by_its_headers(tmp_path: Path) -> None:
-    folder = tmp_path / "oid"
-    write(folder / "validation-annotations-bbox.csv", bbox_csv([Row("0001eeaf4aed83f9", CAMERA)]))
-    out = tmp_path / "boxes.parquet"
-    convert(str(folder), str(out))
-    rows = pq.read_table(out).to_pylist()
-    assert [(row["key"], [obj["label"] for obj in row["objects"]]) for row in rows] == [
-        ("0001eeaf4aed83f9", [CAMERA])
-    ]
-    assert rows[0]["objects"][0]["xmax"] == 0.5
+def test_other_folders_holding_a_csv_are_not_taken_for_csv_sources(tmp_path: Path) -> None:
+    """A run's TFRecord shards with its CSV summary beside them: not a CSV dataset."""
+    folder = tmp_path / "build"
+    write(folder / "uspto-train.record-00000-of-00001", b"")
+    write(folder / "label_map.pbtxt", 'item { name: "a" id: 1 }\n')
+    write(folder / "uspto.csv", ROBOFLOW_CSV_HEADER + "a.jpg,10,10,a,1,2,3,4\n")
+    with pytest.raises(FormatError, match="cannot tell the format of folder"):
+        convert(str(folder), str(tmp_path / "boxes.parquet"))
 
 
 # --- Roboflow "Pascal VOC" exports ----------------------------------------------------------------

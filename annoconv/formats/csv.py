@@ -54,7 +54,7 @@ from annoconv.formats.base import (
     SingleFileWriter,
     Source,
 )
-from annoconv.io.fs import decode_line, expand_source, open_input, read_bytes
+from annoconv.io.fs import decode_line, exists, expand_source, join, open_input, read_bytes
 from annoconv.io.ranges import RowsBefore, comma_key, cut_ranges, open_range, read_range
 from annoconv.options import FormatOptions
 from annoconv.schema import (
@@ -96,6 +96,7 @@ EXTENSIONS = (".csv",)
 _WHOLE = re.compile(r"[0-9]+(?:\.0*)?")
 #: The file name of each split's annotations in Roboflow's "Tensorflow Object Detection CSV".
 ROBOFLOW_NAME = "_annotations.csv"
+ROBOFLOW_SPLITS = ("train", "valid", "test")
 
 _NEEDS_QUOTES = re.compile(r'[",\r\n]')
 # Tools that write numbers through a float column (pandas with a gap in it) write "640.0".
@@ -459,6 +460,13 @@ def _layout(uri: str, line: int, header: list[str]) -> _Layout:
         group_column="key" if "key" in index else "filename",
         split=None if "split" in index else _folder_split(uri),
     )
+
+
+def is_roboflow_export(folder: str) -> bool:
+    """Whether `folder` is Roboflow's "Tensorflow Object Detection CSV" export (or one split
+    of it): an `_annotations.csv` in it or in its `train/`, `valid/` or `test/` folder."""
+    places = [(ROBOFLOW_NAME,), *((split, ROBOFLOW_NAME) for split in ROBOFLOW_SPLITS)]
+    return any(exists(join(folder, *parts)) for parts in places)
 
 
 def _folder_split(uri: str) -> str | None:
@@ -939,5 +947,5 @@ FORMAT = Format(
     reader=CsvReader,
     writer=CsvWriter,
     write_options=CsvWriteOptions,
-    reads_folders=True,
+    claims_folder=is_roboflow_export,
 )

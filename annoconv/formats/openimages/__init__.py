@@ -117,5 +117,4 @@ FORMAT = Format(
     reader=OpenImagesReader,
     sniff=sniff,
     read_options=OpenImagesReadOptions,
-    reads_folders=True,
 )
