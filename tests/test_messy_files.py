@@ -13,6 +13,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 from factories import Box, cvat_xml, draw_image, labelimg_xml, roboflow_xml, write
+from od_protos import parse_with_protobuf
 from oi_factory import CAMERA, PHONE, Row, bbox_csv, class_descriptions
 from pycocotools.coco import COCO
 from test_real_files import tfrecord_examples
@@ -447,3 +448,75 @@ def test_voc_annotations_folder_finds_the_images_in_jpegimages_beside_it(
         [257 / 640]
     )
     capsys.readouterr()
+
+
+# --- one <object> holding several <bndbox> -------------------------------------------------------
+
+SEVERAL_BOXES = """<annotation>
+   <folder>images</folder>
+   <filename>cars.jpg</filename>
+   <size><width>4000</width><height>3000</height><depth>3</depth></size>
+   <object>
+   <name>car</name>
+   <pose>Unspecified</pose>
+   <truncated>0</truncated>
+   <occluded>0</occluded>
+   <difficult>0</difficult>
+   <bndbox>
+   <xmin>2656</xmin>
+   <ymin>607</ymin>
+   <xmax>3530</xmax>
+   <ymax>1879</ymax>
+   </bndbox>
+   <bndbox>
+   <xmin>1655</xmin>
+   <ymin>939</ymin>
+   <xmax>2451</xmax>
+   <ymax>2106</ymax>
+   </bndbox>
+   <bndbox>
+   <xmin>665</xmin>
+   <ymin>1188</ymin>
+   <xmax>{xmax}</xmax>
+   <ymax>2422</ymax>
+   </bndbox>
+   </object>
+   <object>
+   <name>person</name>
+   <difficult>1</difficult>
+   <bndbox><xmin>1</xmin><ymin>2</ymin><xmax>30</xmax><ymax>40</ymax></bndbox>
+   </object>
+</annotation>
+"""
+
+
+def test_an_object_with_several_bndbox_gives_a_box_for_each(tmp_path: Path) -> None:
+    """A VOC file as drainingsun/ybat issue 6 shows a tool writing it: the cars of an image
+    as one <object> holding a <bndbox> per car. Each box is read (only the first was)."""
+    xml = write(tmp_path / "ann" / "cars.xml", SEVERAL_BOXES.format(xmax=1506))
+    out = tmp_path / "coco" / "instances.json"
+    report = convert(str(xml.parent), str(out))
+    assert (report.boxes_read, report.boxes_written) == (4, 4)
+    assert coco_boxes(out) == [
+        ("cars.jpg", "car", [2656, 607, 874, 1272]),
+        ("cars.jpg", "car", [1655, 939, 796, 1167]),
+        ("cars.jpg", "car", [665, 1188, 841, 1234]),
+        ("cars.jpg", "person", [1, 2, 29, 38]),
+    ]
+    flags = [(a["iscrowd"]) for a in json.loads(out.read_text())["annotations"]]
+    assert flags == [0, 0, 0, 0]
+    labels = tmp_path / "label_map.pbtxt"
+    assert main(["labelmap", str(xml.parent), str(labels), "-q"]) == 0
+    assert parse_with_protobuf(labels.read_text()) == [("car", 1, None), ("person", 2, None)]
+
+
+def test_a_bad_box_among_several_is_named_at_its_own_line(tmp_path: Path) -> None:
+    xml = write(tmp_path / "cars.xml", SEVERAL_BOXES.format(xmax=4001))
+    report = convert(str(xml), str(tmp_path / "boxes.csv"), on_error="skip")
+    assert (report.images_skipped, report.boxes_skipped) == (1, 4)
+    line = SEVERAL_BOXES.splitlines().index("   <xmax>{xmax}</xmax>") + 1
+    [skipped] = report.skipped
+    assert skipped.source == str(xml)
+    assert skipped.reason.startswith(
+        f"line {line}, object[1]/bndbox[3]/xmax: xmax 4001 is outside [0, 4000]"
+    )
