@@ -520,3 +520,22 @@ def test_a_bad_box_among_several_is_named_at_its_own_line(tmp_path: Path) -> Non
     assert skipped.reason.startswith(
         f"line {line}, object[1]/bndbox[3]/xmax: xmax 4001 is outside [0, 4000]"
     )
+
+
+# --- a run that fails leaves no folder it made ----------------------------------------------------
+
+
+def test_a_failed_run_leaves_no_empty_output_folders(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A mistyped source (or one whose format cannot be told) must not leave out/deep/."""
+    (tmp_path / "kept").mkdir()
+    assert main(["convert", str(tmp_path / "nosuch.xml"), str(tmp_path / "out/deep/x.record")]) == 1
+    assert main(["convert", str(tmp_path / "kept"), str(tmp_path / "kept/sub/x.record")]) == 2
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["kept"]
+    assert list((tmp_path / "kept").iterdir()) == []
+    capsys.readouterr()
+    # A run that writes keeps its folders.
+    csv = write(tmp_path / "kept" / "boxes.csv", ROBOFLOW_CSV_HEADER + "a.jpg,10,10,a,1,2,3,4\n")
+    assert main(["convert", str(csv), str(tmp_path / "new/deep/boxes.parquet"), "-q"]) == 0
+    assert pq.read_table(tmp_path / "new/deep/boxes.parquet").num_rows == 1
