@@ -539,3 +539,25 @@ def test_a_failed_run_leaves_no_empty_output_folders(
     csv = write(tmp_path / "kept" / "boxes.csv", ROBOFLOW_CSV_HEADER + "a.jpg,10,10,a,1,2,3,4\n")
     assert main(["convert", str(csv), str(tmp_path / "new/deep/boxes.parquet"), "-q"]) == 0
     assert pq.read_table(tmp_path / "new/deep/boxes.parquet").num_rows == 1
+
+
+def test_cvat_voc_imagesets_named_after_subsets_are_listed_for_split_lists(
+    cvat_voc_export: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """CVAT names ImageSets/Main lists after the task's subsets (default.txt), which
+    --voc-imagesets does not take: the error names them and the way to use them."""
+    out = tmp_path / "boxes.csv"
+    args = ["convert", str(cvat_voc_export), str(out)]
+    assert main([*args, "--voc-imagesets", str(cvat_voc_export)]) == 1
+    main_folder = cvat_voc_export / "ImageSets" / "Main"
+    assert capsys.readouterr().err.strip() == (
+        f"annoconv: error: {cvat_voc_export}: no ImageSets/Main/{{train,val,test}}.txt found; "
+        f"{main_folder} has car_default.txt, default.txt: name the splits' lists with "
+        "--split-lists NAME=FILE,..."
+    )
+    assert main([*args, "--split-lists", f"default={main_folder / 'default.txt'}", "-q"]) == 0
+    assert (tmp_path / "boxes-default.csv").read_text().splitlines() == [
+        "filename,width,height,class,xmin,ymin,xmax,ymax",
+        "JPEGImages/frame_000000.png,640,480,car,257,12.34,300.5,100",
+        "JPEGImages/frame_000001.png,640,480,,,,,",
+    ]
