@@ -10,7 +10,15 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import TypeVar
 
 from annoconv.errors import AnnoconvError
-from annoconv.io.fs import decode_line, exists, join, read_bytes
+from annoconv.io.fs import (
+    decode_line,
+    exists,
+    is_dir,
+    join,
+    list_files,
+    read_bytes,
+    relative_posix,
+)
 
 # --- splits and shards ---------------------------------------------------------------------
 #
@@ -194,7 +202,8 @@ def read_split_lists(lists: Mapping[str, str | Iterable[str]]) -> dict[str, str]
 def voc_imagesets(folder: str) -> dict[str, str]:
     """{split: list file} of a VOC dataset: `ImageSets/Main/{train,val,test}.txt` under
     `folder` (the VOC root, its ImageSets folder, or the Main folder itself)."""
-    for candidate in (join(folder, "ImageSets", "Main"), join(folder, "Main"), folder):
+    candidates = (join(folder, "ImageSets", "Main"), join(folder, "Main"), folder)
+    for candidate in candidates:
         found = {
             name: join(candidate, f"{name}.txt")
             for name in VOC_IMAGESETS
@@ -202,7 +211,26 @@ def voc_imagesets(folder: str) -> dict[str, str]:
         }
         if found:
             return found
-    raise AnnoconvError(f"{folder}: no ImageSets/Main/{{train,val,test}}.txt found")
+    message = f"{folder}: no ImageSets/Main/{{train,val,test}}.txt found"
+    for candidate in candidates:
+        lists = _list_files_in(candidate)
+        if lists:
+            # CVAT's export names its lists after the task's subsets (default.txt, Train.txt).
+            shown = ", ".join(lists[:8]) + (", ..." if len(lists) > 8 else "")
+            message += (
+                f"; {candidate} has {shown}: name the splits' lists with "
+                "--split-lists NAME=FILE,..."
+            )
+            break
+    raise AnnoconvError(message)
+
+
+def _list_files_in(folder: str) -> list[str]:
+    """The names of the `.txt` files directly in `folder` (none when it is no folder)."""
+    if not is_dir(folder):
+        return []
+    names = (relative_posix(path, folder) for path in list_files(folder, (".txt",)))
+    return sorted(name for name in names if "/" not in name)
 
 
 def assign_from_lists(keys: Iterable[str], split_of: Mapping[str, str]) -> dict[str, str]:

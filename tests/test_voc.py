@@ -419,7 +419,7 @@ def test_missing_size_with_unreadable_image(tmp_path: Path) -> None:
 def test_missing_size_with_ambiguous_image(tmp_path: Path) -> None:
     xml = write(tmp_path / "ann" / "a.xml", cvat_xml("a.jpg", None, None))
     draw_image(tmp_path / "img" / "x" / "a.jpg", 5, 5)
-    draw_image(tmp_path / "img" / "y" / "a.jpg", 5, 5)
+    draw_image(tmp_path / "img" / "y" / "a.jpg", 5, 5, mode="L")  # copies would be one image
     bad = read_bad(xml, images=str(tmp_path / "img"))
     assert bad.error.source == str(xml)
     assert "image 'a.jpg' is ambiguous: 2 files under" in bad.error.message

@@ -83,7 +83,18 @@ class _Hint:
 #: format without a hint (a plugin's, a new one) is imported to be asked, as before.
 _HINTS: dict[str, _Hint] = {
     "voc": _Hint((".xml",), reads_folders=True),
-    "csv": _Hint((".csv",)),
+    "csv": _Hint(
+        (".csv",),
+        claims_folders=True,
+        # Roboflow's "Tensorflow Object Detection CSV" export (any other folder of CSVs
+        # could be a run's summaries beside its TFRecords: named with --from csv).
+        markers=(
+            "_annotations.csv",
+            "train/_annotations.csv",
+            "valid/_annotations.csv",
+            "test/_annotations.csv",
+        ),
+    ),
     "openimages": _Hint((".csv",)),
     "frcnn": _Hint((".txt",)),
     "tfrecord": _Hint((".tfrecord", ".record", ".tfrecords", ".tfrec")),

@@ -32,6 +32,7 @@ checked by pyarrow, and only the images a check flags are read the record way.
 from __future__ import annotations
 
 import csv
+import posixpath
 import re
 from collections import Counter
 from collections.abc import Iterator, Sequence
@@ -53,7 +54,7 @@ from annoconv.formats.base import (
     SingleFileWriter,
     Source,
 )
-from annoconv.io.fs import decode_line, expand_source, open_input, read_bytes
+from annoconv.io.fs import decode_line, exists, expand_source, join, open_input, read_bytes
 from annoconv.io.ranges import RowsBefore, comma_key, cut_ranges, open_range, read_range
 from annoconv.options import FormatOptions
 from annoconv.schema import (
@@ -92,6 +93,10 @@ IMAGE_COLUMNS = ("depth", "split", "key", "path", "verified")
 EXTRA_COLUMNS = (*FLAG_FIELDS, "pose", "confidence", *IMAGE_COLUMNS, *NORM_COLUMNS)
 KNOWN_COLUMNS = frozenset(BASE_COLUMNS + EXTRA_COLUMNS)
 EXTENSIONS = (".csv",)
+_WHOLE = re.compile(r"[0-9]+(?:\.0*)?")
+#: The file name of each split's annotations in Roboflow's "Tensorflow Object Detection CSV".
+ROBOFLOW_NAME = "_annotations.csv"
+ROBOFLOW_SPLITS = ("train", "valid", "test")
 
 _NEEDS_QUOTES = re.compile(r'[",\r\n]')
 # Tools that write numbers through a float column (pandas with a gap in it) write "640.0".
@@ -333,6 +338,8 @@ class _Layout:
     space: CoordSpace
     box_columns: tuple[str, ...]
     group_column: str
+    #: The split of every image when no column gives it: Roboflow's `valid/_annotations.csv`.
+    split: str | None = None
 
 
 @dataclass
@@ -441,7 +448,8 @@ def _layout(uri: str, line: int, header: list[str]) -> _Layout:
     if missing:
         raise AnnotationError(
             uri,
-            f"missing column(s) {', '.join(missing)}; the header has: {', '.join(names)}",
+            f"missing column(s) {', '.join(missing)}; the header has: {', '.join(names)}"
+            + (_HEADERLESS_HINT if _box_line(names) else ""),
             where,
         )
     return _Layout(
@@ -450,7 +458,39 @@ def _layout(uri: str, line: int, header: list[str]) -> _Layout:
         space=NORMALIZED if normalized else PIXEL,
         box_columns=NORM_COLUMNS if normalized else BOX_FIELDS,
         group_column="key" if "key" in index else "filename",
+        split=None if "split" in index else _folder_split(uri),
     )
+
+
+def is_roboflow_export(folder: str) -> bool:
+    """Whether `folder` is Roboflow's "Tensorflow Object Detection CSV" export (or one split
+    of it): an `_annotations.csv` in it or in its `train/`, `valid/` or `test/` folder."""
+    places = [(ROBOFLOW_NAME,), *((split, ROBOFLOW_NAME) for split in ROBOFLOW_SPLITS)]
+    return any(exists(join(folder, *parts)) for parts in places)
+
+
+def _folder_split(uri: str) -> str | None:
+    """The split Roboflow's "Tensorflow Object Detection CSV" export names by the folder of
+    each `_annotations.csv` (`train/`, `valid/`, `test/`); None for any other file."""
+    path = uri.replace("\\", "/")
+    if posixpath.basename(path) != ROBOFLOW_NAME:
+        return None
+    return posixpath.basename(posixpath.dirname(path)) or None
+
+
+_HEADERLESS_HINT = (
+    " (a box, no header: keras-frcnn's and keras-retinanet's path,x1,y1,x2,y2,class "
+    "files read with --from frcnn)"
+)
+
+
+def _box_line(cells: list[str]) -> bool:
+    """Whether a first row is a box of a headerless path,x1,y1,x2,y2,class file (or
+    keras-retinanet's path,,,,, of an image without objects)."""
+    if len(cells) != 6 or not cells[0]:
+        return False
+    coordinates = cells[1:5]
+    return all(_WHOLE.fullmatch(cell) for cell in coordinates) or not any(cells[1:])
 
 
 def _group(rows: Iterator[tuple[int, list[str]]], layout: _Layout) -> _Grouped:
@@ -530,6 +570,8 @@ def _parse_rows(uri: str, layout: _Layout, rows: list[tuple[int, list[str]]]) ->
             parsed.objects.append(obj)
             parsed.box_lines.append(line)
     parsed.fields = {name: value for name, (_, value) in image_fields.items() if name != "key"}
+    if layout.split is not None:
+        parsed.fields["split"] = layout.split
     return parsed
 
 
@@ -850,6 +892,8 @@ def _flat_rows(uri: str, layout: _Layout, table: pa.Table) -> tuple[pa.Table, pa
     for name in ("split", "path"):
         texts = optional(name)
         columns[name] = pc.if_else(pc.equal(texts, ""), None, texts)
+    if layout.split is not None:
+        columns["split"] = pa.repeat(pa.scalar(layout.split), count)
     verified = pc.utf8_lower(optional("verified"))
     spellings = pa.array(["", "1", "0", "true", "false"])
     odd.append(pc.invert(pc.is_in(verified, value_set=spellings)))
@@ -903,4 +947,5 @@ FORMAT = Format(
     reader=CsvReader,
     writer=CsvWriter,
     write_options=CsvWriteOptions,
+    claims_folder=is_roboflow_export,
 )

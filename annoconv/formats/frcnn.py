@@ -27,7 +27,9 @@ Writing (`FrcnnWriter`):
   Records sharing a filepath are written as they come and read back as one image.
 
 Reading (`FrcnnReader`) accepts a UTF-8 BOM, CRLF (or CR) line endings, blank lines and
-whitespace around fields (``a.jpg, 10, 20, 30, 40, Mobile phone``). Each line is split from
+whitespace around fields (``a.jpg, 10, 20, 30, 40, Mobile phone``). keras-retinanet's CSV is
+this format too (``--from frcnn`` for its ``.csv``): its ``path/to/image.jpg,,,,,`` line, an
+image without objects, is read as such (keras-frcnn has no such line). Each line is split from
 the right into exactly six fields, so commas in paths survive. Coordinates must be whole
 numbers; ``12.0`` is accepted (tools writing through float columns produce it) but ``12.5``
 is an error, as are negative values and x1 > x2 or y1 > y2. Lines are grouped into images by
@@ -269,6 +271,8 @@ def _add_line(uri: str, number: int, text: str, images: dict[str, _Image]) -> No
     fields = text.rsplit(",", len(FIELDS) - 1)
     # With fewer than six fields every comma was split, so fields[0] is the first field.
     image = images.setdefault(fields[0].strip(), _Image(number))
+    if _is_negative(fields):
+        return
     image.lines += 1
     if image.error is not None:
         return
@@ -276,6 +280,15 @@ def _add_line(uri: str, number: int, text: str, images: dict[str, _Image]) -> No
         image.objects.append(_parse_box(uri, f"line {number}", fields))
     except AnnotationError as error:
         image.error = error
+
+
+def _is_negative(fields: list[str]) -> bool:
+    """keras-retinanet's line of an image without objects: ``path/to/image.jpg,,,,,``."""
+    return (
+        len(fields) == len(FIELDS)
+        and bool(fields[0].strip())
+        and not any(cell.strip() for cell in fields[1:])
+    )
 
 
 def _parse_box(uri: str, where: str, fields: list[str]) -> ObjectAnnotation:

@@ -74,6 +74,11 @@ XML_SUFFIXES = (".xml",)
 VOC_FLAGS = ("truncated", "difficult", "occluded")
 #: labelImg's literal for "no pose"; read as None and written for None.
 UNSPECIFIED_POSE = "Unspecified"
+#: The VOC devkit's folders of XMLs and of their images, side by side.
+DEVKIT_ANNOTATIONS, DEVKIT_IMAGES = "Annotations", "JPEGImages"
+#: Top-level folders of a source that name the split of the XMLs in them (Roboflow's VOC
+#: export holds train/, valid/ and test/, each with its images and XMLs).
+SPLIT_FOLDERS = frozenset({"train", "val", "valid", "test"})
 
 _FLAG_VALUES: dict[str, Flag] = {
     "0": 0,
@@ -162,7 +167,7 @@ class VocReader(Reader):
                     xml = parse_voc_xml(data, uri)
                 except AnnotationError:
                     continue
-                names = [(name.text or "").strip() for name in xml.iterfind("object/name")]
+                names = _object_labels(xml)
             # A file with an empty <name> is a bad item of the conversion pass: its labels
             # must not reach the label map (where an empty name would fail the whole run).
             if all(names):
@@ -215,7 +220,13 @@ def read_voc_file(
     try:
         return _record(root, uri, key, locator, image_name)
     except AnnotationError as exc:
-        return BadItem(exc, boxes=len(root.findall("object")))
+        return BadItem(exc, boxes=_box_count(root))
+
+
+def _box_count(root: etree._Element) -> int:
+    """The boxes of a document's objects: one each, or one per `<bndbox>` of those that
+    hold several (as `_objects` reads them)."""
+    return sum(max(1, len(element.findall("bndbox"))) for element in root.iterfind("object"))
 
 
 def object_tags(data: bytes) -> int:
@@ -302,6 +313,17 @@ def _plain_document(data: bytes) -> _PlainDocument | None:
     return _PlainDocument(items, verified if verified is not None else head.group("v2"))
 
 
+def _object_labels(root: etree._Element) -> list[str]:
+    """Each box's label, as `_record` reads the boxes (an object's first `<name>`, once per
+    `<bndbox>` when it holds several)."""
+    labels = []
+    for element in root.iterfind("object"):
+        name = element.find("name")
+        label = (name.text or "").strip() if name is not None else ""
+        labels += [label] * max(1, len(element.findall("bndbox")))
+    return labels
+
+
 def _plain_labels(data: bytes) -> list[str] | None:
     """The object names of a document the fast path can read (as `labels()` gives them),
     or None to use lxml instead. The grammar is checked in one call, the items not kept."""
@@ -362,7 +384,7 @@ def _plain_record(document: _PlainDocument, uri: str, key: str) -> ImageRecord |
     built = _plain_objects(objects, width, height)
     if built is None:
         return None
-    filename_in_key = posixpath.join(posixpath.dirname(key), _basename(image_name))
+    filename_in_key = posixpath.join(image_folder(key), _basename(image_name))
     if not filename_in_key:
         return None
     return trusted_record(
@@ -377,6 +399,7 @@ def _plain_record(document: _PlainDocument, uri: str, key: str) -> ImageRecord |
         path=recorded or None,
         image_uri=None,
         verified=verified,
+        split=folder_split(key),
     )
 
 
@@ -532,14 +555,18 @@ def _record(
         image_uri = locator.find(uri, image_name, path)
         if image_uri is not None:
             width, height, depth = _size_from_image(image_uri, root, uri)
-    elements = root.findall("object")
-    objects = [_object(element, index, uri) for index, element in enumerate(elements, 1)]
+    boxes = [
+        box
+        for index, element in enumerate(root.findall("object"), 1)
+        for box in _objects(element, index, uri)
+    ]
+    objects = [obj for obj, _box, _path in boxes]
     try:
         return make_record(
             uri,
             None,
             key=key,
-            filename=posixpath.join(posixpath.dirname(key), _basename(image_name)),
+            filename=posixpath.join(image_folder(key), _basename(image_name)),
             width=width,
             height=height,
             depth=depth,
@@ -548,33 +575,49 @@ def _record(
             path=path,
             image_uri=image_uri,
             verified=_verified(root, uri),
+            split=folder_split(key),
         )
     except BoxOutsideError as error:
-        raise _outside_at(error, elements, objects) from None
+        raise _outside_at(error, boxes) from None
 
 
 def _outside_at(
-    error: BoxOutsideError, elements: list[etree._Element], objects: list[ObjectAnnotation]
+    error: BoxOutsideError, boxes: list[tuple[ObjectAnnotation, etree._Element, str]]
 ) -> BoxOutsideError:
     """The error at the line of the coordinate that lies outside (`object[2]/bndbox/xmax`),
     rather than the record's: the schema's message names the object and the coordinate."""
-    for index, (element, obj) in enumerate(zip(elements, objects, strict=True), 1):
+    for index, (obj, box, path) in enumerate(boxes, 1):
         prefix = f"object[{index}] ({obj.label!r}): "
         if error.message.startswith(prefix):
             problem = error.message[len(prefix) :]
-            where = _coordinate_at(element, f"object[{index}]", problem)
+            where = _coordinate_at(box, path, problem)
             if where is not None:
                 return BoxOutsideError(error.source, problem, where, record=error.record)
     return error
 
 
-def _coordinate_at(element: etree._Element, at: str, message: str) -> str | None:
-    """The `where` of the `<bndbox>` child a message about a box starts with ("xmin 50 >
-    xmax 10" is about `<xmin>`), or None when the message names none."""
+def _coordinate_at(box: etree._Element, path: str, message: str) -> str | None:
+    """The `where` of the child of the `<bndbox>` at `path` a message about its box starts
+    with ("xmin 50 > xmax 10" is about `<xmin>`), or None when the message names none."""
     name = message.split(" ", 1)[0]
-    box = _children(element).get("bndbox")
-    child = _children(box).get(name) if box is not None and name in BOX_FIELDS else None
-    return _at(child, f"{at}/bndbox/{name}") if child is not None else None
+    child = _children(box).get(name) if name in BOX_FIELDS else None
+    return _at(child, f"{path}/{name}") if child is not None else None
+
+
+def image_folder(key: str) -> str:
+    """The folder of a record's image, relative to the source: the XML's own, except for the
+    VOC devkit's layout (CVAT's "PASCAL VOC" export too), whose XMLs are in `Annotations/` and
+    images in `JPEGImages/` beside it (`Annotations/1.xml` -> `JPEGImages`)."""
+    folder = posixpath.dirname(key)
+    parent, name = posixpath.split(folder)
+    return posixpath.join(parent, DEVKIT_IMAGES) if name == DEVKIT_ANNOTATIONS else folder
+
+
+def folder_split(key: str) -> str | None:
+    """The split the top-level folder of a record's key names (`valid/a.xml` -> `valid`,
+    see `SPLIT_FOLDERS`), else None (`10165001/a.xml`, `a.xml`)."""
+    folder, separator, _rest = key.partition("/")
+    return folder if separator and folder in SPLIT_FOLDERS else None
 
 
 def _stem_name(key: str, filename: str) -> str:
@@ -588,7 +631,7 @@ def _stem_name(key: str, filename: str) -> str:
 def _named_by_stem(record: ImageRecord, key: str) -> ImageRecord:
     """A record the fast path read by `<filename>`, named by the XML's stem instead."""
     name = _stem_name(key, record.filename)
-    return record.model_copy(update={"filename": posixpath.join(posixpath.dirname(key), name)})
+    return record.model_copy(update={"filename": posixpath.join(image_folder(key), name)})
 
 
 def _image_name(root: etree._Element, uri: str) -> str:
@@ -662,7 +705,12 @@ def _verified(root: etree._Element, uri: str) -> bool | None:
     return verified
 
 
-def _object(element: etree._Element, index: int, uri: str) -> ObjectAnnotation:
+def _objects(
+    element: etree._Element, index: int, uri: str
+) -> list[tuple[ObjectAnnotation, etree._Element, str]]:
+    """The boxes of `<object>` number `index`, each with its `<bndbox>` and that element's
+    path: one, or one per `<bndbox>` of an object that holds several (some tools write
+    the cars of an image as one object with a box for each)."""
     at = f"object[{index}]"
     children = _children(element)
     name = children.get("name")
@@ -671,21 +719,42 @@ def _object(element: etree._Element, index: int, uri: str) -> ObjectAnnotation:
     label = _text(name)
     if not label:
         raise AnnotationError(uri, "empty <name>", _at(name, f"{at}/name"))
-    box = children.get("bndbox")
-    if box is None:
+    boxes = [child for child in element if child.tag == "bndbox"]
+    if not boxes:
         raise AnnotationError(uri, "missing <bndbox>", _at(element, at))
     flags = {flag: _flag(children.get(flag), at, uri) for flag in VOC_FLAGS}
-    coordinates = _coordinates(box, at, uri)
     pose = _pose(children.get("pose"))
+    paths = (
+        [f"{at}/bndbox"]
+        if len(boxes) == 1
+        else [f"{at}/bndbox[{number}]" for number in range(1, len(boxes) + 1)]
+    )
+    return [
+        (_object(element, box, path, uri, label, pose, flags), box, path)
+        for box, path in zip(boxes, paths, strict=True)
+    ]
+
+
+def _object(
+    element: etree._Element,
+    box: etree._Element,
+    path: str,
+    uri: str,
+    label: str,
+    pose: str | None,
+    flags: dict[str, Flag],
+) -> ObjectAnnotation:
+    coordinates = _coordinates(box, path, uri)
     try:
         return ObjectAnnotation(label=label, pose=pose, **flags, **coordinates)
     except ValidationError:
         pass
     # Rare: build it again through make_object, which says what is wrong and where.
+    at = path.rsplit("/", 1)[0]
     try:
         return make_object(uri, _at(element, at), label=label, pose=pose, **flags, **coordinates)
     except AnnotationError as error:
-        where = _coordinate_at(element, at, error.message)
+        where = _coordinate_at(box, path, error.message)
         if where is None:
             raise
         raise AnnotationError(uri, error.message, where) from None
@@ -716,16 +785,17 @@ def _flag(element: etree._Element | None, at: str, uri: str) -> Flag:
     return value
 
 
-def _coordinates(box: etree._Element, at: str, uri: str) -> dict[str, float]:
+def _coordinates(box: etree._Element, path: str, uri: str) -> dict[str, float]:
+    """The coordinates of the `<bndbox>` at `path` (`object[2]/bndbox`)."""
     children = _children(box)
     coordinates = {}
     for name in BOX_FIELDS:
         element = children.get(name)
         if element is None:
-            raise AnnotationError(uri, f"missing <{name}>", _at(box, f"{at}/bndbox"))
+            raise AnnotationError(uri, f"missing <{name}>", _at(box, path))
         value = _number(element.text)
         if value is None:
-            where = _at(element, f"{at}/bndbox/{name}")
+            where = _at(element, f"{path}/{name}")
             raise AnnotationError(uri, f"expected a number, got {_text(element)!r}", where)
         coordinates[name] = value
     return coordinates

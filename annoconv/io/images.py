@@ -31,6 +31,7 @@ from annoconv.io.fs import (
     open_input,
     read_bytes,
     relative_posix,
+    size_of,
 )
 from annoconv.schema import ImageRecord
 
@@ -349,7 +350,8 @@ class ImageLocator:
 
     1. beside the annotation (the annotation's folder + `filename`);
     2. under `images_root`, at the annotation's folder relative to `annotations_root`
-       (annotations `ann/1/280.xml` -> `images/1/280.jpg`);
+       (annotations `ann/1/280.xml` -> `images/1/280.jpg`); for an annotation in a folder
+       named `Annotations`, then in `JPEGImages` beside that folder (the VOC devkit's layout);
        in both places, when `filename` has no image extension, also the file name of the
        recorded `path` when it is `filename` with more after a dot (labelImg's own test
        file names `test` and records `tests/test.512.512.bmp`);
@@ -367,7 +369,8 @@ class ImageLocator:
     Several files under `images_root` matching in one step are told apart by the annotation's
     own subfolders, then by the longest trailing run of folders they share with the recorded
     path (`/Volumes/LaCie/grant/165/1/280.jpg` picks `165/1/280.tif` over `166/1/280.tif`);
-    several left, or several candidates in one folder, are ambiguous: AnnotationError listing
+    several left holding the same bytes are copies of one image (the first is taken);
+    several that differ, or several candidates in one folder, are ambiguous: AnnotationError listing
     them and what would decide. `searched()` says where `find()` looks, in its order.
 
     Paths may be local or any fsspec URL. Folder listings are cached, so looking up many
@@ -415,6 +418,7 @@ class ImageLocator:
         if not name:
             return
         folders = self._folders(annotation_uri)
+        places = folders + _devkit_images(folders[0])
         recorded = _usable_path(path, annotation_uri)
         if recorded is not None and is_remote(recorded) and not self.remote_allowed(recorded):
             recorded = None  # a URL the annotation names is not even asked about
@@ -424,13 +428,13 @@ class ImageLocator:
         if not is_image_name(name) and from_path.lower().startswith(stem + "."):
             # `<filename>test</filename>` and `<path>tests/test.512.512.bmp</path>`
             names.append(from_path)
-        for folder in folders:
+        for folder in places:
             for each in names:
                 candidate = join(folder, *each.split("/"))
                 yield candidate, partial(_file_or_none, candidate)
         # Another extension in the annotation's own place beats the same name elsewhere:
         # `1/280.tif` is the image of `1/280.xml`, not some other patent's `2/280.jpg`.
-        for folder in folders:
+        for folder in places:
             wanted = join(folder, *name.split("/"))
             where = f"{dirname(wanted) or '.'} for {image_stem(name)}.* (any image extension)"
             yield where, partial(self._search_folder, annotation_uri, filename, wanted)
@@ -496,6 +500,8 @@ class ImageLocator:
         key = image_stem(name) if by_stem else posixpath.basename(name).lower()
         candidates = _prefer_suffix(table.get(key, []), root, name, by_stem)
         candidates = prefer_recorded_folders(candidates, path, lambda c: relative_posix(c, root))
+        if len(candidates) > 1 and _identical_files(candidates):
+            candidates = candidates[:1]
         if len(candidates) > 1:
             listed = [relative_posix(c, root) for c in candidates]
             raise _ambiguous(annotation_uri, filename, f"under {root}", listed, path)
@@ -606,7 +612,11 @@ class RecordImages:
             root = source[: len(source) - len(record.key) - 1]
             return root, source, posixpath.basename(record.filename)
         root = dirname(source) or "."
-        return root, join(root, *record.filename.split("/")), posixpath.basename(record.filename)
+        name = posixpath.basename(record.filename)
+        if not is_remote(record.filename) and os.path.isabs(record.filename):
+            # keras-frcnn txt and CSVs often name images by absolute path: look there first.
+            return root, record.filename, name
+        return root, join(root, *record.filename.split("/")), name
 
 
 class _TreeIndex:
@@ -619,6 +629,23 @@ class _TreeIndex:
             base = posixpath.basename(uri.replace("\\", "/"))
             self.by_name.setdefault(base.lower(), []).append(uri)
             self.by_stem.setdefault(image_stem(base), []).append(uri)
+
+
+def _devkit_images(folder: str) -> list[str]:
+    """`[JPEGImages beside folder]` when `folder` is a VOC devkit's `Annotations`, else []."""
+    name = posixpath.basename(folder.replace("\\", "/").rstrip("/"))
+    return [join(dirname(folder), "JPEGImages")] if name == "Annotations" else []
+
+
+def _identical_files(uris: Sequence[str]) -> bool:
+    """Whether the files hold the same bytes: copies of one image, whichever is taken
+    (OIDv4_ToolKit saves an image in the folder of each class it holds). Empty files are
+    no image, whatever their number."""
+    sizes = {size_of(uri) for uri in uris}
+    if len(sizes) > 1 or 0 in sizes:
+        return False
+    first = read_bytes(uris[0])
+    return all(read_bytes(uri) == first for uri in uris[1:])
 
 
 def _file_or_none(uri: str) -> str | None:

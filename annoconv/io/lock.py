@@ -26,7 +26,7 @@ import datetime
 import json
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO
 
@@ -67,10 +67,13 @@ class Holder:
 class OutputLock:
     """A held lock on one output; `release()` gives it up (and removes the lock file)."""
 
-    def __init__(self, output: str, path: str, handle: IO[str]) -> None:
+    def __init__(
+        self, output: str, path: str, handle: IO[str], created: Sequence[str] = ()
+    ) -> None:
         self.output = output
         self.path = path
         self._handle: IO[str] | None = handle
+        self._created = list(created)
 
     def release(self) -> None:
         handle, self._handle = self._handle, None
@@ -80,6 +83,13 @@ class OutputLock:
         with contextlib.suppress(FileNotFoundError):
             os.remove(self.path)
         handle.close()  # (closing drops the flock)
+        # The folders made for the lock, when the run left them empty (it failed before
+        # writing): a mistyped source must not leave `out/deep/` behind.
+        for folder in self._created:
+            try:
+                os.rmdir(folder)
+            except OSError:
+                break
 
     def __enter__(self) -> OutputLock:
         return self
@@ -91,13 +101,29 @@ class OutputLock:
 def acquire(output: str) -> OutputLock:
     """The lock on `output` (a local path), or OutputLockedError naming the run holding it."""
     path = lock_path(output)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
+    created = _missing_folders(os.path.dirname(path))
     for _attempt in range(100):
-        handle = _locked(output, path) if fcntl is not None else _created(output, path)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        try:
+            handle = _locked(output, path) if fcntl is not None else _created(output, path)
+        except FileNotFoundError:  # another run removed the empty folder it had made
+            continue
         if handle is not None:
             _write_holder(handle)
-            return OutputLock(output, path, handle)
+            return OutputLock(output, path, handle, created)
     raise OutputLockedError(output, path, _read_holder(path).describe())
+
+
+def _missing_folders(folder: str) -> list[str]:
+    """`folder` and those of its parents that do not exist, deepest first."""
+    missing = []
+    while folder and not os.path.isdir(folder):
+        missing.append(folder)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    return missing
 
 
 @contextlib.contextmanager

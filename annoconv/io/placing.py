@@ -22,7 +22,7 @@ from annoconv.io import filewriter
 from annoconv.io.embed import SizePolicy, embed_image
 from annoconv.io.filewriter import FileWrites, write_file
 from annoconv.io.fs import is_remote, join, remove_file, write_atomic
-from annoconv.io.images import RecordImages, read_image_info
+from annoconv.io.images import RecordImages, is_image_name, read_image_info
 from annoconv.schema import ImageRecord
 
 #: How images reach the output: copied, hard-linked, symlinked, or not at all (labels only).
@@ -273,6 +273,12 @@ class StagedFolder:
         self._written.clear()
 
 
+def _with_extension(name: str, extension: str) -> str:
+    """`name`, with `extension` added when it has no image extension: datasets find their
+    images by extension (old labelImg files name `photo2` for photo2.jpg)."""
+    return name if is_image_name(name) else name + extension
+
+
 class ImagePlacer:
     """Places each record's image under `folder` as `name` (its extension changed when the
     image is transcoded). `images` is the run's images folder, where images are looked for.
@@ -326,6 +332,7 @@ class ImagePlacer:
         info = read_image_info(uri)
         if info.format not in _KEPT_FORMATS or info.exif_orientation != 1:
             return None
+        name = _with_extension(name, _EXTENSIONS[info.format.lower()])
         width, height = info.width, info.height
         if record.has_size and (record.width, record.height) != (width, height):
             return None  # the size policy decides, on the copy path
@@ -353,6 +360,7 @@ class ImagePlacer:
         )
         if image.transcoded:
             name = posixpath.splitext(name)[0] + _EXTENSIONS[image.format]
+        name = _with_extension(name, _EXTENSIONS[image.format])
         if self.staged is not None:
             written, target = self.staged.write(name, image.data), self.staged.final_path(name)
         else:
