@@ -561,3 +561,42 @@ def test_cvat_voc_imagesets_named_after_subsets_are_listed_for_split_lists(
         "JPEGImages/frame_000000.png,640,480,car,257,12.34,300.5,100",
         "JPEGImages/frame_000001.png,640,480,,,,,",
     ]
+
+
+# --- names decomposed by macOS --------------------------------------------------------------------
+
+COMPOSED = "caf\u00e9 \u00fcber.jpg"  # as annotation tools write it
+DECOMPOSED = "cafe\u0301 u\u0308ber.jpg"  # as a Mac's file system hands the file out
+
+
+@pytest.mark.parametrize("place", ["beside", "images folder", "tar"])
+def test_an_image_named_decomposed_on_disk_is_the_annotations_composed_name(
+    tmp_path: Path, place: str
+) -> None:
+    """labelImg writes `<filename>café über.jpg</filename>` composed (NFC); the same folder
+    copied off a Mac (HFS+, or a zip or tar made there) names the file `cafe\\u0301...`
+    (NFD). They are one name: the image is found and embedded, in every place images are
+    looked for."""
+    import tarfile
+
+    assert COMPOSED != DECOMPOSED
+    annotations = tmp_path / "annotations"
+    write(annotations / "1.xml", labelimg_xml(COMPOSED, 64, 48, [("cat", 4, 6, 40, 30)]))
+    image_folder = annotations if place == "beside" else tmp_path / "images"
+    image = draw_image(image_folder / DECOMPOSED, 64, 48)
+    images: list[str] = []
+    if place == "images folder":
+        images = ["--images", str(image_folder)]
+    elif place == "tar":
+        archive = tmp_path / "images.tar"
+        with tarfile.open(archive, "w") as tar:
+            tar.add(image, arcname=DECOMPOSED)
+        image.unlink()
+        images = ["--images", str(archive)]
+    out = tmp_path / "out" / "train.record"
+    assert main(["convert", str(annotations), str(out), "-q", *images]) == 0
+    (example,) = tfrecord_examples(out).values()
+    assert example["image/filename"].decode() == COMPOSED
+    assert example["image/encoded"] == draw_image(tmp_path / "again.jpg", 64, 48).read_bytes()
+    assert example["image/object/bbox/xmin"].tolist() == [4 / 64]
+    assert example["image/object/class/text"].tolist() == [b"cat"]

@@ -14,6 +14,7 @@ import posixpath
 import re
 import stat
 import threading
+import unicodedata
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -424,8 +425,8 @@ class ImageLocator:
             recorded = None  # a URL the annotation names is not even asked about
         names = [name]
         from_path = _basename_of(path)
-        stem = posixpath.basename(name).lower()
-        if not is_image_name(name) and from_path.lower().startswith(stem + "."):
+        stem = folded(posixpath.basename(name))
+        if not is_image_name(name) and folded(from_path).startswith(stem + "."):
             # `<filename>test</filename>` and `<path>tests/test.512.512.bmp</path>`
             names.append(from_path)
         for folder in places:
@@ -497,7 +498,7 @@ class ImageLocator:
             return None
         index = self._tree_index(root)
         table = index.by_stem if by_stem else index.by_name
-        key = image_stem(name) if by_stem else posixpath.basename(name).lower()
+        key = image_stem(name) if by_stem else folded(posixpath.basename(name))
         candidates = _prefer_suffix(table.get(key, []), root, name, by_stem)
         candidates = prefer_recorded_folders(candidates, path, lambda c: relative_posix(c, root))
         if len(candidates) > 1 and _identical_files(candidates):
@@ -627,7 +628,7 @@ class _TreeIndex:
         self.by_stem: dict[str, list[str]] = {}
         for uri in files:
             base = posixpath.basename(uri.replace("\\", "/"))
-            self.by_name.setdefault(base.lower(), []).append(uri)
+            self.by_name.setdefault(folded(base), []).append(uri)
             self.by_stem.setdefault(image_stem(base), []).append(uri)
 
 
@@ -697,12 +698,12 @@ def _prefer_suffix(candidates: list[str], root: str, name: str, by_stem: bool) -
     """Among same-named files, those whose path ends with the annotation's own subfolders."""
     if len(candidates) < 2 or "/" not in name:
         return candidates
-    wanted = name.lower()
+    wanted = folded(name)
     if by_stem:
         wanted = posixpath.join(posixpath.dirname(wanted), image_stem(wanted))
     matching = []
     for candidate in candidates:
-        relative = relative_posix(candidate, root).lower()
+        relative = folded(relative_posix(candidate, root))
         if by_stem:
             relative = posixpath.join(posixpath.dirname(relative), image_stem(relative))
         if relative == wanted or relative.endswith("/" + wanted):
@@ -737,10 +738,17 @@ def _usable_path(path: str | None, annotation_uri: str) -> str | None:
     return join(dirname(annotation_uri), path)
 
 
+def folded(name: str) -> str:
+    """`name` in the form file names are compared in: lower case, and composed (NFC): macOS
+    hands out names decomposed (``e`` + a combining accent) where annotation tools write them
+    composed (``é``), and the two must match as the same name."""
+    return (name if name.isascii() else unicodedata.normalize("NFC", name)).lower()
+
+
 def image_path_key(name: str) -> str:
-    """Lower-cased posix path without its image extension (other extensions are kept), how
-    an annotation's image name and a found file are compared: `P1/280.TIF` -> `p1/280`."""
-    path = name.replace("\\", "/").lower().removeprefix("./")
+    """Folded posix path without its image extension (other extensions are kept), how an
+    annotation's image name and a found file are compared: `P1/280.TIF` -> `p1/280`."""
+    path = folded(name.replace("\\", "/")).removeprefix("./")
     root, extension = posixpath.splitext(path)
     return root if extension in IMAGE_SUFFIXES else path
 
@@ -780,14 +788,14 @@ def recorded_folders(path: str | None) -> list[str]:
     -> `["c:", "data", "165", "1"]`."""
     if not path:
         return []
-    parts = path.strip().replace("\\", "/").lower().split("/")[:-1]
+    parts = folded(path.strip().replace("\\", "/")).split("/")[:-1]
     return [part for part in parts if part not in ("", ".")]
 
 
 def shared_folders(recorded: Sequence[str], relative: str) -> int:
     """How many folders, counted from the file up, `relative` (a posix path) shares with the
     `recorded` folders: `165/1/280.tif` shares 2 with `[..., "165", "1"]`."""
-    own = [part for part in relative.lower().split("/")[:-1] if part not in ("", ".")]
+    own = [part for part in folded(relative).split("/")[:-1] if part not in ("", ".")]
     count = 0
     for mine, theirs in zip(reversed(own), reversed(recorded), strict=False):
         if mine != theirs:
