@@ -11,6 +11,7 @@ nothing else of the whole dataset reads its source once: no survey (`_one_pass`)
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,15 @@ from annoconv.filters import ClassSelection, build_filters, selection_check
 from annoconv.formats import Format, Reader, Source, Writer, get_format
 from annoconv.formats.base import Capabilities
 from annoconv.io.archives import is_archive
-from annoconv.io.fs import current_storage_options, dirname, exists, join
+from annoconv.io.fs import (
+    GLOB_CHARS,
+    comparable_path,
+    current_storage_options,
+    dirname,
+    exists,
+    is_dir,
+    join,
+)
 from annoconv.labelmap import LabelMap, LabelMapItem, LabelOrder
 from annoconv.listed import WithListedImages, find_listed
 from annoconv.ops import assign_from_lists, assign_splits, assign_stratified, read_split_lists
@@ -61,6 +70,8 @@ def make_plan(
     # An archive of images is streamed by `feed_images`; readers and writers see no folder.
     archive, images = _images(options.images)
     _check_combinations(options, write_options, archive)
+    if not isinstance(source, Reader):
+        check_output_apart([source] if isinstance(source, str) else list(source), output)
     reader, from_format, read_options, selects = _open_source(source, options, images)
     # Each pass gets its own filters (they count what they change).
     make_filters = partial(
@@ -256,6 +267,32 @@ def _images(images: str | None) -> tuple[str | None, str | None]:
     if images is not None and is_archive(images):
         return images, None
     return None, images
+
+
+def check_output_apart(sources: Sequence[str], output: str) -> None:
+    """Refuse an output that is a file the run reads, or lies inside a folder it reads: the
+    run would replace the user's annotations with its own (a VOC folder converted into
+    itself), and the next run of the same command would read the output as input."""
+    target = comparable_path(output)
+    for source in sources:
+        if any(char in source for char in GLOB_CHARS):
+            continue  # a pattern names what it reads; the output is published after reading
+        read = comparable_path(source)
+        if target == read:
+            raise OptionError(
+                f"the output {output} is the source {source}: the run would replace what it "
+                "reads; write the output to another path"
+            )
+        if _inside(target, read) and is_dir(source):
+            raise OptionError(
+                f"the output {output} is inside the source folder {source}, which the run "
+                "reads (and a next run would read the output as input); write it outside"
+            )
+
+
+def _inside(path: str, folder: str) -> bool:
+    """Whether `path` lies below `folder` (both spelled by `comparable_path`)."""
+    return any(path.startswith(folder.rstrip(sep) + sep) for sep in {"/", os.sep})
 
 
 def _check_combinations(

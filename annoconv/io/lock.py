@@ -26,7 +26,7 @@ import datetime
 import json
 import os
 import socket
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import IO
 
@@ -67,10 +67,15 @@ class Holder:
 class OutputLock:
     """A held lock on one output; `release()` gives it up (and removes the lock file)."""
 
-    def __init__(self, output: str, path: str, handle: IO[str]) -> None:
+    def __init__(
+        self, output: str, path: str, handle: IO[str], created: Sequence[str] = ()
+    ) -> None:
         self.output = output
         self.path = path
         self._handle: IO[str] | None = handle
+        #: The folders made to hold the lock file, deepest first: removed with it when the
+        #: run left them empty (it failed before publishing), so a refused run makes none.
+        self.created = tuple(created)
 
     def release(self) -> None:
         handle, self._handle = self._handle, None
@@ -79,6 +84,9 @@ class OutputLock:
         # Removed while still held: a run waiting on the old file sees it gone and retries.
         with contextlib.suppress(FileNotFoundError):
             os.remove(self.path)
+        for folder in self.created:
+            with contextlib.suppress(OSError):  # not empty: the run's outputs are there
+                os.rmdir(folder)
         handle.close()  # (closing drops the flock)
 
     def __enter__(self) -> OutputLock:
@@ -91,13 +99,26 @@ class OutputLock:
 def acquire(output: str) -> OutputLock:
     """The lock on `output` (a local path), or OutputLockedError naming the run holding it."""
     path = lock_path(output)
+    created = _missing_folders(os.path.dirname(path))
     os.makedirs(os.path.dirname(path), exist_ok=True)
     for _attempt in range(100):
         handle = _locked(output, path) if fcntl is not None else _created(output, path)
         if handle is not None:
             _write_holder(handle)
-            return OutputLock(output, path, handle)
+            return OutputLock(output, path, handle, created)
     raise OutputLockedError(output, path, _read_holder(path).describe())
+
+
+def _missing_folders(folder: str) -> list[str]:
+    """`folder` and those of its parents that do not exist yet, deepest first."""
+    missing = []
+    while folder and not os.path.exists(folder):
+        missing.append(folder)
+        parent = os.path.dirname(folder)
+        if parent == folder:
+            break
+        folder = parent
+    return missing
 
 
 @contextlib.contextmanager

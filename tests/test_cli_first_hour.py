@@ -1,0 +1,81 @@
+"""A new user's first hour with `annoconv`, adversarially: the mistakes and interruptions
+that broke it once (the output pointed at the source, a bad flag found late, Ctrl-C at
+start-up, a killed or interrupted run of the processes engine), each run as a user would."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from factories import labelimg_xml, write
+
+from annoconv.cli import main
+
+#: The module (`annoconv.cli.main` the attribute is the function).
+cli_main = sys.modules["annoconv.cli.main"]
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def run_cli(*args: str | Path) -> int:
+    return main([str(arg) for arg in args])
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    """Every file under `root` (hidden ones included) with its bytes."""
+    return {
+        str(path.relative_to(root)): path.read_bytes()
+        for path in sorted(root.rglob("*"))
+        if path.is_file()
+    }
+
+
+@pytest.fixture
+def voc(tmp_path: Path) -> Path:
+    ann = tmp_path / "ann"
+    write(ann / "a" / "1.xml", labelimg_xml("1.jpg", 640, 480, [("dog", 10, 20, 110, 220)]))
+    write(ann / "b" / "2.xml", labelimg_xml("2.jpg", 320, 240, [("cat", 1, 2, 30, 40)]))
+    return ann
+
+
+@pytest.mark.parametrize(
+    "words",
+    [
+        ["convert", "{ann}", "{ann}", "--to", "voc", "--rename", "dog=wolf"],
+        ["convert", "{ann}", "{ann}/sub", "--to", "voc"],
+        ["convert", "{ann}", "{ann}/labels.csv"],
+        ["convert", "{ann}", "{ann}/new/folder/labels.csv"],
+        ["convert", "{csv}", "{csv}", "--classes", "dog"],
+        ["convert", "{csv}", "{tmp}/./ann/../labels.csv", "--classes", "dog"],
+        ["merge", "{csv}", "{ann}", "{csv}"],
+    ],
+)
+def test_an_output_onto_or_inside_the_source_is_refused(
+    words: list[str], voc: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Converting a VOC folder into itself rewrote the user's XMLs (`dog` renamed in the
+    annotations themselves); a CSV converted onto itself lost its other classes; an output
+    inside the source folder is read back as input by the next run."""
+    assert run_cli("convert", voc, tmp_path / "labels.csv", "-q") == 0
+    before = snapshot(tmp_path)
+    given = {"ann": str(voc), "csv": str(tmp_path / "labels.csv"), "tmp": str(tmp_path)}
+    assert run_cli(*(word.format(**given) for word in words), "-q") == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and error.startswith("annoconv: error: the output ")
+    assert " is the source " in error or " is inside the source folder " in error
+    assert snapshot(tmp_path) == before  # not a byte written, no folder made
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ann", "labels.csv"]
+    assert not (voc / "new").exists()
+
+
+def test_a_usage_error_found_by_the_plan_leaves_no_output_folder(
+    voc: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The output's lock made its folders before the plan refused the options."""
+    out = tmp_path / "out" / "nested" / "labels.csv"
+    assert run_cli("convert", voc, out, "--classes", "horse") == 2
+    assert "--classes: no box of 'horse' in the data" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    assert run_cli("convert", voc, out, "-q") == 0  # a run that publishes keeps them
+    assert out.read_text().splitlines()[1] == "a/1.jpg,640,480,dog,10,20,110,220"
