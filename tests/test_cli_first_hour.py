@@ -4,6 +4,9 @@ start-up, a killed or interrupted run of the processes engine), each run as a us
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import sys
 from pathlib import Path
 
@@ -79,3 +82,53 @@ def test_a_usage_error_found_by_the_plan_leaves_no_output_folder(
     assert not (tmp_path / "out").exists()
     assert run_cli("convert", voc, out, "-q") == 0  # a run that publishes keeps them
     assert out.read_text().splitlines()[1] == "a/1.jpg,640,480,dog,10,20,110,220"
+
+
+@pytest.mark.parametrize(
+    ("words", "message"),
+    [
+        (
+            ["convert", "{ann}", "{out}/x.csv", "--columns", "difficult,colour"],
+            "annoconv: error: columns: unknown CSV column(s) 'colour'; valid extra columns: ",
+        ),
+        (
+            ["preview", "{ann}", "{out}/x.html", "--sample", "0"],
+            "annoconv: error: the sample size must be at least 1, got 0",
+        ),
+        (
+            ["preview", "{ann}", "{out}/x.html", "--image-size", "3"],
+            "annoconv: error: image_size must be at least 16 pixels, got 3",
+        ),
+    ],
+)
+def test_bad_option_values_are_usage_errors(
+    words: list[str], message: str, voc: Path, tmp_path: Path
+) -> None:
+    """They ended in a Python traceback (ValueError), exit status 1."""
+    given = {"ann": str(voc), "out": str(tmp_path / "out")}
+    done = subprocess.run(
+        [sys.executable, "-m", "annoconv", *(word.format(**given) for word in words)],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+    )
+    assert done.returncode == 2
+    assert done.stderr.startswith(message) and done.stderr.count("\n") == 1, done.stderr
+    assert not (tmp_path / "out").exists()
+
+
+def test_ctrl_c_while_the_command_line_is_made(
+    voc: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A SIGINT landing while the parser is built (a third of a second of imports at the
+    start of every run) gave a traceback and death by the signal instead of exit 130."""
+    real = cli_main.build_parser
+
+    def interrupted(command: str | None = None) -> object:
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, delivered here
+        return real(command)
+
+    monkeypatch.setattr(cli_main, "build_parser", interrupted)
+    assert run_cli("convert", voc, tmp_path / "out" / "x.csv") == 130
+    assert capsys.readouterr().err == "annoconv: interrupted; no output was published\n"
+    assert not (tmp_path / "out").exists()

@@ -46,7 +46,14 @@ def _command(argv: Sequence[str]) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    words = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(list(sys.argv[1:] if argv is None else argv))
+    except KeyboardInterrupt:  # at any moment: while the parser is made, or the run runs
+        print("annoconv: interrupted; no output was published", file=sys.stderr)
+        return 130
+
+
+def _main(words: list[str]) -> int:
     if _flag_value(words, "--engine") == "processes":
         from annoconv.forkserver import start_early
 
@@ -77,9 +84,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(args, error, EXIT_FAILED)
     except OSError as error:
         return _fail(args, error, EXIT_FAILED)
-    except KeyboardInterrupt:
-        print("annoconv: interrupted; no output was published", file=sys.stderr)
-        return 130
 
 
 def run() -> NoReturn:
