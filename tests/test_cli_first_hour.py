@@ -8,6 +8,8 @@ import os
 import signal
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -132,3 +134,88 @@ def test_ctrl_c_while_the_command_line_is_made(
     assert run_cli("convert", voc, tmp_path / "out" / "x.csv") == 130
     assert capsys.readouterr().err == "annoconv: interrupted; no output was published\n"
     assert not (tmp_path / "out").exists()
+
+
+# --- the processes engine, killed or interrupted ------------------------------------------------
+
+FILES = 2500
+HEADER = "filename,width,height,class,xmin,ymin,xmax,ymax\n"
+
+
+@pytest.fixture(scope="module")
+def many(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Enough XMLs that a VOC -> VOC run on the processes engine takes a few seconds."""
+    root = tmp_path_factory.mktemp("many")
+    for index in range(FILES):
+        boxes = [("cat", 1, 2, 10 + index % 50, 12), ("dog", 3, 3, 20, 20)]
+        write(
+            root / f"{index // 100:03d}" / f"{index:05d}.xml", labelimg_xml("x.jpg", 64, 48, boxes)
+        )
+    return root
+
+
+def staged_files(out: Path) -> list[Path]:
+    return [path for path in out.rglob("*.xml") if path.is_file()]
+
+
+@pytest.fixture
+def started(many: Path, tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """`annoconv convert MANY OUT/voc --to voc --engine processes --workers 2`, running, once
+    its tasks have begun writing into their staging folder."""
+    out = tmp_path / "out"
+    out.mkdir()
+    command = [sys.executable, "-m", "annoconv", "convert", str(many), str(out / "voc")]
+    process = subprocess.Popen(
+        [*command, "--to", "voc", "--engine", "processes", "--workers", "2", "-q"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        # Python children of a non-interactive shell may inherit SIGINT ignored.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
+    try:
+        while not staged_files(out):
+            assert process.poll() is None, process.communicate()
+            time.sleep(0.02)
+        yield process, out
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.communicate(timeout=60)
+
+
+def test_a_killed_driver_takes_its_workers_with_it(
+    started: tuple[subprocess.Popen[bytes], Path], many: Path
+) -> None:
+    """SIGKILL of the command left its workers running: they wrote the rest of their task
+    into the staging folder, then waited for work forever (with the forkserver), holding
+    the command's stderr open. And the next run reading that folder read the staged XMLs."""
+    process, out = started
+    process.kill()
+    # Returns once every holder of the command's stderr (its workers) has ended.
+    process.communicate(timeout=30)
+    staged = staged_files(out)
+    assert 0 < len(staged) < FILES
+    assert staged == staged_files(out)  # nothing writes there any more
+    (staging,) = [p for p in out.iterdir() if p.name.startswith(".voc.annoconv-")]
+    # A run reading the folder takes none of the killed run's staged files...
+    assert run_cli("convert", out, out.parent / "again.csv", "--from", "voc", "-q") == 0
+    assert (out.parent / "again.csv").read_text() == HEADER
+    # ... and a rerun completes, the leftovers untouched.
+    assert run_cli("convert", many, out / "voc", "--to", "voc", "-q") == 0
+    assert len(list((out / "voc").rglob("*.xml"))) == FILES
+    assert staging.exists()
+
+
+def test_ctrl_c_on_the_processes_engine_leaves_nothing(
+    started: tuple[subprocess.Popen[bytes], Path],
+) -> None:
+    """SIGINT to the command (a `kill -INT`, or Ctrl-C reaching the driver first) removed
+    the staging folder while the workers went on writing into it, which made it again."""
+    process, out = started
+    process.send_signal(signal.SIGINT)
+    _, error = process.communicate(timeout=60)
+    assert process.returncode == 130
+    assert error.decode().startswith("annoconv: interrupted; no output was published\n")
+    time.sleep(1)  # a worker still running would write again meanwhile
+    assert sorted(os.listdir(out)) == []

@@ -323,16 +323,28 @@ def list_files(root: str, suffixes: Sequence[str] | None = None) -> list[str]:
     return sorted(found)
 
 
+#: What a run stages its outputs under (`AtomicFile`'s hidden sibling, an engine's staging
+#: folder): a run killed before publishing leaves them, and no listing of a source takes them.
+STAGED_NAME = re.compile(r"\..+\.(?:partial|annoconv)-[0-9a-f]{8}")
+
+
 def _all_files(root: str) -> list[str]:
     if is_remote(root):
         fs, path = filesystem(root)
         with storage_errors(root):
-            return [_remote_join(root, path, p) for p in fs.find(path)]
-    found: list[str] = []
+            found = [_remote_join(root, path, p) for p in fs.find(path)]
+        return [p for p in found if not _staged(posixpath.relpath(p, root))]
+    found = []
     for folder, dirs, files in os.walk(_local(root)):
-        dirs.sort()
-        found.extend(os.path.join(folder, name) for name in files)
+        dirs[:] = sorted(name for name in dirs if not STAGED_NAME.fullmatch(name))
+        found.extend(
+            os.path.join(folder, name) for name in files if not STAGED_NAME.fullmatch(name)
+        )
     return found
+
+
+def _staged(relative: str) -> bool:
+    return any(STAGED_NAME.fullmatch(part) for part in relative.split("/"))
 
 
 def source_suffixes(folder: str) -> list[str]:
