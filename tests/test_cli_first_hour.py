@@ -136,6 +136,29 @@ def test_ctrl_c_while_the_command_line_is_made(
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("engine", [[], ["--engine", "processes", "--workers", "2"]])
+def test_a_file_output_naming_a_folder_fails_before_the_work_is_lost(
+    engine: list[str], voc: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A CSV output naming an existing folder (or ending in a slash) ran the whole
+    conversion, then failed at the rename with the staging file's name:
+    `[Errno 21] Is a directory: '/tmp/.../.mine.partial-5a5a59f1' -> 'mine'`."""
+    mine = write(tmp_path / "mine" / "notes.txt", "mine\n").parent
+    assert run_cli("convert", voc, mine, "--to", "csv", *engine) == 1
+    assert (
+        capsys.readouterr().err
+        == f"annoconv: error: {mine}: names a folder; name the file to write\n"
+    )
+    assert snapshot(tmp_path / "mine") == {"notes.txt": b"mine\n"}
+    slashed = f"{tmp_path / 'new.csv'}/"
+    assert run_cli("convert", voc, slashed, *engine) == 1
+    assert (
+        capsys.readouterr().err
+        == f"annoconv: error: {slashed}: names a folder; name the file to write\n"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ann", "mine"]
+
+
 # --- the processes engine, killed or interrupted ------------------------------------------------
 
 FILES = 2500

@@ -27,6 +27,7 @@ from annoconv.errors import (
     AnnotationError,
     MissingDependencyError,
     NotFoundError,
+    StorageError,
 )
 
 T = TypeVar("T")
@@ -552,12 +553,20 @@ class AtomicFile:
                 self.handle: IO[bytes] = self._open_remote()
         else:
             final = os.path.abspath(_local(uri))
-            os.makedirs(os.path.dirname(final), exist_ok=True)
+            # Found now, not by the rename that publishes the whole run's work.
+            if os.path.isdir(final) or uri.endswith(("/", os.sep)):
+                raise StorageError(uri, "names a folder; name the file to write")
             name = os.path.basename(final)
             self._temp = os.path.join(
                 os.path.dirname(final), f".{name}.partial-{uuid.uuid4().hex[:8]}"
             )
-            self.handle = open(self._temp, "wb")  # noqa: SIM115 - closed in commit/abort
+            try:
+                os.makedirs(os.path.dirname(final), exist_ok=True)
+                self.handle = open(self._temp, "wb")  # noqa: SIM115 - closed in commit/abort
+            except (FileExistsError, NotADirectoryError):
+                raise StorageError(
+                    uri, "cannot be written: a file stands where its folder would be"
+                ) from None
 
     def _open_remote(self) -> IO[bytes]:
         if _protocols(self.uri)[-1] in _DEFERRED_COMMIT:
