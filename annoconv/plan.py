@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from annoconv.errors import AnnoconvError, OptionError
+from annoconv.errors import AnnoconvError, AnnotationError, OptionError
 from annoconv.filters import ClassSelection, build_filters, selection_check
-from annoconv.formats import Format, Reader, Source, Writer, get_format
+from annoconv.formats import BadItem, Format, Reader, Source, Writer, get_format
 from annoconv.formats.base import Capabilities
 from annoconv.io.archives import is_archive
 from annoconv.io.fs import (
@@ -72,6 +72,8 @@ def make_plan(
     _check_combinations(options, write_options, archive)
     if not isinstance(source, Reader):
         check_output_apart([source] if isinstance(source, str) else list(source), output)
+    if not (options.overwrite or writer_class.capabilities.sharded or _splits(options)):
+        check_replaced_file(output, fmt)
     reader, from_format, read_options, selects = _open_source(source, options, images)
     # Each pass gets its own filters (they count what they change).
     make_filters = partial(
@@ -288,6 +290,29 @@ def check_output_apart(sources: Sequence[str], output: str) -> None:
                 f"the output {output} is inside the source folder {source}, which the run "
                 "reads (and a next run would read the output as input); write it outside"
             )
+
+
+def check_replaced_file(output: str, fmt: Format) -> None:
+    """Refuse to replace a file at `output` that does not read as `fmt`: an earlier run's
+    output does, and is replaced by a rerun; a file of the user's that only shares the name
+    (an Open Images CSV at `labels.csv`, notes at `boxes.txt`, another JSON at `out.json`)
+    is not, without `overwrite`."""
+    if fmt.reader is None or not exists(output) or is_dir(output):
+        return
+    try:
+        first = next(iter(open_reader(output, from_format=fmt.name)), None)
+    except (AnnoconvError, OSError):
+        first = BadItem(AnnotationError(output, "unreadable"))
+    if isinstance(first, BadItem):
+        raise OptionError(
+            f"{output} exists and is not a {fmt.name} file (an earlier run's output would "
+            "be): give --overwrite (overwrite=True) to replace it, or write to another path"
+        )
+
+
+def _splits(options: RunOptions) -> bool:
+    """Whether the run writes one output per split (none at the output path itself)."""
+    return bool(options.split or options.keep_splits or options.split_lists)
 
 
 def _inside(path: str, folder: str) -> bool:

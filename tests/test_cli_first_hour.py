@@ -136,6 +136,40 @@ def test_ctrl_c_while_the_command_line_is_made(
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(
+    ("name", "theirs", "words"),
+    [
+        ("labels.csv", "ImageID,Source,LabelName,Confidence,XMin,XMax,YMin,YMax\n", []),
+        ("boxes.txt", "remember to label the cats\n", []),
+        ("table.parquet", "filename,width,height,class,xmin,ymin,xmax,ymax\n", []),
+        ("boxes.csv", "just notes\n", ["--to", "frcnn"]),
+    ],
+)
+def test_a_file_of_another_format_at_the_output_is_kept(
+    name: str,
+    theirs: str,
+    words: list[str],
+    voc: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A user's file at the output path (an Open Images CSV named like our CSV, notes named
+    like a Faster R-CNN txt, a CSV named .parquet) was silently replaced."""
+    out = write(tmp_path / name, theirs)
+    assert run_cli("convert", voc, out, *words) == 2
+    error = capsys.readouterr().err
+    assert (
+        error.startswith(f"annoconv: error: {out} exists and is not a ") and "--overwrite" in error
+    )
+    assert out.read_text() == theirs and sorted(os.listdir(tmp_path)) == ["ann", name]
+    # An earlier run's output is replaced by a rerun; --overwrite replaces the user's file.
+    assert run_cli("convert", voc, out, *words, "--overwrite", "-q") == 0
+    written = out.read_bytes()
+    assert written != theirs.encode()
+    assert run_cli("convert", voc, out, *words, "-q") == 0
+    assert out.read_bytes() == written
+
+
 @pytest.mark.parametrize("engine", [[], ["--engine", "processes", "--workers", "2"]])
 def test_a_file_output_naming_a_folder_fails_before_the_work_is_lost(
     engine: list[str], voc: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
