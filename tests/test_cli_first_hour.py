@@ -193,6 +193,51 @@ def test_a_file_output_naming_a_folder_fails_before_the_work_is_lost(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ann", "mine"]
 
 
+@pytest.mark.parametrize("report", ["{tmp}/reports", "{tmp}/new/"])
+def test_a_report_json_naming_a_folder_is_refused_before_the_run(
+    report: str, voc: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The report is saved after the outputs are published: a folder there made a run that
+    had published its CSV exit 1 (`[Errno 21] Is a directory`)."""
+    (tmp_path / "reports").mkdir()
+    path = report.format(tmp=tmp_path)
+    assert run_cli("convert", voc, tmp_path / "out.csv", "--report-json", path) == 2
+    assert capsys.readouterr().err == (
+        f"annoconv: error: --report-json {path}: names a folder; name the JSON file to write "
+        "(see annoconv convert --help)\n"
+    )
+    assert sorted(os.listdir(tmp_path)) == ["ann", "reports"]
+
+
+def test_ctrl_c_in_transcode_says_what_is_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`images transcode` publishes image by image (a rerun resumes): an interrupted one said
+    "no output was published" with the PNGs written so far in place."""
+    from PIL import Image
+
+    (tmp_path / "pages").mkdir()
+    Image.new("1", (40, 30)).save(tmp_path / "pages" / "page.tif", compression="group4")
+    from annoconv.io import transcode
+
+    real = transcode.transcode_images
+
+    def interrupted(*args: object, **keywords: object) -> object:
+        result = real(*args, **keywords)  # type: ignore[arg-type]
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C, once the first images are written
+        return result
+
+    monkeypatch.setattr(transcode, "transcode_images", interrupted)
+    assert (
+        run_cli("images", "transcode", tmp_path / "pages", tmp_path / "out", "--to", "png") == 130
+    )
+    assert capsys.readouterr().err == (
+        "annoconv: interrupted; the images transcoded so far are kept, and a rerun skips them\n"
+    )
+    with Image.open(tmp_path / "out" / "page.png") as png:
+        assert (png.format, png.size) == ("PNG", (40, 30))
+
+
 # --- the processes engine, killed or interrupted ------------------------------------------------
 
 FILES = 2500

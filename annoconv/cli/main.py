@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 from annoconv.cli.commands import HANDLERS
-from annoconv.cli.common import EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_USAGE
+from annoconv.cli.common import EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_USAGE, UsageError
 from annoconv.cli.parser import build_parser
 from annoconv.errors import AnnoconvError, MissingDependencyError, OptionError
 
@@ -46,11 +46,19 @@ def _command(argv: Sequence[str]) -> str | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    words = list(sys.argv[1:] if argv is None else argv)
     try:
-        return _main(list(sys.argv[1:] if argv is None else argv))
+        return _main(words)
     except KeyboardInterrupt:  # at any moment: while the parser is made, or the run runs
-        print("annoconv: interrupted; no output was published", file=sys.stderr)
+        print(f"annoconv: interrupted; {_left_behind(words)}", file=sys.stderr)
         return 130
+
+
+def _left_behind(words: Sequence[str]) -> str:
+    """What an interrupted command leaves: `images transcode` publishes image by image."""
+    if _command(words) == "images":
+        return "the images transcoded so far are kept, and a rerun skips them"
+    return "no output was published"
 
 
 def _main(words: list[str]) -> int:
@@ -73,6 +81,7 @@ def _main(words: list[str]) -> int:
         from annoconv.io.fs import merge_storage_options, using_storage_options
 
         with using_storage_options(merge_storage_options(getattr(args, "storage_options", []))):
+            _check_report_json(getattr(args, "report_json", None))
             return handler(args)
     except BrokenPipeError:  # `annoconv formats | head`: the reader has all it wants
         return _reader_gone()
@@ -84,6 +93,14 @@ def _main(words: list[str]) -> int:
         return _fail(args, error, EXIT_FAILED)
     except OSError as error:
         return _fail(args, error, EXIT_FAILED)
+
+
+def _check_report_json(path: str | None) -> None:
+    """The report is saved once the outputs are published: a --report-json naming a folder
+    is refused first, not found after the outputs are out (a run exiting 1 that wrote all)."""
+    local = path is not None and "://" not in path
+    if local and path and (os.path.isdir(path) or path.endswith(("/", os.sep))):
+        raise UsageError(f"--report-json {path}: names a folder; name the JSON file to write")
 
 
 def run() -> NoReturn:
