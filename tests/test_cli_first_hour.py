@@ -23,6 +23,9 @@ cli_main = sys.modules["annoconv.cli.main"]
 pytestmark = pytest.mark.timeout(120)
 
 
+HEADER = "filename,width,height,class,xmin,ymin,xmax,ymax\n"
+
+
 def run_cli(*args: str | Path) -> int:
     return main([str(arg) for arg in args])
 
@@ -238,10 +241,24 @@ def test_ctrl_c_in_transcode_says_what_is_kept(
         assert (png.format, png.size) == ("PNG", (40, 30))
 
 
+def test_a_skipped_unreadable_source_is_not_called_empty(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A truncated COCO JSON under --on-error skip was listed as skipped, then the run said
+    "the source has no images", as if the file were empty."""
+    whole = '{"images": [{"id": 1, "file_name": "a.jpg", "width": 10, "height": 8}], '
+    truncated = write(tmp_path / "instances.json", whole + '"annotations": [{"id"')
+    assert run_cli("convert", truncated, tmp_path / "out.csv", "--on-error", "skip") == 0
+    error = capsys.readouterr().err
+    assert f"skipped {truncated}: not valid JSON: " in error
+    assert "warning: the outputs hold no examples: no image was read; 1 item(s) of the " in error
+    assert "the source has no images" not in error
+    assert (tmp_path / "out.csv").read_text() == HEADER
+
+
 # --- the processes engine, killed or interrupted ------------------------------------------------
 
 FILES = 2500
-HEADER = "filename,width,height,class,xmin,ymin,xmax,ymax\n"
 
 
 @pytest.fixture(scope="module")
