@@ -122,6 +122,27 @@ def test_bad_option_values_are_usage_errors(
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize(
+    "words",
+    [
+        ["convert", "a", "b", "--shards", "2", "--bogus", "z"],
+        ["images", "transcode", "a", "b", "--to", "png", "--bogus", "z"],
+        ["formats", "--bogus", "z"],
+    ],
+)
+def test_an_unknown_flag_points_at_the_commands_help(
+    words: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """It pointed at `annoconv --help`, which lists the commands, not their flags."""
+    assert main(words) == 2
+    command = "annoconv " + " ".join(
+        w for w in words[:2] if w in {"convert", "images", "transcode", "formats"}
+    )
+    assert capsys.readouterr().err == (
+        f"{command}: error: unrecognized arguments: --bogus z (see {command} --help)\n"
+    )
+
+
 def test_ctrl_c_while_the_command_line_is_made(
     voc: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -73,9 +73,16 @@ def _main(words: list[str]) -> int:
         print(f"annoconv: error: {error}", file=sys.stderr)
         return EXIT_FAILED
     try:
-        args = parser.parse_args(words)
+        args, unknown = parser.parse_known_args(words)
     except BrokenPipeError:  # --help into a closed pipe
         return _reader_gone()
+    if unknown:  # said by the command's parser: its --help is the one that helps
+        command = " ".join(filter(None, ("annoconv", args.command, getattr(args, "action", None))))
+        print(
+            f"{command}: error: unrecognized arguments: {' '.join(unknown)} (see {command} --help)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     handler = HANDLERS[args.handler]
     try:
         from annoconv.io.fs import merge_storage_options, using_storage_options
