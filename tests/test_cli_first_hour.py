@@ -104,6 +104,14 @@ def test_a_usage_error_found_by_the_plan_leaves_no_output_folder(
             ["preview", "{ann}", "{out}/x.html", "--image-size", "3"],
             "annoconv: error: image_size must be at least 16 pixels, got 3",
         ),
+        (
+            ["images", "transcode", "{ann}", "{out}", "--to", "jpeg", "--jpeg-quality", "500"],
+            "annoconv: error: jpeg_quality must be 0-100, got 500",
+        ),
+        (
+            ["images", "transcode", "{ann}", "{out}", "--to", "png", "--workers", "0"],
+            "annoconv: error: workers must be at least 1, got 0",
+        ),
     ],
 )
 def test_bad_option_values_are_usage_errors(
