@@ -214,7 +214,8 @@ def merge(
 
     sources = list(sources)
     read = [s.source if isinstance(s, MergeSource) else s for s in sources]
-    check_output_apart([path for given in read for path in _paths(given)], output)
+    # (The sources' formats are inferred later: an output inside a source folder is let be.)
+    check_output_apart([path for given in read for path in _paths(given)], output, inside=False)
     settings = RunOptions.of(keywords) if options is None else options.replaced(**keywords)
     reader = open_merged(sources, images=settings.images, read_options=settings.read_options)
     report = convert(reader, output, settings.replaced(read_options={}))

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from factories import labelimg_xml, write
+from factories import draw_image, labelimg_xml, write
 
 from annoconv.cli import main
 
@@ -52,8 +52,7 @@ def voc(tmp_path: Path) -> Path:
     [
         ["convert", "{ann}", "{ann}", "--to", "voc", "--rename", "dog=wolf"],
         ["convert", "{ann}", "{ann}/sub", "--to", "voc"],
-        ["convert", "{ann}", "{ann}/labels.csv"],
-        ["convert", "{ann}", "{ann}/new/folder/labels.csv"],
+        ["convert", "{ann}", "{ann}/new/folder", "--to", "voc"],
         ["convert", "{csv}", "{csv}", "--classes", "dog"],
         ["convert", "{csv}", "{tmp}/./ann/../labels.csv", "--classes", "dog"],
         ["merge", "{csv}", "{ann}", "{csv}"],
@@ -64,7 +63,7 @@ def test_an_output_onto_or_inside_the_source_is_refused(
 ) -> None:
     """Converting a VOC folder into itself rewrote the user's XMLs (`dog` renamed in the
     annotations themselves); a CSV converted onto itself lost its other classes; an output
-    inside the source folder is read back as input by the next run."""
+    in the source's format inside the source folder is read back as input by the next run."""
     assert run_cli("convert", voc, tmp_path / "labels.csv", "-q") == 0
     before = snapshot(tmp_path)
     given = {"ann": str(voc), "csv": str(tmp_path / "labels.csv"), "tmp": str(tmp_path)}
@@ -75,6 +74,16 @@ def test_an_output_onto_or_inside_the_source_is_refused(
     assert snapshot(tmp_path) == before  # not a byte written, no folder made
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ann", "labels.csv"]
     assert not (voc / "new").exists()
+
+
+def test_an_output_of_another_format_inside_the_source_folder_is_let_be(
+    voc: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A CSV beside the XMLs is not read as VOC: writing it there is the user's choice."""
+    assert run_cli("convert", voc, voc / "out" / "labels.csv", "-q") == 0
+    assert run_cli("convert", voc, voc / "out" / "labels.csv", "-q") == 0
+    lines = (voc / "out" / "labels.csv").read_text().splitlines()
+    assert lines[1:] == ["a/1.jpg,640,480,dog,10,20,110,220", "b/2.jpg,320,240,cat,1,2,30,40"]
 
 
 def test_a_usage_error_found_by_the_plan_leaves_no_output_folder(
@@ -191,7 +200,8 @@ def test_a_file_of_another_format_at_the_output_is_kept(
     assert run_cli("convert", voc, out, *words) == 2
     error = capsys.readouterr().err
     assert (
-        error.startswith(f"annoconv: error: {out} exists and is not a ") and "--overwrite" in error
+        error.startswith(f"annoconv: error: {out} exists and does not read as ")
+        and "--overwrite" in error
     )
     assert out.read_text() == theirs and sorted(os.listdir(tmp_path)) == ["ann", name]
     # An earlier run's output is replaced by a rerun; --overwrite replaces the user's file.
@@ -202,27 +212,66 @@ def test_a_file_of_another_format_at_the_output_is_kept(
     assert out.read_bytes() == written
 
 
+@pytest.mark.parametrize(
+    ("to", "theirs"),
+    [
+        ("yolo", {"data.yaml": b"names: [a]\n", "labels/a.txt": b"0 0.5 0.5 0.1 0.1\n"}),
+        ("coco", {"instances.json": b"my own notes\n"}),
+        ("voc", {"notes.txt": b"remember the cats\n"}),
+    ],
+)
+def test_a_folder_of_other_files_at_the_output_is_kept(
+    to: str,
+    theirs: dict[str, bytes],
+    voc: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A YOLO output into a folder holding another dataset replaced its data.yaml and mixed
+    the labels; a COCO output replaced the folder's instances.json."""
+    mine = tmp_path / "mine"
+    for name, data in theirs.items():
+        write(mine / name, data)
+    assert run_cli("convert", voc, mine, "--to", to) == 2
+    assert capsys.readouterr().err.startswith(
+        f"annoconv: error: {mine} exists and does not read as {to} (an earlier run's output "
+    )
+    assert snapshot(mine) == theirs
+    draw_image(voc / "a" / "1.jpg", 640, 480)
+    draw_image(voc / "b" / "2.jpg", 320, 240)
+    fresh = tmp_path / "fresh"
+    assert run_cli("convert", voc, fresh, "--to", to, "-q") == 0
+    written = snapshot(fresh)
+    assert run_cli("convert", voc, fresh, "--to", to, "-q") == 0  # a rerun writes over it
+    assert snapshot(fresh) == written
+
+
+NAMES_A_FOLDER = "names a folder; name the file to write (see annoconv convert --help)"
+
+
 @pytest.mark.parametrize("engine", [[], ["--engine", "processes", "--workers", "2"]])
 def test_a_file_output_naming_a_folder_fails_before_the_work_is_lost(
     engine: list[str], voc: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """A CSV output naming an existing folder (or ending in a slash) ran the whole
-    conversion, then failed at the rename with the staging file's name:
+    """A CSV (or Parquet) output naming an existing folder (or ending in a slash) ran the
+    whole conversion, then failed at the rename with the staging file's name:
     `[Errno 21] Is a directory: '/tmp/.../.mine.partial-5a5a59f1' -> 'mine'`."""
     mine = write(tmp_path / "mine" / "notes.txt", "mine\n").parent
-    assert run_cli("convert", voc, mine, "--to", "csv", *engine) == 1
-    assert (
-        capsys.readouterr().err
-        == f"annoconv: error: {mine}: names a folder; name the file to write\n"
-    )
+    assert run_cli("convert", voc, mine, "--to", "csv", *engine) == 2
+    assert capsys.readouterr().err == f"annoconv: error: {mine}: {NAMES_A_FOLDER}\n"
     assert snapshot(tmp_path / "mine") == {"notes.txt": b"mine\n"}
     slashed = f"{tmp_path / 'new.csv'}/"
-    assert run_cli("convert", voc, slashed, *engine) == 1
+    assert run_cli("convert", voc, slashed, *engine) == 2
+    assert capsys.readouterr().err == f"annoconv: error: {slashed}: {NAMES_A_FOLDER}\n"
+    # A writer of another kind, found when it opens the file (a Parquet file here).
+    (tmp_path / "empty").mkdir()
+    assert run_cli("convert", voc, tmp_path / "empty", "--to", "parquet", *engine) == 1
+    error = capsys.readouterr().err
     assert (
-        capsys.readouterr().err
-        == f"annoconv: error: {slashed}: names a folder; name the file to write\n"
+        error == f"annoconv: error: {tmp_path / 'empty'}: names a folder; name the file to write\n"
     )
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ann", "mine"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ann", "empty", "mine"]
+    assert not any((tmp_path / "empty").iterdir())
 
 
 @pytest.mark.parametrize("report", ["{tmp}/reports", "{tmp}/new/"])

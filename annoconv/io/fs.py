@@ -502,6 +502,8 @@ def move(source: str, target: str) -> None:
     """Rename a file into place (atomic locally; a server-side copy on S3, so the bytes do not
     travel through this process)."""
     if not is_remote(source):
+        if os.path.isdir(_local(target)):  # (a file's staged copy: os.replace's error names it)
+            raise StorageError(target, "names a folder; name the file to write")
         os.makedirs(os.path.dirname(os.path.abspath(_local(target))), exist_ok=True)
         os.replace(_local(source), _local(target))
         return
