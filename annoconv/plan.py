@@ -80,7 +80,10 @@ def make_plan(
     reader, from_format, read_options, selects = _open_source(source, options, images)
     if not isinstance(source, Reader):
         paths = [source] if isinstance(source, str) else list(source)
-        check_output_apart(paths, output, inside=from_format == fmt.name)
+        # A shard prefix read and written keeps the input when the shard count differs
+        # (a set of other names, see `stale_outputs`): not refused here.
+        same = not writer_class.capabilities.sharded
+        check_output_apart(paths, output, inside=from_format == fmt.name, same=same)
     # Each pass gets its own filters (they count what they change).
     make_filters = partial(
         build_filters,
@@ -277,18 +280,21 @@ def _images(images: str | None) -> tuple[str | None, str | None]:
     return None, images
 
 
-def check_output_apart(sources: Sequence[str], output: str, *, inside: bool = True) -> None:
+def check_output_apart(
+    sources: Sequence[str], output: str, *, inside: bool = True, same: bool = True
+) -> None:
     """Refuse an output that is a file the run reads or, with `inside` (the output is in the
     source's format), lies inside a folder it reads: the run would write over the user's
     annotations with its own (a VOC folder converted into itself), and the next run of the
     same command would read the output as input. (A TFRecord written into a COCO dataset's
-    folder is not read as COCO; files there are protected by `check_replaced_file`.)"""
+    folder is not read as COCO; files there are protected by `check_replaced_file`.)
+    `same=False` lets an output equal a source: a shard prefix, whose files are others."""
     target = comparable_path(output)
     for source in sources:
         if any(char in source for char in GLOB_CHARS):
             continue  # a pattern names what it reads; the output is published after reading
         read = comparable_path(source)
-        if target == read:
+        if same and target == read:
             raise OptionError(
                 f"the output {output} is the source {source}: the run would replace what it "
                 "reads; write the output to another path"
