@@ -65,7 +65,9 @@ def convert(
     `label_map_output` also saves (for datasets with class ids such as Open Images MIDs,
     ``label_map_names="labels"`` names items by label instead of id); a different map already
     there is not replaced unless `overwrite` (outputs written with it use its ids: the run
-    fails before writing anything). Records without a
+    fails before writing anything). Nor is a file or non-empty folder at `output` that does
+    not read as the output's format (an earlier run's output does); an output that is the
+    source, or lies inside a source folder in its format, is refused. Records without a
     pixel size get it from their image's header when the writer works in pixels. With
     ``on_error="skip"`` bad items are left out and listed in the returned report instead of
     stopping the run. Outputs appear only when the whole run succeeded.

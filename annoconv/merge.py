@@ -194,6 +194,10 @@ def _check_archives(specs: Sequence[MergeSource], images: str | None) -> None:
         )
 
 
+def _paths(source: Source) -> list[str]:
+    return [source] if isinstance(source, str) else list(source)
+
+
 def merge(
     sources: Iterable[str | MergeSource],
     output: str,
@@ -206,7 +210,12 @@ def merge(
     source's reader does not take are not given to it), a MergeSource's own override them.
     Conflicting duplicates across sources are listed in the report's warnings."""
     from annoconv.convert import convert
+    from annoconv.plan import check_output_apart
 
+    sources = list(sources)
+    read = [s.source if isinstance(s, MergeSource) else s for s in sources]
+    # (The sources' formats are inferred later: an output inside a source folder is let be.)
+    check_output_apart([path for given in read for path in _paths(given)], output, inside=False)
     settings = RunOptions.of(keywords) if options is None else options.replaced(**keywords)
     reader = open_merged(sources, images=settings.images, read_options=settings.read_options)
     report = convert(reader, output, settings.replaced(read_options={}))

@@ -11,18 +11,28 @@ nothing else of the whole dataset reads its source once: no survey (`_one_pass`)
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from annoconv.errors import AnnoconvError, OptionError
+from annoconv.errors import AnnoconvError, AnnotationError, OptionError
 from annoconv.filters import ClassSelection, build_filters, selection_check
-from annoconv.formats import Format, Reader, Source, Writer, get_format
-from annoconv.formats.base import Capabilities
+from annoconv.formats import BadItem, Format, Reader, Source, Writer, get_format
+from annoconv.formats.base import Capabilities, SingleFileWriter
 from annoconv.io.archives import is_archive
-from annoconv.io.fs import current_storage_options, dirname, exists, join
+from annoconv.io.fs import (
+    GLOB_CHARS,
+    comparable_path,
+    current_storage_options,
+    dirname,
+    exists,
+    is_dir,
+    join,
+    list_files,
+)
 from annoconv.labelmap import LabelMap, LabelMapItem, LabelOrder
 from annoconv.listed import WithListedImages, find_listed
 from annoconv.ops import assign_from_lists, assign_splits, assign_stratified, read_split_lists
@@ -61,7 +71,19 @@ def make_plan(
     # An archive of images is streamed by `feed_images`; readers and writers see no folder.
     archive, images = _images(options.images)
     _check_combinations(options, write_options, archive)
+    if issubclass(writer_class, SingleFileWriter) and (
+        output.endswith(("/", os.sep)) or is_dir(output)
+    ):
+        raise OptionError(f"{output}: names a folder; name the file to write")
+    if not (options.overwrite or writer_class.capabilities.sharded or _splits(options)):
+        check_replaced_file(output, fmt)
     reader, from_format, read_options, selects = _open_source(source, options, images)
+    if not isinstance(source, Reader):
+        paths = [source] if isinstance(source, str) else list(source)
+        # A shard prefix read and written keeps the input when the shard count differs
+        # (a set of other names, see `stale_outputs`): not refused here.
+        same = not writer_class.capabilities.sharded
+        check_output_apart(paths, output, inside=from_format == fmt.name, same=same)
     # Each pass gets its own filters (they count what they change).
     make_filters = partial(
         build_filters,
@@ -256,6 +278,67 @@ def _images(images: str | None) -> tuple[str | None, str | None]:
     if images is not None and is_archive(images):
         return images, None
     return None, images
+
+
+def check_output_apart(
+    sources: Sequence[str], output: str, *, inside: bool = True, same: bool = True
+) -> None:
+    """Refuse an output that is a file the run reads or, with `inside` (the output is in the
+    source's format), lies inside a folder it reads: the run would write over the user's
+    annotations with its own (a VOC folder converted into itself), and the next run of the
+    same command would read the output as input. (A TFRecord written into a COCO dataset's
+    folder is not read as COCO; files there are protected by `check_replaced_file`.)
+    `same=False` lets an output equal a source: a shard prefix, whose files are others."""
+    target = comparable_path(output)
+    for source in sources:
+        if any(char in source for char in GLOB_CHARS):
+            continue  # a pattern names what it reads; the output is published after reading
+        read = comparable_path(source)
+        if same and target == read:
+            raise OptionError(
+                f"the output {output} is the source {source}: the run would replace what it "
+                "reads; write the output to another path"
+            )
+        if inside and _inside(target, read) and is_dir(source):
+            raise OptionError(
+                f"the output {output} is inside the source folder {source}, which the run "
+                "reads (and a next run would read the output as input); write it outside"
+            )
+
+
+def check_replaced_file(output: str, fmt: Format) -> None:
+    """Refuse to write over a file or into a non-empty folder at `output` that does not read
+    as `fmt`: an earlier run's output does, and is replaced by a rerun; a file of the user's
+    that only shares the name (an Open Images CSV at `labels.csv`, notes at `boxes.txt`) or
+    a folder of other files (a COCO output into a folder holding another `instances.json`,
+    a YOLO dataset into a folder of documents) is not, without `overwrite`."""
+    if fmt.reader is None or not exists(output):
+        return
+    folder = is_dir(output)
+    if folder and not list_files(output):
+        return  # an empty folder
+    try:
+        first = next(iter(open_reader(output, from_format=fmt.name)), None)
+    except (AnnoconvError, OSError):
+        first = BadItem(AnnotationError(output, "unreadable"))
+    # A file may hold no image (a CSV header); a folder of files none of which is read holds
+    # something else.
+    if isinstance(first, BadItem) or (folder and first is None):
+        raise OptionError(
+            f"{output} exists and does not read as {fmt.name} (an earlier run's output "
+            "would): give --overwrite (overwrite=True) to write over it, or write to another "
+            "path"
+        )
+
+
+def _splits(options: RunOptions) -> bool:
+    """Whether the run writes one output per split (none at the output path itself)."""
+    return bool(options.split or options.keep_splits or options.split_lists)
+
+
+def _inside(path: str, folder: str) -> bool:
+    """Whether `path` lies below `folder` (both spelled by `comparable_path`)."""
+    return any(path.startswith(folder.rstrip(sep) + sep) for sep in {"/", os.sep})
 
 
 def _check_combinations(

@@ -116,6 +116,12 @@ class Report:
 
     def empty_note(self) -> str:
         """What a run that wrote no image says (`convert()` adds it to the warnings)."""
+        if not self.images_read and self.skipped:
+            # A whole file unreadable (truncated JSON, a damaged Parquet): not an empty source.
+            return (
+                f"the outputs hold no examples: no image was read; {len(self.skipped)} "
+                "item(s) of the source were skipped (see above)"
+            )
         if not self.images_read:
             return "the outputs hold no examples: the source has no images"
         return (

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from od_protos import Item, parse_with_protobuf, to_protobuf_text
 
-from annoconv.errors import LabelMapError, UnknownClassesError
+from annoconv.errors import LabelMapError, StorageError, UnknownClassesError
 from annoconv.formats import get_format
 from annoconv.formats.pbtxt import FORMAT, LabelMapWriter
 from annoconv.labelmap import LabelMap, LabelMapItem
@@ -515,9 +515,9 @@ def test_writer_abort_leaves_nothing(tmp_path: Path) -> None:
 
 
 def test_writer_failing_to_publish_leaves_no_partial_file(tmp_path: Path) -> None:
-    (tmp_path / "label_map.pbtxt").mkdir()  # the rename onto it fails
+    (tmp_path / "label_map.pbtxt").mkdir()  # refused when the file is opened, one line
     writer = LabelMapWriter(str(tmp_path / "label_map.pbtxt"))
     writer.write(record("a", "dog"))
-    with pytest.raises(OSError):
+    with pytest.raises(StorageError, match=r"label_map\.pbtxt: names a folder; name the file"):
         writer.close()
     assert os.listdir(tmp_path) == ["label_map.pbtxt"]

@@ -20,7 +20,7 @@ from preview_data import BLUE, GREEN, RED, Expected, close, make_dataset
 
 import annoconv
 from annoconv.cli import main
-from annoconv.errors import AnnotationError, FormatError
+from annoconv.errors import AnnotationError, FormatError, OptionError
 from annoconv.preview import PreviewReport, ShownImage, record_html, show_records_in_notebooks
 from annoconv.preview.colors import PALETTE, class_color, class_colors
 from annoconv.schema import ImageRecord, ObjectAnnotation
@@ -375,7 +375,7 @@ def test_tfrecord_boxes_are_placed_on_the_decoded_image(
 def test_outputs_are_checked_before_reading(tmp_path: Path) -> None:
     with pytest.raises(FormatError, match=r"\.html \(a page\) or \.png"):
         annoconv.preview(str(tmp_path / "nothing"), str(tmp_path / "out.jpg"))
-    with pytest.raises(ValueError, match="at least 1"):
+    with pytest.raises(OptionError, match="at least 1"):
         annoconv.preview(str(tmp_path / "nothing"), str(tmp_path / "out.html"), sample=0)
 
 

@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, NoReturn
 
 from annoconv.cli.commands import HANDLERS
-from annoconv.cli.common import EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_USAGE
+from annoconv.cli.common import EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_USAGE, UsageError
 from annoconv.cli.parser import build_parser
 from annoconv.errors import AnnoconvError, MissingDependencyError, OptionError
 
@@ -47,6 +47,21 @@ def _command(argv: Sequence[str]) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     words = list(sys.argv[1:] if argv is None else argv)
+    try:
+        return _main(words)
+    except KeyboardInterrupt:  # at any moment: while the parser is made, or the run runs
+        print(f"annoconv: interrupted; {_left_behind(words)}", file=sys.stderr)
+        return 130
+
+
+def _left_behind(words: Sequence[str]) -> str:
+    """What an interrupted command leaves: `images transcode` publishes image by image."""
+    if _command(words) == "images":
+        return "the images transcoded so far are kept, and a rerun skips them"
+    return "no output was published"
+
+
+def _main(words: list[str]) -> int:
     if _flag_value(words, "--engine") == "processes":
         from annoconv.forkserver import start_early
 
@@ -58,14 +73,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"annoconv: error: {error}", file=sys.stderr)
         return EXIT_FAILED
     try:
-        args = parser.parse_args(words)
+        args, unknown = parser.parse_known_args(words)
     except BrokenPipeError:  # --help into a closed pipe
         return _reader_gone()
+    if unknown:  # said by the command's parser: its --help is the one that helps
+        command = " ".join(filter(None, ("annoconv", args.command, getattr(args, "action", None))))
+        print(
+            f"{command}: error: unrecognized arguments: {' '.join(unknown)} (see {command} --help)",
+            file=sys.stderr,
+        )
+        return EXIT_USAGE
     handler = HANDLERS[args.handler]
     try:
         from annoconv.io.fs import merge_storage_options, using_storage_options
 
         with using_storage_options(merge_storage_options(getattr(args, "storage_options", []))):
+            _check_report_json(getattr(args, "report_json", None))
             return handler(args)
     except BrokenPipeError:  # `annoconv formats | head`: the reader has all it wants
         return _reader_gone()
@@ -77,9 +100,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(args, error, EXIT_FAILED)
     except OSError as error:
         return _fail(args, error, EXIT_FAILED)
-    except KeyboardInterrupt:
-        print("annoconv: interrupted; no output was published", file=sys.stderr)
-        return 130
+
+
+def _check_report_json(path: str | None) -> None:
+    """The report is saved once the outputs are published: a --report-json naming a folder
+    is refused first, not found after the outputs are out (a run exiting 1 that wrote all)."""
+    local = path is not None and "://" not in path
+    if local and path and (os.path.isdir(path) or path.endswith(("/", os.sep))):
+        raise UsageError(f"--report-json {path}: names a folder; name the JSON file to write")
 
 
 def run() -> NoReturn:

@@ -122,7 +122,8 @@ def _label_map_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--overwrite",
         action="store_true",
-        help="replace a different label_map.pbtxt already beside the outputs (default: refuse)",
+        help="replace a different label_map.pbtxt already beside the outputs, or write over a "
+        "file or non-empty folder at DST that does not read as DST's format (default: refuse)",
     )
     parser.add_argument(
         "--label-map-names",

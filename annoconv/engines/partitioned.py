@@ -206,7 +206,8 @@ def _share(job: Job, task: Task) -> Callable[[ReadResult], bool]:
 
 def run_partitioned(job: Job, reader: Reader, runner: TaskRunner) -> Report:
     """Run `job` as tasks on `runner`, publish the outputs and return the merged report."""
-    staging = join(dirname(job.output), f".{_basename(job.output)}.annoconv-{uuid.uuid4().hex[:8]}")
+    named = job.output.rstrip("/\\") or job.output  # `out/yolo/`: beside `out/yolo`, not in it
+    staging = join(dirname(named), f".{_basename(named)}.annoconv-{uuid.uuid4().hex[:8]}")
     # The engine runs tasks side by side: each prepares its records on its own thread.
     job = dataclasses.replace(job, prepare_threads=1)
     try:

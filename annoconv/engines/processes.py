@@ -16,8 +16,10 @@ from __future__ import annotations
 import contextlib
 import os
 import pickle
+import select
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -71,7 +73,8 @@ class ProcessRunner:
         self.parallelism = workers or os.cpu_count() or 1
         context = pool_context()
         forked = context.get_start_method() == "forkserver"
-        start = partial(_start, DriverContext.here()) if forked else None
+        driver = DriverContext.here() if forked else None
+        start = partial(_start, driver, os.getpid())
         self._pool = ProcessPoolExecutor(self.parallelism, context, initializer=start)
         # Starting the first worker waits for the forkserver to start and import annoconv:
         # a thread waits, while this one goes on opening and listing the source.
@@ -95,6 +98,17 @@ class ProcessRunner:
         self._starting.join()
         self._pool.shutdown(wait=True, cancel_futures=True)
 
+    def _stop_workers(self) -> None:
+        """End the workers at once, for an interrupted run: their tasks write into a staging
+        folder the driver removes next, and must not write into it afterwards."""
+        # The pool's own processes (ProcessPoolExecutor names no public way before 3.14).
+        workers = list(dict(getattr(self._pool, "_processes", None) or {}).values())
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for worker in workers:
+            worker.terminate()
+        for worker in workers:
+            worker.join()
+
     def map(self, function: Callable[[_T], _R], items: Sequence[_T]) -> list[_R]:
         futures = [self._pool.submit(function, item) for item in items]
         wait(futures)
@@ -108,15 +122,43 @@ class ProcessRunner:
             with task_bar(job.progress, len(futures)) as bar:
                 for _ in as_completed(futures):
                     bar.update(1)
+        except BaseException:  # interrupted (Ctrl-C): task errors come back in the futures
+            self._stop_workers()
+            raise
         finally:
             os.remove(handle.name)
         done = zip(futures, tasks, strict=True)
         return [_result(future, f"task {task.index}") for future, task in done]
 
 
-def _start(driver: DriverContext) -> None:
-    """A forked worker's first act: the driver's context (see `DriverContext`)."""
-    driver.enter()
+def _start(driver: DriverContext | None, driver_pid: int) -> None:
+    """A worker's first act: the driver's context, for a forked one (see `DriverContext`),
+    and a watch on the driver."""
+    if driver is not None:
+        driver.enter()
+    if os.name == "posix":  # (os.kill on Windows would end the driver, not probe it)
+        threading.Thread(target=_exit_without, args=(driver_pid,), daemon=True).start()
+
+
+def _exit_without(driver_pid: int) -> None:
+    """End this worker once the driver is gone (killed, even by SIGKILL). Nothing else
+    would: the worker would finish its task into a staging folder that no one publishes
+    or removes, then wait for work forever (it holds the work queue's writing end itself),
+    keeping the forkserver alive too."""
+    pidfd_open = getattr(os, "pidfd_open", None)  # Linux
+    with contextlib.suppress(OSError):
+        if pidfd_open is not None:
+            # Readable once the driver has ended (a zombie included): no polling.
+            select.select([pidfd_open(driver_pid)], [], [])
+            os._exit(1)
+    while True:  # no pidfd (macOS, old kernels): poll
+        time.sleep(0.5)
+        try:
+            os.kill(driver_pid, 0)
+        except ProcessLookupError:
+            os._exit(1)
+        except PermissionError:  # someone else's process took the pid: the driver is gone
+            os._exit(1)
 
 
 def _get_ready() -> None:

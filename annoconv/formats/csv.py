@@ -39,7 +39,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from annoconv.errors import AnnotationError
 from annoconv.formats.base import (
@@ -938,6 +938,12 @@ class CsvWriteOptions(FormatOptions):
         description="extra CSV columns, comma separated (e.g. difficult,truncated,xmin_norm)",
         json_schema_extra={"separator": ",", "metavar": "COLS"},
     )
+
+    @field_validator("columns")
+    @classmethod
+    def _known(cls, columns: list[str]) -> list[str]:
+        """Checked with the other options (a usage error), not when the writer opens."""
+        return list(_check_columns(columns))
 
 
 FORMAT = Format(

@@ -27,6 +27,7 @@ from annoconv.errors import (
     AnnotationError,
     MissingDependencyError,
     NotFoundError,
+    StorageError,
 )
 
 T = TypeVar("T")
@@ -323,16 +324,28 @@ def list_files(root: str, suffixes: Sequence[str] | None = None) -> list[str]:
     return sorted(found)
 
 
+#: What a run stages its outputs under (`AtomicFile`'s hidden sibling, an engine's staging
+#: folder): a run killed before publishing leaves them, and no listing of a source takes them.
+STAGED_NAME = re.compile(r"\..+\.(?:partial|annoconv)-[0-9a-f]{8}")
+
+
 def _all_files(root: str) -> list[str]:
     if is_remote(root):
         fs, path = filesystem(root)
         with storage_errors(root):
-            return [_remote_join(root, path, p) for p in fs.find(path)]
-    found: list[str] = []
+            found = [_remote_join(root, path, p) for p in fs.find(path)]
+        return [p for p in found if not _staged(posixpath.relpath(p, root))]
+    found = []
     for folder, dirs, files in os.walk(_local(root)):
-        dirs.sort()
-        found.extend(os.path.join(folder, name) for name in files)
+        dirs[:] = sorted(name for name in dirs if not STAGED_NAME.fullmatch(name))
+        found.extend(
+            os.path.join(folder, name) for name in files if not STAGED_NAME.fullmatch(name)
+        )
     return found
+
+
+def _staged(relative: str) -> bool:
+    return any(STAGED_NAME.fullmatch(part) for part in relative.split("/"))
 
 
 def source_suffixes(folder: str) -> list[str]:
@@ -488,6 +501,8 @@ def move(source: str, target: str) -> None:
     """Rename a file into place (atomic locally; a server-side copy on S3, so the bytes do not
     travel through this process)."""
     if not is_remote(source):
+        if os.path.isdir(_local(target)):  # (a file's staged copy: os.replace's error names it)
+            raise StorageError(target, "names a folder; name the file to write")
         os.makedirs(os.path.dirname(os.path.abspath(_local(target))), exist_ok=True)
         os.replace(_local(source), _local(target))
         return
@@ -539,12 +554,20 @@ class AtomicFile:
                 self.handle: IO[bytes] = self._open_remote()
         else:
             final = os.path.abspath(_local(uri))
-            os.makedirs(os.path.dirname(final), exist_ok=True)
+            # Found now, not by the rename that publishes the whole run's work.
+            if os.path.isdir(final) or uri.endswith(("/", os.sep)):
+                raise StorageError(uri, "names a folder; name the file to write")
             name = os.path.basename(final)
             self._temp = os.path.join(
                 os.path.dirname(final), f".{name}.partial-{uuid.uuid4().hex[:8]}"
             )
-            self.handle = open(self._temp, "wb")  # noqa: SIM115 - closed in commit/abort
+            try:
+                os.makedirs(os.path.dirname(final), exist_ok=True)
+                self.handle = open(self._temp, "wb")  # noqa: SIM115 - closed in commit/abort
+            except (FileExistsError, NotADirectoryError):
+                raise StorageError(
+                    uri, "cannot be written: a file stands where its folder would be"
+                ) from None
 
     def _open_remote(self) -> IO[bytes]:
         if _protocols(self.uri)[-1] in _DEFERRED_COMMIT:

@@ -115,9 +115,9 @@ def acquire(output: str) -> OutputLock:
 
 
 def _missing_folders(folder: str) -> list[str]:
-    """`folder` and those of its parents that do not exist, deepest first."""
+    """`folder` and those of its parents that do not exist yet, deepest first."""
     missing = []
-    while folder and not os.path.isdir(folder):
+    while folder and not os.path.exists(folder):
         missing.append(folder)
         parent = os.path.dirname(folder)
         if parent == folder:

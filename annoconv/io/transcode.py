@@ -28,7 +28,7 @@ from typing import Any, Literal
 
 from PIL import Image
 
-from annoconv.errors import AnnotationError, NotFoundError
+from annoconv.errors import AnnotationError, NotFoundError, OptionError
 from annoconv.io.archives import MAX_MEMBER_SIZE, is_archive, iter_members, safe_name
 from annoconv.io.embed import DEFAULT_PNG_LEVEL
 from annoconv.io.fs import (
@@ -109,9 +109,13 @@ def transcode_images(
     `storage_options` apply to remote sources and outputs (see `io.fs.using_storage_options`).
     """
     if to not in _EXTENSION:
-        raise ValueError(f"the target format must be png or jpeg, not {to!r}")
+        raise OptionError(f"the target format must be png or jpeg, not {to!r}")
     if not 0 <= png_level <= 9:
-        raise ValueError(f"png_level must be 0-9, got {png_level}")
+        raise OptionError(f"png_level must be 0-9, got {png_level}")
+    if not 0 <= jpeg_quality <= 100:  # Pillow's scale; it took 500 or -3 without a word
+        raise OptionError(f"jpeg_quality must be 0-100, got {jpeg_quality}")
+    if workers is not None and workers < 1:
+        raise OptionError(f"workers must be at least 1, got {workers}")
     if not exists(source):
         raise NotFoundError(source, "no such file or folder")
     report = TranscodeReport()

@@ -7,7 +7,7 @@ import posixpath
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from annoconv.errors import FormatError
+from annoconv.errors import FormatError, OptionError
 from annoconv.io.archives import is_archive
 from annoconv.io.fs import using_storage_options, write_atomic
 from annoconv.preview.collect import Candidate, open_source, select, show
@@ -42,9 +42,9 @@ def run_preview(
     page, sheet = _outputs(out, contact_sheet)
     size = sample if sample is not None else DEFAULT_SAMPLE if out else NOTEBOOK_SAMPLE
     if size < 1:
-        raise ValueError(f"the sample size must be at least 1, got {size}")
+        raise OptionError(f"the sample size must be at least 1, got {size}")
     if image_size < 16:
-        raise ValueError(f"image_size must be at least 16 pixels, got {image_size}")
+        raise OptionError(f"image_size must be at least 16 pixels, got {image_size}")
     report = PreviewReport(title=title or _title(source), sample=size, seed=seed)
     handler = ErrorHandler(on_error, report)
     archive, folder = (images, None) if images and is_archive(images) else (None, images)
