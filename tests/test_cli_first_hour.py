@@ -416,3 +416,21 @@ def test_ctrl_c_on_the_processes_engine_leaves_nothing(
     assert error.decode().startswith("annoconv: interrupted; no output was published\n")
     time.sleep(1)  # a worker still running would write again meanwhile
     assert sorted(os.listdir(out)) == []
+
+
+def test_a_box_outside_its_image_names_the_option_that_keeps_going(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A labelImg box drawn past the image's edge stops the run at its coordinate; the error
+    says which option converts the file anyway, and that option does."""
+    write(tmp_path / "ann" / "1.xml", labelimg_xml("1.jpg", 64, 48, [("cat", 4, 6, 80, 30)]))
+    out = tmp_path / "out.csv"
+    assert main(["convert", str(tmp_path / "ann"), str(out), "-q"]) == 1
+    error = capsys.readouterr().err.strip()
+    assert "object[1]/bndbox/xmax: xmax 80 is outside [0, 64] (image 64x48)" in error
+    assert error.endswith(
+        "(--boxes-outside clip keeps such boxes cut to the image, drop leaves them out)"
+    )
+    assert not out.exists()
+    assert main(["convert", str(tmp_path / "ann"), str(out), "-q", "--boxes-outside", "clip"]) == 0
+    assert out.read_text().splitlines()[1].split(",")[-4:] == ["4", "6", "64", "30"]

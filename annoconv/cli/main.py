@@ -139,6 +139,16 @@ def _fail(args: argparse.Namespace, error: BaseException, code: int) -> int:
     if getattr(args, "debug", False):
         raise error
     message = " ".join(str(error).split()) or type(error).__name__
-    hint = f" (see annoconv {args.command} --help)" if code == EXIT_USAGE else ""
-    print(f"annoconv: error: {message}{hint}", file=sys.stderr)
+    print(f"annoconv: error: {message}{_hint(args, error, code)}", file=sys.stderr)
     return code
+
+
+def _hint(args: argparse.Namespace, error: BaseException, code: int) -> str:
+    """What the user can do next, where the error alone does not say."""
+    if code == EXIT_USAGE:
+        return f" (see annoconv {args.command} --help)"
+    from annoconv.schema import BoxOutsideError
+
+    if isinstance(error, BoxOutsideError) and hasattr(args, "boxes_outside"):
+        return " (--boxes-outside clip keeps such boxes cut to the image, drop leaves them out)"
+    return ""
