@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from annoconv.errors import AnnoconvError, AnnotationError, OptionError
+from annoconv.errors import AnnoconvError, OptionError
 from annoconv.filters import ClassSelection, build_filters, selection_check
 from annoconv.formats import BadItem, Format, Reader, Source, Writer, get_format
 from annoconv.formats.base import Capabilities, SingleFileWriter
@@ -317,18 +317,25 @@ def check_replaced_file(output: str, fmt: Format) -> None:
     folder = is_dir(output)
     if folder and not list_files(output):
         return  # an empty folder
-    try:
-        first = next(iter(open_reader(output, from_format=fmt.name)), None)
-    except (AnnoconvError, OSError):
-        first = BadItem(AnnotationError(output, "unreadable"))
-    # A file may hold no image (a CSV header); a folder of files none of which is read holds
-    # something else.
-    if isinstance(first, BadItem) or (folder and first is None):
+    if not _reads_as(output, fmt, folder):
         raise OptionError(
             f"{output} exists and does not read as {fmt.name} (an earlier run's output "
             "would): give --overwrite (overwrite=True) to write over it, or write to another "
             "path"
         )
+
+
+def _reads_as(output: str, fmt: Format, folder: bool) -> bool:
+    """Whether what is at `output` holds `fmt`'s data: the format's quick look, or its first
+    record (a file may hold none: a CSV header; a folder of files none of which is read
+    holds something else)."""
+    if fmt.recognizes is not None:
+        return fmt.recognizes(output)
+    try:
+        first = next(iter(open_reader(output, from_format=fmt.name)), None)
+    except (AnnoconvError, OSError):
+        return False
+    return not isinstance(first, BadItem) and not (folder and first is None)
 
 
 def _splits(options: RunOptions) -> bool:

@@ -451,3 +451,7 @@ class Format:
     #: Looks into a folder and says whether it holds a dataset of this format (a YOLO folder
     #: with its data.yaml), for formats whose folders their files' extensions do not tell.
     claims_folder: Callable[[str], bool] | None = field(default=None, compare=False)
+    #: A quick look (a header, the first bytes) at what is at an output path: whether it
+    #: holds this format's data, as an earlier run's output does. For formats whose reader
+    #: reads a whole file before its first record; without it, the first record is read.
+    recognizes: Callable[[str], bool] | None = field(default=None, compare=False)

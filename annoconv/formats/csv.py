@@ -32,6 +32,7 @@ checked by pyarrow, and only the images a check flags are read the record way.
 from __future__ import annotations
 
 import csv
+import io
 import posixpath
 import re
 from collections import Counter
@@ -54,7 +55,15 @@ from annoconv.formats.base import (
     SingleFileWriter,
     Source,
 )
-from annoconv.io.fs import decode_line, exists, expand_source, join, open_input, read_bytes
+from annoconv.io.fs import (
+    decode_line,
+    exists,
+    expand_source,
+    head_lines,
+    join,
+    open_input,
+    read_bytes,
+)
 from annoconv.io.ranges import RowsBefore, comma_key, cut_ranges, open_range, read_range
 from annoconv.options import FormatOptions
 from annoconv.schema import (
@@ -460,6 +469,20 @@ def _layout(uri: str, line: int, header: list[str]) -> _Layout:
         group_column="key" if "key" in index else "filename",
         split=None if "split" in index else _folder_split(uri),
     )
+
+
+def has_csv_header(path: str) -> bool:
+    """Whether the file at `path` starts with a header row of this format (see
+    `Format.recognizes`: its reader reads a whole file before its first image)."""
+    try:
+        head = head_lines(path)
+        if head is None:
+            return False
+        rows = _numbered_rows(path, io.BytesIO(head), RowsBefore(None))
+        _layout(path, *_header(path, rows))
+    except (AnnotationError, OSError):
+        return False
+    return True
 
 
 def is_roboflow_export(folder: str) -> bool:
@@ -954,4 +977,5 @@ FORMAT = Format(
     writer=CsvWriter,
     write_options=CsvWriteOptions,
     claims_folder=is_roboflow_export,
+    recognizes=has_csv_header,
 )

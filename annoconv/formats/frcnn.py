@@ -40,6 +40,7 @@ with too few fields is charged to the image named by its first field).
 
 from __future__ import annotations
 
+import io
 import math
 import re
 from collections.abc import Iterator
@@ -57,7 +58,7 @@ from annoconv.formats.base import (
     ReadResult,
     SingleFileWriter,
 )
-from annoconv.io.fs import decode_line, open_input
+from annoconv.io.fs import decode_line, head_lines, open_input
 from annoconv.options import FormatOptions
 from annoconv.schema import (
     MAX_NUMBER_DIGITS,
@@ -240,6 +241,24 @@ def _read_file(uri: str) -> Iterator[ReadResult]:
         yield _result(uri, key, image)
 
 
+def starts_with_a_box_line(path: str) -> bool:
+    """Whether the first line of the file at `path` is a line of this format, or the file
+    holds none (see `Format.recognizes`: its reader reads a whole file before its first
+    image)."""
+    try:
+        head = head_lines(path)
+        if head is None:
+            return False
+        for number, text in _numbered_lines(path, io.BytesIO(head)):
+            if text.strip():
+                images: dict[str, _Image] = {}
+                _add_line(path, number, text, images)
+                return all(image.error is None for image in images.values())
+    except (AnnotationError, OSError):
+        return False
+    return True
+
+
 def _group(uri: str, handle: IO[bytes]) -> tuple[dict[str, _Image], AnnotationError | None]:
     """The file's boxes by filepath, and why reading stopped early, if it did."""
     images: dict[str, _Image] = {}
@@ -357,4 +376,5 @@ FORMAT = Format(
     reader=FrcnnReader,
     writer=FrcnnWriter,
     write_options=FrcnnWriteOptions,
+    recognizes=starts_with_a_box_line,
 )

@@ -447,6 +447,18 @@ def _common_root(files: Sequence[str]) -> str:
     return os.path.commonpath([os.path.dirname(os.path.abspath(f)) for f in files])
 
 
+def head_lines(uri: str, limit: int = 1 << 16) -> bytes | None:
+    """The first whole lines of `uri` within its first `limit` bytes (the whole file when it
+    is shorter), for a quick look at a text file; None when its first line is longer (a
+    JSON document on one line is no file of lines)."""
+    with open_input(uri) as handle:
+        head = handle.read(limit + 1)
+    if len(head) <= limit:
+        return head
+    end = head.rfind(b"\n")
+    return head[: end + 1] if end >= 0 else None
+
+
 @contextlib.contextmanager
 def open_input(uri: str) -> Iterator[IO[bytes]]:
     """A binary file object for reading a local path or any fsspec URL."""

@@ -33,10 +33,19 @@ from __future__ import annotations
 from annoconv.formats.base import Format
 from annoconv.formats.coco.detect import is_coco
 from annoconv.formats.coco.options import CocoReadOptions, CocoWriteOptions
-from annoconv.formats.coco.reader import CocoReader
+from annoconv.formats.coco.reader import JSON_SUFFIXES, CocoReader
 from annoconv.formats.coco.writer import CocoWriter
+from annoconv.io.fs import is_dir, list_files
 
 __all__ = ["FORMAT", "CocoReader", "CocoWriter", "is_coco", "sniff"]
+
+
+def holds_coco(path: str) -> bool:
+    """Whether `path` is a COCO file, or a folder holding one, as the reader takes them (see
+    `Format.recognizes`: the reader reads a file to its end before its first image)."""
+    if not is_dir(path):
+        return is_coco(path)
+    return any(is_coco(file) for file in list_files(path, JSON_SUFFIXES))
 
 
 def sniff(path: str) -> str:
@@ -54,4 +63,5 @@ FORMAT = Format(
     read_options=CocoReadOptions,
     write_options=CocoWriteOptions,
     reads_folders=True,
+    recognizes=holds_coco,
 )
