@@ -474,3 +474,17 @@ def test_what_is_at_the_output_is_told_by_a_look_at_its_head(
     else:
         with pytest.raises(OptionError, match="does not read as"):
             check_replaced_file(str(out), get_format(fmt))
+
+
+def test_a_file_the_system_cannot_open_is_named_in_words(
+    voc: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A split list that is missing, or a folder, gave Python's `[Errno 2] No such file or
+    directory: '...'`; the line names the file, then what is wrong with it."""
+    missing, folder = tmp_path / "nothere.txt", tmp_path / "ann"
+    out = tmp_path / "out.csv"
+    assert run_cli("convert", voc, out, "--split-lists", f"train={missing}") == 1
+    assert capsys.readouterr().err == f"annoconv: error: {missing}: no such file or directory\n"
+    assert run_cli("convert", voc, out, "--split-lists", f"train={folder}") == 1
+    assert capsys.readouterr().err == f"annoconv: error: {folder}: is a directory\n"
+    assert not out.exists()

@@ -138,9 +138,17 @@ def _reader_gone() -> int:
 def _fail(args: argparse.Namespace, error: BaseException, code: int) -> int:
     if getattr(args, "debug", False):
         raise error
-    message = " ".join(str(error).split()) or type(error).__name__
+    message = " ".join(_said(error).split()) or type(error).__name__
     print(f"annoconv: error: {message}{_hint(args, error, code)}", file=sys.stderr)
     return code
+
+
+def _said(error: BaseException) -> str:
+    """The error in words: an OSError as its file and what went wrong (`x.txt: no such file
+    or directory`), not Python's `[Errno 2] No such file or directory: 'x.txt'`."""
+    if isinstance(error, OSError) and error.filename is not None and error.strerror:
+        return f"{error.filename}: {error.strerror[0].lower()}{error.strerror[1:]}"
+    return str(error)
 
 
 def _hint(args: argparse.Namespace, error: BaseException, code: int) -> str:
