@@ -194,10 +194,6 @@ def _check_archives(specs: Sequence[MergeSource], images: str | None) -> None:
         )
 
 
-def _paths(source: Source) -> list[str]:
-    return [source] if isinstance(source, str) else list(source)
-
-
 def merge(
     sources: Iterable[str | MergeSource],
     output: str,
@@ -215,7 +211,7 @@ def merge(
     sources = list(sources)
     read = [s.source if isinstance(s, MergeSource) else s for s in sources]
     # (The sources' formats are inferred later: an output inside a source folder is let be.)
-    check_output_apart([path for given in read for path in _paths(given)], output, inside=False)
+    check_output_apart(read, output, inside=False)
     settings = RunOptions.of(keywords) if options is None else options.replaced(**keywords)
     reader = open_merged(sources, images=settings.images, read_options=settings.read_options)
     report = convert(reader, output, settings.replaced(read_options={}))

@@ -79,11 +79,10 @@ def make_plan(
         check_replaced_file(output, fmt)
     reader, from_format, read_options, selects = _open_source(source, options, images)
     if not isinstance(source, Reader):
-        paths = [source] if isinstance(source, str) else list(source)
         # A shard prefix read and written keeps the input when the shard count differs
         # (a set of other names, see `stale_outputs`): not refused here.
         same = not writer_class.capabilities.sharded
-        check_output_apart(paths, output, inside=from_format == fmt.name, same=same)
+        check_output_apart([source], output, inside=from_format == fmt.name, same=same)
     # Each pass gets its own filters (they count what they change).
     make_filters = partial(
         build_filters,
@@ -281,7 +280,7 @@ def _images(images: str | None) -> tuple[str | None, str | None]:
 
 
 def check_output_apart(
-    sources: Sequence[str], output: str, *, inside: bool = True, same: bool = True
+    sources: Iterable[Source], output: str, *, inside: bool = True, same: bool = True
 ) -> None:
     """Refuse an output that is a file the run reads or, with `inside` (the output is in the
     source's format), lies inside a folder it reads: the run would write over the user's
@@ -290,7 +289,8 @@ def check_output_apart(
     folder is not read as COCO; files there are protected by `check_replaced_file`.)
     `same=False` lets an output equal a source: a shard prefix, whose files are others."""
     target = comparable_path(output)
-    for source in sources:
+    paths = (path for given in sources for path in ([given] if isinstance(given, str) else given))
+    for source in paths:
         if any(char in source for char in GLOB_CHARS):
             continue  # a pattern names what it reads; the output is published after reading
         read = comparable_path(source)

@@ -147,7 +147,9 @@ def _said(error: BaseException) -> str:
     """The error in words: an OSError as its file and what went wrong (`x.txt: no such file
     or directory`), not Python's `[Errno 2] No such file or directory: 'x.txt'`."""
     if isinstance(error, OSError) and error.filename is not None and error.strerror:
-        return f"{error.filename}: {error.strerror[0].lower()}{error.strerror[1:]}"
+        from annoconv.io.fs import os_problem
+
+        return f"{error.filename}: {os_problem(error)}"
     return str(error)
 
 

@@ -37,7 +37,13 @@ from annoconv.io.fs import (
     relative_posix,
     write_atomic,
 )
-from annoconv.io.images import ImageLocator, is_image_name, read_image_info
+from annoconv.io.images import (
+    DEVKIT_ANNOTATIONS,
+    DEVKIT_IMAGES,
+    ImageLocator,
+    is_image_name,
+    read_image_info,
+)
 from annoconv.options import FormatOptions
 from annoconv.report import OutputFile
 from annoconv.schema import (
@@ -74,8 +80,6 @@ XML_SUFFIXES = (".xml",)
 VOC_FLAGS = ("truncated", "difficult", "occluded")
 #: labelImg's literal for "no pose"; read as None and written for None.
 UNSPECIFIED_POSE = "Unspecified"
-#: The VOC devkit's folders of XMLs and of their images, side by side.
-DEVKIT_ANNOTATIONS, DEVKIT_IMAGES = "Annotations", "JPEGImages"
 #: Top-level folders of a source that name the split of the XMLs in them (Roboflow's VOC
 #: export holds train/, valid/ and test/, each with its images and XMLs).
 SPLIT_FOLDERS = frozenset({"train", "val", "valid", "test"})
@@ -224,9 +228,8 @@ def read_voc_file(
 
 
 def _box_count(root: etree._Element) -> int:
-    """The boxes of a document's objects: one each, or one per `<bndbox>` of those that
-    hold several (as `_objects` reads them)."""
-    return sum(max(1, len(element.findall("bndbox"))) for element in root.iterfind("object"))
+    """The boxes of a document's objects, as `_objects` reads them (see `_object_labels`)."""
+    return len(_object_labels(root))
 
 
 def object_tags(data: bytes) -> int:
@@ -719,7 +722,7 @@ def _objects(
     label = _text(name)
     if not label:
         raise AnnotationError(uri, "empty <name>", _at(name, f"{at}/name"))
-    boxes = [child for child in element if child.tag == "bndbox"]
+    boxes = element.findall("bndbox")
     if not boxes:
         raise AnnotationError(uri, "missing <bndbox>", _at(element, at))
     flags = {flag: _flag(children.get(flag), at, uri) for flag in VOC_FLAGS}

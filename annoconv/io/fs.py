@@ -201,6 +201,14 @@ def storage_errors(uri: str) -> Iterator[None]:
         raise AccessDeniedError(uri, f"no usable credentials ({exc})") from None
 
 
+def os_problem(exc: OSError) -> str:
+    """An OSError as a short phrase, without the path (the message names it already):
+    `no such file or directory`."""
+    if exc.strerror:
+        return exc.strerror[0].lower() + exc.strerror[1:]
+    return str(exc) or type(exc).__name__
+
+
 def _detail(exc: OSError) -> str:
     return exc.strerror or (str(exc.args[0]) if exc.args else type(exc).__name__)
 

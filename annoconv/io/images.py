@@ -30,6 +30,7 @@ from annoconv.io.fs import (
     join,
     list_files,
     open_input,
+    os_problem,
     read_bytes,
     relative_posix,
     size_of,
@@ -57,6 +58,8 @@ _TIFF_IMAGE_LENGTH = 257
 # Palette images decode to RGB, or RGBA when the palette carries alpha.
 _PALETTE_DEPTH = {"P": 3, "PA": 4}
 WINDOWS_ABSOLUTE = re.compile(r"^[A-Za-z]:[\\/]")
+#: The VOC devkit's folders of annotations and of their images, side by side.
+DEVKIT_ANNOTATIONS, DEVKIT_IMAGES = "Annotations", "JPEGImages"
 
 
 @dataclass(frozen=True)
@@ -112,7 +115,7 @@ def read_image_info(uri: str) -> ImageInfo:
     except FileNotFoundError:
         raise AnnotationError(uri, "image file not found") from None
     except OSError as exc:
-        raise AnnotationError(uri, f"cannot open the image: {_os_problem(exc)}") from None
+        raise AnnotationError(uri, f"cannot open the image: {os_problem(exc)}") from None
 
 
 @contextlib.contextmanager
@@ -143,7 +146,7 @@ def read_image_bytes(uri: str, source: str | None = None) -> bytes:
     except FileNotFoundError:
         raise _read_error(uri, source, "not found") from None
     except OSError as exc:
-        raise _read_error(uri, source, f"cannot be read: {_os_problem(exc)}") from None
+        raise _read_error(uri, source, f"cannot be read: {os_problem(exc)}") from None
 
 
 def _open_regular(path: str) -> int:
@@ -169,13 +172,6 @@ _KINDS = {
     stat.S_IFBLK: "a block device",
     stat.S_IFSOCK: "a socket",
 }
-
-
-def _os_problem(exc: OSError) -> str:
-    """An OSError as a short phrase, without the path (the message names it already)."""
-    if exc.strerror:
-        return exc.strerror[0].lower() + exc.strerror[1:]
-    return str(exc) or type(exc).__name__
 
 
 def _read_error(uri: str, source: str | None, problem: str) -> AnnotationError:
@@ -403,7 +399,7 @@ class ImageLocator:
         except (AnnotationError, StorageError):
             raise
         except OSError as exc:
-            problem = f"image {filename!r} cannot be looked up: {_os_problem(exc)}"
+            problem = f"image {filename!r} cannot be looked up: {os_problem(exc)}"
             raise AnnotationError(annotation_uri, problem) from None
 
     def searched(self, annotation_uri: str, filename: str, path: str | None = None) -> list[str]:
@@ -599,7 +595,7 @@ class RecordImages:
         except FileNotFoundError:
             return uri  # reported as not found where it is read
         except OSError as exc:
-            raise AnnotationError(source, f"image_uri {uri}: {_os_problem(exc)}") from None
+            raise AnnotationError(source, f"image_uri {uri}: {os_problem(exc)}") from None
         if not stat.S_ISREG(mode):
             kind = _KINDS.get(stat.S_IFMT(mode), "a special file")
             raise AnnotationError(source, f"image_uri {uri} is not a regular file ({kind})")
@@ -635,7 +631,7 @@ class _TreeIndex:
 def _devkit_images(folder: str) -> list[str]:
     """`[JPEGImages beside folder]` when `folder` is a VOC devkit's `Annotations`, else []."""
     name = posixpath.basename(folder.replace("\\", "/").rstrip("/"))
-    return [join(dirname(folder), "JPEGImages")] if name == "Annotations" else []
+    return [join(dirname(folder), DEVKIT_IMAGES)] if name == DEVKIT_ANNOTATIONS else []
 
 
 def _identical_files(uris: Sequence[str]) -> bool:
